@@ -1,0 +1,17 @@
+//! The claudemesh wire contract, shared by the server and the CLI.
+//!
+//! Everything both sides must agree on lives here and nowhere else: the JSON
+//! bodies of every endpoint, the token and user-code formats, and the stable
+//! error codes. Nothing in this crate touches a socket or a file, so all of it
+//! is unit-tested in isolation.
+
+pub mod error;
+mod secret;
+pub mod token;
+pub mod user_code;
+pub mod wire;
+
+pub use error::{ErrorBody, ErrorCode};
+pub use secret::{DeviceCode, SecretFormatError, sha256_hex};
+pub use token::{SCAN_REGEX, Token, TokenFormatError, TokenKind};
+pub use user_code::{USER_CODE_ALPHABET, UserCode, UserCodeError};

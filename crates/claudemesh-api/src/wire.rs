@@ -1,0 +1,300 @@
+//! JSON bodies of every endpoint. Requests refuse unknown fields, so a typo
+//! in a client is an error rather than a silently ignored setting.
+//!
+//! Times are RFC 3339 strings in UTC (`2026-11-23T19:05:33Z`).
+
+use crate::token::TokenKind;
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// An RFC 3339 UTC timestamp.
+pub type Timestamp = String;
+
+/// Derives the traits every wire type has, plus its OpenAPI schema when the
+/// `openapi` feature is on.
+macro_rules! wire {
+    ($($item:item)*) => {$(
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        $item
+    )*};
+}
+
+// ---------------------------------------------------------------- accounts
+wire! {
+    #[serde(deny_unknown_fields)]
+    pub struct RegisterRequest {
+        pub email: String,
+        pub password: String,
+        pub name: String,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct SignInRequest {
+        pub email: String,
+        pub password: String,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct ChangePasswordRequest {
+        pub current_password: String,
+        pub new_password: String,
+    }
+
+    /// Who an account is.
+    pub struct UserSummary {
+        pub id: String,
+        pub name: String,
+        pub email: String,
+    }
+
+    pub struct AccountResponse {
+        pub user: UserSummary,
+    }
+
+    pub struct ChangePasswordResponse {
+        /// How many CLI session tokens the change revoked (PATs are kept).
+        pub revoked_sessions: u64,
+    }
+
+    pub struct OkResponse {
+        pub ok: bool,
+    }
+}
+
+// ------------------------------------------------------------ device codes
+wire! {
+    /// What the CLI tells the server about the machine asking to sign in.
+    #[serde(deny_unknown_fields)]
+    pub struct DeviceCodeRequest {
+        pub device_name: String,
+        pub device_os: String,
+        pub device_arch: String,
+    }
+
+    pub struct DeviceCodeResponse {
+        /// The secret the CLI polls with. Never show it to the user.
+        pub device_code: String,
+        /// The code the user checks in the browser, `ABCD-EFGH`.
+        pub user_code: String,
+        /// The page where the user approves (`…/cli-auth`).
+        pub verification_url: String,
+        /// The same page with the code filled in.
+        pub verification_uri_complete: String,
+        pub expires_at: Timestamp,
+        /// Seconds until the code expires (immune to clock skew).
+        pub expires_in: u64,
+        /// Seconds to wait between polls.
+        pub interval: f64,
+    }
+
+    #[serde(rename_all = "snake_case")]
+    #[derive(Copy, Eq)]
+    pub enum DeviceCodeStatus {
+        Pending,
+        Approved,
+        Denied,
+        Expired,
+    }
+
+    pub struct DevicePollResponse {
+        pub status: DeviceCodeStatus,
+        /// Present exactly once: on the first poll after approval.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub token: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub user: Option<UserSummary>,
+        /// True when the code was approved but another poller already took the token.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pub already_claimed: bool,
+    }
+
+    /// The 429 body of a poll that came too early.
+    pub struct SlowDownBody {
+        pub error: crate::ErrorCode,
+        pub message: String,
+        pub slow_down: bool,
+        /// Seconds to wait before the next poll.
+        pub interval: f64,
+    }
+
+    /// What the approve and deny endpoints answer.
+    pub struct DeviceDecisionResponse {
+        pub status: DeviceCodeStatus,
+    }
+}
+
+// ----------------------------------------------------------------- tokens
+wire! {
+    /// The machine a session token was issued to.
+    pub struct DeviceInfo {
+        pub name: String,
+        pub os: String,
+        pub arch: String,
+    }
+
+    /// A token as listed: metadata only, never the raw value.
+    pub struct TokenInfo {
+        pub id: String,
+        pub kind: TokenKind,
+        pub name: String,
+        /// The first characters of the token, e.g. `cm_pat_k3xq9a2b`.
+        pub display_prefix: String,
+        pub created_at: Timestamp,
+        pub last_used_at: Option<Timestamp>,
+        /// `null` for a token that never expires.
+        pub expires_at: Option<Timestamp>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub device: Option<DeviceInfo>,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct CreatePatRequest {
+        pub name: String,
+        /// 30, 90 or 365; `null` for a token that never expires; absent for the default (365).
+        #[serde(default, deserialize_with = "present_or_null", skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+        pub expires_in_days: Option<Option<u32>>,
+    }
+
+    pub struct CreatedPat {
+        /// The raw token. Shown once; the server keeps only its hash.
+        pub token: String,
+        #[serde(flatten)]
+        pub info: TokenInfo,
+    }
+
+    pub struct TokenList {
+        pub tokens: Vec<TokenInfo>,
+    }
+
+    /// A CLI session: one `claudemesh login` on one machine.
+    pub struct SessionInfo {
+        #[serde(flatten)]
+        pub token: TokenInfo,
+        /// Whether this is the session making the request.
+        pub current: bool,
+    }
+
+    pub struct SessionList {
+        pub sessions: Vec<SessionInfo>,
+    }
+
+    /// How the request proved who it is.
+    pub struct CredentialInfo {
+        /// `token` or `cookie`.
+        pub via: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub token: Option<TokenInfo>,
+    }
+
+    pub struct WhoAmIResponse {
+        pub user: UserSummary,
+        pub credential: CredentialInfo,
+    }
+
+    /// Revoke a token by possession: logout, or anyone who found a leak.
+    #[serde(deny_unknown_fields)]
+    pub struct RevokeRequest {
+        pub token: String,
+    }
+}
+
+// --------------------------------------------- OAuth 2.0 device grant (RFC 8628)
+/// The RFC 8628 grant type for polling `/oauth/token`.
+pub const DEVICE_CODE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+wire! {
+    /// `POST /oauth/device_authorization`, form-encoded (RFC 8628 §3.1).
+    pub struct OAuthDeviceAuthorizationRequest {
+        #[serde(default)]
+        pub client_id: Option<String>,
+        #[serde(default)]
+        pub scope: Option<String>,
+        #[serde(default)]
+        pub device_name: Option<String>,
+        #[serde(default)]
+        pub device_os: Option<String>,
+        #[serde(default)]
+        pub device_arch: Option<String>,
+    }
+
+    /// RFC 8628 §3.2.
+    pub struct OAuthDeviceAuthorizationResponse {
+        pub device_code: String,
+        pub user_code: String,
+        pub verification_uri: String,
+        pub verification_uri_complete: String,
+        pub expires_in: u64,
+        /// Whole seconds, as the RFC requires.
+        pub interval: u64,
+    }
+
+    /// `POST /oauth/token`, form-encoded (RFC 8628 §3.4).
+    pub struct OAuthTokenRequest {
+        #[serde(default)]
+        pub grant_type: Option<String>,
+        #[serde(default)]
+        pub device_code: Option<String>,
+        #[serde(default)]
+        pub client_id: Option<String>,
+    }
+
+    /// RFC 6749 §5.1.
+    pub struct OAuthTokenResponse {
+        pub access_token: String,
+        pub token_type: String,
+        pub expires_in: u64,
+    }
+
+    /// RFC 6749 §5.2.
+    pub struct OAuthErrorBody {
+        pub error: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub error_description: Option<String>,
+    }
+}
+
+/// Keeps "absent" (outer `None`) apart from an explicit `null` (`Some(None)`).
+fn present_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pat_expiry_tells_absent_from_never() {
+        let absent: CreatePatRequest = serde_json::from_str(r#"{"name":"ci"}"#).unwrap();
+        assert_eq!(absent.expires_in_days, None);
+        let never: CreatePatRequest =
+            serde_json::from_str(r#"{"name":"ci","expires_in_days":null}"#).unwrap();
+        assert_eq!(never.expires_in_days, Some(None));
+        let days: CreatePatRequest =
+            serde_json::from_str(r#"{"name":"ci","expires_in_days":30}"#).unwrap();
+        assert_eq!(days.expires_in_days, Some(Some(30)));
+        let back = serde_json::to_value(&never).unwrap();
+        assert_eq!(back["expires_in_days"], serde_json::Value::Null);
+    }
+
+    #[test]
+    fn requests_refuse_unknown_fields() {
+        let err = serde_json::from_str::<SignInRequest>(r#"{"email":"a","password":"b","x":1}"#);
+        assert!(err.is_err());
+    }
+
+    #[test]
+    fn poll_response_omits_absent_token() {
+        let body = DevicePollResponse {
+            status: DeviceCodeStatus::Pending,
+            token: None,
+            user: None,
+            already_claimed: false,
+        };
+        assert_eq!(serde_json::to_string(&body).unwrap(), r#"{"status":"pending"}"#);
+    }
+}
