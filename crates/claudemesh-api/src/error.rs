@@ -99,7 +99,11 @@ mod tests {
 
     #[test]
     fn codes_serialize_as_their_stable_names() {
-        for code in [ErrorCode::InvalidJson, ErrorCode::CsrfRejected, ErrorCode::SlowDown] {
+        for code in [
+            ErrorCode::InvalidJson,
+            ErrorCode::CsrfRejected,
+            ErrorCode::SlowDown,
+        ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));
         }

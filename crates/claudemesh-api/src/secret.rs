@@ -9,12 +9,15 @@ use std::fmt;
 
 /// Lowercase RFC 4648 base32 without padding, as used in every secret.
 pub(crate) fn base32_lower(bytes: &[u8]) -> String {
-    data_encoding::BASE32_NOPAD.encode(bytes).to_ascii_lowercase()
+    data_encoding::BASE32_NOPAD
+        .encode(bytes)
+        .to_ascii_lowercase()
 }
 
 /// Whether `s` is made only of lowercase base32 symbols (`a-z`, `2-7`).
 pub(crate) fn is_base32_lower(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
+    s.bytes()
+        .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
 }
 
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
@@ -100,9 +103,15 @@ mod tests {
 
     #[test]
     fn device_code_rejects_bad_text() {
-        assert_eq!(DeviceCode::parse("abc"), Err(SecretFormatError::WrongLength));
+        assert_eq!(
+            DeviceCode::parse("abc"),
+            Err(SecretFormatError::WrongLength)
+        );
         let upper = "A".repeat(DeviceCode::LEN);
-        assert_eq!(DeviceCode::parse(&upper), Err(SecretFormatError::BadCharacter));
+        assert_eq!(
+            DeviceCode::parse(&upper),
+            Err(SecretFormatError::BadCharacter)
+        );
     }
 
     #[test]

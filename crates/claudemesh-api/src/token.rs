@@ -192,15 +192,28 @@ mod tests {
             let mut bytes = text.as_bytes().to_vec();
             bytes[i] = if bytes[i] == b'a' { b'b' } else { b'a' };
             let typo = String::from_utf8(bytes).unwrap();
-            assert_eq!(Token::parse(&typo), Err(TokenFormatError::BadChecksum), "{i}");
+            assert_eq!(
+                Token::parse(&typo),
+                Err(TokenFormatError::BadChecksum),
+                "{i}"
+            );
         }
     }
 
     #[test]
     fn malformed_tokens_say_why() {
-        assert_eq!(Token::parse("ghp_abc"), Err(TokenFormatError::UnknownPrefix));
-        assert_eq!(Token::parse("cm_pat_abc"), Err(TokenFormatError::WrongLength));
-        assert_eq!(Token::parse("cm_pat_ABC"), Err(TokenFormatError::BadCharacter));
+        assert_eq!(
+            Token::parse("ghp_abc"),
+            Err(TokenFormatError::UnknownPrefix)
+        );
+        assert_eq!(
+            Token::parse("cm_pat_abc"),
+            Err(TokenFormatError::WrongLength)
+        );
+        assert_eq!(
+            Token::parse("cm_pat_ABC"),
+            Err(TokenFormatError::BadCharacter)
+        );
         let token = Token::generate(TokenKind::Pat);
         let truncated = &token.expose()[..token.expose().len() - 1];
         assert_eq!(Token::parse(truncated), Err(TokenFormatError::WrongLength));

@@ -107,7 +107,13 @@ mod tests {
     #[test]
     fn typing_is_forgiving() {
         let code = UserCode::parse("BCDF-GHJK").unwrap();
-        for typed in ["bcdf-ghjk", "BCDFGHJK", " bcdf ghjk ", "bcdfghjk\n", "Bc-Df-Gh-Jk"] {
+        for typed in [
+            "bcdf-ghjk",
+            "BCDFGHJK",
+            " bcdf ghjk ",
+            "bcdfghjk\n",
+            "Bc-Df-Gh-Jk",
+        ] {
             assert_eq!(UserCode::parse(typed), Ok(code), "{typed:?}");
         }
         assert_eq!(code.compact(), "BCDFGHJK");
@@ -116,10 +122,22 @@ mod tests {
     #[test]
     fn wrong_codes_are_refused() {
         assert_eq!(UserCode::parse("BCDF-GHJ"), Err(UserCodeError::WrongLength));
-        assert_eq!(UserCode::parse("BCDF-GHJKL"), Err(UserCodeError::WrongLength));
-        assert_eq!(UserCode::parse("ABCD-EFGH"), Err(UserCodeError::BadCharacter));
-        assert_eq!(UserCode::parse("BCDF-GHJ1"), Err(UserCodeError::BadCharacter));
-        assert_eq!(UserCode::parse("ÉCDF-GHJK"), Err(UserCodeError::BadCharacter));
+        assert_eq!(
+            UserCode::parse("BCDF-GHJKL"),
+            Err(UserCodeError::WrongLength)
+        );
+        assert_eq!(
+            UserCode::parse("ABCD-EFGH"),
+            Err(UserCodeError::BadCharacter)
+        );
+        assert_eq!(
+            UserCode::parse("BCDF-GHJ1"),
+            Err(UserCodeError::BadCharacter)
+        );
+        assert_eq!(
+            UserCode::parse("ÉCDF-GHJK"),
+            Err(UserCodeError::BadCharacter)
+        );
         assert_eq!(UserCode::parse(""), Err(UserCodeError::WrongLength));
     }
 
@@ -127,7 +145,11 @@ mod tests {
     fn generated_codes_use_only_the_alphabet() {
         for _ in 0..200 {
             let code = UserCode::generate();
-            assert!(code.compact().bytes().all(|b| USER_CODE_ALPHABET.contains(&b)));
+            assert!(
+                code.compact()
+                    .bytes()
+                    .all(|b| USER_CODE_ALPHABET.contains(&b))
+            );
         }
     }
 }

@@ -295,6 +295,9 @@ mod tests {
             user: None,
             already_claimed: false,
         };
-        assert_eq!(serde_json::to_string(&body).unwrap(), r#"{"status":"pending"}"#);
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"status":"pending"}"#
+        );
     }
 }

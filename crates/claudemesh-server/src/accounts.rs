@@ -1,0 +1,353 @@
+//! Accounts: register, sign in and out, change password.
+//!
+//! Passwords are hashed with argon2id (on the blocking pool: a hash takes
+//! tens of milliseconds of CPU). Emails are unique case-insensitively. A wrong
+//! password and an unknown email get the same answer in about the same time.
+
+use crate::audit;
+use crate::auth::{self, BrowserCaller};
+use crate::error::{AppError, AppResult};
+use crate::http::{ApiJson, ClientInfo};
+use crate::ids::new_id;
+use crate::state::AppState;
+use crate::tokens;
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{AppendHeaders, IntoResponse, Response};
+use claudemesh_api::wire::{
+    AccountResponse, ChangePasswordRequest, ChangePasswordResponse, OkResponse, RegisterRequest,
+    SignInRequest, UserSummary,
+};
+use claudemesh_api::{ErrorBody, ErrorCode};
+use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+const MAX_PASSWORD_CHARS: usize = 256;
+const MAX_EMAIL_CHARS: usize = 254;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(sign_in))
+        .routes(routes!(sign_out))
+        .routes(routes!(change_password))
+}
+
+/// Trims and checks an email address; the lowercase form is the unique key.
+pub fn clean_email(raw: &str) -> AppResult<(String, String)> {
+    let email = raw.trim();
+    let valid = email.chars().count() <= MAX_EMAIL_CHARS
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
+    if !valid {
+        return Err(AppError::bad_request("That is not a valid email address"));
+    }
+    Ok((email.to_owned(), email.to_lowercase()))
+}
+
+pub fn check_password_strength(password: &str) -> AppResult<()> {
+    let chars = password.chars().count();
+    if !(MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&chars) {
+        return Err(AppError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::WeakPassword,
+            format!("A password needs {MIN_PASSWORD_CHARS} to {MAX_PASSWORD_CHARS} characters"),
+        ));
+    }
+    Ok(())
+}
+
+async fn hash_password(password: String) -> AppResult<String> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|hash| hash.to_string())
+    })
+    .await
+    .map_err(AppError::internal)?
+    .map_err(AppError::internal)
+}
+
+/// Verifies a password; with no stored hash, burns the same time on a dummy
+/// so response time does not reveal whether an email is registered.
+async fn verify_password(password: String, stored: Option<String>) -> AppResult<bool> {
+    tokio::task::spawn_blocking(move || {
+        let dummy;
+        let stored = match stored {
+            Some(hash) => hash,
+            None => {
+                dummy = Argon2::default()
+                    .hash_password(b"not a real password")
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                let _ = Argon2::default()
+                    .verify_password(password.as_bytes(), &PasswordHash::new(&dummy).ok()?);
+                return Some(false);
+            }
+        };
+        let parsed = PasswordHash::new(&stored).ok()?;
+        Some(
+            Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
+        )
+    })
+    .await
+    .map_err(AppError::internal)?
+    .ok_or_else(|| AppError::internal("stored password hash is unreadable"))
+}
+
+fn signed_in(status: StatusCode, cookie: String, user: UserSummary) -> Response {
+    (
+        status,
+        AppendHeaders([(header::SET_COOKIE, cookie)]),
+        Json(AccountResponse { user }),
+    )
+        .into_response()
+}
+
+/// Create an account and sign this browser in.
+#[utoipa::path(post, path = "/api/auth/register", tag = "accounts", request_body = RegisterRequest,
+    responses((status = 201, body = AccountResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn register(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<RegisterRequest>,
+) -> AppResult<Response> {
+    let user = create_account(&state, &client, &body).await?;
+    let cookie = auth::start_browser_session(&state, &user.id).await?;
+    Ok(signed_in(StatusCode::CREATED, cookie, user))
+}
+
+/// Validates and stores a new account (shared by the JSON API and the pages).
+pub async fn create_account(
+    state: &AppState,
+    client: &ClientInfo,
+    body: &RegisterRequest,
+) -> AppResult<UserSummary> {
+    let (email, email_normalized) = clean_email(&body.email)?;
+    let name = tokens::clean_name(&body.name, "name")?;
+    check_password_strength(&body.password)?;
+    let password_hash = hash_password(body.password.clone()).await?;
+    let now = state.now();
+    let user = UserSummary {
+        id: new_id("usr"),
+        name,
+        email,
+    };
+    let mut tx = state.pool().begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO users (id, email, email_normalized, name, password_hash, created_at, password_changed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6)",
+    )
+    .bind(&user.id)
+    .bind(&user.email)
+    .bind(&email_normalized)
+    .bind(&user.name)
+    .bind(&password_hash)
+    .bind(now)
+    .execute(&mut *tx)
+    .await;
+    match inserted {
+        Err(sqlx::Error::Database(err)) if err.is_unique_violation() => {
+            return Err(AppError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::EmailTaken,
+                "An account with this email already exists; sign in instead",
+            ));
+        }
+        other => other?,
+    };
+    audit::record(
+        &mut *tx,
+        now,
+        audit::ACCOUNT_REGISTERED,
+        Some(&user.id),
+        Some(&client.ip),
+        json!({}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(user)
+}
+
+#[derive(sqlx::FromRow)]
+struct CredentialRow {
+    id: String,
+    name: String,
+    email: String,
+    password_hash: String,
+}
+
+/// Checks an email and password (shared by the JSON API and the pages).
+pub async fn check_credentials(
+    state: &AppState,
+    client: &ClientInfo,
+    email: &str,
+    password: &str,
+) -> AppResult<UserSummary> {
+    let row: Option<CredentialRow> = sqlx::query_as(
+        "SELECT id, name, email, password_hash FROM users WHERE email_normalized = $1",
+    )
+    .bind(email.trim().to_lowercase())
+    .fetch_optional(state.pool())
+    .await?;
+    let stored = row.as_ref().map(|row| row.password_hash.clone());
+    let ok = verify_password(password.to_owned(), stored).await?;
+    match row {
+        Some(row) if ok => {
+            audit::record(
+                state.pool(),
+                state.now(),
+                audit::LOGIN,
+                Some(&row.id),
+                Some(&client.ip),
+                json!({}),
+            )
+            .await?;
+            Ok(UserSummary {
+                id: row.id,
+                name: row.name,
+                email: row.email,
+            })
+        }
+        row => {
+            let user_id = row.as_ref().map(|row| row.id.as_str());
+            audit::record(
+                state.pool(),
+                state.now(),
+                audit::LOGIN_FAILED,
+                user_id,
+                Some(&client.ip),
+                json!({}),
+            )
+            .await?;
+            Err(AppError::new(
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidCredentials,
+                "Wrong email or password",
+            ))
+        }
+    }
+}
+
+/// Sign in with email and password; sets the session cookie.
+#[utoipa::path(post, path = "/api/auth/sign-in", tag = "accounts", request_body = SignInRequest,
+    responses((status = 200, body = AccountResponse), (status = 401, body = ErrorBody)))]
+async fn sign_in(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<SignInRequest>,
+) -> AppResult<Response> {
+    let user = check_credentials(&state, &client, &body.email, &body.password).await?;
+    let cookie = auth::start_browser_session(&state, &user.id).await?;
+    Ok(signed_in(StatusCode::OK, cookie, user))
+}
+
+/// Sign this browser out.
+#[utoipa::path(post, path = "/api/auth/sign-out", tag = "accounts",
+    responses((status = 200, body = OkResponse), (status = 403, body = ErrorBody)))]
+async fn sign_out(
+    State(state): State<AppState>,
+    caller: Result<BrowserCaller, AppError>,
+) -> AppResult<Response> {
+    match caller {
+        Ok(caller) => auth::end_browser_session(&state, &caller.session).await?,
+        // A live session asked to end from another site: refuse, keep it.
+        Err(err) if err.code == ErrorCode::CsrfRejected => return Err(err),
+        // No session: nothing to end, just clear the cookie.
+        Err(_) => {}
+    }
+    let cookie = auth::clear_session_cookie(&state);
+    Ok((
+        AppendHeaders([(header::SET_COOKIE, cookie)]),
+        Json(OkResponse { ok: true }),
+    )
+        .into_response())
+}
+
+/// Change the password. Revokes every CLI session token of the account (not
+/// its PATs) and signs out its other browsers.
+#[utoipa::path(post, path = "/api/my/password", tag = "accounts", request_body = ChangePasswordRequest,
+    responses((status = 200, body = ChangePasswordResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+async fn change_password(
+    State(state): State<AppState>,
+    caller: BrowserCaller,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> AppResult<Json<ChangePasswordResponse>> {
+    let revoked_sessions = change_password_for(&state, &caller, &client, &body).await?;
+    Ok(Json(ChangePasswordResponse { revoked_sessions }))
+}
+
+/// Shared by the JSON API and the settings page.
+pub async fn change_password_for(
+    state: &AppState,
+    caller: &BrowserCaller,
+    client: &ClientInfo,
+    body: &ChangePasswordRequest,
+) -> AppResult<u64> {
+    check_password_strength(&body.new_password)?;
+    let (stored,): (String,) = sqlx::query_as("SELECT password_hash FROM users WHERE id = $1")
+        .bind(&caller.user.id)
+        .fetch_one(state.pool())
+        .await?;
+    if !verify_password(body.current_password.clone(), Some(stored)).await? {
+        return Err(AppError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidCredentials,
+            "The current password is wrong",
+        ));
+    }
+    let new_hash = hash_password(body.new_password.clone()).await?;
+    let now = state.now();
+    let mut tx = state.pool().begin().await?;
+    sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")
+        .bind(&new_hash)
+        .bind(now)
+        .bind(&caller.user.id)
+        .execute(&mut *tx)
+        .await?;
+    let revoked = tokens::revoke_all_sessions(&mut *tx, &caller.user.id, now).await?;
+    sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1 AND id_hash <> $2")
+        .bind(&caller.user.id)
+        .bind(&caller.session.id_hash)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut *tx,
+        now,
+        audit::PASSWORD_CHANGED,
+        Some(&caller.user.id),
+        Some(&client.ip),
+        json!({ "revoked_cli_sessions": revoked }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(revoked)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_trimmed_and_keyed_lowercase() {
+        let (email, key) = clean_email("  Alice@Example.COM ").unwrap();
+        assert_eq!(email, "Alice@Example.COM");
+        assert_eq!(key, "alice@example.com");
+    }
+
+    #[test]
+    fn bad_emails_are_refused() {
+        for bad in ["", "alice", "@x.com", "a@b", "a b@c.com", "a@b@c.com"] {
+            assert!(clean_email(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Building and running the server: store, router, listener.
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::db::{Db, DbError};
+use crate::http::{self, MAX_BODY_BYTES};
+use crate::openapi::ApiDoc;
+use crate::state::{AppState, Settings};
+use crate::{accounts, device_codes, oauth, tokens};
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("server stopped: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A built server: store open and migrated, listener bound.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    local_addr: SocketAddr,
+}
+
+impl Application {
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        let db = Db::open(config.database_url.as_deref(), &config.data_dir).await?;
+        let listener =
+            TcpListener::bind(&config.bind)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.bind.clone(),
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(StartError::Serve)?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}"));
+        let state = AppState::new(db, clock, Settings::new(&public_url, config.trust_proxy));
+        let router = router(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            state,
+            local_addr,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.state.settings.public_url
+    }
+
+    pub fn engine_name(&self) -> &'static str {
+        self.state.db.engine.name()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(StartError::Serve)
+    }
+}
+
+/// The whole HTTP surface, assembled in one place.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(accounts::routes())
+        .merge(device_codes::routes())
+        .merge(tokens::routes())
+        .merge(oauth::routes())
+        .split_for_parts();
+    let openapi = Arc::new(openapi);
+    api.route(
+        "/api/openapi.json",
+        get(move || {
+            let openapi = Arc::clone(&openapi);
+            async move { Json(openapi.as_ref().clone()) }
+        }),
+    )
+    .route("/healthz", get(|| async { "ok" }))
+    .fallback(http::not_found)
+    .method_not_allowed_fallback(http::method_not_allowed)
+    .layer(middleware::from_fn(http::log_requests))
+    .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .with_state(state)
+}

@@ -1,0 +1,258 @@
+//! Who is calling: one extractor per kind of caller.
+//!
+//! - [`Caller`]: `Authorization: Bearer cm_…` or the browser's session cookie
+//!   (every `/api/my/*` route).
+//! - [`BrowserCaller`]: the session cookie only, for acts a stolen CLI token
+//!   must not be able to do (approving a device code, changing the password).
+//!
+//! Tokens are checked against the database on every request, so revocation
+//! takes effect at once on every instance. Cookie-authenticated requests that
+//! change state must come from our own origin or carry the session's CSRF
+//! token; bearer requests cannot be forged by a browser and skip that check.
+
+use crate::clock::DAY_MS;
+use crate::error::{AppError, AppResult};
+use crate::ids::random_base32;
+use crate::state::{AppState, origin_of};
+use crate::tokens::{self, TokenRecord};
+use axum::extract::FromRequestParts;
+use axum::http::{HeaderMap, Method, StatusCode, header, request::Parts};
+use claudemesh_api::wire::UserSummary;
+use claudemesh_api::{ErrorCode, sha256_hex};
+
+pub const SESSION_COOKIE: &str = "cm_sid";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+const BROWSER_SESSION_LIFETIME_MS: i64 = 30 * DAY_MS;
+
+/// How the caller proved who it is.
+#[derive(Debug, Clone)]
+pub enum Via {
+    Token(TokenRecord),
+    Cookie(BrowserSession),
+}
+
+/// An authenticated caller: a bearer token or a browser session.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: UserSummary,
+    pub via: Via,
+}
+
+impl Caller {
+    /// The token used for this request, if it came with one.
+    pub fn token(&self) -> Option<&TokenRecord> {
+        match &self.via {
+            Via::Token(token) => Some(token),
+            Via::Cookie(_) => None,
+        }
+    }
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone)]
+pub struct BrowserSession {
+    pub id_hash: String,
+    pub csrf_token: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct BrowserCaller {
+    pub user: UserSummary,
+    pub session: BrowserSession,
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        if let Some(value) = parts.headers.get(header::AUTHORIZATION) {
+            let bearer = value
+                .to_str()
+                .ok()
+                .and_then(|text| {
+                    let (scheme, rest) = text.split_once(' ')?;
+                    scheme.eq_ignore_ascii_case("bearer").then_some(rest.trim())
+                })
+                .ok_or_else(|| {
+                    AppError::new(
+                        StatusCode::UNAUTHORIZED,
+                        ErrorCode::InvalidToken,
+                        "Authorization must be `Bearer cm_…`",
+                    )
+                })?;
+            let (user, token) = tokens::authenticate(state, bearer).await?;
+            return Ok(Self {
+                user,
+                via: Via::Token(token),
+            });
+        }
+        let BrowserCaller { user, session } =
+            BrowserCaller::from_request_parts(parts, state).await?;
+        Ok(Self {
+            user,
+            via: Via::Cookie(session),
+        })
+    }
+}
+
+impl FromRequestParts<AppState> for BrowserCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> AppResult<Self> {
+        let raw = cookie(&parts.headers, SESSION_COOKIE).ok_or_else(AppError::unauthenticated)?;
+        let caller = browser_session(state, raw)
+            .await?
+            .ok_or_else(AppError::unauthenticated)?;
+        if !is_safe(&parts.method) {
+            check_csrf(&parts.headers, state, &caller.session)?;
+        }
+        Ok(caller)
+    }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Accepts a state-changing cookie request only from our own origin (the
+/// `Origin` header, or the `Referer` when there is none) or with the
+/// session's CSRF token in the `x-csrf-token` header.
+pub fn check_csrf(
+    headers: &HeaderMap,
+    state: &AppState,
+    session: &BrowserSession,
+) -> AppResult<()> {
+    let header_text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    let claimed_origin = match header_text(header::ORIGIN) {
+        Some(origin) => Some(origin.to_ascii_lowercase()),
+        None => header_text(header::REFERER).and_then(origin_of),
+    };
+    let same_origin = claimed_origin.as_deref() == Some(state.settings.public_origin.as_str());
+    let token_ok = headers
+        .get(CSRF_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|token| csrf_token_matches(session, token));
+    if same_origin || token_ok {
+        Ok(())
+    } else {
+        Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::CsrfRejected,
+            "Cross-site request refused: send it from this site or with the CSRF token",
+        ))
+    }
+}
+
+/// Compares a submitted CSRF token with the session's (by digest, so the
+/// comparison time says nothing about the token).
+pub fn csrf_token_matches(session: &BrowserSession, submitted: &str) -> bool {
+    sha256_hex(submitted) == sha256_hex(&session.csrf_token)
+}
+
+/// The value of one cookie from the `Cookie` headers.
+pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|line| line.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    csrf_token: String,
+    user_id: String,
+    name: String,
+    email: String,
+}
+
+async fn browser_session(state: &AppState, raw: &str) -> AppResult<Option<BrowserCaller>> {
+    let id_hash = sha256_hex(raw);
+    let row: Option<SessionRow> = sqlx::query_as(
+        "SELECT s.csrf_token, u.id AS user_id, u.name, u.email \
+         FROM browser_sessions s JOIN users u ON u.id = s.user_id \
+         WHERE s.id_hash = $1 AND s.expires_at > $2",
+    )
+    .bind(&id_hash)
+    .bind(state.now())
+    .fetch_optional(state.pool())
+    .await?;
+    Ok(row.map(|row| BrowserCaller {
+        user: UserSummary {
+            id: row.user_id,
+            name: row.name,
+            email: row.email,
+        },
+        session: BrowserSession {
+            id_hash,
+            csrf_token: row.csrf_token,
+        },
+    }))
+}
+
+/// Starts a browser session and returns the `Set-Cookie` value for it.
+pub async fn start_browser_session(state: &AppState, user_id: &str) -> AppResult<String> {
+    let raw = random_base32::<32>();
+    let now = state.now();
+    sqlx::query(
+        "INSERT INTO browser_sessions (id_hash, user_id, csrf_token, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(sha256_hex(&raw))
+    .bind(user_id)
+    .bind(random_base32::<20>())
+    .bind(now)
+    .bind(now + BROWSER_SESSION_LIFETIME_MS)
+    .execute(state.pool())
+    .await?;
+    Ok(session_cookie(
+        state,
+        &raw,
+        BROWSER_SESSION_LIFETIME_MS / 1000,
+    ))
+}
+
+/// Ends a browser session.
+pub async fn end_browser_session(state: &AppState, session: &BrowserSession) -> AppResult<()> {
+    sqlx::query("DELETE FROM browser_sessions WHERE id_hash = $1")
+        .bind(&session.id_hash)
+        .execute(state.pool())
+        .await?;
+    Ok(())
+}
+
+/// The `Set-Cookie` value that removes the session cookie.
+pub fn clear_session_cookie(state: &AppState) -> String {
+    session_cookie(state, "", 0)
+}
+
+fn session_cookie(state: &AppState, value: &str, max_age_seconds: i64) -> String {
+    let secure = if state.settings.secure_cookies {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!(
+        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    #[test]
+    fn finds_a_cookie_among_others() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; cm_sid=xyz; b=2"),
+        );
+        assert_eq!(cookie(&headers, "cm_sid"), Some("xyz"));
+        assert_eq!(cookie(&headers, "missing"), None);
+    }
+}

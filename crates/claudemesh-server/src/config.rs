@@ -1,0 +1,54 @@
+//! Configuration, from flags or the environment. Nothing is required: with no
+//! configuration the server stores its data in SQLite under `./data`.
+
+use clap::{Parser, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser, Clone)]
+#[command(name = "claudemesh-server", version, about = "The claudemesh server")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CLAUDEMESH_BIND", default_value = "127.0.0.1:3000")]
+    pub bind: String,
+
+    /// The URL users reach this server at, used in the links it hands out
+    /// (defaults to http://<bind address>).
+    #[arg(long, env = "CLAUDEMESH_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Where the SQLite database and the mail outbox live.
+    #[arg(long, env = "CLAUDEMESH_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// `postgres://…` to use PostgreSQL; unset for the embedded SQLite store.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Take the client address from X-Forwarded-For (only behind a proxy you run).
+    #[arg(long, env = "CLAUDEMESH_TRUST_PROXY", default_value_t = false)]
+    pub trust_proxy: bool,
+
+    /// Log lines as JSON (for collectors) or as text (for people).
+    #[arg(long, env = "CLAUDEMESH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+impl Config {
+    /// A configuration for tests and embedding: random port, given store.
+    pub fn for_tests(data_dir: PathBuf, database_url: Option<String>) -> Self {
+        Self {
+            bind: "127.0.0.1:0".into(),
+            public_url: None,
+            data_dir,
+            database_url,
+            trust_proxy: false,
+            log_format: LogFormat::Text,
+        }
+    }
+}

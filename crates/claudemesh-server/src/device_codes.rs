@@ -1,0 +1,521 @@
+//! Device codes: how a terminal with no credentials gets one (RFC 8628).
+//!
+//! ```text
+//!   start ──▶ pending ──approve──▶ approved ──first poll──▶ claimed
+//!                │    ╲──deny────▶ denied
+//!                ╰── 10 min ─────▶ expired
+//! ```
+//!
+//! The token is minted at the first poll after approval, inside the one
+//! conditional update that moves `approved` to `claimed`: exactly one poller
+//! ever receives it, and the raw token is never stored. The device code is
+//! stored only as its SHA-256. The time of the last poll lives in the row, so
+//! the once-a-second poll limit holds across server instances; a refused poll
+//! does not move it, and a poll up to 20% early is tolerated (clocks drift).
+//!
+//! This module holds the state machine and the spec's JSON endpoints; the
+//! standard OAuth face of the same machine is in [`crate::oauth`].
+
+use crate::audit;
+use crate::auth::BrowserCaller;
+use crate::clock::{DAY_MS, MINUTE_MS, SECOND_MS, rfc3339};
+use crate::error::{AppError, AppResult};
+use crate::guessing;
+use crate::http::{ApiJson, ClientInfo};
+use crate::state::AppState;
+use crate::tokens::{self, SESSION_LIFETIME_MS};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use claudemesh_api::wire::{
+    DeviceCodeRequest, DeviceCodeResponse, DeviceCodeStatus, DeviceDecisionResponse, DeviceInfo,
+    DevicePollResponse, SlowDownBody, UserSummary,
+};
+use claudemesh_api::{DeviceCode, ErrorBody, ErrorCode, Token, TokenKind, UserCode};
+use serde_json::json;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// How long a code can be approved.
+pub const CODE_LIFETIME_MS: i64 = 10 * MINUTE_MS;
+/// The poll interval advertised to the CLI, in seconds.
+pub const POLL_INTERVAL_SECS: f64 = 1.5;
+/// Polls closer together than this (less the tolerance) are refused.
+pub const MIN_POLL_GAP_MS: i64 = SECOND_MS;
+/// A poll up to 20% early is accepted.
+pub const POLL_TOLERANCE_MS: i64 = MIN_POLL_GAP_MS / 5;
+/// An approved code stays claimable at least this long after approval, even
+/// if that runs past its expiry.
+pub const CLAIM_GRACE_MS: i64 = MINUTE_MS;
+/// Finished rows are kept this long (for audit), then deleted lazily.
+pub const RETENTION_MS: i64 = 7 * DAY_MS;
+const MAX_DEVICE_FIELD_CHARS: usize = 100;
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_device_code))
+        .routes(routes!(poll_device_code))
+        .routes(routes!(approve_device_code))
+        .routes(routes!(deny_device_code))
+}
+
+/// A freshly started device authorization.
+pub struct Started {
+    pub device_code: DeviceCode,
+    pub user_code: UserCode,
+    pub expires_at: i64,
+    pub now: i64,
+}
+
+impl Started {
+    pub fn expires_in_secs(&self) -> u64 {
+        u64::try_from((self.expires_at - self.now) / 1000).unwrap_or(0)
+    }
+}
+
+/// What a poll finds.
+#[derive(Debug)]
+pub enum PollOutcome {
+    NotFound,
+    SlowDown,
+    Pending,
+    Denied,
+    Expired,
+    /// Approved, and another poll already took the token.
+    AlreadyClaimed,
+    /// Approved: this poll gets the token, once.
+    Issued {
+        token: Token,
+        user: UserSummary,
+    },
+}
+
+fn clean_device_field(raw: &str, what: &str) -> AppResult<String> {
+    let value = raw.trim();
+    if value.is_empty()
+        || value.chars().count() > MAX_DEVICE_FIELD_CHARS
+        || value.chars().any(char::is_control)
+    {
+        return Err(AppError::bad_request(format!(
+            "{what} must be 1 to {MAX_DEVICE_FIELD_CHARS} printable characters"
+        )));
+    }
+    Ok(value.to_owned())
+}
+
+/// Validates what the CLI says about its machine.
+pub fn clean_device(request: &DeviceCodeRequest) -> AppResult<DeviceInfo> {
+    Ok(DeviceInfo {
+        name: clean_device_field(&request.device_name, "device_name")?,
+        os: clean_device_field(&request.device_os, "device_os")?,
+        arch: clean_device_field(&request.device_arch, "device_arch")?,
+    })
+}
+
+/// Starts a device authorization, deleting long-finished ones on the way.
+pub async fn start(
+    state: &AppState,
+    device: &DeviceInfo,
+    client: &ClientInfo,
+) -> AppResult<Started> {
+    let now = state.now();
+    sqlx::query("DELETE FROM cli_device_codes WHERE expires_at < $1")
+        .bind(now - RETENTION_MS)
+        .execute(state.pool())
+        .await?;
+    let expires_at = now + CODE_LIFETIME_MS;
+    // 20^8 user codes make a collision with a live one rare; retry if it happens.
+    for _ in 0..5 {
+        let device_code = DeviceCode::generate();
+        let user_code = UserCode::generate();
+        let inserted = sqlx::query(
+            "INSERT INTO cli_device_codes (device_code_hash, user_code, status, device_name, \
+             device_os, device_arch, ip_address, user_agent, created_at, expires_at) \
+             VALUES ($1, $2, 'pending', $3, $4, $5, $6, $7, $8, $9)",
+        )
+        .bind(device_code.digest())
+        .bind(user_code.compact())
+        .bind(&device.name)
+        .bind(&device.os)
+        .bind(&device.arch)
+        .bind(&client.ip)
+        .bind(&client.user_agent)
+        .bind(now)
+        .bind(expires_at)
+        .execute(state.pool())
+        .await;
+        match inserted {
+            Ok(_) => {
+                return Ok(Started {
+                    device_code,
+                    user_code,
+                    expires_at,
+                    now,
+                });
+            }
+            Err(sqlx::Error::Database(err)) if err.is_unique_violation() => continue,
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Err(AppError::internal(
+        "could not find a free user code in 5 tries",
+    ))
+}
+
+#[derive(sqlx::FromRow)]
+struct PolledRow {
+    status: String,
+    user_id: Option<String>,
+    expires_at: i64,
+    decided_at: Option<i64>,
+    device_name: String,
+    device_os: String,
+    device_arch: String,
+}
+
+/// One poll by the CLI: rate limit, then the state machine.
+pub async fn poll(state: &AppState, device_code_text: &str) -> AppResult<PollOutcome> {
+    let Ok(device_code) = DeviceCode::parse(device_code_text) else {
+        return Ok(PollOutcome::NotFound);
+    };
+    let hash = device_code.digest();
+    let now = state.now();
+    // Recording the poll and checking the gap are one statement, so two
+    // racing polls cannot both pass; a refused poll changes nothing.
+    let polled: Option<PolledRow> = sqlx::query_as(
+        "UPDATE cli_device_codes SET last_poll_at = $1 \
+         WHERE device_code_hash = $2 AND (last_poll_at IS NULL OR last_poll_at <= $3) \
+         RETURNING status, user_id, expires_at, decided_at, device_name, device_os, device_arch",
+    )
+    .bind(now)
+    .bind(&hash)
+    .bind(now - (MIN_POLL_GAP_MS - POLL_TOLERANCE_MS))
+    .fetch_optional(state.pool())
+    .await?;
+    let Some(row) = polled else {
+        let exists: Option<(String,)> =
+            sqlx::query_as("SELECT status FROM cli_device_codes WHERE device_code_hash = $1")
+                .bind(&hash)
+                .fetch_optional(state.pool())
+                .await?;
+        return Ok(if exists.is_some() {
+            PollOutcome::SlowDown
+        } else {
+            PollOutcome::NotFound
+        });
+    };
+    match row.status.as_str() {
+        "pending" if now >= row.expires_at => {
+            mark_expired(state, &hash).await?;
+            Ok(PollOutcome::Expired)
+        }
+        "pending" => Ok(PollOutcome::Pending),
+        "denied" => Ok(PollOutcome::Denied),
+        "claimed" => Ok(PollOutcome::AlreadyClaimed),
+        "approved" => {
+            let claimable_until = row
+                .expires_at
+                .max(row.decided_at.unwrap_or(0) + CLAIM_GRACE_MS);
+            if now >= claimable_until {
+                return Ok(PollOutcome::Expired);
+            }
+            claim(state, &hash, row, now).await
+        }
+        _ => Ok(PollOutcome::Expired),
+    }
+}
+
+async fn mark_expired(state: &AppState, hash: &str) -> AppResult<()> {
+    sqlx::query("UPDATE cli_device_codes SET status = 'expired' WHERE device_code_hash = $1 AND status = 'pending'")
+        .bind(hash)
+        .execute(state.pool())
+        .await?;
+    Ok(())
+}
+
+/// Mints the session token and moves `approved` to `claimed` in one
+/// transaction; if another poll claimed first, the token is rolled back.
+async fn claim(state: &AppState, hash: &str, row: PolledRow, now: i64) -> AppResult<PollOutcome> {
+    let user_id = row
+        .user_id
+        .ok_or_else(|| AppError::internal("approved device code without a user"))?;
+    let device = DeviceInfo {
+        name: row.device_name,
+        os: row.device_os,
+        arch: row.device_arch,
+    };
+    let mut tx = state.pool().begin().await?;
+    let (token, record) = tokens::mint(
+        &mut *tx,
+        now,
+        &user_id,
+        TokenKind::Session,
+        &device.name,
+        Some(&device),
+        Some(now + SESSION_LIFETIME_MS),
+    )
+    .await?;
+    let claimed = sqlx::query(
+        "UPDATE cli_device_codes SET status = 'claimed', claimed_at = $1, api_token_id = $2 \
+         WHERE device_code_hash = $3 AND status = 'approved'",
+    )
+    .bind(now)
+    .bind(&record.id)
+    .bind(hash)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if claimed == 0 {
+        tx.rollback().await?;
+        return Ok(PollOutcome::AlreadyClaimed);
+    }
+    let user: (String, String, String) =
+        sqlx::query_as("SELECT id, name, email FROM users WHERE id = $1")
+            .bind(&user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    audit::record(
+        &mut *tx,
+        now,
+        audit::SESSION_CREATED,
+        Some(&user_id),
+        None,
+        json!({ "token_id": record.id, "device_name": device.name, "device_os": device.os, "device_arch": device.arch }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(PollOutcome::Issued {
+        token,
+        user: UserSummary {
+            id: user.0,
+            name: user.1,
+            email: user.2,
+        },
+    })
+}
+
+/// What a pending request looks like to the person asked to approve it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PendingRequest {
+    pub user_code: String,
+    pub status: String,
+    pub device_name: String,
+    pub device_os: String,
+    pub device_arch: String,
+    pub ip_address: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl PendingRequest {
+    /// The status as the approver sees it, with expiry applied.
+    pub fn effective_status(&self, now: i64) -> &str {
+        if self.status == "pending" && now >= self.expires_at {
+            "expired"
+        } else {
+            &self.status
+        }
+    }
+}
+
+/// Looks up a code a signed-in person typed or followed, counting failures
+/// against the guessing limit.
+pub async fn lookup(
+    state: &AppState,
+    user_id: &str,
+    typed: &str,
+    client: &ClientInfo,
+) -> AppResult<PendingRequest> {
+    guessing::check(state, user_id, &client.ip).await?;
+    let found = match UserCode::parse(typed) {
+        Ok(code) => {
+            sqlx::query_as::<_, PendingRequest>(
+                "SELECT user_code, status, device_name, device_os, device_arch, ip_address, created_at, expires_at \
+                 FROM cli_device_codes WHERE user_code = $1",
+            )
+            .bind(code.compact())
+            .fetch_optional(state.pool())
+            .await?
+        }
+        Err(_) => None,
+    };
+    match found {
+        Some(request) => Ok(request),
+        None => {
+            guessing::record_failure(state, user_id, &client.ip).await?;
+            Err(AppError::new(
+                StatusCode::NOT_FOUND,
+                ErrorCode::UserCodeNotFound,
+                "No login request has this code; check the code in your terminal",
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+/// Approves or denies a pending code on behalf of the signed-in user.
+pub async fn decide(
+    state: &AppState,
+    user: &UserSummary,
+    typed: &str,
+    decision: Decision,
+    client: &ClientInfo,
+) -> AppResult<DeviceCodeStatus> {
+    let request = lookup(state, &user.id, typed, client).await?;
+    let now = state.now();
+    let (new_status, event, answer) = match decision {
+        Decision::Approve => (
+            "approved",
+            audit::SESSION_APPROVED,
+            DeviceCodeStatus::Approved,
+        ),
+        Decision::Deny => ("denied", audit::SESSION_DENIED, DeviceCodeStatus::Denied),
+    };
+    let mut tx = state.pool().begin().await?;
+    let decided = sqlx::query(
+        "UPDATE cli_device_codes SET status = $1, user_id = $2, decided_at = $3 \
+         WHERE user_code = $4 AND status = 'pending' AND expires_at > $3",
+    )
+    .bind(new_status)
+    .bind(&user.id)
+    .bind(now)
+    .bind(&request.user_code)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if decided == 0 {
+        tx.rollback().await?;
+        return Err(match request.effective_status(now) {
+            "pending" | "expired" => AppError::new(
+                StatusCode::GONE,
+                ErrorCode::CodeExpired,
+                "This code has expired; run `claudemesh login` again",
+            ),
+            _ => AppError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::CodeAlreadyUsed,
+                "This code has already been approved or denied",
+            ),
+        });
+    }
+    let detail = json!({
+        "user_code": request.user_code,
+        "device_name": request.device_name,
+        "device_os": request.device_os,
+        "device_arch": request.device_arch,
+        "requested_from": request.ip_address,
+    });
+    audit::record(
+        &mut *tx,
+        now,
+        event,
+        Some(&user.id),
+        Some(&client.ip),
+        detail,
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(answer)
+}
+
+/// Start a CLI login: get a device code to poll and a user code to show.
+#[utoipa::path(post, path = "/api/auth/cli/device-code", tag = "device codes", request_body = DeviceCodeRequest,
+    responses((status = 200, body = DeviceCodeResponse), (status = 400, body = ErrorBody)))]
+async fn create_device_code(
+    State(state): State<AppState>,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<DeviceCodeRequest>,
+) -> AppResult<Json<DeviceCodeResponse>> {
+    let device = clean_device(&body)?;
+    let started = start(&state, &device, &client).await?;
+    let verification_url = format!("{}/cli-auth", state.settings.public_url);
+    Ok(Json(DeviceCodeResponse {
+        device_code: started.device_code.expose().to_owned(),
+        user_code: started.user_code.to_string(),
+        verification_uri_complete: format!("{verification_url}?code={}", started.user_code),
+        verification_url,
+        expires_at: rfc3339(started.expires_at),
+        expires_in: started.expires_in_secs(),
+        interval: POLL_INTERVAL_SECS,
+    }))
+}
+
+/// Poll a device code. The token is in the first answer after approval only;
+/// later polls answer `approved` with `already_claimed: true`. Polling faster
+/// than once a second answers 429 `slow_down`.
+#[utoipa::path(get, path = "/api/auth/cli/device-code/{code}", tag = "device codes",
+    params(("code" = String, Path, description = "The device_code")),
+    responses((status = 200, body = DevicePollResponse), (status = 404, body = ErrorBody), (status = 429, body = SlowDownBody)))]
+async fn poll_device_code(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+) -> AppResult<Response> {
+    let answer = |status, token: Option<Token>, user, already_claimed| {
+        Json(DevicePollResponse {
+            status,
+            token: token.map(|token| token.expose().to_owned()),
+            user,
+            already_claimed,
+        })
+        .into_response()
+    };
+    Ok(match poll(&state, &code).await? {
+        PollOutcome::NotFound => {
+            return Err(AppError::not_found(
+                "Unknown device code; run `claudemesh login` again",
+            ));
+        }
+        PollOutcome::SlowDown => (
+            StatusCode::TOO_MANY_REQUESTS,
+            Json(SlowDownBody {
+                error: ErrorCode::SlowDown,
+                message: "Polling too fast; wait `interval` seconds between polls".into(),
+                slow_down: true,
+                interval: POLL_INTERVAL_SECS,
+            }),
+        )
+            .into_response(),
+        PollOutcome::Pending => answer(DeviceCodeStatus::Pending, None, None, false),
+        PollOutcome::Denied => answer(DeviceCodeStatus::Denied, None, None, false),
+        PollOutcome::Expired => answer(DeviceCodeStatus::Expired, None, None, false),
+        PollOutcome::AlreadyClaimed => answer(DeviceCodeStatus::Approved, None, None, true),
+        PollOutcome::Issued { token, user } => {
+            answer(DeviceCodeStatus::Approved, Some(token), Some(user), false)
+        }
+    })
+}
+
+/// Approve a login request from a signed-in browser.
+#[utoipa::path(post, path = "/api/auth/cli/device-code/{code}/approve", tag = "device codes",
+    params(("code" = String, Path, description = "The user_code, e.g. BCDF-GHJK")),
+    responses((status = 200, body = DeviceDecisionResponse), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 410, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn approve_device_code(
+    State(state): State<AppState>,
+    caller: BrowserCaller,
+    client: ClientInfo,
+    Path(code): Path<String>,
+) -> AppResult<Json<DeviceDecisionResponse>> {
+    let status = decide(&state, &caller.user, &code, Decision::Approve, &client).await?;
+    Ok(Json(DeviceDecisionResponse { status }))
+}
+
+/// Deny a login request from a signed-in browser.
+#[utoipa::path(post, path = "/api/auth/cli/device-code/{code}/deny", tag = "device codes",
+    params(("code" = String, Path, description = "The user_code, e.g. BCDF-GHJK")),
+    responses((status = 200, body = DeviceDecisionResponse), (status = 404, body = ErrorBody),
+        (status = 409, body = ErrorBody), (status = 410, body = ErrorBody), (status = 429, body = ErrorBody)))]
+async fn deny_device_code(
+    State(state): State<AppState>,
+    caller: BrowserCaller,
+    client: ClientInfo,
+    Path(code): Path<String>,
+) -> AppResult<Json<DeviceDecisionResponse>> {
+    let status = decide(&state, &caller.user, &code, Decision::Deny, &client).await?;
+    Ok(Json(DeviceDecisionResponse { status }))
+}

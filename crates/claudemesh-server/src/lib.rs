@@ -1,0 +1,28 @@
+//! The claudemesh server as a library: `main.rs` and the tests both build the
+//! same [`Application`].
+//!
+//! Resources each own a module (routes, queries, tests): [`accounts`],
+//! [`device_codes`] (with its RFC 8628 face in [`oauth`]), [`tokens`].
+//! Shared plumbing sits beside them: [`config`], [`db`], [`error`], [`auth`]
+//! (who is calling), [`http`] (extractors), [`audit`], [`clock`].
+
+pub mod accounts;
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod clock;
+pub mod config;
+pub mod db;
+pub mod device_codes;
+pub mod error;
+pub mod guessing;
+pub mod http;
+pub mod ids;
+pub mod logging;
+pub mod oauth;
+pub mod openapi;
+pub mod state;
+pub mod tokens;
+
+pub use app::Application;
+pub use config::Config;
