@@ -22,18 +22,35 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that only moves when told to.
-pub struct ManualClock(AtomicI64);
+/// A clock for tests: either frozen (moves only when told) or running (real
+/// time), and in both cases it can be pushed forward to reach an expiry.
+pub struct ManualClock {
+    /// When frozen, the instant it is frozen at; 0 while running.
+    frozen_at: AtomicI64,
+    offset: AtomicI64,
+}
 
 impl ManualClock {
-    /// Starts at the real current time, so timestamps look plausible.
+    /// A clock stopped at the real current time.
     pub fn new() -> Self {
-        Self(AtomicI64::new(SystemClock.now_ms()))
+        Self {
+            frozen_at: AtomicI64::new(SystemClock.now_ms()),
+            offset: AtomicI64::new(0),
+        }
+    }
+
+    /// A clock that follows real time (for tests where a real client
+    /// waits between requests).
+    pub fn running() -> Self {
+        Self {
+            frozen_at: AtomicI64::new(0),
+            offset: AtomicI64::new(0),
+        }
     }
 
     pub fn advance(&self, by: Duration) {
         let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
-        self.0.fetch_add(ms, Ordering::SeqCst);
+        self.offset.fetch_add(ms, Ordering::SeqCst);
     }
 }
 
@@ -45,7 +62,11 @@ impl Default for ManualClock {
 
 impl Clock for ManualClock {
     fn now_ms(&self) -> i64 {
-        self.0.load(Ordering::SeqCst)
+        let base = match self.frozen_at.load(Ordering::SeqCst) {
+            0 => SystemClock.now_ms(),
+            frozen => frozen,
+        };
+        base + self.offset.load(Ordering::SeqCst)
     }
 }
 

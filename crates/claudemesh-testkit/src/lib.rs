@@ -1,0 +1,259 @@
+//! The real claudemesh server, started in-process on a random port over a
+//! fresh database, for integration tests of the server and the CLI.
+//!
+//! ```ignore
+//! let server = TestServer::start(Engine::Sqlite).await;
+//! let alice = server.register("Alice").await;
+//! let pat = alice.create_pat("ci", None).await;
+//! ```
+//!
+//! SQLite databases live in a temporary directory. PostgreSQL tests each get
+//! their own database on the server named by `CLAUDEMESH_TEST_PG_URL`
+//! (default `postgres://postgres@127.0.0.1:5432/postgres`), dropped when the
+//! [`TestServer`] is. No PostgreSQL server is a failure, never a skip.
+
+use claudemesh_api::wire::{AccountResponse, CreatedPat, UserSummary};
+use claudemesh_server::clock::ManualClock;
+use claudemesh_server::{Application, Config};
+use reqwest::header::{HeaderMap, HeaderValue, ORIGIN};
+use serde_json::{Value, json};
+use sqlx::{Connection, Executor, PgConnection};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use tempfile::TempDir;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use claudemesh_server::clock::ManualClock as Clock;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+pub const DEFAULT_PASSWORD: &str = "correct horse battery staple";
+
+fn admin_pg_url() -> String {
+    std::env::var("CLAUDEMESH_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A running server and everything needed to restart it on the same port
+/// and database.
+pub struct TestServer {
+    pub base_url: String,
+    pub port: u16,
+    pub clock: Arc<ManualClock>,
+    pub engine: Engine,
+    config: Config,
+    running: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+    pg_database: Option<String>,
+    _data_dir: TempDir,
+}
+
+impl TestServer {
+    /// A server whose clock is frozen (tests move it with `clock.advance`).
+    pub async fn start(engine: Engine) -> Self {
+        Self::start_with_clock(engine, ManualClock::new()).await
+    }
+
+    /// A server whose clock follows real time, for tests where a real client
+    /// (the CLI) waits between requests; `clock.advance` still jumps ahead.
+    pub async fn start_running_clock(engine: Engine) -> Self {
+        Self::start_with_clock(engine, ManualClock::running()).await
+    }
+
+    async fn start_with_clock(engine: Engine, clock: ManualClock) -> Self {
+        let data_dir = tempfile::tempdir().expect("temporary directory");
+        let (database_url, pg_database) = match engine {
+            Engine::Sqlite => (None, None),
+            Engine::Postgres => {
+                let (url, name) = create_pg_database().await;
+                (Some(url), Some(name))
+            }
+        };
+        let config = Config::for_tests(data_dir.path().to_owned(), database_url);
+        let mut server = Self {
+            base_url: String::new(),
+            port: 0,
+            clock: Arc::new(clock),
+            engine,
+            config,
+            running: None,
+            pg_database,
+            _data_dir: data_dir,
+        };
+        server.boot().await;
+        server
+    }
+
+    async fn boot(&mut self) {
+        let app = Application::build(self.config.clone(), self.clock.clone())
+            .await
+            .expect("the test server starts");
+        self.port = app.local_addr().port();
+        self.base_url = app.public_url().to_owned();
+        // Later restarts reuse the port, so clients keep their URL.
+        self.config.bind = app.local_addr().to_string();
+        self.config.public_url = Some(self.base_url.clone());
+        let (stop, stopped) = oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            app.run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the test server runs");
+        });
+        self.running = Some((stop, handle));
+    }
+
+    /// Stops the server (the database stays).
+    pub async fn stop(&mut self) {
+        if let Some((stop, handle)) = self.running.take() {
+            let _ = stop.send(());
+            let _ = handle.await;
+        }
+    }
+
+    /// Starts the server again on the same port and database.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        self.boot().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// A client with no credentials.
+    pub fn anonymous(&self) -> reqwest::Client {
+        reqwest::Client::new()
+    }
+
+    /// A fresh browser-like client: keeps cookies, sends this site's Origin.
+    pub fn browser(&self) -> reqwest::Client {
+        let mut headers = HeaderMap::new();
+        headers.insert(ORIGIN, HeaderValue::from_str(&self.base_url).expect("origin header"));
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .default_headers(headers)
+            .build()
+            .expect("http client")
+    }
+
+    /// Registers a new account with a unique email; its browser is signed in.
+    pub async fn register(&self, name: &str) -> TestUser {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let email = format!("{}.{n}@example.com", name.to_lowercase().replace(' ', "."));
+        let browser = self.browser();
+        let response = browser
+            .post(self.url("/api/auth/register"))
+            .json(&json!({ "email": email, "password": DEFAULT_PASSWORD, "name": name }))
+            .send()
+            .await
+            .expect("register request");
+        assert_eq!(response.status(), 201, "register {email}");
+        let account: AccountResponse = response.json().await.expect("register body");
+        TestUser {
+            user: account.user,
+            email,
+            password: DEFAULT_PASSWORD.into(),
+            browser,
+            base_url: self.base_url.clone(),
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some((stop, handle)) = self.running.take() {
+            let _ = stop.send(());
+            handle.abort();
+        }
+        if let Some(name) = self.pg_database.take() {
+            // Drop runs outside async context: drop the database from a
+            // thread with its own small runtime.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                runtime.block_on(async {
+                    let mut admin = PgConnection::connect(&admin_pg_url()).await.ok()?;
+                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    admin.execute(sqlx::AssertSqlSafe(sql)).await.ok()
+                })
+            })
+            .join();
+        }
+    }
+}
+
+async fn create_pg_database() -> (String, String) {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let admin_url = admin_pg_url();
+    let name = format!(
+        "claudemesh_test_{}_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst),
+        claudemesh_server::ids::random_base32::<4>()
+    );
+    let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|err| {
+        panic!("PostgreSQL tests need a server at {admin_url} (set CLAUDEMESH_TEST_PG_URL): {err}")
+    });
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .await
+        .expect("create the test database");
+    let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+    (format!("{base}/{name}"), name)
+}
+
+/// A registered account with a signed-in browser.
+pub struct TestUser {
+    pub user: UserSummary,
+    pub email: String,
+    pub password: String,
+    /// Cookie-carrying client with this site's Origin.
+    pub browser: reqwest::Client,
+    base_url: String,
+}
+
+impl TestUser {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// Approves a device code from the signed-in browser.
+    pub async fn approve(&self, user_code: &str) -> reqwest::Response {
+        self.browser
+            .post(self.url(&format!("/api/auth/cli/device-code/{user_code}/approve")))
+            .send()
+            .await
+            .expect("approve request")
+    }
+
+    pub async fn deny(&self, user_code: &str) -> reqwest::Response {
+        self.browser
+            .post(self.url(&format!("/api/auth/cli/device-code/{user_code}/deny")))
+            .send()
+            .await
+            .expect("deny request")
+    }
+
+    /// Creates a PAT from the browser session. `expires_in_days`: `None` for
+    /// the default, `Some(Value::Null)` for never.
+    pub async fn create_pat(&self, name: &str, expires_in_days: Option<Value>) -> CreatedPat {
+        let mut body = json!({ "name": name });
+        if let Some(days) = expires_in_days {
+            body["expires_in_days"] = days;
+        }
+        let response = self
+            .browser
+            .post(self.url("/api/my/cli/tokens"))
+            .json(&body)
+            .send()
+            .await
+            .expect("create PAT request");
+        assert_eq!(response.status(), 201, "create PAT");
+        response.json().await.expect("created PAT body")
+    }
+}
