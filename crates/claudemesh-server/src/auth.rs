@@ -169,7 +169,9 @@ struct SessionRow {
     email: String,
 }
 
-async fn browser_session(state: &AppState, raw: &str) -> AppResult<Option<BrowserCaller>> {
+/// Looks up the browser session a raw `cm_sid` value names (no CSRF check:
+/// the pages check their forms' token themselves).
+pub async fn browser_session(state: &AppState, raw: &str) -> AppResult<Option<BrowserCaller>> {
     let id_hash = sha256_hex(raw);
     let row: Option<SessionRow> = sqlx::query_as(
         "SELECT s.csrf_token, u.id AS user_id, u.name, u.email \

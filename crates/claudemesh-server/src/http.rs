@@ -37,19 +37,29 @@ where
 }
 
 fn json_rejection(rejection: JsonRejection) -> AppError {
-    let status = rejection.status();
-    let (code, message) = match &rejection {
-        JsonRejection::JsonSyntaxError(_) => (ErrorCode::InvalidJson, rejection.body_text()),
-        JsonRejection::JsonDataError(_) => (ErrorCode::InvalidRequest, rejection.body_text()),
+    let (status, code, message) = match &rejection {
+        JsonRejection::JsonSyntaxError(_) => (
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidJson,
+            rejection.body_text(),
+        ),
         JsonRejection::MissingJsonContentType(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ErrorCode::UnsupportedMediaType,
             "Send the body as JSON with Content-Type: application/json".into(),
         ),
-        _ if status == StatusCode::PAYLOAD_TOO_LARGE => (
+        _ if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => (
+            StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::PayloadTooLarge,
             format!("The body is larger than {MAX_BODY_BYTES} bytes"),
         ),
-        _ => (ErrorCode::InvalidRequest, rejection.body_text()),
+        // Axum says 422 for a well-formed body of the wrong shape; every
+        // `invalid_request` is a 400 here, so one code means one status.
+        _ => (
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidRequest,
+            rejection.body_text(),
+        ),
     };
     AppError::new(status, code, message)
 }

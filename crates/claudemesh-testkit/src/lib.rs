@@ -35,7 +35,8 @@ pub enum Engine {
 pub const DEFAULT_PASSWORD: &str = "correct horse battery staple";
 
 fn admin_pg_url() -> String {
-    std::env::var("CLAUDEMESH_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("CLAUDEMESH_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 /// A running server and everything needed to restart it on the same port
@@ -46,6 +47,7 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub engine: Engine,
     config: Config,
+    state: Option<claudemesh_server::state::AppState>,
     running: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     pg_database: Option<String>,
     _data_dir: TempDir,
@@ -79,6 +81,7 @@ impl TestServer {
             clock: Arc::new(clock),
             engine,
             config,
+            state: None,
             running: None,
             pg_database,
             _data_dir: data_dir,
@@ -96,6 +99,7 @@ impl TestServer {
         // Later restarts reuse the port, so clients keep their URL.
         self.config.bind = app.local_addr().to_string();
         self.config.public_url = Some(self.base_url.clone());
+        self.state = Some(app.state().clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             app.run_until(async {
@@ -121,6 +125,24 @@ impl TestServer {
         self.boot().await;
     }
 
+    /// The running server's state, for tests that look into the database.
+    pub fn state(&self) -> &claudemesh_server::state::AppState {
+        self.state.as_ref().expect("the server has started")
+    }
+
+    /// The audit log as `(event, user_id, detail)`, oldest first.
+    pub async fn audit_events(&self) -> Vec<(String, Option<String>, String)> {
+        sqlx::query_as("SELECT event, user_id, detail FROM audit_log ORDER BY at, id")
+            .fetch_all(self.state().pool())
+            .await
+            .expect("read the audit log")
+    }
+
+    /// The server configuration (for tests that start a second instance).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
@@ -133,7 +155,10 @@ impl TestServer {
     /// A fresh browser-like client: keeps cookies, sends this site's Origin.
     pub fn browser(&self) -> reqwest::Client {
         let mut headers = HeaderMap::new();
-        headers.insert(ORIGIN, HeaderValue::from_str(&self.base_url).expect("origin header"));
+        headers.insert(
+            ORIGIN,
+            HeaderValue::from_str(&self.base_url).expect("origin header"),
+        );
         reqwest::Client::builder()
             .cookie_store(true)
             .default_headers(headers)
@@ -171,11 +196,15 @@ impl Drop for TestServer {
             let _ = stop.send(());
             handle.abort();
         }
+        self.state = None;
         if let Some(name) = self.pg_database.take() {
             // Drop runs outside async context: drop the database from a
             // thread with its own small runtime.
             let _ = std::thread::spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .ok()?;
                 runtime.block_on(async {
                     let mut admin = PgConnection::connect(&admin_pg_url()).await.ok()?;
                     let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
@@ -196,14 +225,20 @@ async fn create_pg_database() -> (String, String) {
         COUNTER.fetch_add(1, Ordering::SeqCst),
         claudemesh_server::ids::random_base32::<4>()
     );
-    let mut admin = PgConnection::connect(&admin_url).await.unwrap_or_else(|err| {
-        panic!("PostgreSQL tests need a server at {admin_url} (set CLAUDEMESH_TEST_PG_URL): {err}")
-    });
+    let mut admin = PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|err| {
+            panic!(
+                "PostgreSQL tests need a server at {admin_url} (set CLAUDEMESH_TEST_PG_URL): {err}"
+            )
+        });
     admin
         .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
         .await
         .expect("create the test database");
-    let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(base, _)| base);
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(base, _)| base);
     (format!("{base}/{name}"), name)
 }
 

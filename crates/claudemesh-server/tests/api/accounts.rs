@@ -1,0 +1,240 @@
+//! Registration, sign-in, and what a password change does to credentials.
+
+use crate::support::{login, send, whoami};
+use claudemesh_testkit::{DEFAULT_PASSWORD, Engine, TestServer};
+use serde_json::json;
+
+on_both_engines!(
+    registering_signs_the_browser_in_with_a_safe_cookie,
+    emails_are_unique_whatever_their_case,
+    wrong_password_and_unknown_email_look_the_same,
+    weak_passwords_and_bad_emails_are_refused,
+    changing_the_password_revokes_cli_sessions_but_not_pats,
+    changing_the_password_needs_the_current_one_and_a_browser,
+    signing_out_ends_the_browser_session,
+);
+
+async fn registering_signs_the_browser_in_with_a_safe_cookie(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let response = server
+        .anonymous()
+        .post(server.url("/api/auth/register"))
+        .json(&json!({ "email": "ana@example.com", "password": DEFAULT_PASSWORD, "name": "Ana" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(cookie.starts_with("cm_sid="));
+    for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(
+        !cookie.contains("Secure"),
+        "plain-http test server: no Secure flag"
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["user"]["email"], "ana@example.com");
+}
+
+async fn emails_are_unique_whatever_their_case(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let alice = server.register("Alice").await;
+    let (status, body) = send(server.anonymous().post(server.url("/api/auth/register")).json(&json!({
+        "email": alice.email.to_uppercase(), "password": DEFAULT_PASSWORD, "name": "Imposter"
+    })))
+    .await;
+    assert_eq!((status, body["error"].as_str()), (409, Some("email_taken")));
+
+    // And sign-in matches the email case-insensitively too.
+    let (status, _) = send(
+        server
+            .anonymous()
+            .post(server.url("/api/auth/sign-in"))
+            .json(&json!({
+                "email": alice.email.to_uppercase(), "password": DEFAULT_PASSWORD
+            })),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+async fn wrong_password_and_unknown_email_look_the_same(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let alice = server.register("Alice").await;
+    let sign_in = |email: String, password: &str| {
+        send(
+            server
+                .anonymous()
+                .post(server.url("/api/auth/sign-in"))
+                .json(&json!({ "email": email, "password": password })),
+        )
+    };
+    let wrong_password = sign_in(alice.email.clone(), "not the password").await;
+    let unknown_email = sign_in("nobody@example.com".into(), DEFAULT_PASSWORD).await;
+    assert_eq!(wrong_password.0, 401);
+    assert_eq!(wrong_password, unknown_email);
+    assert_eq!(wrong_password.1["error"], "invalid_credentials");
+    assert!(
+        server
+            .audit_events()
+            .await
+            .iter()
+            .any(|(event, _, _)| event == "auth.login.failed")
+    );
+}
+
+async fn weak_passwords_and_bad_emails_are_refused(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let register = |email: &str, password: &str, name: &str| {
+        send(
+            server
+                .anonymous()
+                .post(server.url("/api/auth/register"))
+                .json(&json!({ "email": email, "password": password, "name": name })),
+        )
+    };
+    assert_eq!(
+        register("a@example.com", "short", "A").await.1["error"],
+        "weak_password"
+    );
+    assert_eq!(
+        register("a@example.com", &"x".repeat(300), "A").await.1["error"],
+        "weak_password"
+    );
+    assert_eq!(register("not-an-email", DEFAULT_PASSWORD, "A").await.0, 400);
+    assert_eq!(
+        register("a@example.com", DEFAULT_PASSWORD, "   ").await.0,
+        400
+    );
+    assert_eq!(
+        register("a@example.com", DEFAULT_PASSWORD, &"n".repeat(101))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        register("a@example.com", DEFAULT_PASSWORD, "A").await.0,
+        201
+    );
+}
+
+async fn changing_the_password_revokes_cli_sessions_but_not_pats(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let alice = server.register("Alice").await;
+    let bob = server.register("Bob").await;
+    let session = login(&server, &alice).await;
+    let pat = alice.create_pat("ci", None).await;
+    let bobs_session = login(&server, &bob).await;
+
+    let (status, body) = send(
+        alice
+            .browser
+            .post(server.url("/api/my/password"))
+            .json(&json!({
+                "current_password": DEFAULT_PASSWORD, "new_password": "a brand new passphrase"
+            })),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["revoked_sessions"], 1);
+
+    assert_eq!(
+        whoami(&server, &session).await.0,
+        401,
+        "CLI session revoked"
+    );
+    assert_eq!(whoami(&server, &pat.token).await.0, 200, "PAT kept");
+    assert_eq!(
+        whoami(&server, &bobs_session).await.0,
+        200,
+        "other users untouched"
+    );
+
+    let (status, _) = send(
+        server
+            .anonymous()
+            .post(server.url("/api/auth/sign-in"))
+            .json(&json!({
+                "email": alice.email, "password": "a brand new passphrase"
+            })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let events = server.audit_events().await;
+    assert!(
+        events
+            .iter()
+            .any(|(event, _, detail)| event == "auth.password.changed"
+                && detail.contains("\"revoked_cli_sessions\":1"))
+    );
+    assert!(
+        events
+            .iter()
+            .all(|(_, _, detail)| !detail.contains("brand new"))
+    );
+}
+
+async fn changing_the_password_needs_the_current_one_and_a_browser(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let alice = server.register("Alice").await;
+    let pat = alice.create_pat("ci", None).await;
+    let change = json!({ "current_password": "wrong wrong", "new_password": "another passphrase" });
+    let (status, body) = send(
+        alice
+            .browser
+            .post(server.url("/api/my/password"))
+            .json(&change),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_credentials"))
+    );
+
+    let change =
+        json!({ "current_password": DEFAULT_PASSWORD, "new_password": "another passphrase" });
+    let (status, _) = send(
+        server
+            .anonymous()
+            .post(server.url("/api/my/password"))
+            .bearer_auth(&pat.token)
+            .json(&change),
+    )
+    .await;
+    assert_eq!(status, 401, "a token cannot change the password");
+}
+
+async fn signing_out_ends_the_browser_session(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let alice = server.register("Alice").await;
+    assert_eq!(
+        send(alice.browser.get(server.url("/api/my/whoami")))
+            .await
+            .0,
+        200
+    );
+    let (status, _) = send(
+        alice
+            .browser
+            .post(server.url("/api/auth/sign-out"))
+            .header("origin", "https://evil.example"),
+    )
+    .await;
+    assert_eq!(status, 403, "another site cannot sign us out");
+    assert_eq!(
+        send(alice.browser.post(server.url("/api/auth/sign-out")))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        send(alice.browser.get(server.url("/api/my/whoami")))
+            .await
+            .0,
+        401
+    );
+}
