@@ -1,0 +1,129 @@
+//! `claudemesh logout`: revoke the saved token on the server, then delete
+//! auth.json (spec flow 7). Revocation uses `POST /api/auth/cli/revoke`,
+//! which needs only the token itself, so it works for PATs and session tokens
+//! alike. Best effort: if the server cannot be reached the file is still
+//! removed, with a warning. Not being logged in is not an error (exit 0): the
+//! state asked for already holds.
+
+use crate::auth_store::AuthStore;
+use crate::cli::LogoutArgs;
+use crate::context::Context;
+use crate::exit::{CliError, CliResult, Exit};
+use claudemesh_api::Token;
+use serde::Serialize;
+
+#[derive(Serialize, Default)]
+struct LogoutJson {
+    /// Whether a token was revoked on the server.
+    revoked_on_server: bool,
+    /// The file removed, if any.
+    removed: Option<String>,
+}
+
+pub fn run(_args: &LogoutArgs, ctx: &Context) -> CliResult<()> {
+    let result = match ctx.token_flag() {
+        Some(text) => revoke_given_token(ctx, text)?,
+        None => log_out_saved(ctx)?,
+    };
+    if ctx.env_token_set() {
+        ctx.out.warn(
+            "CLAUDEMESH_TOKEN is still set: commands keep using it until you unset it",
+        );
+    }
+    if ctx.out.json {
+        ctx.out.json(&result);
+    }
+    Ok(())
+}
+
+fn log_out_saved(ctx: &Context) -> CliResult<LogoutJson> {
+    let store = ctx.store();
+    let path = store.path();
+    let (token, file) = match store.load(&ctx.out) {
+        Ok(Some(saved)) => (Some(saved.token), Some(saved.file)),
+        Ok(None) => {
+            ctx.out
+                .line(format!("Not logged in (no saved login at {})", path.display()));
+            return Ok(LogoutJson::default());
+        }
+        Err(err) if err == CliError::auth_file_corrupted() => {
+            ctx.out.warn(format!("{} is corrupted", path.display()));
+            (store.salvage_token(), None)
+        }
+        Err(err) => return Err(err),
+    };
+    let mut result = LogoutJson::default();
+    match token {
+        Some(token) => {
+            let server = ctx.server_for(file.as_ref()).unwrap_or_else(|_| ctx.login_server());
+            result.revoked_on_server = revoke(ctx, &server, &token);
+        }
+        None => ctx
+            .out
+            .warn("No usable token in it to revoke on the server; removing it anyway"),
+    }
+    remove(ctx, &store, &mut result)?;
+    Ok(result)
+}
+
+/// `logout --token T`: revoke T (a leaked token, say); the saved login goes
+/// too only when it is that same token.
+fn revoke_given_token(ctx: &Context, text: &str) -> CliResult<LogoutJson> {
+    let token = Token::parse(text).map_err(|_| {
+        CliError::invalid_args("Invalid token format (expected cm_pat_… or cm_session_…)")
+    })?;
+    let store = ctx.store();
+    let saved = store.load(&ctx.out).ok().flatten();
+    let server = ctx.server_for(saved.as_ref().map(|s| &s.file))?;
+    let mut result = LogoutJson {
+        revoked_on_server: revoke(ctx, &server, &token),
+        removed: None,
+    };
+    if !result.revoked_on_server {
+        return Err(CliError::new(
+            Exit::Network,
+            "The token was not revoked; try again when the server can be reached",
+        ));
+    }
+    if saved.is_some_and(|s| s.token == token) {
+        remove(ctx, &store, &mut result)?;
+    }
+    Ok(result)
+}
+
+/// Revokes on the server; warns and returns false when that fails.
+fn revoke(ctx: &Context, server: &str, token: &Token) -> bool {
+    match ctx.api(server, None).revoke(token) {
+        Ok(_) => {
+            ctx.out.success("Token revoked on server");
+            true
+        }
+        Err(err) => {
+            let err = err.into_cli(server);
+            ctx.out.warn(format!(
+                "Could not revoke the token on the server: {}",
+                err.message
+            ));
+            ctx.out.line(
+                "It stays valid until it expires; revoke it in the dashboard (Settings → CLI tokens).",
+            );
+            false
+        }
+    }
+}
+
+fn remove(ctx: &Context, store: &AuthStore, result: &mut LogoutJson) -> CliResult<()> {
+    let path = store.path();
+    match store.remove() {
+        Ok(true) => {
+            ctx.out.success(format!("Removed {}", path.display()));
+            result.removed = Some(path.display().to_string());
+            Ok(())
+        }
+        Ok(false) => Ok(()),
+        Err(err) => Err(CliError::new(
+            Exit::Permission,
+            format!("Could not remove {}: {err}", path.display()),
+        )),
+    }
+}

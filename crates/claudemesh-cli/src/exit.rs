@@ -1,0 +1,277 @@
+//! Exit codes and the one error type every command returns.
+//!
+//! Scripts branch on the exit code, so the codes are stable and documented in
+//! `claudemesh --help` and the crate README. `2` always means "your
+//! credential does not work": clap's usage errors (which clap would exit 2
+//! for) are remapped to [`Exit::InvalidArgs`].
+//!
+//! Every API error code maps to one exit code and one message here
+//! ([`CliError::from_api`]), so no command decides that on its own.
+
+use claudemesh_api::{ErrorBody, ErrorCode};
+use std::fmt;
+
+/// The process exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    Success = 0,
+    /// Something failed, or the user said no (denied, timed out).
+    Failure = 1,
+    /// No credential, or the server refused it.
+    Auth = 2,
+    /// The command line (or a value given on it) is wrong.
+    InvalidArgs = 3,
+    /// The server could not be reached, or failed.
+    Network = 4,
+    NotFound = 5,
+    Conflict = 6,
+    /// Not allowed: by the server, or by the file system.
+    Permission = 7,
+}
+
+impl Exit {
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// The exit-code table shown after `claudemesh --help`.
+pub const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  failure, or cancelled (login denied or timed out)
+  2  authentication: not logged in, or the token was rejected, expired or revoked
+  3  invalid arguments
+  4  network: the server could not be reached or failed
+  5  not found
+  6  conflict (e.g. the login code was used by another claudemesh login)
+  7  permission denied (by the server or the file system)
+
+Environment:
+  CLAUDEMESH_TOKEN    token to use when --token is not given (beats the saved login)
+  CLAUDEMESH_API_URL  server to talk to (default https://claudemesh.com)
+  CLAUDEMESH_HOME     config directory (default ~/.claudemesh)
+  NO_COLOR            disable colours";
+
+/// A failure to report: one line, an optional hint, and the exit code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliError {
+    pub exit: Exit,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+pub type CliResult<T> = Result<T, CliError>;
+
+impl CliError {
+    pub fn new(exit: Exit, message: impl Into<String>) -> Self {
+        Self {
+            exit,
+            message: message.into(),
+            hint: None,
+        }
+    }
+
+    pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn failure(message: impl Into<String>) -> Self {
+        Self::new(Exit::Failure, message)
+    }
+
+    pub fn invalid_args(message: impl Into<String>) -> Self {
+        Self::new(Exit::InvalidArgs, message)
+    }
+
+    /// The server refused the credential (spec flow 4).
+    pub fn auth_failed() -> Self {
+        Self::new(
+            Exit::Auth,
+            "Authentication failed (token expired or revoked)",
+        )
+        .with_hint("Run claudemesh login to re-authenticate.")
+    }
+
+    pub fn not_logged_in() -> Self {
+        Self::new(Exit::Auth, "Not logged in")
+            .with_hint("Run claudemesh login, or set CLAUDEMESH_TOKEN.")
+    }
+
+    pub fn auth_file_corrupted() -> Self {
+        Self::new(Exit::Auth, "Auth file corrupted, run `claudemesh login`")
+    }
+
+    /// The server could not be reached at all.
+    pub fn unreachable(server: &str, detail: &str) -> Self {
+        Self::new(
+            Exit::Network,
+            format!("Could not reach the claudemesh server at {server} ({detail})"),
+        )
+        .with_hint("Check your connection, or CLAUDEMESH_API_URL if you set it.")
+    }
+
+    /// Maps an API error answer to what the user sees. `body` is `None` when
+    /// the answer was not the API's JSON error shape (a proxy's error page).
+    pub fn from_api(status: u16, body: Option<&ErrorBody>) -> Self {
+        let server_says = |fallback: &str| {
+            body.map(|b| b.message.trim())
+                .filter(|m| !m.is_empty())
+                .map_or_else(|| fallback.to_owned(), str::to_owned)
+        };
+        let code = body.map_or(ErrorCode::Unknown, |b| b.error);
+        use ErrorCode as C;
+        match code {
+            C::Unauthenticated | C::InvalidToken | C::TokenExpired => Self::auth_failed(),
+            C::InvalidCredentials => Self::new(Exit::Auth, server_says("Wrong email or password")),
+            C::Forbidden | C::CsrfRejected => {
+                Self::new(Exit::Permission, server_says("Not allowed"))
+            }
+            C::NotFound | C::UserCodeNotFound => Self::new(Exit::NotFound, server_says("Not found")),
+            C::EmailTaken | C::SlugTaken | C::CodeAlreadyUsed => {
+                Self::new(Exit::Conflict, server_says("Conflict"))
+            }
+            C::InvalidRequest | C::InvalidUserCode | C::WeakPassword => {
+                Self::new(Exit::InvalidArgs, server_says("The server refused the request"))
+            }
+            C::SlowDown | C::TooManyAttempts => Self::failure(server_says("Too many requests"))
+                .with_hint("Wait a little and try again."),
+            C::CodeExpired => Self::failure(server_says("The login code expired")),
+            C::InviteExpired | C::InviteRevoked | C::InviteUsedUp => {
+                Self::failure(server_says("The invite can no longer be used"))
+            }
+            C::Internal | C::Unavailable => Self::new(
+                Exit::Network,
+                server_says("The server failed to answer"),
+            )
+            .with_hint("Try again in a moment."),
+            // Errors that mean this client sent something the server does not
+            // understand: a bug on our side, or a server of another version.
+            C::InvalidJson | C::UnsupportedMediaType | C::PayloadTooLarge | C::MethodNotAllowed => {
+                Self::failure(server_says("The server did not understand the request"))
+                    .with_hint("Is claudemesh up to date? See claudemesh --version.")
+            }
+            C::Unknown => Self::from_status(status, server_says(&format!("HTTP {status}"))),
+        }
+    }
+
+    /// For answers whose code this build does not know: judge by HTTP status.
+    fn from_status(status: u16, message: String) -> Self {
+        match status {
+            401 => Self::auth_failed(),
+            403 => Self::new(Exit::Permission, message),
+            404 => Self::new(Exit::NotFound, message),
+            409 => Self::new(Exit::Conflict, message),
+            400 | 422 => Self::new(Exit::InvalidArgs, message),
+            500..=599 => Self::new(
+                Exit::Network,
+                format!("The server failed to answer ({message})"),
+            ),
+            _ => Self::failure(message),
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(code: ErrorCode, message: &str) -> ErrorBody {
+        ErrorBody {
+            error: code,
+            message: message.into(),
+            suggestion: None,
+        }
+    }
+
+    #[test]
+    fn every_401_code_is_an_authentication_failure_with_the_spec_message() {
+        for code in [
+            ErrorCode::InvalidToken,
+            ErrorCode::TokenExpired,
+            ErrorCode::Unauthenticated,
+        ] {
+            let err = CliError::from_api(401, Some(&body(code, "whatever")));
+            assert_eq!(err.exit, Exit::Auth);
+            assert_eq!(
+                err.message,
+                "Authentication failed (token expired or revoked)"
+            );
+            assert_eq!(
+                err.hint.as_deref(),
+                Some("Run claudemesh login to re-authenticate.")
+            );
+        }
+    }
+
+    #[test]
+    fn codes_map_to_stable_exit_codes() {
+        let cases = [
+            (ErrorCode::Forbidden, 403, Exit::Permission),
+            (ErrorCode::CsrfRejected, 403, Exit::Permission),
+            (ErrorCode::NotFound, 404, Exit::NotFound),
+            (ErrorCode::UserCodeNotFound, 404, Exit::NotFound),
+            (ErrorCode::SlugTaken, 409, Exit::Conflict),
+            (ErrorCode::CodeAlreadyUsed, 409, Exit::Conflict),
+            (ErrorCode::InvalidRequest, 400, Exit::InvalidArgs),
+            (ErrorCode::Internal, 500, Exit::Network),
+            (ErrorCode::Unavailable, 503, Exit::Network),
+            (ErrorCode::SlowDown, 429, Exit::Failure),
+            (ErrorCode::InvalidJson, 400, Exit::Failure),
+            (ErrorCode::CodeExpired, 410, Exit::Failure),
+        ];
+        for (code, status, exit) in cases {
+            assert_eq!(
+                CliError::from_api(status, Some(&body(code, "m"))).exit,
+                exit,
+                "{code:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_server_message_is_shown_when_there_is_one() {
+        let err = CliError::from_api(409, Some(&body(ErrorCode::SlugTaken, "Slug taken")));
+        assert_eq!(err.message, "Slug taken");
+        let err = CliError::from_api(409, Some(&body(ErrorCode::SlugTaken, "  ")));
+        assert_eq!(err.message, "Conflict");
+    }
+
+    #[test]
+    fn unknown_codes_and_bodiless_answers_fall_back_to_the_status() {
+        let newer = body(ErrorCode::Unknown, "Quota exceeded");
+        assert_eq!(CliError::from_api(403, Some(&newer)).exit, Exit::Permission);
+        assert_eq!(CliError::from_api(401, None).exit, Exit::Auth);
+        assert_eq!(CliError::from_api(404, None).exit, Exit::NotFound);
+        assert_eq!(CliError::from_api(502, None).exit, Exit::Network);
+        assert_eq!(CliError::from_api(418, None).exit, Exit::Failure);
+        assert_eq!(CliError::from_api(418, None).message, "HTTP 418");
+    }
+
+    #[test]
+    fn exit_codes_are_pinned() {
+        let codes = [
+            (Exit::Success, 0),
+            (Exit::Failure, 1),
+            (Exit::Auth, 2),
+            (Exit::InvalidArgs, 3),
+            (Exit::Network, 4),
+            (Exit::NotFound, 5),
+            (Exit::Conflict, 6),
+            (Exit::Permission, 7),
+        ];
+        for (exit, code) in codes {
+            assert_eq!(exit.code(), code);
+            assert!(EXIT_CODES_HELP.contains(&format!("  {code}  ")), "{code}");
+        }
+    }
+}
