@@ -91,6 +91,9 @@ impl ErrorCode {
 pub struct ErrorBody {
     pub error: ErrorCode,
     pub message: String,
+    /// A value to try instead, when there is an obvious one (a free slug).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
 }
 
 #[cfg(test)]

@@ -7,11 +7,13 @@
 
 pub mod error;
 mod secret;
+pub mod slug;
 pub mod token;
 pub mod user_code;
 pub mod wire;
 
 pub use error::{ErrorBody, ErrorCode};
 pub use secret::{DeviceCode, SecretFormatError, sha256_hex};
+pub use slug::{Slug, SlugError};
 pub use token::{SCAN_REGEX, Token, TokenFormatError, TokenKind};
 pub use user_code::{USER_CODE_ALPHABET, UserCode, UserCodeError};

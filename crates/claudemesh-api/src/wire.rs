@@ -199,6 +199,150 @@ wire! {
     }
 }
 
+// ------------------------------------------------------- meshes and invites
+wire! {
+    #[serde(rename_all = "snake_case")]
+    #[derive(Copy, Eq, Default)]
+    pub enum MeshRole {
+        Admin,
+        #[default]
+        Member,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct CreateMeshRequest {
+        pub name: String,
+        /// Derived from the name when absent.
+        #[serde(default)]
+        pub slug: Option<String>,
+        /// The creator's ed25519 public key, 64 hex characters.
+        pub public_key: String,
+        /// The creator's name in this mesh; the account name when absent.
+        #[serde(default)]
+        pub display_name: Option<String>,
+    }
+
+    /// A mesh as one of its members sees it.
+    pub struct MeshSummary {
+        pub id: String,
+        pub slug: String,
+        pub name: String,
+        pub role: MeshRole,
+        pub member_id: String,
+        pub display_name: String,
+        pub members: u64,
+        pub created_at: Timestamp,
+    }
+
+    pub struct MeshList {
+        pub meshes: Vec<MeshSummary>,
+    }
+
+    pub struct MeshMember {
+        pub id: String,
+        pub display_name: String,
+        pub role: MeshRole,
+        /// One ed25519 public key per machine the member uses (hex).
+        pub public_keys: Vec<String>,
+        pub joined_at: Timestamp,
+        /// Whether this member is the caller.
+        pub you: bool,
+    }
+
+    pub struct MeshDetail {
+        #[serde(flatten)]
+        pub mesh: MeshSummary,
+        pub members: Vec<MeshMember>,
+    }
+
+    /// Registers this machine's key for the caller's membership.
+    #[serde(deny_unknown_fields)]
+    pub struct RegisterKeyRequest {
+        pub public_key: String,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct CreateInviteRequest {
+        /// Send the invite link to this address.
+        #[serde(default)]
+        pub email: Option<String>,
+        #[serde(default)]
+        pub role: Option<MeshRole>,
+        /// 1 to 365; 7 when absent.
+        #[serde(default)]
+        pub expires_in_days: Option<u32>,
+        /// 1 when absent.
+        #[serde(default)]
+        pub max_uses: Option<u32>,
+        /// Language of the email, `en` or `es`; from Accept-Language when absent.
+        #[serde(default)]
+        pub lang: Option<String>,
+    }
+
+    pub struct InviteInfo {
+        pub id: String,
+        pub code: String,
+        /// `<public URL>/i/<code>`.
+        pub url: String,
+        pub role: MeshRole,
+        pub email: Option<String>,
+        pub max_uses: u32,
+        pub uses: u32,
+        pub expires_at: Timestamp,
+        pub created_at: Timestamp,
+        pub revoked: bool,
+    }
+
+    pub struct CreatedInvite {
+        #[serde(flatten)]
+        pub invite: InviteInfo,
+        /// Whether the email was handed to the mail server (or the outbox).
+        pub emailed: bool,
+        /// Why the email did not go, when it did not.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub email_error: Option<String>,
+    }
+
+    pub struct InviteList {
+        pub invites: Vec<InviteInfo>,
+    }
+
+    #[serde(rename_all = "snake_case")]
+    #[derive(Copy, Eq)]
+    pub enum InviteStatus {
+        Valid,
+        Expired,
+        Revoked,
+        UsedUp,
+    }
+
+    /// What anyone holding an invite link may see of it.
+    pub struct InvitePreview {
+        pub code: String,
+        pub mesh_name: String,
+        pub mesh_slug: String,
+        pub inviter_name: String,
+        pub role: MeshRole,
+        pub expires_at: Timestamp,
+        pub status: InviteStatus,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct AcceptInviteRequest {
+        /// This machine's ed25519 public key, 64 hex characters.
+        pub public_key: String,
+        /// The name to show in the mesh; the account name when absent.
+        #[serde(default)]
+        pub display_name: Option<String>,
+    }
+
+    pub struct AcceptedInvite {
+        pub mesh: MeshSummary,
+        /// True when the caller was already a member (nothing was used up).
+        pub already_member: bool,
+    }
+}
+
 // --------------------------------------------- OAuth 2.0 device grant (RFC 8628)
 /// The RFC 8628 grant type for polling `/oauth/token`.
 pub const DEVICE_CODE_GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";

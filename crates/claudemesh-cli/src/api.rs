@@ -28,7 +28,10 @@ pub enum ApiError {
     /// 429 on a device-code poll: wait this many seconds.
     SlowDown { interval: f64 },
     /// An error status; `body` when it was the API's JSON error shape.
-    Status { status: u16, body: Option<ErrorBody> },
+    Status {
+        status: u16,
+        body: Option<ErrorBody>,
+    },
     /// A success status with a body that is not what the contract says.
     Decode(String),
 }
@@ -140,11 +143,16 @@ impl Api {
     }
 
     fn get(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>, ApiError> {
-        let mut request = self.agent.get(self.url(path)).header("accept", "application/json");
+        let mut request = self
+            .agent
+            .get(self.url(path))
+            .header("accept", "application/json");
         if let Some(bearer) = self.bearer() {
             request = request.header("authorization", bearer);
         }
-        request.call().map_err(|err| ApiError::Transport(transport_detail(&err)))
+        request
+            .call()
+            .map_err(|err| ApiError::Transport(transport_detail(&err)))
     }
 
     fn post<B: serde::Serialize>(
@@ -152,7 +160,10 @@ impl Api {
         path: &str,
         body: &B,
     ) -> Result<ureq::http::Response<ureq::Body>, ApiError> {
-        let mut request = self.agent.post(self.url(path)).header("accept", "application/json");
+        let mut request = self
+            .agent
+            .post(self.url(path))
+            .header("accept", "application/json");
         if let Some(bearer) = self.bearer() {
             request = request.header("authorization", bearer);
         }
@@ -175,7 +186,9 @@ impl Api {
         // The code is base32 from the server; refuse anything that would
         // change the path rather than sending it.
         if device_code.is_empty() || !device_code.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(ApiError::Decode("the server sent a malformed device code".into()));
+            return Err(ApiError::Decode(
+                "the server sent a malformed device code".into(),
+            ));
         }
         let response = self.get(&format!("/api/auth/cli/device-code/{device_code}"))?;
         if response.status().as_u16() == 429 {
@@ -247,7 +260,11 @@ mod tests {
             "http://127.0.0.1:3000"
         );
         for bad in ["claudemesh.com", "ftp://x", "https://", "", "http://a b"] {
-            assert_eq!(normalize_base_url(bad).unwrap_err().exit, Exit::InvalidArgs, "{bad}");
+            assert_eq!(
+                normalize_base_url(bad).unwrap_err().exit,
+                Exit::InvalidArgs,
+                "{bad}"
+            );
         }
     }
 
@@ -255,10 +272,16 @@ mod tests {
     fn only_unreachable_or_failing_servers_are_retried() {
         assert!(ApiError::Transport("refused".into()).is_transient());
         for status in [500, 502, 503, 504, 408] {
-            assert!(ApiError::Status { status, body: None }.is_transient(), "{status}");
+            assert!(
+                ApiError::Status { status, body: None }.is_transient(),
+                "{status}"
+            );
         }
         for status in [400, 401, 404, 409] {
-            assert!(!ApiError::Status { status, body: None }.is_transient(), "{status}");
+            assert!(
+                !ApiError::Status { status, body: None }.is_transient(),
+                "{status}"
+            );
         }
         assert!(!ApiError::Decode("x".into()).is_transient());
     }
@@ -275,7 +298,10 @@ mod tests {
     fn a_malformed_device_code_is_never_put_in_a_path() {
         let api = Api::new("http://127.0.0.1:9", None);
         for bad in ["", "../my/whoami", "abc?x=1", "a/b"] {
-            assert!(matches!(api.poll_device_code(bad), Err(ApiError::Decode(_))), "{bad}");
+            assert!(
+                matches!(api.poll_device_code(bad), Err(ApiError::Decode(_))),
+                "{bad}"
+            );
         }
     }
 

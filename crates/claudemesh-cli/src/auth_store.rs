@@ -141,7 +141,9 @@ impl AuthStore {
         builder.recursive(true);
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&self.dir).map_err(|err| refuse(err.to_string()))?;
+        builder
+            .create(&self.dir)
+            .map_err(|err| refuse(err.to_string()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -321,10 +323,14 @@ mod tests {
             .unwrap();
         assert_eq!((got.token, got.source), (flag.clone(), TokenSource::Flag));
 
-        let got = resolve(None, Some(env.expose()), || saved(&file)).unwrap().unwrap();
+        let got = resolve(None, Some(env.expose()), || saved(&file))
+            .unwrap()
+            .unwrap();
         assert_eq!((got.token, got.source), (env.clone(), TokenSource::Env));
 
-        let got = resolve(Some(""), Some("  "), || saved(&file)).unwrap().unwrap();
+        let got = resolve(Some(""), Some("  "), || saved(&file))
+            .unwrap()
+            .unwrap();
         assert_eq!((got.token, got.source), (file.clone(), TokenSource::File));
         assert!(got.saved.is_some());
 
@@ -370,7 +376,11 @@ mod tests {
             assert_eq!(mode(store.path().parent().unwrap()), 0o700);
         }
         // No temporary file is left behind.
-        let names: Vec<_> = fs::read_dir(store.path().parent().unwrap()).unwrap().flatten().map(|e| e.file_name()).collect();
+        let names: Vec<_> = fs::read_dir(store.path().parent().unwrap())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
         assert_eq!(names, [AUTH_FILE]);
         assert!(store.remove().unwrap());
         assert!(!store.remove().unwrap());
@@ -387,7 +397,10 @@ mod tests {
         assert_eq!(value["source"], "pat");
         assert_eq!(value["user"]["email"], "alice@example.com");
         assert_eq!(value["server"], "http://127.0.0.1:3000");
-        assert_eq!(serde_json::to_value(AuthSource::DeviceCode).unwrap(), "device-code");
+        assert_eq!(
+            serde_json::to_value(AuthSource::DeviceCode).unwrap(),
+            "device-code"
+        );
     }
 
     #[test]
@@ -436,7 +449,9 @@ mod tests {
         fs::create_dir(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let store = AuthStore::new(dir.clone());
-        store.save(&sample(&Token::generate(TokenKind::Pat))).unwrap();
+        store
+            .save(&sample(&Token::generate(TokenKind::Pat)))
+            .unwrap();
         let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
     }
@@ -447,8 +462,15 @@ mod tests {
         let blocker = home.path().join("file");
         fs::write(&blocker, "not a directory").unwrap();
         let store = AuthStore::new(blocker.join("cm"));
-        let err = store.save(&sample(&Token::generate(TokenKind::Pat))).err().unwrap();
+        let err = store
+            .save(&sample(&Token::generate(TokenKind::Pat)))
+            .err()
+            .unwrap();
         assert_eq!(err.exit, Exit::Failure);
-        assert!(err.message.starts_with("Refusing to save the token"), "{}", err.message);
+        assert!(
+            err.message.starts_with("Refusing to save the token"),
+            "{}",
+            err.message
+        );
     }
 }

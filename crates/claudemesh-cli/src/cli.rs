@@ -135,8 +135,10 @@ mod tests {
 
     #[test]
     fn global_flags_work_before_and_after_the_command() {
-        let before = Cli::try_parse_from(["claudemesh", "--json", "--token", "t", "whoami"]).unwrap();
-        let after = Cli::try_parse_from(["claudemesh", "whoami", "--json", "--token", "t"]).unwrap();
+        let before =
+            Cli::try_parse_from(["claudemesh", "--json", "--token", "t", "whoami"]).unwrap();
+        let after =
+            Cli::try_parse_from(["claudemesh", "whoami", "--json", "--token", "t"]).unwrap();
         for cli in [before, after] {
             assert!(cli.json);
             assert_eq!(cli.token.as_deref(), Some("t"));

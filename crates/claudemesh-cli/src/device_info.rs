@@ -130,23 +130,41 @@ mod tests {
     #[test]
     fn browser_opens_on_a_desktop_terminal() {
         let desktop = env_of(&[("DISPLAY", ":0")]);
-        assert_eq!(browser_decision(false, &desktop, "linux", true), Browser::Open);
-        assert_eq!(browser_decision(false, env_of(&[]), "macos", true), Browser::Open);
+        assert_eq!(
+            browser_decision(false, &desktop, "linux", true),
+            Browser::Open
+        );
+        assert_eq!(
+            browser_decision(false, env_of(&[]), "macos", true),
+            Browser::Open
+        );
         let wayland = env_of(&[("WAYLAND_DISPLAY", "wayland-0")]);
-        assert_eq!(browser_decision(false, wayland, "linux", true), Browser::Open);
+        assert_eq!(
+            browser_decision(false, wayland, "linux", true),
+            Browser::Open
+        );
     }
 
     #[test]
     fn browser_is_skipped_when_headless() {
         let desktop = env_of(&[("DISPLAY", ":0")]);
-        assert!(matches!(browser_decision(true, &desktop, "linux", true), Browser::Skip(_)));
-        let ssh = env_of(&[("DISPLAY", ":0"), ("SSH_CONNECTION", "1.2.3.4 5 6.7.8.9 22")]);
+        assert!(matches!(
+            browser_decision(true, &desktop, "linux", true),
+            Browser::Skip(_)
+        ));
+        let ssh = env_of(&[
+            ("DISPLAY", ":0"),
+            ("SSH_CONNECTION", "1.2.3.4 5 6.7.8.9 22"),
+        ]);
         assert_eq!(
             browser_decision(false, ssh, "linux", true),
             Browser::Skip("this looks like an SSH session")
         );
         let ssh_tty = env_of(&[("SSH_TTY", "/dev/pts/1")]);
-        assert!(matches!(browser_decision(false, ssh_tty, "macos", true), Browser::Skip(_)));
+        assert!(matches!(
+            browser_decision(false, ssh_tty, "macos", true),
+            Browser::Skip(_)
+        ));
         assert_eq!(
             browser_decision(false, env_of(&[("DISPLAY", "")]), "linux", true),
             Browser::Skip("no display was found")

@@ -128,24 +128,26 @@ impl CliError {
             C::Forbidden | C::CsrfRejected => {
                 Self::new(Exit::Permission, server_says("Not allowed"))
             }
-            C::NotFound | C::UserCodeNotFound => Self::new(Exit::NotFound, server_says("Not found")),
+            C::NotFound | C::UserCodeNotFound => {
+                Self::new(Exit::NotFound, server_says("Not found"))
+            }
             C::EmailTaken | C::SlugTaken | C::CodeAlreadyUsed => {
                 Self::new(Exit::Conflict, server_says("Conflict"))
             }
-            C::InvalidRequest | C::InvalidUserCode | C::WeakPassword => {
-                Self::new(Exit::InvalidArgs, server_says("The server refused the request"))
-            }
+            C::InvalidRequest | C::InvalidUserCode | C::WeakPassword => Self::new(
+                Exit::InvalidArgs,
+                server_says("The server refused the request"),
+            ),
             C::SlowDown | C::TooManyAttempts => Self::failure(server_says("Too many requests"))
                 .with_hint("Wait a little and try again."),
             C::CodeExpired => Self::failure(server_says("The login code expired")),
             C::InviteExpired | C::InviteRevoked | C::InviteUsedUp => {
                 Self::failure(server_says("The invite can no longer be used"))
             }
-            C::Internal | C::Unavailable => Self::new(
-                Exit::Network,
-                server_says("The server failed to answer"),
-            )
-            .with_hint("Try again in a moment."),
+            C::Internal | C::Unavailable => {
+                Self::new(Exit::Network, server_says("The server failed to answer"))
+                    .with_hint("Try again in a moment.")
+            }
             // Errors that mean this client sent something the server does not
             // understand: a bug on our side, or a server of another version.
             C::InvalidJson | C::UnsupportedMediaType | C::PayloadTooLarge | C::MethodNotAllowed => {
@@ -186,11 +188,9 @@ mod tests {
     use super::*;
 
     fn body(code: ErrorCode, message: &str) -> ErrorBody {
-        ErrorBody {
-            error: code,
-            message: message.into(),
-            suggestion: None,
-        }
+        // Built from JSON, as it arrives, so optional fields take their defaults.
+        serde_json::from_value(serde_json::json!({ "error": code, "message": message }))
+            .expect("an error body")
     }
 
     #[test]

@@ -79,11 +79,19 @@ impl Output {
     }
 
     pub fn success(&self, text: impl AsRef<str>) {
-        self.line(format!("{} {}", self.paint(Paint::Green, "✔"), text.as_ref()));
+        self.line(format!(
+            "{} {}",
+            self.paint(Paint::Green, "✔"),
+            text.as_ref()
+        ));
     }
 
     pub fn warn(&self, text: impl AsRef<str>) {
-        self.line(format!("{} {}", self.paint(Paint::Yellow, "⚠"), text.as_ref()));
+        self.line(format!(
+            "{} {}",
+            self.paint(Paint::Yellow, "⚠"),
+            text.as_ref()
+        ));
     }
 
     pub fn error(&self, text: impl AsRef<str>) {
@@ -122,10 +130,7 @@ mod tests {
             stderr_tty: false,
         };
         assert_eq!(out.bold("x"), "x");
-        let coloured = Output {
-            color: true,
-            ..out
-        };
+        let coloured = Output { color: true, ..out };
         assert_eq!(coloured.bold("x"), "\x1b[1mx\x1b[0m");
     }
 }

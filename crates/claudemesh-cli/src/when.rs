@@ -98,9 +98,15 @@ mod tests {
     #[test]
     fn dates_are_utc_minutes() {
         assert_eq!(date(at("2026-11-23T19:05:33Z")), "2026-11-23 19:05 UTC");
-        assert_eq!(date(at("2026-11-23T21:05:33+02:00")), "2026-11-23 19:05 UTC");
+        assert_eq!(
+            date(at("2026-11-23T21:05:33+02:00")),
+            "2026-11-23 19:05 UTC"
+        );
         let now = at("2026-11-20T19:05:33Z");
-        assert_eq!(describe("2026-11-23T19:05:33Z", now), "in 3 days (2026-11-23 19:05 UTC)");
+        assert_eq!(
+            describe("2026-11-23T19:05:33Z", now),
+            "in 3 days (2026-11-23 19:05 UTC)"
+        );
         assert_eq!(describe("soon", now), "soon");
     }
 

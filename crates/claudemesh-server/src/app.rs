@@ -4,9 +4,10 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, DbError};
 use crate::http::{self, MAX_BODY_BYTES};
+use crate::mail::Mailer;
 use crate::openapi::ApiDoc;
 use crate::state::{AppState, Settings};
-use crate::{accounts, device_codes, oauth, tokens};
+use crate::{accounts, device_codes, invites, meshes, oauth, tokens};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
@@ -21,6 +22,8 @@ use utoipa_axum::router::OpenApiRouter;
 pub enum StartError {
     #[error(transparent)]
     Db(#[from] DbError),
+    #[error(transparent)]
+    Mail(#[from] crate::mail::MailConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -40,6 +43,11 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        let mailer = Mailer::new(
+            config.smtp_url.as_deref(),
+            &config.mail_from,
+            config.data_dir.join("outbox"),
+        )?;
         let db = Db::open(config.database_url.as_deref(), &config.data_dir).await?;
         let listener =
             TcpListener::bind(&config.bind)
@@ -53,7 +61,12 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{local_addr}"));
-        let state = AppState::new(db, clock, Settings::new(&public_url, config.trust_proxy));
+        let state = AppState::new(
+            db,
+            clock,
+            Settings::new(&public_url, config.trust_proxy),
+            mailer,
+        );
         let router = router(state.clone());
         Ok(Self {
             listener,
@@ -69,6 +82,11 @@ impl Application {
 
     pub fn public_url(&self) -> &str {
         &self.state.settings.public_url
+    }
+
+    /// Where mail goes (SMTP or the outbox directory).
+    pub fn mail_transport(&self) -> String {
+        self.state.mailer.describe()
     }
 
     pub fn engine_name(&self) -> &'static str {
@@ -101,6 +119,8 @@ pub fn router(state: AppState) -> Router {
         .merge(device_codes::routes())
         .merge(tokens::routes())
         .merge(oauth::routes())
+        .merge(meshes::routes())
+        .merge(invites::routes())
         .split_for_parts();
     let openapi = Arc::new(openapi);
     api.route(
@@ -111,6 +131,7 @@ pub fn router(state: AppState) -> Router {
         }),
     )
     .route("/healthz", get(|| async { "ok" }))
+    .merge(crate::pages::routes())
     .fallback(http::not_found)
     .method_not_allowed_fallback(http::method_not_allowed)
     .layer(middleware::from_fn(http::log_requests))

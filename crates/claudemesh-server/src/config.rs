@@ -24,6 +24,19 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// `smtp://host:port`, `smtps://user:pass@host` or `smtp://host:587?tls=required`
+    /// to send mail; unset writes mail to `<data dir>/outbox` instead.
+    #[arg(long, env = "CLAUDEMESH_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// The sender of the mail the server sends.
+    #[arg(
+        long,
+        env = "CLAUDEMESH_MAIL_FROM",
+        default_value = "claudemesh <noreply@claudemesh.localhost>"
+    )]
+    pub mail_from: String,
+
     /// Take the client address from X-Forwarded-For (only behind a proxy you run).
     #[arg(long, env = "CLAUDEMESH_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,
@@ -47,6 +60,8 @@ impl Config {
             public_url: None,
             data_dir,
             database_url,
+            smtp_url: None,
+            mail_from: "claudemesh <noreply@claudemesh.localhost>".into(),
             trust_proxy: false,
             log_format: LogFormat::Text,
         }

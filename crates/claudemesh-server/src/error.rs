@@ -17,6 +17,8 @@ pub struct AppError {
     pub message: Cow<'static, str>,
     /// Seconds for a `Retry-After` header (rate limits).
     pub retry_after: Option<u64>,
+    /// A value to try instead (a free slug), sent as `suggestion`.
+    pub suggestion: Option<String>,
 }
 
 pub type AppResult<T> = Result<T, AppError>;
@@ -28,6 +30,7 @@ impl AppError {
             code,
             message: message.into(),
             retry_after: None,
+            suggestion: None,
         }
     }
 
@@ -57,6 +60,11 @@ impl AppError {
 
     pub fn forbidden(message: impl Into<Cow<'static, str>>) -> Self {
         Self::new(StatusCode::FORBIDDEN, ErrorCode::Forbidden, message)
+    }
+
+    pub fn with_suggestion(mut self, suggestion: impl Into<String>) -> Self {
+        self.suggestion = Some(suggestion.into());
+        self
     }
 
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
@@ -95,6 +103,7 @@ impl IntoResponse for AppError {
         let body = ErrorBody {
             error: self.code,
             message: self.message.into_owned(),
+            suggestion: self.suggestion,
         };
         let mut response = (self.status, axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {

@@ -2,7 +2,8 @@
 //! same [`Application`].
 //!
 //! Resources each own a module (routes, queries, tests): [`accounts`],
-//! [`device_codes`] (with its RFC 8628 face in [`oauth`]), [`tokens`].
+//! [`device_codes`] (with its RFC 8628 face in [`oauth`]), [`tokens`],
+//! [`meshes`] and [`invites`] (with [`mail`]).
 //! Shared plumbing sits beside them: [`config`], [`db`], [`error`], [`auth`]
 //! (who is calling), [`http`] (extractors), [`audit`], [`clock`].
 
@@ -18,9 +19,13 @@ pub mod error;
 pub mod guessing;
 pub mod http;
 pub mod ids;
+pub mod invites;
 pub mod logging;
+pub mod mail;
+pub mod meshes;
 pub mod oauth;
 pub mod openapi;
+pub mod pages;
 pub mod state;
 pub mod tokens;
 

@@ -16,10 +16,11 @@ async fn main() -> ExitCode {
         }
     };
     eprintln!(
-        "claudemesh-server listening on {} (public URL {}, {} store)",
+        "claudemesh-server listening on {} (public URL {}, {} store, mail via {})",
         app.local_addr(),
         app.public_url(),
-        app.engine_name()
+        app.engine_name(),
+        app.mail_transport()
     );
     match app.run_until(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

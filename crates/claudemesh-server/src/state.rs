@@ -1,7 +1,8 @@
-//! What every handler can reach: the store, the clock and the settings.
+//! What every handler can reach: the store, the clock, the settings, the mailer.
 
 use crate::clock::Clock;
 use crate::db::Db;
+use crate::mail::Mailer;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -11,6 +12,7 @@ pub struct Inner {
     pub db: Db,
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
+    pub mailer: Mailer,
 }
 
 /// Settings derived once at start-up.
@@ -46,11 +48,12 @@ pub fn origin_of(url: &str) -> Option<String> {
 }
 
 impl AppState {
-    pub fn new(db: Db, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+    pub fn new(db: Db, clock: Arc<dyn Clock>, settings: Settings, mailer: Mailer) -> Self {
         Self(Arc::new(Inner {
             db,
             clock,
             settings,
+            mailer,
         }))
     }
 

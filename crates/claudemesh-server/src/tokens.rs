@@ -277,14 +277,41 @@ async fn create_pat(
     client: ClientInfo,
     ApiJson(body): ApiJson<CreatePatRequest>,
 ) -> AppResult<(StatusCode, Json<CreatedPat>)> {
-    let name = clean_name(&body.name, "name")?;
+    let (token, record) = create_pat_for(
+        &state,
+        &caller.user.id,
+        &client.ip,
+        &body.name,
+        body.expires_in_days,
+    )
+    .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedPat {
+            token: token.expose().to_owned(),
+            info: record.info(),
+        }),
+    ))
+}
+
+/// Checks the name and lifetime, mints a PAT and audits it (shared by the
+/// JSON API and the tokens page). `expires_in_days`: `None` for the default,
+/// `Some(None)` for never.
+pub async fn create_pat_for(
+    state: &AppState,
+    user_id: &str,
+    ip: &str,
+    name: &str,
+    expires_in_days: Option<Option<u32>>,
+) -> AppResult<(Token, TokenRecord)> {
+    let name = clean_name(name, "name")?;
     let now = state.now();
-    let expires_at = pat_expiry(body.expires_in_days, now)?;
+    let expires_at = pat_expiry(expires_in_days, now)?;
     let mut tx = state.pool().begin().await?;
     let (token, record) = mint(
         &mut *tx,
         now,
-        &caller.user.id,
+        user_id,
         TokenKind::Pat,
         &name,
         None,
@@ -295,22 +322,17 @@ async fn create_pat(
         &mut *tx,
         now,
         audit::PAT_CREATED,
-        Some(&caller.user.id),
-        Some(&client.ip),
+        Some(user_id),
+        Some(ip),
         json!({ "token_id": record.id, "name": name, "expires_at": expires_at }),
     )
     .await?;
     tx.commit().await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(CreatedPat {
-            token: token.expose().to_owned(),
-            info: record.info(),
-        }),
-    ))
+    Ok((token, record))
 }
 
-async fn list_of_kind(
+/// The user's live (not revoked, not expired) tokens of one kind, newest first.
+pub async fn list_of_kind(
     state: &AppState,
     user_id: &str,
     kind: TokenKind,

@@ -25,6 +25,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use claudemesh_server::clock::ManualClock as Clock;
+pub use smtp::{ReceivedMail, SmtpSink};
+
+mod smtp;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -37,6 +40,15 @@ pub const DEFAULT_PASSWORD: &str = "correct horse battery staple";
 fn admin_pg_url() -> String {
     std::env::var("CLAUDEMESH_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// How to start a [`TestServer`] beyond the defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Follow real time instead of a frozen clock.
+    pub running_clock: bool,
+    /// Send mail here (see [`SmtpSink`]); the outbox directory otherwise.
+    pub smtp_url: Option<String>,
 }
 
 /// A running server and everything needed to restart it on the same port
@@ -56,16 +68,28 @@ pub struct TestServer {
 impl TestServer {
     /// A server whose clock is frozen (tests move it with `clock.advance`).
     pub async fn start(engine: Engine) -> Self {
-        Self::start_with_clock(engine, ManualClock::new()).await
+        Self::start_with(engine, Options::default()).await
     }
 
     /// A server whose clock follows real time, for tests where a real client
     /// (the CLI) waits between requests; `clock.advance` still jumps ahead.
     pub async fn start_running_clock(engine: Engine) -> Self {
-        Self::start_with_clock(engine, ManualClock::running()).await
+        Self::start_with(
+            engine,
+            Options {
+                running_clock: true,
+                ..Options::default()
+            },
+        )
+        .await
     }
 
-    async fn start_with_clock(engine: Engine, clock: ManualClock) -> Self {
+    pub async fn start_with(engine: Engine, options: Options) -> Self {
+        let clock = if options.running_clock {
+            ManualClock::running()
+        } else {
+            ManualClock::new()
+        };
         let data_dir = tempfile::tempdir().expect("temporary directory");
         let (database_url, pg_database) = match engine {
             Engine::Sqlite => (None, None),
@@ -74,7 +98,8 @@ impl TestServer {
                 (Some(url), Some(name))
             }
         };
-        let config = Config::for_tests(data_dir.path().to_owned(), database_url);
+        let mut config = Config::for_tests(data_dir.path().to_owned(), database_url);
+        config.smtp_url = options.smtp_url;
         let mut server = Self {
             base_url: String::new(),
             port: 0,

@@ -6,6 +6,11 @@ use clap::CommandFactory;
 
 pub fn run(args: &CompletionsArgs) -> CliResult<()> {
     let mut command = Cli::command();
-    clap_complete::generate(args.shell, &mut command, "claudemesh", &mut std::io::stdout());
+    clap_complete::generate(
+        args.shell,
+        &mut command,
+        "claudemesh",
+        &mut std::io::stdout(),
+    );
     Ok(())
 }

@@ -118,7 +118,8 @@ fn finish(
     let via = done.via.map(|v| format!(" ({v})")).unwrap_or_default();
     ctx.out
         .success(format!("Authenticated as {}{via}", done.user.name));
-    ctx.out.success(format!("Token saved to {}", path.display()));
+    ctx.out
+        .success(format!("Token saved to {}", path.display()));
     if let Some(previous) = previous {
         revoke_replaced_session(ctx, server, &previous, &done.token);
     }
@@ -295,11 +296,12 @@ fn device_code_login(args: &LoginArgs, ctx: &Context, server: &str) -> CliResult
         Outcome::Approved { token, user } => {
             let user = match user {
                 Some(user) => user,
-                None => ctx
-                    .api(server, Some(token.clone()))
-                    .whoami()
-                    .map_err(|err| err.into_cli(server))?
-                    .user,
+                None => {
+                    ctx.api(server, Some(token.clone()))
+                        .whoami()
+                        .map_err(|err| err.into_cli(server))?
+                        .user
+                }
             };
             Ok(LoggedIn {
                 token,
@@ -385,9 +387,8 @@ pub struct Poller {
 
 /// The interval the server asked for, kept within sane bounds.
 fn sane_interval(seconds: f64) -> Option<Duration> {
-    (seconds.is_finite() && seconds > 0.0).then(|| {
-        Duration::from_secs_f64(seconds.min(MAX_INTERVAL.as_secs_f64())).max(MIN_INTERVAL)
-    })
+    (seconds.is_finite() && seconds > 0.0)
+        .then(|| Duration::from_secs_f64(seconds.min(MAX_INTERVAL.as_secs_f64())).max(MIN_INTERVAL))
 }
 
 impl Poller {
@@ -424,9 +425,9 @@ impl Poller {
                                 token,
                                 user: answer.user,
                             }),
-                            Err(_) => Step::Fail(CliError::failure(
-                                "The server sent a malformed token",
-                            )),
+                            Err(_) => {
+                                Step::Fail(CliError::failure("The server sent a malformed token"))
+                            }
                         },
                     },
                 }
@@ -515,9 +516,13 @@ impl Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use claudemesh_api::{ErrorBody, ErrorCode};
+    use claudemesh_api::ErrorBody;
 
-    fn answer(status: DeviceCodeStatus, token: Option<String>, claimed: bool) -> DevicePollResponse {
+    fn answer(
+        status: DeviceCodeStatus,
+        token: Option<String>,
+        claimed: bool,
+    ) -> DevicePollResponse {
         DevicePollResponse {
             status,
             token,
@@ -543,7 +548,9 @@ mod tests {
     fn pending_waits_one_interval() {
         let mut p = poller();
         let step = p.handle(Ok(answer(DeviceCodeStatus::Pending, None, false)));
-        assert!(matches!(step, Step::Wait { delay, notice: None } if delay == Duration::from_millis(1500)));
+        assert!(
+            matches!(step, Step::Wait { delay, notice: None } if delay == Duration::from_millis(1500))
+        );
     }
 
     #[test]
@@ -558,7 +565,11 @@ mod tests {
             p.handle(Ok(answer(DeviceCodeStatus::Expired, None, false))),
             Step::Finish(Outcome::Expired)
         ));
-        match p.handle(Ok(answer(DeviceCodeStatus::Approved, Some(token.expose().into()), false))) {
+        match p.handle(Ok(answer(
+            DeviceCodeStatus::Approved,
+            Some(token.expose().into()),
+            false,
+        ))) {
             Step::Finish(Outcome::Approved { token: got, .. }) => assert_eq!(got, token),
             other => panic!("{other:?}"),
         }
@@ -576,7 +587,11 @@ mod tests {
 
     #[test]
     fn a_malformed_token_fails_without_echoing_it() {
-        let step = poller().handle(Ok(answer(DeviceCodeStatus::Approved, Some("cm_pat_secretjunk".into()), false)));
+        let step = poller().handle(Ok(answer(
+            DeviceCodeStatus::Approved,
+            Some("cm_pat_secretjunk".into()),
+            false,
+        )));
         match step {
             Step::Fail(err) => assert!(!err.message.contains("secretjunk")),
             other => panic!("{other:?}"),
@@ -611,10 +626,19 @@ mod tests {
             }
         }
         assert_eq!(delays, [1.5, 3.0, 6.0, 12.0, 24.0, 30.0, 30.0]);
-        let step = p.handle(Err(ApiError::Status { status: 503, body: None }));
+        let step = p.handle(Err(ApiError::Status {
+            status: 503,
+            body: None,
+        }));
         assert!(matches!(step, Step::Wait { delay, .. } if delay == Duration::from_secs(30)));
         let step = p.handle(Ok(answer(DeviceCodeStatus::Pending, None, false)));
-        assert!(matches!(step, Step::Wait { notice: Some(Notice::Reconnected), .. }));
+        assert!(matches!(
+            step,
+            Step::Wait {
+                notice: Some(Notice::Reconnected),
+                ..
+            }
+        ));
         // The schedule starts over after a success.
         let step = p.handle(Err(ApiError::Transport("reset".into())));
         assert!(matches!(step, Step::Wait { delay, .. } if delay == Duration::from_millis(1500)));
@@ -622,13 +646,18 @@ mod tests {
 
     #[test]
     fn an_unknown_code_or_a_client_error_stops_at_once() {
-        let step = poller().handle(Err(ApiError::Status { status: 404, body: None }));
+        let step = poller().handle(Err(ApiError::Status {
+            status: 404,
+            body: None,
+        }));
         assert!(matches!(step, Step::Fail(err) if err.exit == Exit::Failure));
-        let body = ErrorBody {
-            error: ErrorCode::InvalidRequest,
-            message: "bad".into(),
-        };
-        let step = poller().handle(Err(ApiError::Status { status: 400, body: Some(body) }));
+        let body: ErrorBody =
+            serde_json::from_str(r#"{"error":"invalid_request","message":"bad"}"#)
+                .expect("an error body");
+        let step = poller().handle(Err(ApiError::Status {
+            status: 400,
+            body: Some(body),
+        }));
         assert!(matches!(step, Step::Fail(err) if err.exit == Exit::InvalidArgs));
     }
 
@@ -639,7 +668,12 @@ mod tests {
             Some("https://claudemesh.com/cli-auth?code=BCDF-GHJK")
         );
         assert!(safe_link("http://127.0.0.1:3000/cli-auth").is_some());
-        for bad in ["file:///etc/passwd", "javascript:alert(1)", "https://a b", "https://x\n"] {
+        for bad in [
+            "file:///etc/passwd",
+            "javascript:alert(1)",
+            "https://a b",
+            "https://x\ny",
+        ] {
             assert_eq!(safe_link(bad), None, "{bad}");
         }
     }

@@ -26,9 +26,8 @@ pub fn run(_args: &LogoutArgs, ctx: &Context) -> CliResult<()> {
         None => log_out_saved(ctx)?,
     };
     if ctx.env_token_set() {
-        ctx.out.warn(
-            "CLAUDEMESH_TOKEN is still set: commands keep using it until you unset it",
-        );
+        ctx.out
+            .warn("CLAUDEMESH_TOKEN is still set: commands keep using it until you unset it");
     }
     if ctx.out.json {
         ctx.out.json(&result);
@@ -42,8 +41,10 @@ fn log_out_saved(ctx: &Context) -> CliResult<LogoutJson> {
     let (token, file) = match store.load(&ctx.out) {
         Ok(Some(saved)) => (Some(saved.token), Some(saved.file)),
         Ok(None) => {
-            ctx.out
-                .line(format!("Not logged in (no saved login at {})", path.display()));
+            ctx.out.line(format!(
+                "Not logged in (no saved login at {})",
+                path.display()
+            ));
             return Ok(LogoutJson::default());
         }
         Err(err) if err == CliError::auth_file_corrupted() => {
@@ -55,7 +56,9 @@ fn log_out_saved(ctx: &Context) -> CliResult<LogoutJson> {
     let mut result = LogoutJson::default();
     match token {
         Some(token) => {
-            let server = ctx.server_for(file.as_ref()).unwrap_or_else(|_| ctx.login_server());
+            let server = ctx
+                .server_for(file.as_ref())
+                .unwrap_or_else(|_| ctx.login_server());
             result.revoked_on_server = revoke(ctx, &server, &token);
         }
         None => ctx

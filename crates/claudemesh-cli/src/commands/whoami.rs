@@ -48,15 +48,19 @@ pub fn run(args: &WhoamiArgs, ctx: &Context) -> CliResult<()> {
     let api = ctx.api(&server, Some(credential.token.clone()));
     let who = api.whoami().map_err(|err| err.into_cli(&server))?;
     let sessions = if args.sessions {
-        Some(api.sessions().map_err(|err| err.into_cli(&server))?.sessions)
+        Some(
+            api.sessions()
+                .map_err(|err| err.into_cli(&server))?
+                .sessions,
+        )
     } else {
         None
     };
     let now = when::now();
     let token = who.credential.token.as_ref();
     let soon = expires_soon(token.and_then(|t| t.expires_at.as_deref()), now);
-    let auth_file = (credential.source == TokenSource::File)
-        .then(|| ctx.store().path().display().to_string());
+    let auth_file =
+        (credential.source == TokenSource::File).then(|| ctx.store().path().display().to_string());
 
     if soon {
         let at = token
@@ -67,8 +71,7 @@ pub fn run(args: &WhoamiArgs, ctx: &Context) -> CliResult<()> {
             TokenKind::Session => "run claudemesh login to get a new one",
             TokenKind::Pat => "create a new one in the dashboard (Settings → CLI tokens)",
         };
-        ctx.out
-            .warn(format!("This token expires {at}; {what}"));
+        ctx.out.warn(format!("This token expires {at}; {what}"));
     }
 
     if ctx.out.json {
@@ -101,15 +104,27 @@ fn report(
     now: OffsetDateTime,
 ) -> String {
     let mut text = String::new();
-    let _ = writeln!(text, "Logged in to {server} as {} ({})", user.name, user.email);
+    let _ = writeln!(
+        text,
+        "Logged in to {server} as {} ({})",
+        user.name, user.email
+    );
     if let Some(info) = token {
         let kind = match info.kind {
             TokenKind::Pat => "PAT",
             TokenKind::Session => "CLI session",
         };
-        let _ = writeln!(text, "  Token:      {kind} \"{}\" ({}…)", info.name, info.display_prefix);
+        let _ = writeln!(
+            text,
+            "  Token:      {kind} \"{}\" ({}…)",
+            info.name, info.display_prefix
+        );
         let _ = writeln!(text, "  From:       {source}");
-        let _ = writeln!(text, "  Created:    {}", when::describe(&info.created_at, now));
+        let _ = writeln!(
+            text,
+            "  Created:    {}",
+            when::describe(&info.created_at, now)
+        );
         let expires = info
             .expires_at
             .as_deref()
@@ -126,7 +141,11 @@ fn report(
     text
 }
 
-fn sessions_report(sessions: &[SessionInfo], current_kind: TokenKind, now: OffsetDateTime) -> String {
+fn sessions_report(
+    sessions: &[SessionInfo],
+    current_kind: TokenKind,
+    now: OffsetDateTime,
+) -> String {
     let mut text = String::new();
     let _ = writeln!(text, "CLI sessions ({}):", sessions.len());
     for session in sessions {

@@ -35,9 +35,7 @@ async fn every_json_endpoint_refuses_bad_bodies_with_a_stable_code(engine: Engin
         let cases = [
             (
                 "broken JSON",
-                post()
-                    .header("content-type", "application/json")
-                    .body("{,"),
+                post().header("content-type", "application/json").body("{,"),
                 400,
                 "invalid_json",
             ),

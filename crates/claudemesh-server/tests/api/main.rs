@@ -30,6 +30,7 @@ macro_rules! on_both_engines {
 mod accounts;
 mod bad_input;
 mod device_codes;
+mod meshes;
 mod oauth;
 mod startup;
 mod support;

@@ -1,0 +1,1024 @@
+//! The real `claudemesh` binary against the real server.
+//!
+//! Each test starts the server in-process (testkit: a random port over a
+//! fresh SQLite or PostgreSQL database, with a clock that runs in real time
+//! but can be pushed past an expiry), runs the CLI as a child process with
+//! its own config directory, and acts as the person in the browser over
+//! HTTP. Assertions are what a user notices: the messages, the exit codes,
+//! the files and their modes. No test waits a fixed time for something to
+//! happen: each waits for the CLI to say it (with a generous safety limit so
+//! a broken build fails instead of hanging).
+
+use claudemesh_api::{Token, TokenKind};
+use claudemesh_testkit::{Engine, TestServer, TestUser};
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tempfile::TempDir;
+use tokio::sync::mpsc;
+
+/// How long to wait for the CLI before calling the test broken.
+const SAFETY_LIMIT: Duration = Duration::from_secs(180);
+
+const AUTH_FAILED: &str = "✘ Authentication failed (token expired or revoked)\nRun claudemesh login to re-authenticate.\n";
+
+// ------------------------------------------------------------------ harness
+
+/// One machine's CLI: its own config directory, pointed at one server.
+struct Cli {
+    _home: TempDir,
+    config_dir: PathBuf,
+    api_url: String,
+}
+
+impl Cli {
+    fn new(api_url: &str) -> Self {
+        let home = tempfile::tempdir().expect("temporary home");
+        // Not created yet: the CLI must create it (0700) itself.
+        let config_dir = home.path().join(".claudemesh");
+        Self {
+            _home: home,
+            config_dir,
+            api_url: api_url.to_owned(),
+        }
+    }
+
+    fn for_server(server: &TestServer) -> Self {
+        Self::new(&server.base_url)
+    }
+
+    fn auth_path(&self) -> PathBuf {
+        self.config_dir.join("auth.json")
+    }
+
+    fn auth_json(&self) -> Value {
+        let text = std::fs::read_to_string(self.auth_path()).expect("auth.json exists");
+        serde_json::from_str(&text).expect("auth.json is JSON")
+    }
+
+    fn saved_token(&self) -> String {
+        self.auth_json()["token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
+    }
+
+    /// `claudemesh ARGS` in a clean environment: no inherited token, display,
+    /// SSH session, colour setting or proxy.
+    fn cmd<const N: usize>(&self, args: [&str; N]) -> Invocation {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_claudemesh"));
+        command
+            .args(args)
+            .env_clear()
+            .env("CLAUDEMESH_HOME", &self.config_dir)
+            .env("CLAUDEMESH_API_URL", &self.api_url);
+        Invocation {
+            command,
+            stdin: None,
+        }
+    }
+
+    /// A full `login --with-token` for a PAT.
+    async fn login_with_pat(&self, token: &str) {
+        self.cmd(["login", "--with-token"])
+            .stdin(token)
+            .run()
+            .await
+            .expect_code(0);
+    }
+}
+
+struct Invocation {
+    command: Command,
+    stdin: Option<String>,
+}
+
+#[derive(Debug)]
+struct Finished {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Finished {
+    fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code, code,
+            "exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    fn stderr_has(&self, text: &str) -> &Self {
+        assert!(
+            self.stderr.contains(text),
+            "stderr lacks {text:?}\n--- stderr\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    fn stdout_json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|err| {
+            panic!("stdout is not one JSON document ({err}):\n{}", self.stdout)
+        })
+    }
+
+    /// The CLI never prints a raw token.
+    fn never_shows(&self, secret: &str) -> &Self {
+        assert!(!self.stdout.contains(secret), "token on stdout");
+        assert!(!self.stderr.contains(secret), "token on stderr");
+        self
+    }
+}
+
+impl Invocation {
+    fn env(mut self, name: &str, value: &str) -> Self {
+        self.command.env(name, value);
+        self
+    }
+
+    fn stdin(mut self, text: &str) -> Self {
+        self.stdin = Some(text.to_owned());
+        self
+    }
+
+    /// Runs to the end.
+    async fn run(self) -> Finished {
+        self.spawn().finish().await
+    }
+
+    /// Starts the CLI; its stderr is read line by line as it comes.
+    fn spawn(mut self) -> Running {
+        self.command
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.command.spawn().expect("the claudemesh binary starts");
+        if let Some(text) = self.stdin {
+            let mut pipe = child.stdin.take().expect("stdin pipe");
+            pipe.write_all(text.as_bytes()).expect("write stdin");
+        }
+        let (tx, lines) = mpsc::unbounded_channel();
+        let stderr = child.stderr.take().expect("stderr pipe");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut stdout = child.stdout.take().expect("stdout pipe");
+        let stdout = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text);
+            text
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+            stdout: Some(stdout),
+        }
+    }
+}
+
+/// A CLI still running. Killed if the test ends (or fails) before it does.
+struct Running {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    seen: Vec<String>,
+    stdout: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Running {
+    /// Waits until the CLI prints a stderr line that `wanted` accepts.
+    async fn line_where(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let found = tokio::time::timeout(SAFETY_LIMIT, async {
+            while let Some(line) = self.lines.recv().await {
+                self.seen.push(line.clone());
+                if wanted(&line) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!(
+                "the CLI never printed {what}\n--- stderr so far\n{}",
+                self.seen.join("\n")
+            ),
+        }
+    }
+
+    /// The user code the CLI shows, e.g. `BCDF-GHJK`.
+    async fn user_code(&mut self) -> String {
+        let line = self.line_where("a user code", is_user_code_line).await;
+        line.trim().to_owned()
+    }
+
+    async fn finish(mut self) -> Finished {
+        let status = tokio::time::timeout(SAFETY_LIMIT, async {
+            loop {
+                if let Some(status) = self.child.try_wait().expect("wait for the CLI") {
+                    return status;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the CLI did not exit\n{}", self.seen.join("\n")));
+        while let Some(line) = self.lines.recv().await {
+            self.seen.push(line);
+        }
+        let stdout = self
+            .stdout
+            .take()
+            .map(|h| h.join().expect("stdout reader"))
+            .unwrap_or_default();
+        let mut stderr = self.seen.join("\n");
+        if !stderr.is_empty() {
+            stderr.push('\n');
+        }
+        Finished {
+            code: status.code().unwrap_or(-1),
+            stdout,
+            stderr,
+        }
+    }
+}
+
+fn is_user_code_line(line: &str) -> bool {
+    let code = line.trim();
+    code.len() == 9
+        && code.char_indices().all(|(i, c)| {
+            if i == 4 {
+                c == '-'
+            } else {
+                c.is_ascii_uppercase()
+            }
+        })
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+/// `GET /api/my/whoami` with a token, over plain HTTP: the status.
+async fn whoami_status(server: &TestServer, token: &str) -> u16 {
+    server
+        .anonymous()
+        .get(server.url("/api/my/whoami"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("whoami request")
+        .status()
+        .as_u16()
+}
+
+/// A URL where nothing listens.
+fn dead_url() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    drop(listener);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// Runs a device-code login on `cli` approved by `user`; returns its output.
+async fn device_login(cli: &Cli, user: &TestUser, device_name: &str) -> Finished {
+    let mut login = cli
+        .cmd(["login", "--no-browser", "--device-name", device_name])
+        .spawn();
+    let code = login.user_code().await;
+    assert_eq!(user.approve(&code).await.status(), 200);
+    login.finish().await
+}
+
+async fn server(engine: Engine) -> TestServer {
+    TestServer::start_running_clock(engine).await
+}
+
+// -------------------------------------------------------- device-code login
+
+async fn device_code_login_saves_a_private_auth_file(engine: Engine) {
+    let server = server(engine).await;
+    let alice = server.register("Alice").await;
+    let cli = Cli::for_server(&server);
+
+    let mut login = cli
+        .cmd(["login", "--no-browser", "--device-name", "test box"])
+        .spawn();
+    let code = login.user_code().await;
+    assert_eq!(alice.approve(&code).await.status(), 200);
+    let out = login.finish().await.expect_code(0);
+
+    out.stderr_has("Not opening a browser: --no-browser was given.")
+        .stderr_has(&format!("{}/cli-auth?code={code}", server.base_url))
+        .stderr_has("Waiting for confirmation…")
+        .stderr_has("✔ Authenticated as Alice\n")
+        .stderr_has(&format!("✔ Token saved to {}\n", cli.auth_path().display()));
+    assert!(!out.stderr.contains('\x1b'), "no colours off a terminal");
+    assert_eq!(out.stdout, "", "nothing on stdout without --json");
+
+    assert_eq!(mode(&cli.auth_path()), 0o600);
+    assert_eq!(mode(&cli.config_dir), 0o700);
+    let saved = cli.auth_json();
+    assert_eq!(saved["version"], 1);
+    assert_eq!(saved["source"], "device-code");
+    assert_eq!(saved["user"]["email"], alice.email.as_str());
+    assert_eq!(saved["user"]["id"], alice.user.id.as_str());
+    assert_eq!(saved["server"], server.base_url.as_str());
+    let token = cli.saved_token();
+    assert_eq!(
+        Token::parse(&token).map(|t| t.kind()),
+        Ok(TokenKind::Session)
+    );
+    out.never_shows(&token);
+    assert_eq!(whoami_status(&server, &token).await, 200);
+
+    let who = cli.cmd(["whoami"]).run().await.expect_code(0);
+    assert!(
+        who.stdout.starts_with(&format!(
+            "Logged in to {} as Alice ({})\n",
+            server.base_url, alice.email
+        )),
+        "{}",
+        who.stdout
+    );
+    assert!(
+        who.stdout.contains("CLI session \"test box\""),
+        "{}",
+        who.stdout
+    );
+    assert!(
+        who.stdout
+            .contains(&format!("From:       {}", cli.auth_path().display()))
+    );
+    who.never_shows(&token);
+}
+
+async fn pat_login_from_stdin(engine: Engine) {
+    let server = server(engine).await;
+    let alice = server.register("Alice").await;
+    let pat = alice.create_pat("ci-deploy", None).await;
+    let cli = Cli::for_server(&server);
+
+    let out = cli
+        .cmd(["login", "--with-token"])
+        .stdin(&format!("{}\n", pat.token))
+        .run()
+        .await
+        .expect_code(0);
+    out.stderr_has("✔ Authenticated as Alice (via PAT \"ci-deploy\")\n")
+        .stderr_has(&format!("✔ Token saved to {}\n", cli.auth_path().display()))
+        .never_shows(&pat.token);
+    assert!(!out.stderr.contains("shell history"), "{}", out.stderr);
+    let saved = cli.auth_json();
+    assert_eq!(saved["source"], "pat");
+    assert_eq!(saved["token"], pat.token.as_str());
+    assert_eq!(mode(&cli.auth_path()), 0o600);
+
+    let who = cli.cmd(["whoami", "--json"]).run().await.expect_code(0);
+    let who = who.stdout_json();
+    assert_eq!(who["user"]["name"], "Alice");
+    assert_eq!(who["source"], "file");
+    assert_eq!(who["token"]["kind"], "pat");
+    assert_eq!(who["token"]["name"], "ci-deploy");
+}
+
+mod sqlite {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn device_code_login_saves_a_private_auth_file() {
+        super::device_code_login_saves_a_private_auth_file(Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pat_login_from_stdin() {
+        super::pat_login_from_stdin(Engine::Sqlite).await;
+    }
+}
+
+mod postgres {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn device_code_login_saves_a_private_auth_file() {
+        super::device_code_login_saves_a_private_auth_file(Engine::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pat_login_from_stdin() {
+        super::pat_login_from_stdin(Engine::Postgres).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_denied_login_exits_1_and_saves_nothing() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let cli = Cli::for_server(&server);
+
+    let mut login = cli.cmd(["login", "--no-browser"]).spawn();
+    let code = login.user_code().await;
+    assert_eq!(alice.deny(&code).await.status(), 200);
+    login
+        .finish()
+        .await
+        .expect_code(1)
+        .stderr_has("✘ Denied in browser\n");
+    assert!(!cli.auth_path().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_code_times_out_with_exit_1() {
+    let server = server(Engine::Sqlite).await;
+    let cli = Cli::for_server(&server);
+
+    let mut login = cli.cmd(["login", "--no-browser"]).spawn();
+    login.user_code().await;
+    // Nobody approves; ten minutes pass on the server.
+    server.clock.advance(Duration::from_secs(11 * 60));
+    login
+        .finish()
+        .await
+        .expect_code(1)
+        .stderr_has("✘ Login timed out, run `claudemesh login` to retry\n");
+    assert!(!cli.auth_path().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_survives_the_server_going_away_mid_poll() {
+    let mut server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let cli = Cli::for_server(&server);
+
+    let mut login = cli.cmd(["login", "--no-browser"]).spawn();
+    let code = login.user_code().await;
+    server.stop().await;
+    login
+        .line_where("that it lost the server", |l| {
+            l.contains("Lost contact with the server") && l.contains("retrying in")
+        })
+        .await;
+    server.restart().await;
+    assert_eq!(alice.approve(&code).await.status(), 200);
+    let out = login.finish().await.expect_code(0);
+    out.stderr_has("✔ Authenticated as Alice\n");
+    cli.cmd(["whoami"]).run().await.expect_code(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logging_in_again_replaces_the_session_and_revokes_the_old_one() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let cli = Cli::for_server(&server);
+
+    device_login(&cli, &alice, "box").await.expect_code(0);
+    let first = cli.saved_token();
+    let out = device_login(&cli, &alice, "box").await.expect_code(0);
+    out.stderr_has("Replacing existing session for Alice\n");
+    let second = cli.saved_token();
+    assert_ne!(first, second);
+    assert_eq!(whoami_status(&server, &second).await, 200);
+    // The replaced session token was only ever in this file: it is revoked.
+    assert_eq!(whoami_status(&server, &first).await, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_json_prints_one_document_without_the_token() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let cli = Cli::for_server(&server);
+
+    let mut login = cli.cmd(["login", "--no-browser", "--json"]).spawn();
+    let code = login.user_code().await;
+    assert_eq!(alice.approve(&code).await.status(), 200);
+    let out = login.finish().await.expect_code(0);
+    let json = out.stdout_json();
+    assert_eq!(json["user"]["name"], "Alice");
+    assert_eq!(json["source"], "device-code");
+    assert_eq!(json["token_kind"], "session");
+    assert_eq!(json["server"], server.base_url.as_str());
+    assert_eq!(
+        json["auth_file"],
+        cli.auth_path().display().to_string().as_str()
+    );
+    out.never_shows(&cli.saved_token());
+}
+
+// --------------------------------------------- a code claimed by someone else
+
+/// A transparent HTTP relay between the CLI and the server that notes the
+/// device code the server hands out (playing a second client that learned
+/// it) and can hold polls back, so the test decides deterministically who
+/// polls first after approval.
+mod relay {
+    use axum::body::Body;
+    use axum::extract::{Request, State};
+    use axum::http::{Method, StatusCode};
+    use axum::response::Response;
+    use std::sync::{Arc, Mutex};
+    use tokio::sync::RwLock;
+
+    #[derive(Clone)]
+    pub struct Relay {
+        pub url: String,
+        upstream: String,
+        client: reqwest::Client,
+        device_code: Arc<Mutex<Option<String>>>,
+        /// Polls pass with a read lock; the test holds the write lock to stop them.
+        pub gate: Arc<RwLock<()>>,
+    }
+
+    impl Relay {
+        pub async fn start(upstream: &str) -> Self {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind relay");
+            let relay = Self {
+                url: format!("http://{}", listener.local_addr().expect("relay address")),
+                upstream: upstream.to_owned(),
+                client: reqwest::Client::new(),
+                device_code: Arc::default(),
+                gate: Arc::default(),
+            };
+            let app = axum::Router::new()
+                .fallback(forward)
+                .with_state(relay.clone());
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+            relay
+        }
+
+        pub fn device_code(&self) -> String {
+            self.device_code
+                .lock()
+                .expect("lock")
+                .clone()
+                .expect("the CLI started a login through the relay")
+        }
+    }
+
+    async fn forward(State(relay): State<Relay>, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned();
+        let is_poll = parts.method == Method::GET && path.starts_with("/api/auth/cli/device-code/");
+        let _pass = if is_poll {
+            Some(relay.gate.read().await)
+        } else {
+            None
+        };
+        let body = axum::body::to_bytes(body, 1 << 20)
+            .await
+            .unwrap_or_default();
+        let mut upstream = relay
+            .client
+            .request(parts.method.clone(), format!("{}{path}", relay.upstream))
+            .body(body);
+        for (name, value) in &parts.headers {
+            if name != "host" && name != "content-length" {
+                upstream = upstream.header(name, value);
+            }
+        }
+        let Ok(answer) = upstream.send().await else {
+            return Response::builder()
+                .status(StatusCode::BAD_GATEWAY)
+                .body(Body::empty())
+                .expect("response");
+        };
+        let status = answer.status();
+        let content_type = answer.headers().get("content-type").cloned();
+        let bytes = answer.bytes().await.unwrap_or_default();
+        if parts.method == Method::POST
+            && path == "/api/auth/cli/device-code"
+            && status.is_success()
+        {
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+            *relay.device_code.lock().expect("lock") =
+                json["device_code"].as_str().map(str::to_owned);
+        }
+        let mut response = Response::builder().status(status);
+        if let Some(content_type) = content_type {
+            response = response.header("content-type", content_type);
+        }
+        response.body(Body::from(bytes)).expect("response")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_claimed_by_another_login_fails_at_once_with_a_clear_message() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let relay = relay::Relay::start(&server.base_url).await;
+    let cli = Cli::new(&relay.url);
+
+    let mut login = cli.cmd(["login", "--no-browser"]).spawn();
+    let code = login.user_code().await;
+    let device_code = relay.device_code();
+
+    // Hold the CLI's polls, approve, and claim the token first from elsewhere.
+    let gate = relay.gate.write().await;
+    assert_eq!(alice.approve(&code).await.status(), 200);
+    let poll_url = server.url(&format!("/api/auth/cli/device-code/{device_code}"));
+    let other = loop {
+        let answer = server
+            .anonymous()
+            .get(&poll_url)
+            .send()
+            .await
+            .expect("poll");
+        let status = answer.status().as_u16();
+        let body: Value = answer.json().await.expect("poll body");
+        if status == 429 {
+            // The CLI polled within the last second: wait as told.
+            let interval = body["interval"].as_f64().unwrap_or(1.5);
+            tokio::time::sleep(Duration::from_secs_f64(interval)).await;
+            continue;
+        }
+        assert_eq!(status, 200, "{body}");
+        break body;
+    };
+    assert_eq!(other["status"], "approved");
+    let other_token = other["token"]
+        .as_str()
+        .expect("the first poller gets the token")
+        .to_owned();
+    drop(gate);
+
+    let out = login.finish().await.expect_code(6);
+    out.stderr_has("✘ This code was already used by another claudemesh login\n")
+        .never_shows(&other_token);
+    assert!(!cli.auth_path().exists());
+}
+
+// ------------------------------------------------------------ token login
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pat_login_by_flag_warns_about_shell_history() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let pat = alice.create_pat("ci-deploy", None).await;
+    let cli = Cli::for_server(&server);
+
+    let out = cli
+        .cmd(["login", "--token", &pat.token])
+        .run()
+        .await
+        .expect_code(0);
+    out.stderr_has("shell history")
+        .stderr_has("--with-token")
+        .stderr_has("✔ Authenticated as Alice (via PAT \"ci-deploy\")\n")
+        .stderr_has(&format!("✔ Token saved to {}\n", cli.auth_path().display()))
+        .never_shows(&pat.token);
+    assert_eq!(cli.auth_json()["source"], "pat");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_token_is_refused_before_any_request() {
+    // Nothing listens at the server URL: any request would end in exit 4.
+    let cli = Cli::new(&dead_url());
+    let real = Token::generate(TokenKind::Pat);
+    let mut typo = real.expose().to_owned();
+    let last = typo.pop().expect("a character");
+    typo.push(if last == 'a' { 'b' } else { 'a' });
+
+    for bad in ["cm_pat_abc123", "ghp_notours", typo.as_str()] {
+        cli.cmd(["login", "--with-token"])
+            .stdin(bad)
+            .run()
+            .await
+            .expect_code(1)
+            .stderr_has("✘ Invalid token format (expected cm_pat_…)\n");
+    }
+    cli.cmd(["login", "--token", &typo])
+        .run()
+        .await
+        .expect_code(1)
+        .stderr_has("✘ Invalid token format (expected cm_pat_…)\n");
+    assert!(!cli.auth_path().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_token_is_rejected_with_exit_2() {
+    let server = server(Engine::Sqlite).await;
+    let cli = Cli::for_server(&server);
+    let unknown = Token::generate(TokenKind::Pat);
+
+    cli.cmd(["login", "--with-token"])
+        .stdin(unknown.expose())
+        .run()
+        .await
+        .expect_code(2)
+        .stderr_has("✘ Token rejected\n")
+        .never_shows(unknown.expose());
+    assert!(!cli.auth_path().exists());
+}
+
+// ------------------------------------------------------- token resolution
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_flag_beats_the_environment_which_beats_the_saved_login() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let bob = server.register("Bob").await;
+    let carol = server.register("Carol").await;
+    let alice_pat = alice.create_pat("alice-ci", None).await;
+    let bob_pat = bob.create_pat("bob-ci", None).await;
+    let carol_pat = carol.create_pat("carol-ci", None).await;
+    let cli = Cli::for_server(&server);
+    cli.login_with_pat(&alice_pat.token).await;
+
+    let who = |out: Finished| {
+        let json = out.expect_code(0).stdout_json();
+        (
+            json["user"]["name"].as_str().unwrap_or_default().to_owned(),
+            json["source"].as_str().unwrap_or_default().to_owned(),
+        )
+    };
+    let all = cli
+        .cmd(["whoami", "--json", "--token", &carol_pat.token])
+        .env("CLAUDEMESH_TOKEN", &bob_pat.token)
+        .run()
+        .await;
+    assert_eq!(who(all), ("Carol".into(), "flag".into()));
+    let env_and_file = cli
+        .cmd(["whoami", "--json"])
+        .env("CLAUDEMESH_TOKEN", &bob_pat.token)
+        .run()
+        .await;
+    assert_eq!(who(env_and_file), ("Bob".into(), "env".into()));
+    let file_only = cli.cmd(["whoami", "--json"]).run().await;
+    assert_eq!(who(file_only), ("Alice".into(), "file".into()));
+
+    // The human report names the source too.
+    let out = cli
+        .cmd(["whoami"])
+        .env("CLAUDEMESH_TOKEN", &bob_pat.token)
+        .run()
+        .await
+        .expect_code(0);
+    assert!(out.stdout.contains("as Bob ("), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("From:       CLAUDEMESH_TOKEN environment variable")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_token_works_without_any_saved_login() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let pat = alice.create_pat("one-shot", None).await;
+    let cli = Cli::for_server(&server);
+
+    let out = cli
+        .cmd(["whoami"])
+        .env("CLAUDEMESH_TOKEN", &pat.token)
+        .run()
+        .await
+        .expect_code(0);
+    assert!(out.stdout.contains("PAT \"one-shot\""), "{}", out.stdout);
+    assert!(!cli.auth_path().exists(), "a one-shot token is never saved");
+}
+
+// ------------------------------------------------------ auth file problems
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_token_exits_2_with_the_spec_message_and_keeps_auth_json() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let pat = alice.create_pat("laptop", None).await;
+    let cli = Cli::for_server(&server);
+    cli.login_with_pat(&pat.token).await;
+
+    let revoked = alice
+        .browser
+        .delete(alice.url(&format!("/api/my/cli/tokens/{}", pat.info.id)))
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status(), 200);
+
+    let out = cli.cmd(["whoami"]).run().await.expect_code(2);
+    assert_eq!(out.stderr, AUTH_FAILED);
+    assert_eq!(out.stdout, "");
+    assert!(cli.auth_path().exists(), "auth.json is left for the user");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupted_auth_file_exits_2() {
+    let server = server(Engine::Sqlite).await;
+    let cli = Cli::for_server(&server);
+    std::fs::create_dir(&cli.config_dir).expect("config dir");
+    std::fs::set_permissions(&cli.config_dir, std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    std::fs::write(cli.auth_path(), "{\"version\": 1, \"token\": tru").expect("write");
+    std::fs::set_permissions(cli.auth_path(), std::fs::Permissions::from_mode(0o600))
+        .expect("chmod");
+
+    let out = cli.cmd(["whoami"]).run().await.expect_code(2);
+    assert_eq!(
+        out.stderr,
+        "✘ Auth file corrupted, run `claudemesh login`\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_too_open_auth_file_is_warned_about_and_fixed() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let pat = alice.create_pat("laptop", None).await;
+    let cli = Cli::for_server(&server);
+    cli.login_with_pat(&pat.token).await;
+    std::fs::set_permissions(cli.auth_path(), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+
+    let out = cli.cmd(["whoami"]).run().await.expect_code(0);
+    out.stderr_has(&format!(
+        "⚠ {} was readable by others (mode 644); fixed it to 600",
+        cli.auth_path().display()
+    ));
+    assert_eq!(mode(&cli.auth_path()), 0o600);
+    assert!(out.stdout.contains("as Alice ("));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whoami_without_a_login_exits_2() {
+    let server = server(Engine::Sqlite).await;
+    let cli = Cli::for_server(&server);
+    let out = cli.cmd(["whoami"]).run().await.expect_code(2);
+    out.stderr_has("✘ Not logged in\n");
+    assert_eq!(out.stdout, "");
+}
+
+// ------------------------------------------------------------------ logout
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_revokes_the_token_on_the_server_and_removes_the_file() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let cli = Cli::for_server(&server);
+    device_login(&cli, &alice, "box").await.expect_code(0);
+    let token = cli.saved_token();
+
+    let out = cli.cmd(["logout"]).run().await.expect_code(0);
+    assert_eq!(
+        out.stderr,
+        format!(
+            "✔ Token revoked on server\n✔ Removed {}\n",
+            cli.auth_path().display()
+        )
+    );
+    assert!(!cli.auth_path().exists());
+    assert_eq!(whoami_status(&server, &token).await, 401);
+
+    cli.cmd(["whoami"]).run().await.expect_code(2);
+    cli.cmd(["logout"])
+        .run()
+        .await
+        .expect_code(0)
+        .stderr_has("Not logged in");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_without_the_server_still_removes_the_file_and_warns() {
+    let mut server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let pat = alice.create_pat("laptop", None).await;
+    let cli = Cli::for_server(&server);
+    cli.login_with_pat(&pat.token).await;
+
+    server.stop().await;
+    let out = cli.cmd(["logout"]).run().await.expect_code(0);
+    out.stderr_has("⚠ Could not revoke the token on the server")
+        .stderr_has(&format!("✔ Removed {}\n", cli.auth_path().display()))
+        .never_shows(&pat.token);
+    assert!(!cli.auth_path().exists());
+    // The warning was true: the token still works.
+    server.restart().await;
+    assert_eq!(whoami_status(&server, &pat.token).await, 200);
+}
+
+// ---------------------------------------------------------------- sessions
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whoami_sessions_lists_every_cli_session_and_marks_this_one() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let laptop = Cli::for_server(&server);
+    let desktop = Cli::for_server(&server);
+    device_login(&laptop, &alice, "laptop").await.expect_code(0);
+    device_login(&desktop, &alice, "desktop")
+        .await
+        .expect_code(0);
+
+    let out = laptop
+        .cmd(["whoami", "--sessions"])
+        .run()
+        .await
+        .expect_code(0);
+    assert!(out.stdout.contains("CLI sessions (2):"), "{}", out.stdout);
+    let line = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.contains(&format!("{name} (")))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{}", out.stdout))
+            .to_owned()
+    };
+    assert!(line("laptop").starts_with("* laptop"), "{}", out.stdout);
+    assert!(line("laptop").ends_with("← this session"));
+    assert!(!line("desktop").contains("this session"));
+
+    let json = desktop
+        .cmd(["whoami", "--sessions", "--json"])
+        .run()
+        .await
+        .expect_code(0)
+        .stdout_json();
+    let sessions = json["sessions"].as_array().expect("sessions");
+    assert_eq!(sessions.len(), 2);
+    let current: Vec<_> = sessions
+        .iter()
+        .filter(|s| s["current"] == true)
+        .map(|s| s["device"]["name"].clone())
+        .collect();
+    assert_eq!(current, ["desktop"]);
+}
+
+// -------------------------------------------------------- the command line
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_version_completions_and_usage_errors() {
+    let cli = Cli::new(&dead_url());
+
+    let help = cli.cmd(["--help"]).run().await.expect_code(0);
+    assert!(help.stdout.contains("Exit codes:"), "{}", help.stdout);
+    assert!(help.stdout.contains("2  authentication"));
+    for command in ["login", "logout", "whoami", "completions"] {
+        let out = cli.cmd([command, "--help"]).run().await.expect_code(0);
+        assert!(
+            out.stdout.contains("Examples:"),
+            "{command}: {}",
+            out.stdout
+        );
+    }
+    let version = cli.cmd(["--version"]).run().await.expect_code(0);
+    assert_eq!(
+        version.stdout,
+        format!("claudemesh {}\n", env!("CARGO_PKG_VERSION"))
+    );
+
+    let completions = cli.cmd(["completions", "bash"]).run().await.expect_code(0);
+    assert!(completions.stdout.contains("_claudemesh"));
+
+    // Usage errors are 3, so that 2 always means authentication.
+    cli.cmd(["whoami", "--bogus"]).run().await.expect_code(3);
+    cli.cmd(["frobnicate"]).run().await.expect_code(3);
+    cli.cmd(["completions", "tcsh"]).run().await.expect_code(3);
+    cli.cmd(["login", "--with-token", "--token", "cm_pat_x"])
+        .stdin("")
+        .run()
+        .await
+        .expect_code(3);
+    cli.cmd(["whoami"])
+        .env("CLAUDEMESH_API_URL", "claudemesh.com")
+        .run()
+        .await
+        .expect_code(3);
+    // An unreachable server is 4.
+    cli.cmd([
+        "whoami",
+        "--token",
+        Token::generate(TokenKind::Pat).expose(),
+    ])
+    .run()
+    .await
+    .expect_code(4)
+    .stderr_has("Could not reach the claudemesh server");
+}

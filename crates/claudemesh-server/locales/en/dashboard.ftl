@@ -1,0 +1,52 @@
+# /dashboard and /dashboard/settings/cli-tokens.
+dashboard-title = Dashboard
+dashboard-welcome = Welcome,
+dashboard-signed-in-as = Signed in as
+dashboard-meshes = Meshes
+dashboard-meshes-empty = Meshes are coming soon. The ones you create with { $command } will be listed here.
+dashboard-manage-tokens = Manage tokens and sessions
+dashboard-connect-cli = Connect a terminal
+dashboard-connect-cli-body = Run { $command } in a terminal and approve the request here.
+dashboard-enter-code = I have a code
+dashboard-password-body = Changing it signs out every CLI session.
+dashboard-tokens-summary = { $tokens ->
+    [one] One personal access token
+   *[other] { $tokens } personal access tokens
+} and { $sessions ->
+    [one] one CLI session.
+   *[other] { $sessions } CLI sessions.
+}
+tokens-title = CLI tokens
+tokens-intro = Personal access tokens are for CI and scripts; CLI sessions are the terminals you signed in with claudemesh login.
+tokens-created-title = Your new token
+tokens-created-warning = Copy it now. This token will not be shown again.
+tokens-created-use = Use it with { $command } or the CLAUDEMESH_TOKEN variable.
+tokens-generate = Generate new token
+tokens-name = Name
+tokens-expiry = Expires
+tokens-generate-submit = Generate token
+tokens-never-hint = A token that never expires stays valid until you revoke it.
+tokens-expiry-days = { $count } days
+tokens-expiry-year = 1 year
+tokens-expiry-never = Never
+tokens-error-name = Give the token a name of 1 to 100 characters.
+tokens-error-expiry = Choose 30 days, 90 days, 1 year or never.
+tokens-pats = Personal access tokens
+tokens-pats-empty = No personal access tokens yet.
+tokens-sessions = CLI sessions
+tokens-sessions-empty = No terminal is signed in.
+tokens-col-name = Name
+tokens-col-device = Device
+tokens-col-created = Created
+tokens-col-last-used = Last used
+tokens-col-last-seen = Last seen
+tokens-col-expires = Expires
+tokens-revoked-notice = Revoked. Anything still using it can no longer sign in.
+revoke-pat-title = Revoke this token?
+revoke-pat-body = Every script or CI job using this token stops working at once. This cannot be undone.
+revoke-session-title = Sign out this CLI session?
+revoke-session-body = That terminal is signed out at once and needs claudemesh login again.
+revoke-confirm = Revoke
+revoke-back = Back to CLI tokens
+revoke-gone-title = Nothing to revoke
+revoke-gone-body = This token or session no longer exists: it was already revoked or has expired.

@@ -1,0 +1,360 @@
+//! Meshes and their members.
+//!
+//! A mesh has a name, a slug (the CLI's handle, unique among live meshes),
+//! an owner, and members with a role. Each member registers one ed25519
+//! public key per machine; the secret halves never leave those machines.
+//! Every route checks membership first: a mesh the caller is not in answers
+//! exactly like one that does not exist.
+
+use crate::audit;
+use crate::auth::Caller;
+use crate::clock::rfc3339;
+use crate::error::{AppError, AppResult};
+use crate::http::{ApiJson, ClientInfo};
+use crate::ids::{new_id, random_base32};
+use crate::state::AppState;
+use crate::tokens::clean_name;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use claudemesh_api::wire::{
+    CreateMeshRequest, MeshDetail, MeshList, MeshMember, MeshRole, MeshSummary, OkResponse,
+    RegisterKeyRequest,
+};
+use claudemesh_api::{ErrorBody, ErrorCode, Slug};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_mesh, list_meshes))
+        .routes(routes!(get_mesh))
+        .routes(routes!(register_key))
+}
+
+pub fn role_from_db(text: &str) -> MeshRole {
+    if text == "admin" {
+        MeshRole::Admin
+    } else {
+        MeshRole::Member
+    }
+}
+
+pub fn role_to_db(role: MeshRole) -> &'static str {
+    match role {
+        MeshRole::Admin => "admin",
+        MeshRole::Member => "member",
+    }
+}
+
+/// Checks an ed25519 public key in hex (64 characters) and lowercases it.
+pub fn clean_public_key(raw: &str) -> AppResult<String> {
+    let key = raw.trim().to_ascii_lowercase();
+    if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(AppError::bad_request(
+            "public_key must be an ed25519 public key in hex (64 characters)",
+        ));
+    }
+    Ok(key)
+}
+
+#[derive(sqlx::FromRow)]
+struct SummaryRow {
+    id: String,
+    slug: String,
+    name: String,
+    created_at: i64,
+    member_id: String,
+    role: String,
+    display_name: String,
+    members: i64,
+}
+
+impl SummaryRow {
+    fn into_summary(self) -> MeshSummary {
+        MeshSummary {
+            id: self.id,
+            slug: self.slug,
+            name: self.name,
+            role: role_from_db(&self.role),
+            member_id: self.member_id,
+            display_name: self.display_name,
+            members: u64::try_from(self.members).unwrap_or(0),
+            created_at: rfc3339(self.created_at),
+        }
+    }
+}
+
+macro_rules! my_meshes_sql {
+    ($extra:literal) => {
+        concat!(
+            "SELECT m.id, m.slug, m.name, m.created_at, mm.id AS member_id, mm.role, mm.display_name, \
+             (SELECT COUNT(*) FROM mesh_members c WHERE c.mesh_id = m.id AND c.revoked_at IS NULL) AS members \
+             FROM meshes m JOIN mesh_members mm ON mm.mesh_id = m.id \
+             WHERE mm.user_id = $1 AND mm.revoked_at IS NULL AND m.archived_at IS NULL ",
+            $extra
+        )
+    };
+}
+
+/// The caller's membership of the mesh with this slug, or 404.
+pub async fn my_mesh(state: &AppState, user_id: &str, slug: &str) -> AppResult<MeshSummary> {
+    let row: Option<SummaryRow> = sqlx::query_as(my_meshes_sql!("AND m.slug = $2"))
+        .bind(user_id)
+        .bind(slug)
+        .fetch_optional(state.pool())
+        .await?;
+    row.map(SummaryRow::into_summary)
+        .ok_or_else(|| AppError::not_found(format!("You have no mesh called `{slug}`")))
+}
+
+/// The caller's membership of the mesh with this id, or 404.
+pub async fn mesh_by_id(state: &AppState, user_id: &str, mesh_id: &str) -> AppResult<MeshSummary> {
+    let row: Option<SummaryRow> = sqlx::query_as(my_meshes_sql!("AND m.id = $2"))
+        .bind(user_id)
+        .bind(mesh_id)
+        .fetch_optional(state.pool())
+        .await?;
+    row.map(SummaryRow::into_summary)
+        .ok_or_else(|| AppError::not_found("You are not a member of this mesh"))
+}
+
+/// Every mesh the account belongs to, oldest first.
+pub async fn my_meshes(state: &AppState, user_id: &str) -> AppResult<Vec<MeshSummary>> {
+    let rows: Vec<SummaryRow> = sqlx::query_as(my_meshes_sql!("ORDER BY m.created_at, m.id"))
+        .bind(user_id)
+        .fetch_all(state.pool())
+        .await?;
+    Ok(rows.into_iter().map(SummaryRow::into_summary).collect())
+}
+
+pub fn require_admin(mesh: &MeshSummary) -> AppResult<()> {
+    if mesh.role == MeshRole::Admin {
+        Ok(())
+    } else {
+        Err(AppError::forbidden(format!(
+            "Only admins of `{}` can do that",
+            mesh.slug
+        )))
+    }
+}
+
+/// Adds a machine's key to a membership; adding a known key changes nothing.
+pub async fn add_key<'e, E>(
+    executor: E,
+    member_id: &str,
+    public_key: &str,
+    now: i64,
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    sqlx::query(
+        "INSERT INTO mesh_member_keys (member_id, public_key, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (member_id, public_key) DO NOTHING",
+    )
+    .bind(member_id)
+    .bind(public_key)
+    .bind(now)
+    .execute(executor)
+    .await?;
+    Ok(())
+}
+
+/// The first free `slug-N` (N from 2) among live meshes.
+async fn suggest_slug(state: &AppState, taken: &Slug) -> AppResult<Slug> {
+    let similar: Vec<(String,)> =
+        sqlx::query_as("SELECT slug FROM meshes WHERE archived_at IS NULL AND slug LIKE $1")
+            .bind(format!(
+                "{}%",
+                &taken.as_str()[..taken.as_str().len().min(30)]
+            ))
+            .fetch_all(state.pool())
+            .await?;
+    let similar: HashSet<String> = similar.into_iter().map(|(slug,)| slug).collect();
+    let free = (2..)
+        .map(|n| taken.with_suffix(n))
+        .find(|candidate| !similar.contains(candidate.as_str()))
+        .expect("an unbounded range has a free suffix");
+    Ok(free)
+}
+
+/// Create a mesh; the caller becomes its first admin.
+#[utoipa::path(post, path = "/api/my/meshes", tag = "meshes", request_body = CreateMeshRequest,
+    responses((status = 201, body = MeshSummary), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn create_mesh(
+    State(state): State<AppState>,
+    caller: Caller,
+    client: ClientInfo,
+    ApiJson(body): ApiJson<CreateMeshRequest>,
+) -> AppResult<(StatusCode, Json<MeshSummary>)> {
+    let mesh = create(&state, &caller, &client, &body).await?;
+    Ok((StatusCode::CREATED, Json(mesh)))
+}
+
+/// Creates a mesh and its admin member in one transaction (shared with the pages).
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    body: &CreateMeshRequest,
+) -> AppResult<MeshSummary> {
+    let name = clean_name(&body.name, "name")?;
+    let slug = match body.slug.as_deref().map(str::trim) {
+        Some(given) => Slug::parse(given).map_err(|err| AppError::bad_request(err.to_string()))?,
+        None => Slug::from_name(&name).unwrap_or_else(|| {
+            Slug::parse(&format!("mesh-{}", random_base32::<3>())).expect("a valid slug")
+        }),
+    };
+    let public_key = clean_public_key(&body.public_key)?;
+    let display_name = clean_name(
+        body.display_name.as_deref().unwrap_or(&caller.user.name),
+        "display_name",
+    )?;
+    let now = state.now();
+    let (mesh_id, member_id) = (new_id("msh"), new_id("mem"));
+
+    let mut tx = state.pool().begin().await?;
+    let inserted = sqlx::query(
+        "INSERT INTO meshes (id, slug, name, owner_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&mesh_id)
+    .bind(slug.as_str())
+    .bind(&name)
+    .bind(&caller.user.id)
+    .bind(now)
+    .execute(&mut *tx)
+    .await;
+    if let Err(sqlx::Error::Database(err)) = &inserted
+        && err.is_unique_violation()
+    {
+        tx.rollback().await?;
+        let free = suggest_slug(state, &slug).await?;
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::SlugTaken,
+            format!("The slug `{slug}` is taken; try `{free}`"),
+        )
+        .with_suggestion(free.as_str()));
+    }
+    inserted?;
+    sqlx::query(
+        "INSERT INTO mesh_members (id, mesh_id, user_id, display_name, role, joined_at) \
+         VALUES ($1, $2, $3, $4, 'admin', $5)",
+    )
+    .bind(&member_id)
+    .bind(&mesh_id)
+    .bind(&caller.user.id)
+    .bind(&display_name)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    add_key(&mut *tx, &member_id, &public_key, now).await?;
+    audit::record(
+        &mut *tx,
+        now,
+        "mesh.created",
+        Some(&caller.user.id),
+        Some(&client.ip),
+        json!({ "mesh_id": mesh_id, "slug": slug.as_str() }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(MeshSummary {
+        id: mesh_id,
+        slug: slug.as_str().to_owned(),
+        name,
+        role: MeshRole::Admin,
+        member_id,
+        display_name,
+        members: 1,
+        created_at: rfc3339(now),
+    })
+}
+
+/// List every mesh the account belongs to.
+#[utoipa::path(get, path = "/api/my/meshes", tag = "meshes",
+    responses((status = 200, body = MeshList), (status = 401, body = ErrorBody)))]
+async fn list_meshes(State(state): State<AppState>, caller: Caller) -> AppResult<Json<MeshList>> {
+    Ok(Json(MeshList {
+        meshes: my_meshes(&state, &caller.user.id).await?,
+    }))
+}
+
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    id: String,
+    user_id: String,
+    display_name: String,
+    role: String,
+    joined_at: i64,
+}
+
+/// The members of a mesh with their keys (the caller must be one of them).
+pub async fn members(
+    state: &AppState,
+    mesh_id: &str,
+    caller_id: &str,
+) -> AppResult<Vec<MeshMember>> {
+    let rows: Vec<MemberRow> = sqlx::query_as(
+        "SELECT id, user_id, display_name, role, joined_at FROM mesh_members \
+         WHERE mesh_id = $1 AND revoked_at IS NULL ORDER BY joined_at, id",
+    )
+    .bind(mesh_id)
+    .fetch_all(state.pool())
+    .await?;
+    let keys: Vec<(String, String)> = sqlx::query_as(
+        "SELECT k.member_id, k.public_key FROM mesh_member_keys k \
+         JOIN mesh_members mm ON mm.id = k.member_id WHERE mm.mesh_id = $1 ORDER BY k.created_at, k.public_key",
+    )
+    .bind(mesh_id)
+    .fetch_all(state.pool())
+    .await?;
+    let mut keys_by_member: HashMap<String, Vec<String>> = HashMap::new();
+    for (member_id, key) in keys {
+        keys_by_member.entry(member_id).or_default().push(key);
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| MeshMember {
+            public_keys: keys_by_member.remove(&row.id).unwrap_or_default(),
+            you: row.user_id == caller_id,
+            id: row.id,
+            display_name: row.display_name,
+            role: role_from_db(&row.role),
+            joined_at: rfc3339(row.joined_at),
+        })
+        .collect())
+}
+
+/// A mesh with its members.
+#[utoipa::path(get, path = "/api/my/meshes/{slug}", tag = "meshes",
+    params(("slug" = String, Path, description = "Mesh slug")),
+    responses((status = 200, body = MeshDetail), (status = 404, body = ErrorBody)))]
+async fn get_mesh(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+) -> AppResult<Json<MeshDetail>> {
+    let mesh = my_mesh(&state, &caller.user.id, &slug).await?;
+    let members = members(&state, &mesh.id, &caller.user.id).await?;
+    Ok(Json(MeshDetail { mesh, members }))
+}
+
+/// Register this machine's public key for the caller's membership (what
+/// `claudemesh sync` does on a new machine). Idempotent.
+#[utoipa::path(post, path = "/api/my/meshes/{slug}/keys", tag = "meshes", request_body = RegisterKeyRequest,
+    params(("slug" = String, Path, description = "Mesh slug")),
+    responses((status = 200, body = OkResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn register_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(slug): Path<String>,
+    ApiJson(body): ApiJson<RegisterKeyRequest>,
+) -> AppResult<Json<OkResponse>> {
+    let public_key = clean_public_key(&body.public_key)?;
+    let mesh = my_mesh(&state, &caller.user.id, &slug).await?;
+    add_key(state.pool(), &mesh.member_id, &public_key, state.now()).await?;
+    Ok(Json(OkResponse { ok: true }))
+}
