@@ -262,10 +262,10 @@ fn device_code_login(args: &LoginArgs, ctx: &Context, server: &str) -> CliResult
     out.line(format!("  {}", out.bold(&link)));
     out.line("Enter this code:");
     out.line(format!("  {}", out.bold(&user_code)));
-    if out.stderr_is_terminal() {
-        if let Some(qr) = qr_code(&link) {
-            out.line(qr);
-        }
+    if out.stderr_is_terminal()
+        && let Some(qr) = qr_code(&link)
+    {
+        out.line(qr);
     }
 
     let progress = Progress::start(out);
