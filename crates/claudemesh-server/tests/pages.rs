@@ -717,42 +717,43 @@ async fn the_approval_card_shows_the_request_and_get_never_approves() {
     let (alice, _) = Browser::signed_in(&server, "Alice").await;
     let (device_code, user_code) = start_login(&server).await;
     server.clock.advance(Duration::from_secs(13));
+    // The code as a person might type it: any case, no dash.
+    let card = alice
+        .get(&format!(
+            "/cli-auth?code={}",
+            user_code.to_lowercase().replace('-', "")
+        ))
+        .await;
+    assert_eq!(card.status, 200, "{}", card.body);
+    assert!(card.contains("Link this CLI session?"));
+    assert!(card.contains(&user_code), "the code, formatted");
+    assert!(
+        card.contains("Ana's <MacBook></span> · darwin · arm64"),
+        "{}",
+        card.body
+    );
+    assert!(
+        !card.raw_contains("<MacBook>"),
+        "the device name is escaped"
+    );
+    assert!(card.contains("13 seconds ago"), "{}", card.body);
+    assert!(card.contains("127.0.0.1"));
+    assert!(card.contains("same as the request"));
+    assert!(card.contains("Approve only if you just ran <code>claudemesh login</code> yourself"));
+    assert!(
+        card.contains(r#"data-remaining="587""#) && card.contains(">9:47<"),
+        "the countdown"
+    );
+    assert!(card.contains(r#"<script src="/static/countdown.js" defer></script>"#));
+    assert!(card.contains(r#"value="approve""#) && card.contains(r#"value="deny""#));
+    assert!(card.contains(&format!(r#"name="csrf" value="{}""#, card.csrf())));
+    assert!(
+        !card.contains(&device_code),
+        "the device code is the CLI's secret"
+    );
     for _ in 0..3 {
-        let card = alice
-            .get(&format!(
-                "/cli-auth?code={}",
-                user_code.to_lowercase().replace('-', "")
-            ))
-            .await;
-        assert_eq!(card.status, 200, "{}", card.body);
-        assert!(card.contains("Link this CLI session?"));
-        assert!(card.contains(&user_code), "the code, formatted");
-        assert!(
-            card.contains("Ana's <MacBook></span> · darwin · arm64"),
-            "{}",
-            card.body
-        );
-        assert!(
-            !card.raw_contains("<MacBook>"),
-            "the device name is escaped"
-        );
-        assert!(card.contains("13 seconds ago"), "{}", card.body);
-        assert!(card.contains("127.0.0.1"));
-        assert!(card.contains("same as the request"));
-        assert!(
-            card.contains("Approve only if you just ran <code>claudemesh login</code> yourself")
-        );
-        assert!(
-            card.contains(r#"data-remaining="587""#) && card.contains(">9:47<"),
-            "the countdown"
-        );
-        assert!(card.contains(r#"<script src="/static/countdown.js" defer></script>"#));
-        assert!(card.contains(r#"value="approve""#) && card.contains(r#"value="deny""#));
-        assert!(card.contains(&format!(r#"name="csrf" value="{}""#, card.csrf())));
-        assert!(
-            !card.contains(&device_code),
-            "the device code is the CLI's secret"
-        );
+        let again = alice.get(&format!("/cli-auth?code={user_code}")).await;
+        assert_eq!(again.status, 200);
         assert_eq!(poll(&server, &device_code).await["status"], "pending");
     }
     // HEAD and an approve-looking query change nothing either.

@@ -93,7 +93,7 @@ async fn login(
     form: Result<Form<LoginForm>, FormRejection>,
 ) -> PageResult {
     let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form());
+        return Err(ctx.bad_form().into());
     };
     ctx.check_pre_session_form(&form.csrf)?;
     let next = safe_next(Some(&form.next));
@@ -126,7 +126,7 @@ async fn login(
                 },
             ))
         }
-        Err(err) => Err(ctx.fail(err)),
+        Err(err) => Err(ctx.fail(err).into()),
     }
 }
 
@@ -189,7 +189,7 @@ async fn register(
     form: Result<Form<RegisterForm>, FormRejection>,
 ) -> PageResult {
     let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form());
+        return Err(ctx.bad_form().into());
     };
     ctx.check_pre_session_form(&form.csrf)?;
     let next = safe_next(Some(&form.next));
@@ -226,7 +226,7 @@ async fn register(
                 taken = true;
                 errors.push(ctx.t("register-error-taken"));
             }
-            Err(err) => return Err(ctx.fail(err)),
+            Err(err) => return Err(ctx.fail(err).into()),
         }
     }
     let csrf = ctx.pre_session_token();
@@ -272,7 +272,7 @@ struct CsrfForm {
 /// Ends this browser's session.
 async fn logout(ctx: Ctx, form: Result<Form<CsrfForm>, FormRejection>) -> PageResult {
     let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form());
+        return Err(ctx.bad_form().into());
     };
     if let Some(user) = &ctx.user {
         ctx.check_form(user, &form.csrf)?;
@@ -327,7 +327,7 @@ async fn change_password(
 ) -> PageResult {
     let user = ctx.require_user_then("/dashboard/settings/password")?;
     let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form());
+        return Err(ctx.bad_form().into());
     };
     ctx.check_form(&user, &form.csrf)?;
     let mut errors = Vec::new();
@@ -352,7 +352,7 @@ async fn change_password(
             Err(err) if err.code == ErrorCode::InvalidCredentials => {
                 errors.push(ctx.t("password-error-current"));
             }
-            Err(err) => return Err(ctx.fail(err)),
+            Err(err) => return Err(ctx.fail(err).into()),
         }
     }
     let status = if errors.is_empty() {

@@ -67,8 +67,8 @@ async fn cli_auth_page(ctx: Ctx, client: ClientInfo) -> PageResult {
     let now = ctx.state().now();
     match request.effective_status(now) {
         "pending" => Ok(confirm(&ctx, &request, &client, now)),
-        "expired" => Err(expired(&ctx)),
-        status => Err(used(&ctx, Some(status))),
+        "expired" => Err(expired(&ctx).into()),
+        status => Err(used(&ctx, Some(status)).into()),
     }
 }
 
@@ -190,14 +190,14 @@ async fn decide(
     form: Result<Form<DecisionForm>, FormRejection>,
 ) -> PageResult {
     let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form());
+        return Err(ctx.bad_form().into());
     };
     let user = ctx.require_user_then(&format!("/cli-auth?code={}", percent_encode(&form.code)))?;
     ctx.check_form(&user, &form.csrf)?;
     let decision = match form.decision.as_str() {
         "approve" => Decision::Approve,
         "deny" => Decision::Deny,
-        _ => return Err(ctx.bad_form()),
+        _ => return Err(ctx.bad_form().into()),
     };
     let status = device_codes::decide(ctx.state(), &user.user, &form.code, decision, &client)
         .await

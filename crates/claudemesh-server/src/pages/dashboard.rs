@@ -243,7 +243,7 @@ async fn create_token(
 ) -> PageResult {
     let user = ctx.require_user_then(TOKENS_PATH)?;
     let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form());
+        return Err(ctx.bad_form().into());
     };
     ctx.check_form(&user, &form.csrf)?;
     let expiry = match form.expiry.as_str() {
@@ -321,7 +321,7 @@ fn gone(ctx: &Ctx) -> Response {
 async fn revoke_page(ctx: Ctx) -> PageResult {
     let user = ctx.require_user()?;
     let (Some(kind), Some(id)) = (ctx.param("kind").and_then(parse_kind), ctx.param("id")) else {
-        return Err(gone(&ctx));
+        return Err(gone(&ctx).into());
     };
     let record = tokens::list_of_kind(ctx.state(), &user.user.id, kind)
         .await
@@ -370,13 +370,13 @@ async fn revoke(
 ) -> PageResult {
     let user = ctx.require_user_then(TOKENS_PATH)?;
     let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form());
+        return Err(ctx.bad_form().into());
     };
     ctx.check_form(&user, &form.csrf)?;
     let kind = parse_kind(&form.kind).ok_or_else(|| gone(&ctx))?;
     match tokens::revoke_owned(ctx.state(), &user.user.id, &form.id, kind, &client.ip).await {
         Ok(()) => Ok(ctx.redirect("/dashboard/settings/cli-tokens?notice=revoked")),
-        Err(err) if err.status == StatusCode::NOT_FOUND => Err(gone(&ctx)),
-        Err(err) => Err(ctx.fail(err)),
+        Err(err) if err.status == StatusCode::NOT_FOUND => Err(gone(&ctx).into()),
+        Err(err) => Err(ctx.fail(err).into()),
     }
 }

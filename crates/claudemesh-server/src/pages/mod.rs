@@ -1,10 +1,10 @@
 //! The browser side: server-rendered HTML pages (askama templates in
 //! `templates/`, texts in `locales/`), a stylesheet and two small scripts.
 //!
-//! - [`account`]: `/login`, `/register`, `/logout`, `/dashboard/settings/password`
-//! - [`cli_auth`]: `/cli-auth`, where a signed-in person approves a CLI login
-//! - [`dashboard`]: `/dashboard` and `/dashboard/settings/cli-tokens`
-//! - [`assets`]: `/static/*`
+//! - [`account`] — `/login`, `/register`, `/logout`, `/dashboard/settings/password`
+//! - [`cli_auth`] — `/cli-auth`, where a signed-in person approves a CLI login
+//! - [`dashboard`] — `/dashboard` and `/dashboard/settings/cli-tokens`
+//! - [`assets`] — `/static/…`
 //!
 //! Every handler starts from a [`Ctx`]: the language, the signed-in user (if
 //! any, read from the session cookie without the API's header-based CSRF
@@ -47,7 +47,22 @@ const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; st
 
 /// What a page handler returns: the page, or an early answer (a redirect to
 /// sign in, an error page) through `?`.
-pub type PageResult = Result<Response, Response>;
+pub type PageResult = Result<Response, PageError>;
+
+/// An early answer of a page handler: a finished response (boxed, it is big).
+pub struct PageError(Box<Response>);
+
+impl From<Response> for PageError {
+    fn from(response: Response) -> Self {
+        Self(Box::new(response))
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
 
 /// Every page route.
 pub fn routes() -> Router<AppState> {
@@ -231,26 +246,27 @@ impl Ctx {
     }
 
     /// The signed-in user, or a redirect to sign in and come back here.
-    pub fn require_user(&self) -> Result<BrowserCaller, Response> {
+    pub fn require_user(&self) -> Result<BrowserCaller, PageError> {
         self.require_user_then(&self.current_url())
     }
 
     /// The signed-in user, or a redirect to sign in and then go to `next`.
-    pub fn require_user_then(&self, next: &str) -> Result<BrowserCaller, Response> {
-        self.user
-            .clone()
-            .ok_or_else(|| self.redirect(&format!("/login?next={}", percent_encode(next))))
+    pub fn require_user_then(&self, next: &str) -> Result<BrowserCaller, PageError> {
+        self.user.clone().ok_or_else(|| {
+            self.redirect(&format!("/login?next={}", percent_encode(next)))
+                .into()
+        })
     }
 
     /// Accepts a signed-in form when it comes from our origin or carries the
     /// session's token: exactly [`auth::check_csrf`], the token from the body.
-    pub fn check_form(&self, user: &BrowserCaller, token: &str) -> Result<(), Response> {
+    pub fn check_form(&self, user: &BrowserCaller, token: &str) -> Result<(), PageError> {
         self.check_origin_or_token(&user.session, token)
     }
 
     /// The same rule for the sign-in and register forms, against the
     /// double-submit cookie instead of a session.
-    pub fn check_pre_session_form(&self, token: &str) -> Result<(), Response> {
+    pub fn check_pre_session_form(&self, token: &str) -> Result<(), PageError> {
         let expected = self
             .pre_session_token
             .clone()
@@ -263,7 +279,11 @@ impl Ctx {
         self.check_origin_or_token(&session, token)
     }
 
-    fn check_origin_or_token(&self, session: &BrowserSession, token: &str) -> Result<(), Response> {
+    fn check_origin_or_token(
+        &self,
+        session: &BrowserSession,
+        token: &str,
+    ) -> Result<(), PageError> {
         let mut headers = HeaderMap::new();
         if let Some(origin) = &self.origin {
             headers.insert(header::ORIGIN, origin.clone());
@@ -283,6 +303,7 @@ impl Ctx {
                     .paragraph(self.t("csrf-body"))
                     .action(&self.path, self.t("csrf-retry"), true),
             )
+            .into()
         })
     }
 
