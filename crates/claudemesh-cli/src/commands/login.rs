@@ -49,8 +49,15 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> CliResult<()> {
     } else {
         None
     };
-    let previous = previous_login(ctx);
     let server = ctx.login_server();
+    if token_text.is_none() {
+        let out = &ctx.out;
+        out.line(out.bold("██ claudemesh login"));
+        if server != crate::api::DEFAULT_API_URL {
+            out.line(format!("Server: {server}"));
+        }
+    }
+    let previous = previous_login(ctx);
     let result = match token_text {
         Some(text) => token_login(ctx, &server, &text)?,
         None => device_code_login(args, ctx, &server)?,
@@ -217,10 +224,6 @@ fn token_login(ctx: &Context, server: &str, text: &str) -> CliResult<LoggedIn> {
 fn device_code_login(args: &LoginArgs, ctx: &Context, server: &str) -> CliResult<LoggedIn> {
     let out = &ctx.out;
     let api = ctx.api(server, None);
-    out.line(out.bold("██ claudemesh login"));
-    if server != crate::api::DEFAULT_API_URL {
-        out.line(format!("Server: {server}"));
-    }
     let request = device_info::device_request(args.device_name.as_deref());
     let started = Instant::now();
     let code = api
@@ -492,7 +495,7 @@ impl Progress {
                 "Lost contact with the server ({detail}); retrying in {:.1}s",
                 delay.as_secs_f64()
             ),
-            Notice::Reconnected => format!("Reconnected to the server. {WAITING}"),
+            Notice::Reconnected => "Reconnected to the server.".to_owned(),
         };
         match self {
             Self::Spinner(spinner, out) => spinner.suspend(|| match notice {
