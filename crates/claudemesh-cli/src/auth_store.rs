@@ -85,12 +85,15 @@ impl AuthStore {
             .ok_or_else(CliError::auth_file_corrupted)
     }
 
-    /// The token in the file, even when the rest of it is damaged: logout
-    /// uses it to revoke what it can before removing the file.
-    pub fn salvage_token(&self) -> Option<Token> {
+    /// The token and its server from a file whose rest is damaged: logout
+    /// uses them to revoke what it can before removing the file. Without a
+    /// server there is nowhere safe to send the token, so nothing is returned.
+    pub fn salvage(&self) -> Option<(Token, String)> {
         let text = fs::read_to_string(self.path()).ok()?;
         let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-        Token::parse(value.get("token")?.as_str()?).ok()
+        let token = Token::parse(value.get("token")?.as_str()?).ok()?;
+        let server = crate::api::normalize_base_url(value.get("server")?.as_str()?).ok()?;
+        Some((token, server))
     }
 
     /// Writes the file atomically with mode 0600, in a directory made 0700.
@@ -423,7 +426,15 @@ mod tests {
             assert_eq!(err, CliError::auth_file_corrupted(), "{text}");
         }
         fs::write(store.path(), wrong_version.to_string()).unwrap();
-        assert_eq!(store.salvage_token(), Some(token));
+        let (salvaged, server) = store.salvage().unwrap();
+        assert_eq!(
+            (salvaged, server.as_str()),
+            (token, "http://127.0.0.1:3000")
+        );
+        let mut no_server = wrong_version.clone();
+        no_server.as_object_mut().unwrap().remove("server");
+        fs::write(store.path(), no_server.to_string()).unwrap();
+        assert!(store.salvage().is_none());
     }
 
     #[cfg(unix)]

@@ -28,8 +28,14 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// The claudemesh server [default: the saved login's server, else https://claudemesh.com]
-    #[arg(long, global = true, value_name = "URL", env = "CLAUDEMESH_API_URL")]
+    /// The claudemesh server for login and explicit tokens [default: https://claudemesh.com]; a saved login always uses its own
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "CLAUDEMESH_API_URL",
+        hide_env_values = true
+    )]
     pub api_url: Option<String>,
 
     #[command(subcommand)]

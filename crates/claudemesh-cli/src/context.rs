@@ -5,7 +5,7 @@
 use crate::api::{self, Api};
 use crate::auth_store::{self, AuthFile, AuthStore, Credential};
 use crate::cli::Cli;
-use crate::exit::{CliError, CliResult};
+use crate::exit::{CliError, CliResult, Exit};
 use crate::output::Output;
 use claudemesh_api::Token;
 use std::path::PathBuf;
@@ -66,24 +66,32 @@ impl Context {
         self.env_token.is_some()
     }
 
-    /// The server to log in to: the one asked for, else the default.
-    pub fn login_server(&self) -> String {
+    /// The server asked for (`--api-url`, `CLAUDEMESH_API_URL`), else the
+    /// default: where `login` goes, and where a token given with `--token`
+    /// or `CLAUDEMESH_TOKEN` is sent.
+    pub fn requested_server(&self) -> String {
         self.api_url
             .clone()
             .unwrap_or_else(|| api::DEFAULT_API_URL.to_owned())
     }
 
-    /// The server to talk to: the one asked for, else the one the saved
-    /// login came from, else the default.
-    pub fn server_for(&self, saved: Option<&AuthFile>) -> CliResult<String> {
-        if let Some(url) = &self.api_url {
-            return Ok(url.clone());
-        }
-        match saved {
-            Some(file) => {
-                api::normalize_base_url(&file.server).map_err(|_| CliError::auth_file_corrupted())
-            }
-            None => Ok(api::DEFAULT_API_URL.to_owned()),
+    /// The server a credential is sent to. A saved token goes only to the
+    /// server that issued it: asking for another server with a saved login
+    /// is an error rather than a leak of the token to that server.
+    pub fn server_for(&self, credential: &Credential) -> CliResult<String> {
+        let Some(file) = &credential.saved else {
+            return Ok(self.requested_server());
+        };
+        let saved = saved_server(file)?;
+        match &self.api_url {
+            Some(asked) if *asked != saved => Err(CliError::new(
+                Exit::Auth,
+                format!("The saved login is for {saved}, not {asked}"),
+            )
+            .with_hint(format!(
+                "Run `claudemesh login` to sign in to {asked}, or unset CLAUDEMESH_API_URL."
+            ))),
+            _ => Ok(saved),
         }
     }
 
@@ -99,9 +107,80 @@ impl Context {
     }
 }
 
+/// The server a saved login came from.
+pub fn saved_server(file: &AuthFile) -> CliResult<String> {
+    api::normalize_base_url(&file.server).map_err(|_| CliError::auth_file_corrupted())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn context(api_url: Option<&str>) -> Context {
+        Context {
+            out: Output::from_env(true),
+            config_dir: PathBuf::from("/nonexistent"),
+            api_url: api_url.map(str::to_owned),
+            token_flag: None,
+            env_token: None,
+        }
+    }
+
+    fn credential(saved_server: Option<&str>) -> Credential {
+        let token = Token::generate(claudemesh_api::TokenKind::Pat);
+        let saved = saved_server.map(|server| AuthFile {
+            version: 1,
+            token: token.expose().to_owned(),
+            user: claudemesh_api::wire::UserSummary {
+                id: "usr_1".into(),
+                name: "A".into(),
+                email: "a@example.com".into(),
+            },
+            created_at: "2026-01-01T00:00:00Z".into(),
+            source: crate::auth_store::AuthSource::Pat,
+            server: server.to_owned(),
+        });
+        Credential {
+            token,
+            source: if saved.is_some() {
+                crate::auth_store::TokenSource::File
+            } else {
+                crate::auth_store::TokenSource::Env
+            },
+            saved,
+        }
+    }
+
+    #[test]
+    fn a_saved_token_goes_only_to_its_own_server() {
+        let saved = credential(Some("http://a.test/"));
+        assert_eq!(context(None).server_for(&saved).unwrap(), "http://a.test");
+        assert_eq!(
+            context(Some("http://a.test")).server_for(&saved).unwrap(),
+            "http://a.test"
+        );
+        let err = context(Some("http://b.test"))
+            .server_for(&saved)
+            .unwrap_err();
+        assert_eq!(err.exit, Exit::Auth);
+        assert_eq!(
+            err.message,
+            "The saved login is for http://a.test, not http://b.test"
+        );
+    }
+
+    #[test]
+    fn an_explicit_token_goes_to_the_server_asked_for_or_the_default() {
+        let env = credential(None);
+        assert_eq!(
+            context(None).server_for(&env).unwrap(),
+            api::DEFAULT_API_URL
+        );
+        assert_eq!(
+            context(Some("http://b.test")).server_for(&env).unwrap(),
+            "http://b.test"
+        );
+    }
 
     #[test]
     fn claudemesh_home_moves_the_config_dir() {

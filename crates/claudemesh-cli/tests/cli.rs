@@ -925,6 +925,63 @@ async fn logout_without_the_server_still_removes_the_file_and_warns() {
     assert_eq!(whoami_status(&server, &pat.token).await, 200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_token_revokes_a_leaked_token_and_keeps_the_saved_login() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let mine = alice.create_pat("laptop", None).await;
+    let leaked = alice.create_pat("pasted in a gist", None).await;
+    let cli = Cli::for_server(&server);
+    cli.login_with_pat(&mine.token).await;
+
+    let out = cli
+        .cmd(["logout", "--token", &leaked.token])
+        .run()
+        .await
+        .expect_code(0);
+    assert_eq!(out.stderr, "✔ Token revoked on server\n");
+    assert_eq!(whoami_status(&server, &leaked.token).await, 401);
+    assert!(
+        cli.auth_path().exists(),
+        "another token's logout keeps auth.json"
+    );
+    cli.cmd(["whoami"]).run().await.expect_code(0);
+}
+
+// ------------------------------------------- a saved token stays with its server
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saved_login_is_never_sent_to_another_server() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let pat = alice.create_pat("laptop", None).await;
+    let cli = Cli::for_server(&server);
+    cli.login_with_pat(&pat.token).await;
+
+    // Nothing listens at the other URL: had the token been sent, this would be exit 4.
+    let elsewhere = dead_url();
+    let out = cli
+        .cmd(["whoami"])
+        .env("CLAUDEMESH_API_URL", &elsewhere)
+        .run()
+        .await
+        .expect_code(2);
+    out.stderr_has(&format!(
+        "✘ The saved login is for {}, not {elsewhere}\n",
+        server.base_url
+    ));
+
+    // Logout revokes at the server that issued the token, whatever is asked for.
+    cli.cmd(["logout"])
+        .env("CLAUDEMESH_API_URL", &elsewhere)
+        .run()
+        .await
+        .expect_code(0)
+        .stderr_has("✔ Token revoked on server\n");
+    assert_eq!(whoami_status(&server, &pat.token).await, 401);
+    assert!(!cli.auth_path().exists());
+}
+
 // ---------------------------------------------------------------- sessions
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use crate::api::ApiError;
 use crate::auth_store::{AuthFile, AuthSource, FILE_VERSION, SavedLogin};
 use crate::backoff::Backoff;
 use crate::cli::LoginArgs;
-use crate::context::Context;
+use crate::context::{Context, saved_server};
 use crate::device_info::{self, Browser};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output::Output;
@@ -49,7 +49,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> CliResult<()> {
     } else {
         None
     };
-    let server = ctx.login_server();
+    let server = ctx.requested_server();
     if token_text.is_none() {
         let out = &ctx.out;
         out.line(out.bold("██ claudemesh login"));
@@ -165,9 +165,7 @@ fn after_login(_ctx: &Context, _server: &str, _token: &Token) -> CliResult<()> {
 /// never revoked here (the same PAT may be used elsewhere). Best effort and
 /// quiet: a failure leaves it to expire.
 fn revoke_replaced_session(ctx: &Context, server: &str, previous: &SavedLogin, new: &Token) {
-    let same_server = ctx
-        .server_for(Some(&previous.file))
-        .is_ok_and(|old| old == server);
+    let same_server = saved_server(&previous.file).is_ok_and(|old| old == server);
     if previous.token.kind() == TokenKind::Session && same_server && previous.token != *new {
         let _ = ctx.api(server, None).revoke(&previous.token);
     }

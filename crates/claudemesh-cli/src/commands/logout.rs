@@ -7,7 +7,7 @@
 
 use crate::auth_store::AuthStore;
 use crate::cli::LogoutArgs;
-use crate::context::Context;
+use crate::context::{Context, saved_server};
 use crate::exit::{CliError, CliResult, Exit};
 use claudemesh_api::Token;
 use serde::Serialize;
@@ -38,8 +38,12 @@ pub fn run(_args: &LogoutArgs, ctx: &Context) -> CliResult<()> {
 fn log_out_saved(ctx: &Context) -> CliResult<LogoutJson> {
     let store = ctx.store();
     let path = store.path();
-    let (token, file) = match store.load(&ctx.out) {
-        Ok(Some(saved)) => (Some(saved.token), Some(saved.file)),
+    // The token is revoked at the server that issued it, whatever server
+    // was asked for: a token is never sent anywhere else.
+    let target = match store.load(&ctx.out) {
+        Ok(Some(saved)) => saved_server(&saved.file)
+            .ok()
+            .map(|server| (saved.token, server)),
         Ok(None) => {
             ctx.out.line(format!(
                 "Not logged in (no saved login at {})",
@@ -49,21 +53,16 @@ fn log_out_saved(ctx: &Context) -> CliResult<LogoutJson> {
         }
         Err(err) if err == CliError::auth_file_corrupted() => {
             ctx.out.warn(format!("{} is corrupted", path.display()));
-            (store.salvage_token(), None)
+            store.salvage()
         }
         Err(err) => return Err(err),
     };
     let mut result = LogoutJson::default();
-    match token {
-        Some(token) => {
-            let server = ctx
-                .server_for(file.as_ref())
-                .unwrap_or_else(|_| ctx.login_server());
-            result.revoked_on_server = revoke(ctx, &server, &token);
-        }
+    match target {
+        Some((token, server)) => result.revoked_on_server = revoke(ctx, &server, &token),
         None => ctx
             .out
-            .warn("No usable token in it to revoke on the server; removing it anyway"),
+            .warn("It holds no token and server to revoke it at; removing it anyway"),
     }
     remove(ctx, &store, &mut result)?;
     Ok(result)
@@ -77,7 +76,12 @@ fn revoke_given_token(ctx: &Context, text: &str) -> CliResult<LogoutJson> {
     })?;
     let store = ctx.store();
     let saved = store.load(&ctx.out).ok().flatten();
-    let server = ctx.server_for(saved.as_ref().map(|s| &s.file))?;
+    // The saved login's own token goes to its own server; any other token
+    // to the server asked for.
+    let server = match &saved {
+        Some(saved) if saved.token == token => saved_server(&saved.file)?,
+        _ => ctx.requested_server(),
+    };
     let mut result = LogoutJson {
         revoked_on_server: revoke(ctx, &server, &token),
         removed: None,

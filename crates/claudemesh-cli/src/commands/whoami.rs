@@ -44,7 +44,7 @@ pub fn expires_soon(expires_at: Option<&str>, now: OffsetDateTime) -> bool {
 
 pub fn run(args: &WhoamiArgs, ctx: &Context) -> CliResult<()> {
     let credential = ctx.credential()?.ok_or_else(CliError::not_logged_in)?;
-    let server = ctx.server_for(credential.saved.as_ref())?;
+    let server = ctx.server_for(&credential)?;
     let api = ctx.api(&server, Some(credential.token.clone()));
     let who = api.whoami().map_err(|err| err.into_cli(&server))?;
     let sessions = if args.sessions {
