@@ -99,7 +99,7 @@ impl AuthStore {
     /// Writes the file atomically with mode 0600, in a directory made 0700.
     /// Refuses (exit 1) when the directory cannot be made private.
     pub fn save(&self, file: &AuthFile) -> CliResult<PathBuf> {
-        self.make_private_dir()?;
+        self.prepare()?;
         let path = self.path();
         let text = serde_json::to_string_pretty(file)
             .map_err(|err| CliError::failure(format!("Could not encode the login: {err}")))?;
@@ -133,7 +133,10 @@ impl AuthStore {
         }
     }
 
-    fn make_private_dir(&self) -> CliResult<()> {
+    /// Makes the config directory exist with mode 0700, or refuses (exit
+    /// 1). `login` calls it before anything else, so a login never mints a
+    /// token it then cannot keep.
+    pub fn prepare(&self) -> CliResult<()> {
         let refuse = |detail: String| {
             CliError::failure(format!(
                 "Refusing to save the token: cannot make {} private (mode 0700): {detail}",

@@ -165,7 +165,8 @@ impl Invocation {
         let mut child = self.command.spawn().expect("the claudemesh binary starts");
         if let Some(text) = self.stdin {
             let mut pipe = child.stdin.take().expect("stdin pipe");
-            pipe.write_all(text.as_bytes()).expect("write stdin");
+            // A CLI that exits without reading stdin closes the pipe: fine.
+            let _ = pipe.write_all(text.as_bytes());
         }
         let (tx, lines) = mpsc::unbounded_channel();
         let stderr = child.stderr.take().expect("stderr pipe");
@@ -722,6 +723,27 @@ async fn a_malformed_token_is_refused_before_any_request() {
         .expect_code(1)
         .stderr_has("✘ Invalid token format (expected cm_pat_…)\n");
     assert!(!cli.auth_path().exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_refuses_before_any_request_when_the_config_dir_cannot_be_private() {
+    let home = tempfile::tempdir().expect("home");
+    let blocker = home.path().join("not-a-directory");
+    std::fs::write(&blocker, "").expect("write");
+    let mut cli = Cli::new(&dead_url());
+    cli.config_dir = blocker.join(".claudemesh");
+    for args in [["login", "--no-browser"], ["login", "--with-token"]] {
+        let out = cli
+            .cmd(args)
+            .stdin(Token::generate(TokenKind::Pat).expose())
+            .run()
+            .await
+            .expect_code(1);
+        out.stderr_has(&format!(
+            "✘ Refusing to save the token: cannot make {} private (mode 0700)",
+            cli.config_dir.display()
+        ));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

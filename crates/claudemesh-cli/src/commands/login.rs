@@ -49,17 +49,25 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> CliResult<()> {
     } else {
         None
     };
+    // A mistyped token fails here, before any request or file change.
+    let token = token_text
+        .map(|text| {
+            Token::parse(&text)
+                .map_err(|_| CliError::failure("Invalid token format (expected cm_pat_…)"))
+        })
+        .transpose()?;
     let server = ctx.requested_server();
-    if token_text.is_none() {
+    if token.is_none() {
         let out = &ctx.out;
         out.line(out.bold("██ claudemesh login"));
         if server != crate::api::DEFAULT_API_URL {
             out.line(format!("Server: {server}"));
         }
     }
+    ctx.store().prepare()?;
     let previous = previous_login(ctx);
-    let result = match token_text {
-        Some(text) => token_login(ctx, &server, &text)?,
+    let result = match token {
+        Some(token) => token_login(ctx, &server, token)?,
         None => device_code_login(args, ctx, &server)?,
     };
     finish(ctx, &server, result, previous)
@@ -121,7 +129,16 @@ fn finish(
         source: done.source,
         server: server.to_owned(),
     };
-    let path = ctx.store().save(&file)?;
+    let path = match ctx.store().save(&file) {
+        Ok(path) => path,
+        Err(err) => {
+            // A session token nobody can keep would linger on the server.
+            if done.source == AuthSource::DeviceCode {
+                let _ = ctx.api(server, None).revoke(&done.token);
+            }
+            return Err(err);
+        }
+    };
     let via = done.via.map(|v| format!(" ({v})")).unwrap_or_default();
     ctx.out
         .success(format!("Authenticated as {}{via}", done.user.name));
@@ -189,11 +206,9 @@ fn read_token_from_stdin() -> CliResult<String> {
     Ok(text)
 }
 
-/// The token path: format and checksum first (no request for a typo), then
-/// the server must recognise it.
-fn token_login(ctx: &Context, server: &str, text: &str) -> CliResult<LoggedIn> {
-    let token = Token::parse(text)
-        .map_err(|_| CliError::failure("Invalid token format (expected cm_pat_…)"))?;
+/// The token path (its format and checksum are already checked): the server
+/// must recognise it.
+fn token_login(ctx: &Context, server: &str, token: Token) -> CliResult<LoggedIn> {
     let api = ctx.api(server, Some(token.clone()));
     let who = api.whoami().map_err(|err| match err {
         ApiError::Status { status: 401, .. } => CliError::new(Exit::Auth, "Token rejected")
