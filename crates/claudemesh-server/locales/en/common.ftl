@@ -20,6 +20,7 @@ field-current-password = Current password
 field-new-password = New password
 field-repeat-password = Repeat the new password
 
+ago-just-now = just now
 ago-seconds = { $count ->
     [one] one second ago
    *[other] { $count } seconds ago

@@ -10,9 +10,11 @@ dashboard-connect-cli-body = Run { $command } in a terminal and approve the requ
 dashboard-enter-code = I have a code
 dashboard-password-body = Changing it signs out every CLI session.
 dashboard-tokens-summary = { $tokens ->
+    [0] No personal access tokens
     [one] One personal access token
    *[other] { $tokens } personal access tokens
 } and { $sessions ->
+    [0] no CLI sessions.
     [one] one CLI session.
    *[other] { $sessions } CLI sessions.
 }

@@ -20,6 +20,7 @@ field-current-password = Contraseña actual
 field-new-password = Contraseña nueva
 field-repeat-password = Repite la contraseña nueva
 
+ago-just-now = hace un momento
 ago-seconds = { $count ->
     [one] hace un segundo
    *[other] hace { $count } segundos

@@ -10,9 +10,11 @@ dashboard-connect-cli-body = Ejecuta { $command } en una terminal y aprueba la s
 dashboard-enter-code = Tengo un código
 dashboard-password-body = Al cambiarla se cierran todas las sesiones de la CLI.
 dashboard-tokens-summary = { $tokens ->
+    [0] Ningún token de acceso personal
     [one] Un token de acceso personal
    *[other] { $tokens } tokens de acceso personal
 } y { $sessions ->
+    [0] ninguna sesión de la CLI.
     [one] una sesión de la CLI.
    *[other] { $sessions } sesiones de la CLI.
 }

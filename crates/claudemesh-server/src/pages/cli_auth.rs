@@ -74,7 +74,9 @@ async fn cli_auth_page(ctx: Ctx, client: ClientInfo) -> PageResult {
 
 fn confirm(ctx: &Ctx, request: &PendingRequest, client: &ClientInfo, now: i64) -> Response {
     let age_secs = ((now - request.created_at) / SECOND_MS).max(0);
-    let requested_ago = if age_secs < 60 {
+    let requested_ago = if age_secs < 5 {
+        ctx.t("ago-just-now")
+    } else if age_secs < 60 {
         ctx.t_args("ago-seconds", &[("count", age_secs.into())])
     } else {
         ctx.t_args("ago-minutes", &[("count", (age_secs / 60).into())])
@@ -211,7 +213,8 @@ async fn decide(
 async fn approved(ctx: Ctx) -> Response {
     ctx.message(
         StatusCode::OK,
-        Message::new("ok", "✓", ctx.t("cli-auth-approved-title"))
+        // The title starts with its own ✓.
+        Message::new("ok", "", ctx.t("cli-auth-approved-title"))
             .paragraph(ctx.t("cli-auth-approved-body"))
             .action(
                 "/dashboard/settings/cli-tokens",
