@@ -1356,3 +1356,57 @@ async fn bad_input_gets_a_page_not_a_crash() {
         .await;
     assert_eq!(page.status, 303);
 }
+
+// ------------------------------------------------------------------ https
+
+#[tokio::test]
+async fn cookies_are_secure_when_the_public_url_is_https() {
+    use claudemesh_server::{Application, Config, clock::ManualClock};
+    use std::sync::Arc;
+    let data_dir =
+        std::env::temp_dir().join(format!("claudemesh-pages-https-{}", std::process::id()));
+    let mut config = Config::for_tests(data_dir.clone(), None);
+    config.public_url = Some("https://claudemesh.example".into());
+    let app = Application::build(config, Arc::new(ManualClock::new()))
+        .await
+        .unwrap();
+    let base = format!("http://{}", app.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = Browser::read(
+        client
+            .get(format!("{base}/login?lang=es"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let cookies = page.set_cookies();
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    for cookie in cookies {
+        assert!(
+            cookie.contains("; Secure")
+                && cookie.contains("HttpOnly")
+                && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+    }
+    // Our origin is now the https one: a form from plain http is foreign.
+    let refused = client
+        .post(format!("{base}/login"))
+        .header(header::ORIGIN, base.as_str())
+        .form(&[("email", "a@example.com"), ("password", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let _ = stop.send(());
+    let _ = server.await;
+    let _ = std::fs::remove_dir_all(data_dir);
+}
