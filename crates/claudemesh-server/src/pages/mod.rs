@@ -39,8 +39,6 @@ use std::convert::Infallible;
 
 /// The double-submit CSRF cookie of the sign-in and register forms.
 pub const PRE_SESSION_COOKIE: &str = "cm_csrf";
-/// The form field every state-changing form carries its CSRF token in.
-pub const CSRF_FIELD: &str = "csrf";
 
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
      img-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'";
@@ -123,8 +121,7 @@ impl FromRequestParts<AppState> for Ctx {
             .find(|(key, _)| key == "lang")
             .map(|(_, value)| value.as_str());
         let negotiated = i18n::negotiate(query_lang, &parts.headers);
-        // A broken session store shows as signed out; the next action that
-        // needs the session reports the error.
+        // A store failure (logged where it is converted) reads as signed out.
         let user = match auth::cookie(&parts.headers, auth::SESSION_COOKIE) {
             Some(raw) if !raw.is_empty() => auth::browser_session(state, raw).await.ok().flatten(),
             _ => None,
