@@ -7,10 +7,12 @@
 
 use crate::exit::CliError;
 use claudemesh_api::wire::{
-    DeviceCodeRequest, DeviceCodeResponse, DevicePollResponse, OkResponse, RevokeRequest,
-    SessionList, SlowDownBody, WhoAmIResponse,
+    AcceptInviteRequest, AcceptedInvite, CreateInviteRequest, CreateMeshRequest, CreatedInvite,
+    DeviceCodeRequest, DeviceCodeResponse, DevicePollResponse, InvitePreview, MeshDetail, MeshList,
+    MeshSummary, OkResponse, RegisterKeyRequest, RevokeRequest, SessionList, SlowDownBody,
+    WhoAmIResponse,
 };
-use claudemesh_api::{ErrorBody, Token};
+use claudemesh_api::{ErrorBody, Slug, Token};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
@@ -219,6 +221,95 @@ impl Api {
         };
         decode(self.post("/api/auth/cli/revoke", &body)?)
     }
+
+    /// `POST /api/my/meshes`: create a mesh; the caller is its first admin.
+    pub fn create_mesh(&self, request: &CreateMeshRequest) -> Result<MeshSummary, ApiError> {
+        decode(self.post("/api/my/meshes", request)?)
+    }
+
+    /// `GET /api/my/meshes`: every mesh the account belongs to.
+    pub fn meshes(&self) -> Result<MeshList, ApiError> {
+        decode(self.get("/api/my/meshes")?)
+    }
+
+    /// `GET /api/my/meshes/{slug}`: a mesh with its members and their keys.
+    pub fn mesh(&self, slug: &Slug) -> Result<MeshDetail, ApiError> {
+        decode(self.get(&format!("/api/my/meshes/{slug}"))?)
+    }
+
+    /// `POST /api/my/meshes/{slug}/keys`: add this machine's public key to
+    /// the caller's membership (idempotent).
+    pub fn register_key(&self, slug: &Slug, public_key: &str) -> Result<OkResponse, ApiError> {
+        let body = RegisterKeyRequest {
+            public_key: public_key.to_owned(),
+        };
+        decode(self.post(&format!("/api/my/meshes/{slug}/keys"), &body)?)
+    }
+
+    /// `POST /api/my/meshes/{slug}/invites` (admins only).
+    pub fn create_invite(
+        &self,
+        slug: &Slug,
+        request: &CreateInviteRequest,
+    ) -> Result<CreatedInvite, ApiError> {
+        decode(self.post(&format!("/api/my/meshes/{slug}/invites"), request)?)
+    }
+
+    /// `GET /api/invites/{code}`: what an invite leads to (no sign-in needed).
+    pub fn preview_invite(&self, code: &InviteCode) -> Result<InvitePreview, ApiError> {
+        decode(self.get(&format!("/api/invites/{}", code.as_str()))?)
+    }
+
+    /// `POST /api/invites/{code}/accept`: join with this machine's key.
+    pub fn accept_invite(
+        &self,
+        code: &InviteCode,
+        request: &AcceptInviteRequest,
+    ) -> Result<AcceptedInvite, ApiError> {
+        decode(self.post(&format!("/api/invites/{}/accept", code.as_str()), request)?)
+    }
+}
+
+/// An invite code, taken from a whole invite link (`…/i/<code>`) or given
+/// bare. Only letters and digits, so it can go into a request path as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InviteCode {
+    code: String,
+    /// The scheme and host of the link it came from, if it was a link.
+    origin: Option<String>,
+}
+
+impl InviteCode {
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let (origin, path) = match text.split_once("://") {
+            Some((scheme, rest)) => {
+                let (host, path) = rest.split_once('/').unwrap_or((rest, ""));
+                (
+                    Some(format!("{}://{host}", scheme.to_ascii_lowercase())),
+                    path,
+                )
+            }
+            None => (None, text),
+        };
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        let code = path.trim_end_matches('/').rsplit('/').next()?;
+        let valid =
+            (1..=64).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_alphanumeric());
+        valid.then(|| Self {
+            code: code.to_owned(),
+            origin,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.code
+    }
+
+    /// `https://host[:port]` when the code came from a link.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin.as_deref()
+    }
 }
 
 fn read_text(mut response: ureq::http::Response<ureq::Body>) -> Result<String, ApiError> {
@@ -303,6 +394,38 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn invite_codes_come_from_links_or_bare_and_never_carry_a_path() {
+        let code = |text: &str| InviteCode::parse(text).map(|c| c.as_str().to_owned());
+        for text in [
+            "https://claudemesh.com/i/k3xq9a2bmvjp3",
+            "https://claudemesh.com/i/k3xq9a2bmvjp3/",
+            "  https://claudemesh.com/i/k3xq9a2bmvjp3?utm=x#top ",
+            "k3xq9a2bmvjp3",
+        ] {
+            assert_eq!(code(text).as_deref(), Some("k3xq9a2bmvjp3"), "{text}");
+        }
+        assert_eq!(
+            InviteCode::parse("HTTP://127.0.0.1:3000/i/abc")
+                .unwrap()
+                .origin(),
+            Some("http://127.0.0.1:3000")
+        );
+        assert_eq!(InviteCode::parse("abc").unwrap().origin(), None);
+        for bad in [
+            "",
+            "https://claudemesh.com/",
+            "a b",
+            "..",
+            "%2e%2e",
+            "https://x/i/a.b",
+        ] {
+            assert_eq!(code(bad), None, "{bad}");
+        }
+        // Only the last segment is ever used.
+        assert_eq!(code("../../my/whoami").as_deref(), Some("whoami"));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //!
 //! The file is written only by a successful `claudemesh login`: mode 0600 in
 //! a directory of mode 0700, through a temporary file renamed over the old
-//! one, so a crash never leaves half a token behind. A file found with a
+//! one ([`private_file`]), so a crash never leaves half a token behind. A file found with a
 //! wider mode is warned about and fixed. A file that does not parse, or holds
 //! no well-formed token, is "corrupted" (exit 2), never silently ignored.
 //!
@@ -11,11 +11,12 @@
 
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::private_file::{self, Read};
 use claudemesh_api::Token;
 use claudemesh_api::wire::UserSummary;
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 pub const AUTH_FILE: &str = "auth.json";
@@ -66,12 +67,10 @@ impl AuthStore {
     /// (with a warning); a file that cannot be understood is an error.
     pub fn load(&self, out: &Output) -> CliResult<Option<SavedLogin>> {
         let path = self.path();
-        let text = match fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) if err.kind() == io::ErrorKind::InvalidData => {
-                return Err(CliError::auth_file_corrupted());
-            }
+        let text = match private_file::read(&path, out) {
+            Ok(Read::Text(text)) => text,
+            Ok(Read::Missing) => return Ok(None),
+            Ok(Read::NotText) => return Err(CliError::auth_file_corrupted()),
             Err(err) => {
                 return Err(CliError::new(
                     Exit::Permission,
@@ -79,7 +78,6 @@ impl AuthStore {
                 ));
             }
         };
-        fix_mode(&path, out);
         parse(&text)
             .map(Some)
             .ok_or_else(CliError::auth_file_corrupted)
@@ -100,28 +98,14 @@ impl AuthStore {
     /// Refuses (exit 1) when the directory cannot be made private.
     pub fn save(&self, file: &AuthFile) -> CliResult<PathBuf> {
         self.prepare()?;
-        let path = self.path();
         let text = serde_json::to_string_pretty(file)
             .map_err(|err| CliError::failure(format!("Could not encode the login: {err}")))?;
-        let temp = self.dir.join(format!(
-            ".{AUTH_FILE}.{}.{}.tmp",
-            std::process::id(),
-            time::OffsetDateTime::now_utc().unix_timestamp_nanos()
-        ));
-        let written = write_private(&temp, text.as_bytes()).and_then(|()| fs::rename(&temp, &path));
-        if let Err(err) = written {
-            let _ = fs::remove_file(&temp);
-            return Err(CliError::failure(format!(
+        private_file::write_atomic(&self.dir, AUTH_FILE, text.as_bytes()).map_err(|err| {
+            CliError::failure(format!(
                 "Could not save the login to {}: {err}",
-                path.display()
-            )));
-        }
-        // Make the rename itself durable (best effort: not every platform
-        // lets a directory be opened).
-        if let Ok(dir) = fs::File::open(&self.dir) {
-            let _ = dir.sync_all();
-        }
-        Ok(path)
+                self.path().display()
+            ))
+        })
     }
 
     /// Deletes the file; `Ok(false)` when there was none.
@@ -137,39 +121,12 @@ impl AuthStore {
     /// 1). `login` calls it before anything else, so a login never mints a
     /// token it then cannot keep.
     pub fn prepare(&self) -> CliResult<()> {
-        let refuse = |detail: String| {
+        private_file::prepare_dir(&self.dir).map_err(|detail| {
             CliError::failure(format!(
                 "Refusing to save the token: cannot make {} private (mode 0700): {detail}",
                 self.dir.display()
             ))
-        };
-        let mut builder = fs::DirBuilder::new();
-        builder.recursive(true);
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(&self.dir)
-            .map_err(|err| refuse(err.to_string()))?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&self.dir)
-                .map_err(|err| refuse(err.to_string()))?
-                .permissions()
-                .mode();
-            if mode & 0o777 != 0o700 {
-                fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
-                    .map_err(|err| refuse(err.to_string()))?;
-                let now = fs::metadata(&self.dir)
-                    .map_err(|err| refuse(err.to_string()))?
-                    .permissions()
-                    .mode();
-                if now & 0o777 != 0o700 {
-                    return Err(refuse(format!("its mode stays {:o}", now & 0o777)));
-                }
-            }
-        }
-        Ok(())
+        })
     }
 }
 
@@ -181,42 +138,6 @@ fn parse(text: &str) -> Option<SavedLogin> {
     let token = Token::parse(&file.token).ok()?;
     Some(SavedLogin { token, file })
 }
-
-/// Creates `path` readable by its owner only, writes and syncs it.
-fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.write_all(b"\n")?;
-    file.sync_all()
-}
-
-/// Warns about and fixes a mode wider than 0600.
-#[cfg(unix)]
-fn fix_mode(path: &Path, out: &Output) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = fs::metadata(path) else { return };
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 == 0 {
-        return;
-    }
-    match fs::set_permissions(path, fs::Permissions::from_mode(0o600)) {
-        Ok(()) => out.warn(format!(
-            "{} was readable by others (mode {mode:o}); fixed it to 600",
-            path.display()
-        )),
-        Err(err) => out.warn(format!(
-            "{} is readable by others (mode {mode:o}) and could not be fixed: {err}",
-            path.display()
-        )),
-    }
-}
-
-#[cfg(not(unix))]
-fn fix_mode(_path: &Path, _out: &Output) {}
 
 /// Where the token a command uses came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

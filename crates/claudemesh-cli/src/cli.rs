@@ -9,6 +9,11 @@ use clap::{Args, Parser, Subcommand};
 /// Start with `claudemesh login`. In CI, set CLAUDEMESH_TOKEN to a personal
 /// access token (cm_pat_…) or run `claudemesh login --with-token < token.txt`.
 ///
+/// Then `claudemesh create "Platform team"`, `claudemesh invite --email
+/// alice@example.com`, and on Alice's machine `claudemesh join <link>`. The
+/// meshes joined on this machine, with its key pair for each, are kept in
+/// ~/.claudemesh/config.json.
+///
 /// Which token a command uses: --token, then CLAUDEMESH_TOKEN, then the login
 /// saved in ~/.claudemesh/auth.json.
 #[derive(Debug, Parser)]
@@ -47,6 +52,11 @@ pub enum Command {
     Login(LoginArgs),
     Logout(LogoutArgs),
     Whoami(WhoamiArgs),
+    Create(CreateArgs),
+    List(ListArgs),
+    Sync(SyncArgs),
+    Invite(InviteArgs),
+    Join(JoinArgs),
     Completions(CompletionsArgs),
 }
 
@@ -115,6 +125,161 @@ pub struct WhoamiArgs {
     pub sessions: bool,
 }
 
+/// Create a mesh and join it on this machine
+///
+/// Creates the mesh on the server with you as its admin, makes an ed25519
+/// key pair for this machine (the public key goes to the server, the secret
+/// key stays in ~/.claudemesh/config.json), and records the mesh there.
+///
+/// The slug, the handle other commands take, is derived from the name unless
+/// --slug is given. If it is taken, the error suggests a free one (exit 6).
+///
+/// Examples:
+///   claudemesh create "Platform team"
+///   claudemesh create "Platform team" --slug platform --name "Alex (laptop)"
+///   claudemesh create "CI run $GITHUB_RUN_ID" --json | jq -r .id
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct CreateArgs {
+    /// The mesh's name, as people see it
+    pub name: String,
+
+    /// The mesh's handle: 2 to 40 of a-z, 0-9 and - [default: from the name]
+    #[arg(long, value_name = "SLUG")]
+    pub slug: Option<String>,
+
+    /// Your name in this mesh [default: your account name]
+    #[arg(long = "name", value_name = "DISPLAY_NAME")]
+    pub display_name: Option<String>,
+}
+
+/// List your meshes, and whether each is joined on this machine
+///
+/// Shows every mesh your account belongs to on the server, with your role
+/// and the member count, merged with the meshes recorded in
+/// ~/.claudemesh/config.json. Each is "joined here" (this machine has a key
+/// for it), "not joined here" (run `claudemesh sync`), or "local only" (this
+/// machine has a key, but the server no longer lists the mesh for you: you
+/// left or were removed, or it is gone).
+///
+/// Examples:
+///   claudemesh list
+///   claudemesh list --json | jq -r '.meshes[] | select(.here == "joined_here") | .slug'
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct ListArgs {}
+
+/// Join on this machine every mesh your account is in
+///
+/// For each mesh the server lists for you that this machine has not joined,
+/// makes a key pair, registers its public key with the server and records
+/// the mesh in ~/.claudemesh/config.json. Refreshes the records of the
+/// others (name, role, display name). Meshes recorded here that the server no
+/// longer lists for you are flagged, not deleted: --prune deletes them (and
+/// their keys). Running it again changes nothing. `claudemesh login` runs it.
+///
+/// Examples:
+///   claudemesh sync
+///   claudemesh sync --prune
+///   claudemesh sync --json | jq -r '.added[]'
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct SyncArgs {
+    /// Also remove from this machine the meshes you no longer belong to, deleting their keys
+    #[arg(long)]
+    pub prune: bool,
+}
+
+/// Invite someone to a mesh (admins only)
+///
+/// Creates an invite link and prints it on stdout, so `URL=$(claudemesh
+/// invite)` works. With --email, the server also emails the link (in
+/// Spanish when LANG or LC_ALL is es_*); if the mail cannot be sent the link
+/// still works, and a warning says to share it yourself.
+///
+/// --mesh may be left out when exactly one mesh is joined on this machine.
+///
+/// Examples:
+///   claudemesh invite --email alice@example.com
+///   claudemesh invite --mesh platform-team --role admin --expires-in 2w
+///   claudemesh invite --mesh platform-team --max-uses 10 --json | jq -r .url
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct InviteArgs {
+    /// The mesh's slug [default: the one mesh joined on this machine]
+    #[arg(long, value_name = "SLUG")]
+    pub mesh: Option<String>,
+
+    /// Email the invite link to this address
+    #[arg(long, value_name = "ADDRESS")]
+    pub email: Option<String>,
+
+    /// The role the invitee gets
+    #[arg(long, value_enum, default_value_t = RoleArg::Member)]
+    pub role: RoleArg,
+
+    /// How long the link works: days or weeks, like 7d or 2w (1d to 365d)
+    #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_expiry)]
+    pub expires_in: u32,
+
+    /// How many people can join with the link
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_uses: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    Member,
+    Admin,
+}
+
+/// Parses `--expires-in`: `Nd` or `Nw`, into whole days (1 to 365).
+pub fn parse_expiry(text: &str) -> Result<u32, String> {
+    const USAGE: &str = "expected days or weeks, like 7d or 2w (1d to 365d)";
+    let text = text.trim().to_ascii_lowercase();
+    let split = text.len().saturating_sub(1);
+    let (number, unit) = text.split_at(split);
+    let per_unit = match unit {
+        "d" => 1,
+        "w" => 7,
+        _ => return Err(USAGE.to_owned()),
+    };
+    let days = number
+        .parse::<u32>()
+        .ok()
+        .and_then(|n| n.checked_mul(per_unit))
+        .ok_or_else(|| USAGE.to_owned())?;
+    if (1..=365).contains(&days) {
+        Ok(days)
+    } else {
+        Err(USAGE.to_owned())
+    }
+}
+
+/// Join a mesh with an invite link, on this machine
+///
+/// Shows what the invite is for (mesh, who invited you, role, expiry),
+/// makes a key pair for this machine, joins, and records the mesh in
+/// ~/.claudemesh/config.json. An invite that expired, was revoked or is used
+/// up is refused with the reason. Joining a mesh this machine has already
+/// joined changes nothing.
+///
+/// Examples:
+///   claudemesh join https://claudemesh.com/i/k3xq9a2bmvjp3
+///   claudemesh join k3xq9a2bmvjp3 --name "Alice (desktop)"
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct JoinArgs {
+    /// The invite link, or just its code
+    #[arg(value_name = "INVITE")]
+    pub invite: String,
+
+    /// Your name in this mesh [default: your account name]
+    #[arg(long = "name", value_name = "DISPLAY_NAME")]
+    pub display_name: Option<String>,
+}
+
 /// Print a shell completion script
 ///
 /// Examples:
@@ -149,6 +314,71 @@ mod tests {
             assert!(cli.json);
             assert_eq!(cli.token.as_deref(), Some("t"));
             assert!(matches!(cli.command, Some(Command::Whoami(_))));
+        }
+    }
+
+    #[test]
+    fn expiry_is_days_or_weeks_within_a_year() {
+        assert_eq!(parse_expiry("7d"), Ok(7));
+        assert_eq!(parse_expiry(" 2W "), Ok(14));
+        assert_eq!(parse_expiry("365d"), Ok(365));
+        assert_eq!(parse_expiry("52w"), Ok(364));
+        for bad in [
+            "",
+            "d",
+            "7",
+            "24h",
+            "0d",
+            "366d",
+            "53w",
+            "-1d",
+            "1.5d",
+            "7 d",
+            "9999999999w",
+            "7dd",
+        ] {
+            let err = parse_expiry(bad).unwrap_err();
+            assert!(err.contains("like 7d or 2w"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn mesh_commands_parse() {
+        let cli = Cli::try_parse_from([
+            "claudemesh",
+            "create",
+            "Platform team",
+            "--slug",
+            "pt",
+            "--name",
+            "Alex",
+        ])
+        .unwrap();
+        match cli.command {
+            Some(Command::Create(args)) => {
+                assert_eq!(args.name, "Platform team");
+                assert_eq!(args.slug.as_deref(), Some("pt"));
+                assert_eq!(args.display_name.as_deref(), Some("Alex"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["claudemesh", "invite", "--json"]).unwrap();
+        match cli.command {
+            Some(Command::Invite(args)) => {
+                assert_eq!(args.expires_in, 7);
+                assert_eq!(args.max_uses, 1);
+                assert_eq!(args.role, RoleArg::Member);
+                assert!(args.mesh.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            vec!["claudemesh", "invite", "--expires-in", "24h"],
+            vec!["claudemesh", "invite", "--max-uses", "0"],
+            vec!["claudemesh", "invite", "--role", "owner"],
+            vec!["claudemesh", "join"],
+        ] {
+            assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?}");
         }
     }
 

@@ -5,9 +5,11 @@
 use crate::api::{self, Api};
 use crate::auth_store::{self, AuthFile, AuthStore, Credential};
 use crate::cli::Cli;
+use crate::config_store::ConfigStore;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output::Output;
 use claudemesh_api::Token;
+use claudemesh_api::wire::UserSummary;
 use std::path::PathBuf;
 
 pub const CONFIG_DIR_NAME: &str = ".claudemesh";
@@ -55,6 +57,25 @@ impl Context {
 
     pub fn store(&self) -> AuthStore {
         AuthStore::new(self.config_dir.clone())
+    }
+
+    /// `config.json`: the meshes joined on this machine.
+    pub fn config(&self) -> ConfigStore {
+        ConfigStore::new(self.config_dir.clone())
+    }
+
+    /// For commands that act as the signed-in account: the client, its
+    /// server, and whose account it is (from the saved login, else asked of
+    /// the server). Not logged in is exit 2.
+    pub fn account(&self) -> CliResult<Account> {
+        let credential = self.credential()?.ok_or_else(CliError::not_logged_in)?;
+        let server = self.server_for(&credential)?;
+        let api = self.api(&server, Some(credential.token.clone()));
+        let user = match credential.saved {
+            Some(file) => file.user,
+            None => api.whoami().map_err(|err| err.into_cli(&server))?.user,
+        };
+        Ok(Account { api, server, user })
     }
 
     /// The `--token` flag, when given (and not empty).
@@ -105,6 +126,13 @@ impl Context {
     pub fn api(&self, server: &str, token: Option<Token>) -> Api {
         Api::new(server, token)
     }
+}
+
+/// The signed-in account a mesh command acts as.
+pub struct Account {
+    pub api: Api,
+    pub server: String,
+    pub user: UserSummary,
 }
 
 /// The server a saved login came from.

@@ -2,7 +2,8 @@
 //!
 //! Three layers, kept apart: argument parsing ([`cli`]), one module per
 //! command ([`commands`]), and the client and state they use ([`api`],
-//! [`auth_store`], [`device_info`], [`output`], [`exit`], [`backoff`]). A
+//! [`auth_store`], [`config_store`], [`keys`], [`private_file`],
+//! [`device_info`], [`output`], [`exit`], [`backoff`]). A
 //! [`context::Context`] built once from the command line and the environment
 //! carries the config directory, the output and the server to every command.
 
@@ -11,10 +12,13 @@ mod auth_store;
 mod backoff;
 mod cli;
 mod commands;
+mod config_store;
 mod context;
 mod device_info;
 mod exit;
+mod keys;
 mod output;
+mod private_file;
 mod when;
 
 use clap::Parser;

@@ -27,6 +27,15 @@ impl Paint {
     }
 }
 
+/// The kinds of line in a list of changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Added,
+    Changed,
+    Flagged,
+    Removed,
+}
+
 #[derive(Debug, Clone)]
 pub struct Output {
     pub json: bool,
@@ -96,6 +105,22 @@ impl Output {
 
     pub fn error(&self, text: impl AsRef<str>) {
         self.line(format!("{} {}", self.paint(Paint::Red, "✘"), text.as_ref()));
+    }
+
+    /// One line of a list of changes on stderr (`+ dev (new key registered)`).
+    pub fn change(&self, mark: Mark, text: impl AsRef<str>) {
+        let (symbol, paint) = match mark {
+            Mark::Added => ("+", Paint::Green),
+            Mark::Changed => ("~", Paint::Bold),
+            Mark::Flagged => ("!", Paint::Yellow),
+            Mark::Removed => ("-", Paint::Red),
+        };
+        self.line(format!("{} {}", self.paint(paint, symbol), text.as_ref()));
+    }
+
+    /// A command's text result on stdout (not used with `--json`).
+    pub fn data(&self, text: impl AsRef<str>) {
+        let _ = std::io::stdout().lock().write_all(text.as_ref().as_bytes());
     }
 
     /// The one JSON document a `--json` command prints on stdout.

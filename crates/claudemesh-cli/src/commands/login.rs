@@ -13,6 +13,7 @@ use crate::api::ApiError;
 use crate::auth_store::{AuthFile, AuthSource, FILE_VERSION, SavedLogin};
 use crate::backoff::Backoff;
 use crate::cli::LoginArgs;
+use crate::commands::sync;
 use crate::context::{Context, saved_server};
 use crate::device_info::{self, Browser};
 use crate::exit::{CliError, CliResult, Exit};
@@ -89,6 +90,9 @@ struct LoginJson<'a> {
     source: AuthSource,
     token_kind: TokenKind,
     auth_file: String,
+    /// The meshes joined on this machine after the post-login sync; `null`
+    /// when the sync failed.
+    synced_meshes: Option<Vec<String>>,
 }
 
 /// The saved login this one replaces, after saying so.
@@ -147,7 +151,7 @@ fn finish(
     if let Some(previous) = previous {
         revoke_replaced_session(ctx, server, &previous, &done.token);
     }
-    after_login(ctx, server, &done.token)?;
+    let synced = after_login(ctx, server, &done.token, &done.user);
     if ctx.env_token_set() {
         ctx.out.warn(
             "CLAUDEMESH_TOKEN is set: commands use it instead of this login until you unset it",
@@ -160,6 +164,7 @@ fn finish(
             source: done.source,
             token_kind: done.token.kind(),
             auth_file: path.display().to_string(),
+            synced_meshes: synced,
         });
     } else if done.source == AuthSource::DeviceCode {
         ctx.out.line(format!(
@@ -170,11 +175,29 @@ fn finish(
     Ok(())
 }
 
-/// The hook for what runs after every successful login. Mesh sync (spec
-/// flow 1: "✔ Synced 3 meshes") arrives with the mesh commands in a later
-/// issue and belongs here; until then nothing runs and nothing is claimed.
-fn after_login(_ctx: &Context, _server: &str, _token: &Token) -> CliResult<()> {
-    Ok(())
+/// What runs after every successful login: mesh sync (spec flow 1, "✔
+/// Synced 3 meshes: …"). The login has succeeded and is saved by then, so a
+/// sync that fails is a warning, never a failed login. Returns the slugs
+/// joined here after the sync, `None` when it failed.
+fn after_login(
+    ctx: &Context,
+    server: &str,
+    token: &Token,
+    user: &UserSummary,
+) -> Option<Vec<String>> {
+    let api = ctx.api(server, Some(token.clone()));
+    match sync::reconcile(ctx, &api, server, &user.id, false) {
+        Ok((report, _)) => {
+            ctx.out.success(report.synced_line());
+            Some(report.meshes)
+        }
+        Err(err) => {
+            ctx.out
+                .warn(format!("Could not sync your meshes: {}", err.message));
+            ctx.out.line("Run `claudemesh sync` to try again.");
+            None
+        }
+    }
 }
 
 /// A session token this machine saved, replaced by a new login, is useless

@@ -1,25 +1,113 @@
 //! One module per command; each has one `run(args, ctx)`.
 
 mod completions;
+mod create;
+mod invite;
+mod join;
+mod list;
 mod login;
 mod logout;
+mod sync;
 mod whoami;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
-use crate::exit::CliResult;
+use crate::exit::{CliError, CliResult};
 use clap::CommandFactory;
+use claudemesh_api::Slug;
+use claudemesh_api::wire::MeshRole;
 
 pub fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
     match cli.command {
         Some(Command::Login(args)) => login::run(&args, ctx),
         Some(Command::Logout(args)) => logout::run(&args, ctx),
         Some(Command::Whoami(args)) => whoami::run(&args, ctx),
+        Some(Command::Create(args)) => create::run(&args, ctx),
+        Some(Command::List(args)) => list::run(&args, ctx),
+        Some(Command::Sync(args)) => sync::run(&args, ctx),
+        Some(Command::Invite(args)) => invite::run(&args, ctx),
+        Some(Command::Join(args)) => join::run(&args, ctx),
         Some(Command::Completions(args)) => completions::run(&args),
         // The launch wizard (spec flow 5) will live here; until then, help.
         None => {
             let _ = Cli::command().print_help();
             Ok(())
         }
+    }
+}
+
+pub fn role_name(role: MeshRole) -> &'static str {
+    match role {
+        MeshRole::Admin => "admin",
+        MeshRole::Member => "member",
+    }
+}
+
+/// A slug given on the command line, checked before it goes into a path.
+pub fn slug_arg(text: &str, flag: &str) -> CliResult<Slug> {
+    Slug::parse(text.trim())
+        .map_err(|err| CliError::invalid_args(format!("Invalid {flag} {text:?}: {err}")))
+}
+
+/// `1 mesh`, `2 meshes`.
+pub fn meshes_count(n: usize) -> String {
+    if n == 1 {
+        "1 mesh".to_owned()
+    } else {
+        format!("{n} meshes")
+    }
+}
+
+/// `msh_q5ri89fl…`: enough of an id to recognise it.
+pub fn short_id(id: &str) -> String {
+    let (prefix, rest) = id.split_once('_').unwrap_or(("", id));
+    let head: String = rest.chars().take(8).collect();
+    let ellipsis = if rest.chars().count() > 8 { "…" } else { "" };
+    if prefix.is_empty() {
+        format!("{head}{ellipsis}")
+    } else {
+        format!("{prefix}_{head}{ellipsis}")
+    }
+}
+
+/// Quotes a word for a POSIX shell when it needs it, for commands shown in
+/// hints (`claudemesh create 'Platform team' --slug platform-team-2`).
+pub fn shell_word(text: &str) -> String {
+    let plain = !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./@:+=,".contains(&b));
+    if plain {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_shortened_after_their_prefix() {
+        assert_eq!(short_id("msh_q5ri89flabcdefgh"), "msh_q5ri89fl…");
+        assert_eq!(short_id("msh_abc"), "msh_abc");
+        assert_eq!(short_id("abcdefghijk"), "abcdefgh…");
+    }
+
+    #[test]
+    fn hint_commands_are_quoted_for_the_shell() {
+        assert_eq!(shell_word("platform-team-2"), "platform-team-2");
+        assert_eq!(shell_word("Platform team"), "'Platform team'");
+        assert_eq!(shell_word("Bob's"), r"'Bob'\''s'");
+        assert_eq!(shell_word("$(rm)"), "'$(rm)'");
+        assert_eq!(shell_word(""), "''");
+    }
+
+    #[test]
+    fn counts_read_naturally() {
+        assert_eq!(meshes_count(0), "0 meshes");
+        assert_eq!(meshes_count(1), "1 mesh");
+        assert_eq!(meshes_count(3), "3 meshes");
     }
 }
