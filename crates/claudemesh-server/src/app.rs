@@ -48,7 +48,12 @@ impl Application {
             &config.mail_from,
             config.data_dir.join("outbox"),
         )?;
-        let db = Db::open(config.database_url.as_deref(), &config.data_dir).await?;
+        let db = Db::open(
+            config.database_url.as_deref(),
+            &config.data_dir,
+            config.db_pool_size,
+        )
+        .await?;
         let listener =
             TcpListener::bind(&config.bind)
                 .await

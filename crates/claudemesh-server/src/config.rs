@@ -37,6 +37,10 @@ pub struct Config {
     )]
     pub mail_from: String,
 
+    /// Database connections in the pool (default: 4 for SQLite, 16 for PostgreSQL).
+    #[arg(long, env = "CLAUDEMESH_DB_POOL_SIZE")]
+    pub db_pool_size: Option<u32>,
+
     /// Take the client address from X-Forwarded-For (only behind a proxy you run).
     #[arg(long, env = "CLAUDEMESH_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,
@@ -61,6 +65,7 @@ impl Config {
             data_dir,
             database_url,
             smtp_url: None,
+            db_pool_size: None,
             mail_from: "claudemesh <noreply@claudemesh.localhost>".into(),
             trust_proxy: false,
             log_format: LogFormat::Text,

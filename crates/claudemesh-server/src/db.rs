@@ -5,10 +5,15 @@
 //! times are integer milliseconds and ids are text; the rare statement that
 //! must differ asks [`Db::engine`].
 
+use crate::sqlite_reader::SqliteReader;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
-use sqlx::{AnyPool, Executor};
-use std::path::Path;
+use sqlx::{AnyPool, Connection, Executor};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// A pooled connection idle longer than this is pinged before use.
+const IDLE_BEFORE_PING: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -29,6 +34,8 @@ impl Engine {
 pub struct Db {
     pub pool: AnyPool,
     pub engine: Engine,
+    /// Inline readers for the hot path, when the store is a SQLite file.
+    pub sqlite_reader: Option<Arc<SqliteReader>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,13 +59,20 @@ pub enum DbError {
 impl Db {
     /// Opens the store named by `database_url`, or the SQLite file in
     /// `data_dir` when there is none, and applies pending migrations.
-    pub async fn open(database_url: Option<&str>, data_dir: &Path) -> Result<Self, DbError> {
+    /// `pool_size` overrides the engine's default number of connections.
+    pub async fn open(
+        database_url: Option<&str>,
+        data_dir: &Path,
+        pool_size: Option<u32>,
+    ) -> Result<Self, DbError> {
         install_default_drivers();
-        let (url, engine) = match database_url {
+        let (url, engine, sqlite_file) = match database_url {
             Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-                (url.to_owned(), Engine::Postgres)
+                (url.to_owned(), Engine::Postgres, None)
             }
-            Some(url) if url.starts_with("sqlite:") => (url.to_owned(), Engine::Sqlite),
+            Some(url) if url.starts_with("sqlite:") => {
+                (url.to_owned(), Engine::Sqlite, sqlite_file_of(url))
+            }
             Some(_) => return Err(DbError::UnsupportedUrl),
             None => {
                 std::fs::create_dir_all(data_dir).map_err(|source| DbError::DataDir {
@@ -66,18 +80,28 @@ impl Db {
                     source,
                 })?;
                 let file = data_dir.join("claudemesh.db");
-                (
-                    format!("sqlite://{}?mode=rwc", file.display()),
-                    Engine::Sqlite,
-                )
+                let url = format!("sqlite://{}?mode=rwc", file.display());
+                (url, Engine::Sqlite, Some(file))
             }
         };
         let options = AnyPoolOptions::new()
             .acquire_timeout(Duration::from_secs(10))
-            .max_connections(match engine {
+            .max_connections(pool_size.unwrap_or(match engine {
                 // One writer at a time anyway; a few readers in WAL mode.
-                Engine::Sqlite => 8,
+                // Each SQLite connection is a thread: more only adds switching.
+                Engine::Sqlite => 4,
                 Engine::Postgres => 16,
+            }))
+            // sqlx pings every connection before handing it out by default:
+            // a second round trip per query. Ping only ones idle a while.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > IDLE_BEFORE_PING {
+                        conn.ping().await?;
+                    }
+                    Ok(true)
+                })
             });
         let options = if engine == Engine::Sqlite {
             options.after_connect(|conn, _meta| {
@@ -100,8 +124,13 @@ impl Db {
                 engine: engine.name(),
                 source,
             })?;
-        let db = Self { pool, engine };
+        let mut db = Self {
+            pool,
+            engine,
+            sqlite_reader: None,
+        };
         db.migrate().await?;
+        db.sqlite_reader = sqlite_file.map(|file| Arc::new(SqliteReader::new(file)));
         Ok(db)
     }
 
@@ -116,5 +145,33 @@ impl Db {
                     .await
             }
         }
+    }
+}
+
+/// The file behind a `sqlite:` URL, if it names one (not `:memory:`).
+fn sqlite_file_of(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    (!path.is_empty() && !path.contains(":memory:")).then(|| PathBuf::from(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_file_of_a_sqlite_url() {
+        assert_eq!(
+            sqlite_file_of("sqlite:///var/db/x.db?mode=rwc"),
+            Some(PathBuf::from("/var/db/x.db"))
+        );
+        assert_eq!(
+            sqlite_file_of("sqlite://data/x.db"),
+            Some(PathBuf::from("data/x.db"))
+        );
+        assert_eq!(sqlite_file_of("sqlite::memory:"), None);
+        assert_eq!(sqlite_file_of("sqlite://"), None);
     }
 }

@@ -155,6 +155,57 @@ struct AuthRow {
     user_email: String,
 }
 
+/// The token row and its owner, for one digest: the only query on the
+/// authenticated hot path.
+const FIND_BY_DIGEST: &str = concat!(
+    "SELECT ",
+    token_columns!(),
+    ", u.name AS user_name, u.email AS user_email \
+     FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
+);
+
+/// Looks a token up by digest: inline on SQLite (see [`crate::sqlite_reader`]),
+/// through the pool otherwise, or when the inline read cannot be done.
+async fn find_by_digest(state: &AppState, digest: &str) -> AppResult<Option<AuthRow>> {
+    if let Some(reader) = &state.db.sqlite_reader {
+        let inline = reader.read(|conn| {
+            let mut statement = conn.prepare_cached(FIND_BY_DIGEST)?;
+            let mut rows = statement.query([digest])?;
+            rows.next()?.map(auth_row_from_sqlite).transpose()
+        });
+        match inline {
+            Ok(found) => return Ok(found),
+            Err(err) => tracing::warn!(error = %err, "inline token lookup failed; using the pool"),
+        }
+    }
+    Ok(sqlx::query_as(FIND_BY_DIGEST)
+        .bind(digest)
+        .fetch_optional(state.pool())
+        .await?)
+}
+
+/// Reads a [`FIND_BY_DIGEST`] row (columns in `token_columns!` order).
+fn auth_row_from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuthRow> {
+    Ok(AuthRow {
+        token: TokenRecord {
+            id: row.get(0)?,
+            user_id: row.get(1)?,
+            kind: row.get(2)?,
+            name: row.get(3)?,
+            display_prefix: row.get(4)?,
+            device_name: row.get(5)?,
+            device_os: row.get(6)?,
+            device_arch: row.get(7)?,
+            created_at: row.get(8)?,
+            last_used_at: row.get(9)?,
+            expires_at: row.get(10)?,
+            revoked_at: row.get(11)?,
+        },
+        user_name: row.get(12)?,
+        user_email: row.get(13)?,
+    })
+}
+
 /// Checks a bearer token against the database: known, not revoked, not
 /// expired. Then records the use (at most once a minute).
 pub async fn authenticate(state: &AppState, bearer: &str) -> AppResult<(UserSummary, TokenRecord)> {
@@ -165,16 +216,9 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> AppResult<(UserSumm
             format!("Malformed token: {err}"),
         )
     })?;
-    let row: AuthRow = sqlx::query_as(concat!(
-        "SELECT ",
-        token_columns!(),
-        ", u.name AS user_name, u.email AS user_email \
-         FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
-    ))
-    .bind(token.digest())
-    .fetch_optional(state.pool())
-    .await?
-    .ok_or_else(AppError::invalid_token)?;
+    let row = find_by_digest(state, &token.digest())
+        .await?
+        .ok_or_else(AppError::invalid_token)?;
     let mut record = row.token;
     let now = state.now();
     if record.revoked_at.is_some() {

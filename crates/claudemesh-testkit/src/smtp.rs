@@ -57,12 +57,14 @@ fn decode_quoted_printable(text: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'=' && i + 2 < bytes.len() {
-            if let Ok(byte) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
-                out.push(byte);
-                i += 3;
-                continue;
-            }
+        let escaped = (bytes[i] == b'=')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
+        if let Some(byte) = escaped {
+            out.push(byte);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;
@@ -89,7 +91,7 @@ fn decode_encoded_words(text: &str) -> String {
             None
         };
         // White space between two encoded words is folding, not text.
-        if !out.is_empty() && !(previous_encoded && decoded.is_some()) {
+        if !(out.is_empty() || previous_encoded && decoded.is_some()) {
             out.push(' ');
         }
         previous_encoded = decoded.is_some();
