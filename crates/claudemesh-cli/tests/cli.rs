@@ -25,6 +25,9 @@ const SAFETY_LIMIT: Duration = Duration::from_secs(180);
 
 const AUTH_FAILED: &str = "✘ Authentication failed (token expired or revoked)\nRun claudemesh login to re-authenticate.\n";
 
+#[path = "cli/meshes.rs"]
+mod meshes;
+
 // ------------------------------------------------------------------ harness
 
 /// One machine's CLI: its own config directory, pointed at one server.
@@ -1059,7 +1062,17 @@ async fn help_version_completions_and_usage_errors() {
     let help = cli.cmd(["--help"]).run().await.expect_code(0);
     assert!(help.stdout.contains("Exit codes:"), "{}", help.stdout);
     assert!(help.stdout.contains("2  authentication"));
-    for command in ["login", "logout", "whoami", "completions"] {
+    for command in [
+        "login",
+        "logout",
+        "whoami",
+        "create",
+        "list",
+        "sync",
+        "invite",
+        "join",
+        "completions",
+    ] {
         let out = cli.cmd([command, "--help"]).run().await.expect_code(0);
         assert!(
             out.stdout.contains("Examples:"),

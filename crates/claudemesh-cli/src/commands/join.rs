@@ -142,10 +142,15 @@ fn show_preview(ctx: &Context, preview: &InvitePreview) {
         preview.inviter_name
     ));
     out.line(format!("  Role:     {}", role_name(preview.role)));
-    let expiry = when::describe(&preview.expires_at, when::now());
     match preview.status {
-        InviteStatus::Expired => out.line(format!("  Expired:  {expiry}")),
-        _ => out.line(format!("  Expires:  {expiry}")),
+        InviteStatus::Expired => out.line(format!(
+            "  Expired:  {}",
+            expired_when(&preview.expires_at, when::now())
+        )),
+        _ => out.line(format!(
+            "  Expires:  {}",
+            when::describe(&preview.expires_at, when::now())
+        )),
     }
 }
 
@@ -155,7 +160,7 @@ fn refuse_unusable(preview: &InvitePreview) -> CliResult<()> {
         InviteStatus::Valid => return Ok(()),
         InviteStatus::Expired => format!(
             "This invite expired {}",
-            when::describe(&preview.expires_at, when::now())
+            expired_when(&preview.expires_at, when::now())
         ),
         InviteStatus::Revoked => "This invite was revoked".to_owned(),
         InviteStatus::UsedUp => "This invite has been used up".to_owned(),
@@ -164,6 +169,17 @@ fn refuse_unusable(preview: &InvitePreview) -> CliResult<()> {
         "Ask {} for a new invite to {}.",
         preview.inviter_name, preview.mesh_slug
     )))
+}
+
+/// When an invite the server calls expired expired: "2 days ago (date)",
+/// or just the date when this machine's clock says it has not yet (the
+/// server's clock decides).
+fn expired_when(expires_at: &str, now: time::OffsetDateTime) -> String {
+    match when::parse(expires_at) {
+        Some(at) if at <= now => when::describe(expires_at, now),
+        Some(at) => format!("on {}", when::date(at)),
+        None => expires_at.to_owned(),
+    }
 }
 
 /// On "no such invite", says so when the link is for another server than
@@ -175,5 +191,24 @@ fn with_origin_hint(err: CliError, code: &InviteCode, server: &str) -> CliError 
                 "The link is for {origin}, but you are signed in to {server}."
             )),
         _ => err,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_expiry_is_never_described_as_in_the_future() {
+        let now = when::parse("2026-03-10T12:00:00Z").unwrap();
+        assert_eq!(
+            expired_when("2026-03-08T12:00:00Z", now),
+            "2 days ago (2026-03-08 12:00 UTC)"
+        );
+        assert_eq!(
+            expired_when("2026-03-17T12:00:00Z", now),
+            "on 2026-03-17 12:00 UTC"
+        );
+        assert_eq!(expired_when("soon", now), "soon");
     }
 }
