@@ -36,3 +36,6 @@ csrf-retry = Open the page again
 error-title = Something went wrong
 error-body-server = The server could not finish this. Nothing you did caused it; it has been logged. Try again in a moment.
 error-body-request = The server could not understand this request. Go back and try again.
+not-found-title = Page not found
+not-found-body = There is nothing at this address. Check the link, or start again from the home page.
+not-found-home = Go to claudemesh

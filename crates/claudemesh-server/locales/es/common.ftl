@@ -36,3 +36,6 @@ csrf-retry = Abrir la página de nuevo
 error-title = Algo ha fallado
 error-body-server = El servidor no pudo terminar esta acción. No es culpa tuya y ha quedado registrado. Vuelve a intentarlo en un momento.
 error-body-request = El servidor no entendió esta solicitud. Vuelve atrás e inténtalo de nuevo.
+not-found-title = Página no encontrada
+not-found-body = No hay nada en esta dirección. Comprueba el enlace o empieza de nuevo desde la página de inicio.
+not-found-home = Ir a claudemesh

@@ -53,6 +53,8 @@ struct LoginPage<'a> {
     notice: Option<String>,
     /// Signing in to approve a CLI login: say so.
     for_cli: bool,
+    /// Signing in to accept an invitation (`next` is `/i/…`): say so.
+    for_invite: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -78,6 +80,7 @@ async fn login_page(mut ctx: Ctx) -> Response {
             page: &ctx,
             csrf,
             for_cli: next.starts_with("/cli-auth"),
+            for_invite: next.starts_with("/i/"),
             next,
             email: String::new(),
             error: None,
@@ -118,6 +121,7 @@ async fn login(
                     page: &ctx,
                     csrf,
                     for_cli: next.starts_with("/cli-auth"),
+                    for_invite: next.starts_with("/i/"),
                     next,
                     email: form.email.trim().to_owned(),
                     // The same words whether the email exists or not.
@@ -148,6 +152,8 @@ struct RegisterPage<'a> {
     errors: Vec<String>,
     /// The email has an account: offer to sign in.
     taken: bool,
+    /// Registering to accept an invitation (`next` is `/i/…`): say so.
+    for_invite: bool,
     min_password: usize,
 }
 
@@ -167,6 +173,7 @@ async fn register_page(mut ctx: Ctx) -> Response {
         return ctx.redirect(&next);
     }
     let csrf = ctx.pre_session_token();
+    let for_invite = next.starts_with("/i/");
     ctx.render(
         StatusCode::OK,
         &RegisterPage {
@@ -177,6 +184,7 @@ async fn register_page(mut ctx: Ctx) -> Response {
             email: String::new(),
             errors: Vec::new(),
             taken: false,
+            for_invite,
             min_password: accounts::MIN_PASSWORD_CHARS,
         },
     )
@@ -230,6 +238,7 @@ async fn register(
         }
     }
     let csrf = ctx.pre_session_token();
+    let for_invite = next.starts_with("/i/");
     Ok(ctx.render(
         if taken {
             StatusCode::CONFLICT
@@ -244,6 +253,7 @@ async fn register(
             email: form.email.trim().to_owned(),
             errors,
             taken,
+            for_invite,
             min_password: accounts::MIN_PASSWORD_CHARS,
         },
     ))

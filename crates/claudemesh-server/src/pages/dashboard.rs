@@ -1,4 +1,4 @@
-//! The account's home (`/dashboard`) and its CLI tokens page
+//! The account's home (`/dashboard`: its meshes, its CLI access) and its CLI tokens page
 //! (`/dashboard/settings/cli-tokens`): personal access tokens and CLI
 //! sessions, generating a token, revoking either.
 //!
@@ -8,7 +8,7 @@
 //! then [`tokens::revoke_owned`], like the JSON API; the next request with
 //! that token fails.
 
-use super::{Ctx, Message, PageResult, format_time};
+use super::{Ctx, Message, PageResult, format_rfc3339, format_time, meshes::role_label};
 use crate::state::AppState;
 use crate::tokens::{self, PAT_EXPIRY_DAYS, TokenRecord};
 use askama::Template;
@@ -38,13 +38,37 @@ struct DashboardPage<'a> {
     page: &'a Ctx,
     name: String,
     email: String,
+    meshes: Vec<MeshRow>,
     tokens_summary: String,
+}
+
+/// One of the account's meshes as a row of the table.
+struct MeshRow {
+    name: String,
+    slug: String,
+    url: String,
+    role: String,
+    members: u64,
+    created: String,
 }
 
 /// The account's home.
 async fn dashboard(ctx: Ctx) -> PageResult {
     let user = ctx.require_user()?;
     let state = ctx.state();
+    let meshes = crate::meshes::my_meshes(state, &user.user.id)
+        .await
+        .map_err(|err| ctx.fail(err))?
+        .into_iter()
+        .map(|mesh| MeshRow {
+            url: super::meshes::mesh_path(&mesh.slug),
+            role: role_label(&ctx, mesh.role),
+            members: mesh.member_count,
+            created: format_rfc3339(&mesh.created_at),
+            name: mesh.name,
+            slug: mesh.slug,
+        })
+        .collect();
     let pats = tokens::list_of_kind(state, &user.user.id, TokenKind::Pat)
         .await
         .map_err(|err| ctx.fail(err))?;
@@ -64,6 +88,7 @@ async fn dashboard(ctx: Ctx) -> PageResult {
             page: &ctx,
             name: user.user.name,
             email: user.user.email,
+            meshes,
             tokens_summary,
         },
     ))
@@ -297,15 +322,19 @@ fn parse_kind(text: &str) -> Option<TokenKind> {
     }
 }
 
+/// A confirmation step before revoking something (a GET never revokes):
+/// the form posts `hidden` and the CSRF token to `action`.
 #[derive(Template)]
 #[template(path = "revoke.html")]
-struct RevokePage<'a> {
-    page: &'a Ctx,
-    id: String,
-    kind: &'static str,
-    title: String,
-    label: String,
-    body: String,
+pub(super) struct RevokePage<'a> {
+    pub page: &'a Ctx,
+    pub action: String,
+    pub back: String,
+    pub hidden: Vec<(&'static str, String)>,
+    pub title: String,
+    pub label: String,
+    pub body: String,
+    pub confirm: String,
 }
 
 fn gone(ctx: &Ctx) -> Response {
@@ -345,11 +374,13 @@ async fn revoke_page(ctx: Ctx) -> PageResult {
         StatusCode::OK,
         &RevokePage {
             page: &ctx,
-            id: record.id,
-            kind: kind.as_str(),
+            action: "/dashboard/settings/cli-tokens/revoke".into(),
+            back: TOKENS_PATH.into(),
+            hidden: vec![("id", record.id), ("kind", kind.as_str().to_owned())],
             title,
             label,
             body,
+            confirm: ctx.t("revoke-confirm"),
         },
     ))
 }

@@ -3,8 +3,13 @@
 //!
 //! - [`account`] — `/login`, `/register`, `/logout`, `/dashboard/settings/password`
 //! - [`cli_auth`] — `/cli-auth`, where a signed-in person approves a CLI login
-//! - [`dashboard`] — `/dashboard` and `/dashboard/settings/cli-tokens`
+//! - [`dashboard`] — `/dashboard` (the account's meshes) and
+//!   `/dashboard/settings/cli-tokens`
+//! - [`meshes`] — `/dashboard/meshes/{slug}`: members, and for admins invites
+//! - [`invite`] — `/i/{code}`: an invitation, accepted in the browser
 //! - [`assets`] — `/static/…`
+//!
+//! Any other path outside `/api` and `/oauth` gets the HTML [`fallback`] 404.
 //!
 //! Every handler starts from a [`Ctx`]: the language, the signed-in user (if
 //! any, read from the session cookie without the API's header-based CSRF
@@ -23,14 +28,16 @@ pub mod assets;
 pub mod cli_auth;
 pub mod dashboard;
 pub mod i18n;
+pub mod invite;
+pub mod meshes;
 
-use crate::auth::{self, BrowserCaller, BrowserSession};
+use crate::auth::{self, BrowserCaller, BrowserSession, Caller, Via};
 use crate::error::AppError;
 use crate::ids::random_base32;
 use crate::state::AppState;
 use askama::Template;
 use axum::Router;
-use axum::extract::{FromRequestParts, Query, Request};
+use axum::extract::{FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, request::Parts};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -68,13 +75,64 @@ pub fn routes() -> Router<AppState> {
         .merge(account::routes())
         .merge(cli_auth::routes())
         .merge(dashboard::routes())
+        .merge(meshes::routes())
+        .merge(invite::routes())
         .merge(assets::routes())
         .layer(middleware::from_fn(security_headers))
+}
+
+/// Whether a path belongs to the JSON side (its errors are JSON bodies).
+pub fn is_api_path(path: &str) -> bool {
+    ["/api", "/oauth"]
+        .iter()
+        .any(|prefix| path == *prefix || path.starts_with(&format!("{prefix}/")))
+}
+
+/// The router's fallback: the API's JSON 404 under `/api` and `/oauth`
+/// (clients read the error body), an HTML page everywhere else (people).
+pub async fn fallback(State(state): State<AppState>, request: Request) -> Response {
+    if is_api_path(request.uri().path()) {
+        return crate::http::not_found().await.into_response();
+    }
+    let (mut parts, _body) = request.into_parts();
+    let Ok(ctx) = Ctx::from_request_parts(&mut parts, &state).await;
+    let mut response = not_found_page(&ctx);
+    add_security_headers(&mut response);
+    response
+}
+
+/// The page for a path that leads nowhere.
+pub fn not_found_page(ctx: &Ctx) -> Response {
+    let home = if ctx.user.is_some() {
+        "/dashboard"
+    } else {
+        "/"
+    };
+    ctx.message(
+        StatusCode::NOT_FOUND,
+        Message::new("warn", "?", ctx.t("not-found-title"))
+            .paragraph(ctx.t("not-found-body"))
+            .action(home, ctx.t("not-found-home"), true),
+    )
+}
+
+/// The API's caller for a signed-in browser, to call the functions shared
+/// with the JSON API ([`crate::meshes`], [`crate::invites`]).
+pub fn api_caller(user: &BrowserCaller) -> Caller {
+    Caller {
+        user: user.user.clone(),
+        via: Via::Cookie(user.session.clone()),
+    }
 }
 
 /// Adds the security headers to every page, redirect and asset.
 async fn security_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
+    add_security_headers(&mut response);
+    response
+}
+
+fn add_security_headers(response: &mut Response) {
     let headers = response.headers_mut();
     let set = |headers: &mut HeaderMap, name: HeaderName, value: &'static str| {
         headers.insert(name, HeaderValue::from_static(value));
@@ -90,7 +148,6 @@ async fn security_headers(request: Request, next: Next) -> Response {
     if !headers.contains_key(header::CACHE_CONTROL) {
         set(headers, header::CACHE_CONTROL, "no-store");
     }
-    response
 }
 
 /// Everything a page handler needs to know about the request.
@@ -181,9 +238,31 @@ impl Ctx {
     /// A text with a command in it, as HTML: the text escaped, the command
     /// (`{ $command }` in the message) in `<code>`. For `|safe` in templates.
     pub fn t_with_code(&self, key: &str, command: &str) -> String {
-        const MARK: char = '\u{E000}';
-        let text = self.t_args(key, &[("command", MARK.to_string().into())]);
-        html_escape(&text).replace(MARK, &format!("<code>{}</code>", html_escape(command)))
+        self.t_with_codes(key, &[("command", command)])
+    }
+
+    /// [`Ctx::t_with_code`] with several commands, each named by its argument.
+    pub fn t_with_codes(&self, key: &str, commands: &[(&'static str, &str)]) -> String {
+        // One private-use character marks where each command goes.
+        let mark = |index: usize| char::from_u32(0xE000 + index as u32).unwrap_or('\u{E000}');
+        let args: Vec<_> = commands
+            .iter()
+            .enumerate()
+            .map(|(index, (name, _))| (*name, mark(index).to_string().into()))
+            .collect();
+        let mut html = html_escape(&self.t_args(key, &args));
+        for (index, (_, command)) in commands.iter().enumerate() {
+            html = html.replace(
+                mark(index),
+                &format!("<code>{}</code>", html_escape(command)),
+            );
+        }
+        html
+    }
+
+    /// `claudemesh create "Name"`, the name in the page's language.
+    pub fn create_example(&self) -> String {
+        format!("claudemesh create \"{}\"", self.t("mesh-example-name"))
     }
 
     /// "At least 8 characters."
@@ -405,6 +484,8 @@ pub struct Message {
     pub tone: &'static str,
     pub icon: &'static str,
     pub title: String,
+    /// HTML: text escaped by [`Message::paragraph`], or markup built from
+    /// escaped parts ([`Ctx::t_with_code`]) by [`Message::paragraph_html`].
     pub paragraphs: Vec<String>,
     pub actions: Vec<Action>,
     /// Show the field to type a code from the terminal.
@@ -430,7 +511,13 @@ impl Message {
     }
 
     pub fn paragraph(mut self, text: String) -> Self {
-        self.paragraphs.push(text);
+        self.paragraphs.push(html_escape(&text));
+        self
+    }
+
+    /// A paragraph that is already HTML (from [`Ctx::t_with_code`]).
+    pub fn paragraph_html(mut self, html: String) -> Self {
+        self.paragraphs.push(html);
         self
     }
 
@@ -515,6 +602,16 @@ pub fn format_time(ms: i64) -> String {
         .unwrap_or_default()
 }
 
+/// [`format_time`] of an RFC 3339 time from the API's wire types (as given
+/// if it does not parse).
+pub fn format_rfc3339(text: &str) -> String {
+    use time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(text, &Rfc3339)
+        .ok()
+        .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
+        .map_or_else(|| text.to_owned(), format_time)
+}
+
 /// `19:05:33 UTC`.
 pub fn format_clock(ms: i64) -> String {
     let format = time::macros::format_description!("[hour]:[minute]:[second] UTC");
@@ -556,6 +653,16 @@ mod tests {
     }
 
     #[test]
+    fn api_paths_are_told_apart_from_pages() {
+        for api in ["/api", "/api/nope", "/oauth/token", "/oauth"] {
+            assert!(is_api_path(api), "{api}");
+        }
+        for page in ["/dashboard/nope", "/apis", "/oauthx", "/", "/i/x"] {
+            assert!(!is_api_path(page), "{page}");
+        }
+    }
+
+    #[test]
     fn html_is_escaped() {
         assert_eq!(
             html_escape(r#"<a href="x">'&'</a>"#),
@@ -575,6 +682,11 @@ mod tests {
     fn times_read_the_same_in_every_language() {
         assert_eq!(format_time(1_795_000_000_999), "2026-11-18 11:06 UTC");
         assert_eq!(format_clock(1_795_000_000_999), "11:06:40 UTC");
+        assert_eq!(
+            format_rfc3339("2026-11-18T11:06:40.999Z"),
+            "2026-11-18 11:06 UTC"
+        );
+        assert_eq!(format_rfc3339("not a time"), "not a time");
         assert_eq!(format_countdown(587), "9:47");
         assert_eq!(format_countdown(-5), "0:00");
     }

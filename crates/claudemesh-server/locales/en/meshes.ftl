@@ -1,0 +1,66 @@
+# /dashboard/meshes/{slug}: a mesh, its members and (for admins) its invites.
+mesh-example-name = Name
+role-admin = Admin
+role-member = Member
+mesh-col-name = Name
+mesh-col-slug = Slug
+mesh-col-your-role = Your role
+mesh-col-members = Members
+mesh-col-created = Created
+mesh-back-dashboard = ← All meshes
+mesh-back = Back to the mesh
+mesh-slug = Slug
+mesh-your-role = Your role
+mesh-members-count = { $count ->
+    [one] One member
+   *[other] { $count } members
+}
+mesh-members = Members
+member-col-name = Name
+member-col-role = Role
+member-col-joined = Joined
+member-col-machines = Machine keys
+member-you = you
+mesh-sync-hint = To use this mesh in a terminal signed in to your account, run { $command }: it joins every mesh of yours that the machine has not joined yet.
+mesh-not-found-title = Mesh not found
+mesh-not-found-body = You have no mesh at this address. It may not exist, or you may not be a member of it.
+mesh-not-admin-title = Only admins can manage invites
+mesh-not-admin-body = You are a member of { $mesh }, not an admin, so you cannot create or revoke its invites. Ask an admin of { $mesh } to invite people.
+
+mesh-invites = Invites
+invite-create = Create invite
+invite-email = Email
+optional = (optional)
+invite-email-placeholder = name@example.com
+invite-role = Role
+invite-days = Expires in (days)
+invite-max-uses = Max uses
+invite-create-submit = Create invite
+invite-form-hint = With an email, the link is also sent there. Without one, share the link yourself.
+invite-error-email = That is not a valid email address. Leave it empty to share the link yourself.
+invite-error-role = Choose the role Member or Admin.
+invite-error-days = Choose an expiry of 1 to { $max } days.
+invite-error-uses = Choose a number of uses from 1 to { $max }.
+invite-error-other = The invite could not be created with these values. Check them and try again.
+invite-created-title = Your new invite link
+invite-emailed = Emailed to { $email }.
+invite-email-failed = Could not email { $email }: { $reason } — share the link yourself.
+invite-email-failed-unknown = unknown reason
+invite-created-share = Anyone with this link can accept it in the browser, or in a terminal with { $command }.
+invites-empty = No invites yet.
+invite-col-link = Link
+invite-col-role = Role
+invite-col-email = Email
+invite-col-uses = Uses
+invite-col-expires = Expires
+invite-col-status = Status
+invite-status-valid = Valid
+invite-status-expired = Expired
+invite-status-revoked = Revoked
+invite-status-used-up = Used up
+invite-revoked-notice = Invite revoked. Its link no longer works.
+invite-revoke-title = Revoke this invite?
+invite-revoke-body = Nobody will be able to join { $mesh } with this link any more. People who already joined with it stay members.
+invite-revoke-confirm = Revoke invite
+invite-gone-title = Nothing to revoke
+invite-gone-body = This invite no longer exists or was already revoked.

@@ -1,0 +1,66 @@
+# /dashboard/meshes/{slug}: un mesh, sus miembros y (para los administradores) sus invitaciones.
+mesh-example-name = Nombre
+role-admin = Administrador
+role-member = Miembro
+mesh-col-name = Nombre
+mesh-col-slug = Slug
+mesh-col-your-role = Tu rol
+mesh-col-members = Miembros
+mesh-col-created = Creado
+mesh-back-dashboard = ← Todos los meshes
+mesh-back = Volver al mesh
+mesh-slug = Slug
+mesh-your-role = Tu rol
+mesh-members-count = { $count ->
+    [one] Un miembro
+   *[other] { $count } miembros
+}
+mesh-members = Miembros
+member-col-name = Nombre
+member-col-role = Rol
+member-col-joined = Se unió
+member-col-machines = Claves de máquina
+member-you = tú
+mesh-sync-hint = Para usar este mesh en una terminal con la sesión de tu cuenta, ejecuta { $command }: une la máquina a todos tus meshes a los que aún no se haya unido.
+mesh-not-found-title = Mesh no encontrado
+mesh-not-found-body = No tienes ningún mesh en esta dirección. Puede que no exista o que no seas miembro.
+mesh-not-admin-title = Solo los administradores gestionan las invitaciones
+mesh-not-admin-body = Eres miembro de { $mesh }, no administrador, así que no puedes crear ni revocar sus invitaciones. Pide a un administrador de { $mesh } que invite a la gente.
+
+mesh-invites = Invitaciones
+invite-create = Crear invitación
+invite-email = Correo electrónico
+optional = (opcional)
+invite-email-placeholder = nombre@ejemplo.com
+invite-role = Rol
+invite-days = Caduca en (días)
+invite-max-uses = Usos máximos
+invite-create-submit = Crear invitación
+invite-form-hint = Con un correo, el enlace también se envía allí. Sin él, comparte el enlace tú mismo.
+invite-error-email = Esa dirección de correo no es válida. Déjala vacía para compartir el enlace tú mismo.
+invite-error-role = Elige el rol Miembro o Administrador.
+invite-error-days = Elige una caducidad de 1 a { $max } días.
+invite-error-uses = Elige un número de usos de 1 a { $max }.
+invite-error-other = No se pudo crear la invitación con estos valores. Revísalos e inténtalo de nuevo.
+invite-created-title = Tu nuevo enlace de invitación
+invite-emailed = Enviado por correo a { $email }.
+invite-email-failed = No se pudo enviar el correo a { $email }: { $reason } — comparte el enlace tú mismo.
+invite-email-failed-unknown = motivo desconocido
+invite-created-share = Cualquiera con este enlace puede aceptarlo en el navegador, o en una terminal con { $command }.
+invites-empty = Aún no hay invitaciones.
+invite-col-link = Enlace
+invite-col-role = Rol
+invite-col-email = Correo
+invite-col-uses = Usos
+invite-col-expires = Caduca
+invite-col-status = Estado
+invite-status-valid = Válida
+invite-status-expired = Caducada
+invite-status-revoked = Revocada
+invite-status-used-up = Agotada
+invite-revoked-notice = Invitación revocada. Su enlace ya no funciona.
+invite-revoke-title = ¿Revocar esta invitación?
+invite-revoke-body = Nadie podrá unirse a { $mesh } con este enlace. Quienes ya se unieron con él siguen siendo miembros.
+invite-revoke-confirm = Revocar invitación
+invite-gone-title = Nada que revocar
+invite-gone-body = Esta invitación ya no existe o ya fue revocada.

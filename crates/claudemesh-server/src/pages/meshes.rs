@@ -1,0 +1,548 @@
+//! `/dashboard/meshes/{slug}`: one mesh of the account — its name, slug and
+//! the caller's role, its members, and for admins its invites: a form to
+//! create one (showing the new link and whether the email went) and revoking
+//! through a confirmation step, like the tokens page.
+//!
+//! Everything goes through the functions the JSON API uses ([`meshes`],
+//! [`invites`]), so the rules are the same: a mesh the caller is not in
+//! answers exactly like one that does not exist (the same 404 page), and
+//! only admins see or change invites (any invite POST from a member is
+//! refused with 403).
+
+use super::dashboard::RevokePage;
+use super::{Ctx, Message, PageError, PageResult, api_caller, format_rfc3339, format_time};
+use crate::auth::BrowserCaller;
+use crate::http::ClientInfo;
+use crate::invites::{self, DEFAULT_EXPIRY_DAYS, InviteRow, MAX_EXPIRY_DAYS, MAX_USES_LIMIT};
+use crate::meshes;
+use crate::state::AppState;
+use askama::Template;
+use axum::extract::Path;
+use axum::extract::rejection::{FormRejection, PathRejection};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use axum::{Form, Router};
+use claudemesh_api::wire::{CreateInviteRequest, InviteStatus, MeshRole, MeshSummary};
+use serde::Deserialize;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/dashboard/meshes", get(to_dashboard))
+        .route("/dashboard/meshes/{slug}", get(mesh_page))
+        .route(
+            "/dashboard/meshes/{slug}/invites",
+            get(to_mesh).post(create_invite),
+        )
+        .route(
+            "/dashboard/meshes/{slug}/invites/revoke",
+            get(revoke_page).post(revoke),
+        )
+}
+
+/// The page of the mesh with this slug.
+pub fn mesh_path(slug: &str) -> String {
+    format!("/dashboard/meshes/{}", super::percent_encode(slug))
+}
+
+/// "Admin" or "Member" in the page's language.
+pub fn role_label(ctx: &Ctx, role: MeshRole) -> String {
+    match role {
+        MeshRole::Admin => ctx.t("role-admin"),
+        MeshRole::Member => ctx.t("role-member"),
+    }
+}
+
+/// An invite's state as words and the class of its tag.
+fn status_label(ctx: &Ctx, status: InviteStatus) -> (String, &'static str) {
+    match status {
+        InviteStatus::Valid => (ctx.t("invite-status-valid"), "ok"),
+        InviteStatus::Expired => (ctx.t("invite-status-expired"), "warn"),
+        InviteStatus::Revoked => (ctx.t("invite-status-revoked"), "error"),
+        InviteStatus::UsedUp => (ctx.t("invite-status-used-up"), "warn"),
+    }
+}
+
+/// `/dashboard/meshes`: the list is the dashboard.
+async fn to_dashboard(ctx: Ctx) -> Response {
+    ctx.redirect("/dashboard")
+}
+
+/// A GET of the form's address: the mesh page.
+async fn to_mesh(ctx: Ctx, slug: Result<Path<String>, PathRejection>) -> Response {
+    match slug {
+        Ok(Path(slug)) => ctx.redirect(&mesh_path(&slug)),
+        Err(_) => no_such_mesh(&ctx),
+    }
+}
+
+/// The one page for a mesh that does not exist and one the caller is not in.
+fn no_such_mesh(ctx: &Ctx) -> Response {
+    ctx.message(
+        StatusCode::NOT_FOUND,
+        Message::new("warn", "?", ctx.t("mesh-not-found-title"))
+            .paragraph(ctx.t("mesh-not-found-body"))
+            .action("/dashboard", ctx.t("mesh-back-dashboard"), true),
+    )
+}
+
+/// What a member who is not an admin gets for any invite request.
+fn not_admin(ctx: &Ctx, mesh: &MeshSummary) -> Response {
+    ctx.message(
+        StatusCode::FORBIDDEN,
+        Message::new("error", "✋", ctx.t("mesh-not-admin-title"))
+            .paragraph(ctx.t_args("mesh-not-admin-body", &[("mesh", mesh.name.clone().into())]))
+            .action(&mesh_path(&mesh.slug), ctx.t("mesh-back"), true),
+    )
+}
+
+/// The slug from the path (one that does not decode is no mesh of ours).
+fn slug_of(ctx: &Ctx, slug: Result<Path<String>, PathRejection>) -> Result<String, PageError> {
+    slug.map(|Path(slug)| slug)
+        .map_err(|_| no_such_mesh(ctx).into())
+}
+
+/// The caller's membership of the mesh, or the 404 page.
+async fn load_mesh(ctx: &Ctx, user: &BrowserCaller, slug: &str) -> Result<MeshSummary, PageError> {
+    match meshes::my_mesh(ctx.state(), &user.user.id, slug).await {
+        Ok(mesh) => Ok(mesh),
+        Err(err) if err.status == StatusCode::NOT_FOUND => Err(no_such_mesh(ctx).into()),
+        Err(err) => Err(ctx.fail(err).into()),
+    }
+}
+
+/// The caller's membership when it is an admin one, or the 404/403 page.
+async fn load_admin_mesh(
+    ctx: &Ctx,
+    user: &BrowserCaller,
+    slug: &str,
+) -> Result<MeshSummary, PageError> {
+    let mesh = load_mesh(ctx, user, slug).await?;
+    if meshes::require_admin(&mesh).is_err() {
+        return Err(not_admin(ctx, &mesh).into());
+    }
+    Ok(mesh)
+}
+
+/// A member as a row of the table.
+struct MemberRow {
+    name: String,
+    role: String,
+    joined: String,
+    machines: usize,
+    you: bool,
+}
+
+/// An invite as a row of the table.
+struct InviteView {
+    /// For the copy button.
+    field_id: String,
+    url: String,
+    code: String,
+    role: String,
+    email: Option<String>,
+    uses: String,
+    expires: String,
+    status: String,
+    status_class: &'static str,
+    /// Still usable: its link is shown with a copy button, and it can be revoked.
+    live: bool,
+    revoke_url: String,
+}
+
+/// An invite just made.
+struct NewInvite {
+    url: String,
+    /// "Emailed to …".
+    emailed: Option<String>,
+    /// "Could not email …: reason — share the link yourself".
+    email_failed: Option<String>,
+}
+
+/// What the create-invite form holds (kept as typed after an error).
+struct InviteForm {
+    email: String,
+    role: String,
+    days: String,
+    max_uses: String,
+}
+
+impl Default for InviteForm {
+    fn default() -> Self {
+        Self {
+            email: String::new(),
+            role: "member".into(),
+            days: DEFAULT_EXPIRY_DAYS.to_string(),
+            max_uses: "1".into(),
+        }
+    }
+}
+
+struct RoleOption {
+    value: &'static str,
+    label: String,
+    selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "mesh.html")]
+struct MeshPage<'a> {
+    page: &'a Ctx,
+    name: String,
+    slug: String,
+    /// This page's path.
+    path: String,
+    your_role: String,
+    is_admin: bool,
+    members_summary: String,
+    members: Vec<MemberRow>,
+    invites: Vec<InviteView>,
+    created: Option<NewInvite>,
+    notice: Option<String>,
+    errors: Vec<String>,
+    form: InviteForm,
+    role_options: Vec<RoleOption>,
+    max_days: u32,
+    max_uses_limit: u32,
+}
+
+/// Renders the mesh page around whatever the request produced.
+async fn render_mesh(
+    ctx: &Ctx,
+    user: &BrowserCaller,
+    mesh: &MeshSummary,
+    status: StatusCode,
+    created: Option<NewInvite>,
+    errors: Vec<String>,
+    form: InviteForm,
+) -> PageResult {
+    let state = ctx.state();
+    let members: Vec<MemberRow> = meshes::members(state, &mesh.id, &user.user.id)
+        .await
+        .map_err(|err| ctx.fail(err))?
+        .into_iter()
+        .map(|member| MemberRow {
+            role: role_label(ctx, member.role),
+            joined: format_rfc3339(&member.joined_at),
+            machines: member.public_keys.len(),
+            you: member.you,
+            name: member.display_name,
+        })
+        .collect();
+    let is_admin = mesh.role == MeshRole::Admin;
+    let invites = if is_admin {
+        let now = state.now();
+        invites::list(state, &mesh.id)
+            .await
+            .map_err(|err| ctx.fail(err))?
+            .iter()
+            .enumerate()
+            .map(|(index, row)| invite_view(ctx, mesh, row, index, now))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let notice = match ctx.param("notice") {
+        Some("revoked") => Some(ctx.t("invite-revoked-notice")),
+        _ => None,
+    };
+    let role_options = [MeshRole::Member, MeshRole::Admin]
+        .into_iter()
+        .map(|role| {
+            let value = meshes::role_to_db(role);
+            RoleOption {
+                value,
+                label: role_label(ctx, role),
+                selected: form.role == value,
+            }
+        })
+        .collect();
+    Ok(ctx.render(
+        status,
+        &MeshPage {
+            page: ctx,
+            name: mesh.name.clone(),
+            slug: mesh.slug.clone(),
+            path: mesh_path(&mesh.slug),
+            your_role: role_label(ctx, mesh.role),
+            is_admin,
+            members_summary: ctx.t_args("mesh-members-count", &[("count", members.len().into())]),
+            members,
+            invites,
+            created,
+            notice,
+            errors,
+            form,
+            role_options,
+            max_days: MAX_EXPIRY_DAYS,
+            max_uses_limit: MAX_USES_LIMIT,
+        },
+    ))
+}
+
+fn invite_view(
+    ctx: &Ctx,
+    mesh: &MeshSummary,
+    row: &InviteRow,
+    index: usize,
+    now: i64,
+) -> InviteView {
+    let status = row.status(now);
+    let (label, class) = status_label(ctx, status);
+    InviteView {
+        field_id: format!("invite-url-{index}"),
+        url: invites::invite_url(ctx.state(), &row.code),
+        code: row.code.clone(),
+        role: role_label(ctx, meshes::role_from_db(&row.role)),
+        email: row.email.clone(),
+        uses: format!("{} / {}", row.uses, row.max_uses),
+        expires: format_time(row.expires_at),
+        status: label,
+        status_class: class,
+        live: status == InviteStatus::Valid,
+        revoke_url: format!(
+            "{}/invites/revoke?id={}",
+            mesh_path(&mesh.slug),
+            super::percent_encode(&row.id)
+        ),
+    }
+}
+
+/// The mesh, its members and (for admins) its invites.
+async fn mesh_page(ctx: Ctx, slug: Result<Path<String>, PathRejection>) -> PageResult {
+    let user = ctx.require_user()?;
+    let slug = slug_of(&ctx, slug)?;
+    let mesh = load_mesh(&ctx, &user, &slug).await?;
+    render_mesh(
+        &ctx,
+        &user,
+        &mesh,
+        StatusCode::OK,
+        None,
+        Vec::new(),
+        InviteForm::default(),
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CreateInviteForm {
+    email: String,
+    role: String,
+    expires_in_days: String,
+    max_uses: String,
+    csrf: String,
+}
+
+/// Creates an invite (admins only) and shows its link and the email's fate.
+async fn create_invite(
+    ctx: Ctx,
+    client: ClientInfo,
+    slug: Result<Path<String>, PathRejection>,
+    form: Result<Form<CreateInviteForm>, FormRejection>,
+) -> PageResult {
+    let slug = slug_of(&ctx, slug)?;
+    let user = ctx.require_user_then(&mesh_path(&slug))?;
+    let Ok(Form(form)) = form else {
+        return Err(ctx.bad_form().into());
+    };
+    ctx.check_form(&user, &form.csrf)?;
+    let mesh = load_admin_mesh(&ctx, &user, &slug).await?;
+
+    let mut errors = Vec::new();
+    let email = form.email.trim();
+    if !email.is_empty() && crate::accounts::clean_email(email).is_err() {
+        errors.push(ctx.t("invite-error-email"));
+    }
+    let role = match form.role.as_str() {
+        "member" => Some(MeshRole::Member),
+        "admin" => Some(MeshRole::Admin),
+        _ => None,
+    };
+    if role.is_none() {
+        errors.push(ctx.t("invite-error-role"));
+    }
+    let days = form
+        .expires_in_days
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|days| (1..=MAX_EXPIRY_DAYS).contains(days));
+    if days.is_none() {
+        errors.push(ctx.t_args("invite-error-days", &[("max", MAX_EXPIRY_DAYS.into())]));
+    }
+    let max_uses = form
+        .max_uses
+        .trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|uses| (1..=MAX_USES_LIMIT).contains(uses));
+    if max_uses.is_none() {
+        errors.push(ctx.t_args("invite-error-uses", &[("max", MAX_USES_LIMIT.into())]));
+    }
+    let typed = InviteForm {
+        email: email.to_owned(),
+        role: form.role.clone(),
+        days: form.expires_in_days.trim().to_owned(),
+        max_uses: form.max_uses.trim().to_owned(),
+    };
+    if !errors.is_empty() {
+        return render_mesh(
+            &ctx,
+            &user,
+            &mesh,
+            StatusCode::BAD_REQUEST,
+            None,
+            errors,
+            typed,
+        )
+        .await;
+    }
+    let request = CreateInviteRequest {
+        email: (!email.is_empty()).then(|| email.to_owned()),
+        role,
+        expires_in_days: days,
+        max_uses,
+        lang: None,
+    };
+    let caller = api_caller(&user);
+    let created = match invites::create(ctx.state(), &caller, &client, &slug, &request, ctx.lang)
+        .await
+    {
+        Ok(created) => created,
+        Err(err) if err.status == StatusCode::NOT_FOUND => return Err(no_such_mesh(&ctx).into()),
+        Err(err) if err.status == StatusCode::FORBIDDEN => {
+            return Err(not_admin(&ctx, &mesh).into());
+        }
+        Err(err) if err.status == StatusCode::BAD_REQUEST => {
+            return render_mesh(
+                &ctx,
+                &user,
+                &mesh,
+                StatusCode::BAD_REQUEST,
+                None,
+                vec![ctx.t("invite-error-other")],
+                typed,
+            )
+            .await;
+        }
+        Err(err) => return Err(ctx.fail(err).into()),
+    };
+    let (emailed, email_failed) = match (&created.invite.email, created.emailed) {
+        (None, _) => (None, None),
+        (Some(to), true) => (
+            Some(ctx.t_args("invite-emailed", &[("email", to.clone().into())])),
+            None,
+        ),
+        (Some(to), false) => (
+            None,
+            Some(
+                ctx.t_args(
+                    "invite-email-failed",
+                    &[
+                        ("email", to.clone().into()),
+                        (
+                            "reason",
+                            created
+                                .email_error
+                                .clone()
+                                .unwrap_or_else(|| ctx.t("invite-email-failed-unknown"))
+                                .into(),
+                        ),
+                    ],
+                ),
+            ),
+        ),
+    };
+    let new = NewInvite {
+        url: created.invite.url,
+        emailed,
+        email_failed,
+    };
+    render_mesh(
+        &ctx,
+        &user,
+        &mesh,
+        StatusCode::CREATED,
+        Some(new),
+        Vec::new(),
+        InviteForm::default(),
+    )
+    .await
+}
+
+/// An invite that cannot be revoked (gone, or already revoked).
+fn invite_gone(ctx: &Ctx, mesh: &MeshSummary) -> Response {
+    ctx.message(
+        StatusCode::NOT_FOUND,
+        Message::new("warn", "?", ctx.t("invite-gone-title"))
+            .paragraph(ctx.t("invite-gone-body"))
+            .action(&mesh_path(&mesh.slug), ctx.t("mesh-back"), true),
+    )
+}
+
+/// Asks before revoking an invite (a GET never revokes).
+async fn revoke_page(ctx: Ctx, slug: Result<Path<String>, PathRejection>) -> PageResult {
+    let user = ctx.require_user()?;
+    let slug = slug_of(&ctx, slug)?;
+    let mesh = load_admin_mesh(&ctx, &user, &slug).await?;
+    let id = ctx.param("id").unwrap_or_default();
+    let row = invites::list(ctx.state(), &mesh.id)
+        .await
+        .map_err(|err| ctx.fail(err))?
+        .into_iter()
+        .find(|row| row.id == id && row.revoked_at.is_none())
+        .ok_or_else(|| invite_gone(&ctx, &mesh))?;
+    let role = role_label(&ctx, meshes::role_from_db(&row.role));
+    let label = match &row.email {
+        Some(email) => format!(
+            "{} · {role} · {email}",
+            invites::invite_url(ctx.state(), &row.code)
+        ),
+        None => format!("{} · {role}", invites::invite_url(ctx.state(), &row.code)),
+    };
+    Ok(ctx.render(
+        StatusCode::OK,
+        &RevokePage {
+            page: &ctx,
+            action: format!("{}/invites/revoke", mesh_path(&mesh.slug)),
+            back: mesh_path(&mesh.slug),
+            hidden: vec![("id", row.id)],
+            title: ctx.t("invite-revoke-title"),
+            label,
+            body: ctx.t_args("invite-revoke-body", &[("mesh", mesh.name.clone().into())]),
+            confirm: ctx.t("invite-revoke-confirm"),
+        },
+    ))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RevokeForm {
+    id: String,
+    csrf: String,
+}
+
+/// Revokes an invite of the mesh (admins only): its link stops working.
+async fn revoke(
+    ctx: Ctx,
+    client: ClientInfo,
+    slug: Result<Path<String>, PathRejection>,
+    form: Result<Form<RevokeForm>, FormRejection>,
+) -> PageResult {
+    let slug = slug_of(&ctx, slug)?;
+    let user = ctx.require_user_then(&mesh_path(&slug))?;
+    let Ok(Form(form)) = form else {
+        return Err(ctx.bad_form().into());
+    };
+    ctx.check_form(&user, &form.csrf)?;
+    let mesh = load_admin_mesh(&ctx, &user, &slug).await?;
+    let caller = api_caller(&user);
+    match invites::revoke(ctx.state(), &caller, &client, &mesh.slug, &form.id).await {
+        Ok(()) => Ok(ctx.redirect(&format!("{}?notice=revoked", mesh_path(&mesh.slug)))),
+        Err(err) if err.status == StatusCode::NOT_FOUND => Err(invite_gone(&ctx, &mesh).into()),
+        Err(err) if err.status == StatusCode::FORBIDDEN => Err(not_admin(&ctx, &mesh).into()),
+        Err(err) => Err(ctx.fail(err).into()),
+    }
+}
