@@ -238,7 +238,8 @@ pub enum RoleArg {
 pub fn parse_expiry(text: &str) -> Result<u32, String> {
     const USAGE: &str = "expected days or weeks, like 7d or 2w (1d to 365d)";
     let text = text.trim().to_ascii_lowercase();
-    let split = text.len().saturating_sub(1);
+    // Split before the last character (not byte: `7é` must not panic).
+    let split = text.char_indices().last().map_or(0, |(at, _)| at);
     let (number, unit) = text.split_at(split);
     let per_unit = match unit {
         "d" => 1,

@@ -59,10 +59,13 @@ pub fn run(args: &InviteArgs, ctx: &Context) -> CliResult<()> {
     } else {
         format!("{} uses", invite.max_uses)
     };
+    // Relative to its creation (just now by the server's clock), so `2w`
+    // reads "in 14 days", not a few milliseconds short of it.
+    let made = when::parse(&invite.created_at).unwrap_or_else(when::now);
     out.success(format!(
         "Invite to {slug} created: {}, {uses}, expires {}",
         role_name(invite.role),
-        when::describe(&invite.expires_at, when::now())
+        when::describe(&invite.expires_at, made)
     ));
     if out.json {
         out.json(&InviteJson {

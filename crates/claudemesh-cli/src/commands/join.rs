@@ -56,6 +56,7 @@ pub fn run(args: &JoinArgs, ctx: &Context) -> CliResult<()> {
 
     if let Some(detail) = &member
         && let Some(local) = config.find(server, &account.user.id, &detail.mesh.id)
+        && key_registered(detail, &local.public_key)
     {
         out.success(format!(
             "Already joined {} ({}) on this machine, as {}",
@@ -122,6 +123,14 @@ pub fn run(args: &JoinArgs, ctx: &Context) -> CliResult<()> {
         });
     }
     Ok(())
+}
+
+/// Whether this machine's key belongs to the account's current membership
+/// (a record left from an earlier membership does not count as joined).
+fn key_registered(detail: &MeshDetail, public_key: &str) -> bool {
+    detail.members.iter().any(|m| {
+        m.you && m.id == detail.mesh.member_id && m.public_keys.iter().any(|k| k == public_key)
+    })
 }
 
 /// The account's membership of the mesh, if any (404: not a member).

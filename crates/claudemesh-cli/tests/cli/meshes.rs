@@ -376,7 +376,7 @@ async fn an_emailed_invite_lets_another_account_join(engine: Engine) {
         link.starts_with(&format!("{}/i/", server.base_url)),
         "{link}"
     );
-    out.stderr_has("✔ Invite to platform-team created: member, 1 use, expires in ")
+    out.stderr_has("✔ Invite to platform-team created: member, 1 use, expires in 7 days (")
         .stderr_has(&format!("✔ Emailed {}\n", bob.email));
     let mail = sink.wait_for(1).await;
     assert_eq!(mail[0].to, [bob.email.as_str()]);
@@ -824,6 +824,42 @@ async fn a_mesh_the_account_left_is_flagged_not_deleted() {
     );
     assert_eq!(bobs.local_meshes(&server).len(), 1);
     assert_eq!(bobs.local_mesh(&server, "dev")["role"], "admin");
+    bobs.cmd(["sync"])
+        .run()
+        .await
+        .expect_code(0)
+        .stderr_has("✔ Everything in sync (1 mesh: dev)\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_again_after_leaving_registers_a_key_for_the_new_membership() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let bob = server.register("Bob").await;
+    let alices = machine(&server, &alice).await;
+    let bobs = machine(&server, &bob).await;
+    alices.cmd(["create", "Dev"]).run().await.expect_code(0);
+    let link = invite_link(&alices, ["invite"]).await;
+    bobs.cmd(["join", &link]).run().await.expect_code(0);
+    let old = bobs.local_mesh(&server, "dev");
+    end_membership(&server, old["member_id"].as_str().expect("member id")).await;
+
+    // The old record is no membership any more: this is a real join.
+    let link = invite_link(&alices, ["invite"]).await;
+    let out = bobs.cmd(["join", &link]).run().await.expect_code(0);
+    out.stderr_has("✔ Joined Dev (dev) as member\n");
+    assert!(!out.stderr.contains("Already joined"), "{}", out.stderr);
+    let new = bobs.local_mesh(&server, "dev");
+    assert_ne!(new["member_id"], old["member_id"]);
+    assert_eq!(
+        bobs.local_meshes(&server).len(),
+        1,
+        "the record is replaced"
+    );
+    assert_eq!(
+        my_keys(&bob, "dev").await,
+        [new["public_key"].as_str().expect("key")]
+    );
     bobs.cmd(["sync"])
         .run()
         .await
