@@ -230,7 +230,8 @@ wire! {
         pub role: MeshRole,
         pub member_id: String,
         pub display_name: String,
-        pub members: u64,
+        /// How many live members the mesh has.
+        pub member_count: u64,
         pub created_at: Timestamp,
     }
 
@@ -429,6 +430,33 @@ mod tests {
     fn requests_refuse_unknown_fields() {
         let err = serde_json::from_str::<SignInRequest>(r#"{"email":"a","password":"b","x":1}"#);
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn a_mesh_detail_round_trips_with_distinct_keys() {
+        let detail = MeshDetail {
+            mesh: MeshSummary {
+                id: "msh_1".into(),
+                slug: "dev".into(),
+                name: "Dev".into(),
+                role: MeshRole::Admin,
+                member_id: "mem_1".into(),
+                display_name: "Alice".into(),
+                member_count: 1,
+                created_at: "2026-01-01T00:00:00Z".into(),
+            },
+            members: vec![MeshMember {
+                id: "mem_1".into(),
+                display_name: "Alice".into(),
+                role: MeshRole::Admin,
+                public_keys: vec!["ab".into()],
+                joined_at: "2026-01-01T00:00:00Z".into(),
+                you: true,
+            }],
+        };
+        let text = serde_json::to_string(&detail).unwrap();
+        assert_eq!(text.matches("\"members\"").count(), 1, "{text}");
+        assert_eq!(serde_json::from_str::<MeshDetail>(&text).unwrap(), detail);
     }
 
     #[test]

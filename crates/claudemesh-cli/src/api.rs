@@ -234,8 +234,7 @@ impl Api {
 
     /// `GET /api/my/meshes/{slug}`: a mesh with its members and their keys.
     pub fn mesh(&self, slug: &Slug) -> Result<MeshDetail, ApiError> {
-        let value: serde_json::Value = decode(self.get(&format!("/api/my/meshes/{slug}"))?)?;
-        mesh_detail(value).map_err(|err| ApiError::Decode(err.to_string()))
+        decode(self.get(&format!("/api/my/meshes/{slug}"))?)
     }
 
     /// `POST /api/my/meshes/{slug}/keys`: add this machine's public key to
@@ -311,23 +310,6 @@ impl InviteCode {
     pub fn origin(&self) -> Option<&str> {
         self.origin.as_deref()
     }
-}
-
-/// Reads a `MeshDetail` answer. The server flattens the mesh summary, whose
-/// `members` is a count, beside the member list, also `members`, so the JSON
-/// has that key twice (count first, list last) and the derived decoder
-/// refuses it. Parsed as a JSON value, the last one (the list) wins; the
-/// count is rebuilt from it.
-fn mesh_detail(mut value: serde_json::Value) -> Result<MeshDetail, serde_json::Error> {
-    use serde::de::Error as _;
-    let object = value
-        .as_object_mut()
-        .ok_or_else(|| serde_json::Error::custom("a mesh is not a JSON object"))?;
-    let members: Vec<claudemesh_api::wire::MeshMember> =
-        serde_json::from_value(object.remove("members").unwrap_or_default())?;
-    object.insert("members".into(), members.len().into());
-    let mesh: MeshSummary = serde_json::from_value(value)?;
-    Ok(MeshDetail { mesh, members })
 }
 
 fn read_text(mut response: ureq::http::Response<ureq::Body>) -> Result<String, ApiError> {
@@ -412,24 +394,6 @@ mod tests {
                 "{bad}"
             );
         }
-    }
-
-    #[test]
-    fn a_mesh_detail_with_members_twice_is_read_with_the_list() {
-        // As the server sends it: the summary's count, then the list.
-        let text = r#"{"id":"msh_1","slug":"dev","name":"Dev","role":"admin","member_id":"mem_1",
-            "display_name":"Alice","members":2,"created_at":"2026-01-01T00:00:00Z",
-            "members":[
-              {"id":"mem_1","display_name":"Alice","role":"admin","public_keys":["ab"],"joined_at":"2026-01-01T00:00:00Z","you":true},
-              {"id":"mem_2","display_name":"Bob","role":"member","public_keys":[],"joined_at":"2026-01-01T00:00:00Z","you":false}]}"#;
-        assert!(serde_json::from_str::<MeshDetail>(text).is_err());
-        let detail = mesh_detail(serde_json::from_str(text).unwrap()).unwrap();
-        assert_eq!(detail.mesh.slug, "dev");
-        assert_eq!(detail.mesh.members, 2);
-        assert_eq!(detail.members.len(), 2);
-        assert!(detail.members[0].you);
-        assert!(mesh_detail(serde_json::json!([1])).is_err());
-        assert!(mesh_detail(serde_json::json!({"id": "x"})).is_err());
     }
 
     #[test]

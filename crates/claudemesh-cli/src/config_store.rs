@@ -329,7 +329,7 @@ mod tests {
             role: MeshRole::Admin,
             member_id: format!("mem_{id}"),
             display_name: "Alice".into(),
-            members: 1,
+            member_count: 1,
             created_at: "2026-01-01T00:00:00Z".into(),
         }
     }

@@ -136,15 +136,12 @@ impl Db {
 
     /// Applies the embedded migrations. On PostgreSQL sqlx holds an advisory
     /// lock meanwhile, so instances starting together do not race.
+    ///
+    /// Both engines run the same files: the schema keeps to the SQL they
+    /// share (text ids, integer times). Should a migration ever need
+    /// engine-specific SQL, split `migrations/` into one folder per engine.
     async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        match self.engine {
-            Engine::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await,
-            Engine::Postgres => {
-                sqlx::migrate!("./migrations/postgres")
-                    .run(&self.pool)
-                    .await
-            }
-        }
+        sqlx::migrate!("./migrations").run(&self.pool).await
     }
 }
 

@@ -68,7 +68,7 @@ struct SummaryRow {
     member_id: String,
     role: String,
     display_name: String,
-    members: i64,
+    member_count: i64,
 }
 
 impl SummaryRow {
@@ -80,7 +80,7 @@ impl SummaryRow {
             role: role_from_db(&self.role),
             member_id: self.member_id,
             display_name: self.display_name,
-            members: u64::try_from(self.members).unwrap_or(0),
+            member_count: u64::try_from(self.member_count).unwrap_or(0),
             created_at: rfc3339(self.created_at),
         }
     }
@@ -90,7 +90,7 @@ macro_rules! my_meshes_sql {
     ($extra:literal) => {
         concat!(
             "SELECT m.id, m.slug, m.name, m.created_at, mm.id AS member_id, mm.role, mm.display_name, \
-             (SELECT COUNT(*) FROM mesh_members c WHERE c.mesh_id = m.id AND c.revoked_at IS NULL) AS members \
+             (SELECT COUNT(*) FROM mesh_members c WHERE c.mesh_id = m.id AND c.revoked_at IS NULL) AS member_count \
              FROM meshes m JOIN mesh_members mm ON mm.mesh_id = m.id \
              WHERE mm.user_id = $1 AND mm.revoked_at IS NULL AND m.archived_at IS NULL ",
             $extra
@@ -268,7 +268,7 @@ pub async fn create(
         role: MeshRole::Admin,
         member_id,
         display_name,
-        members: 1,
+        member_count: 1,
         created_at: rfc3339(now),
     })
 }

@@ -106,7 +106,7 @@ pub fn merge(remote: &[MeshSummary], local: &[&JoinedMesh]) -> Vec<Listed> {
                 name: mesh.name.clone(),
                 id: mesh.id.clone(),
                 role: mesh.role,
-                members: Some(mesh.members),
+                members: Some(mesh.member_count),
                 member_id: mesh.member_id.clone(),
                 display_name: mesh.display_name.clone(),
                 here: if here.is_some() {
@@ -188,7 +188,7 @@ mod tests {
             role: MeshRole::Member,
             member_id: format!("mem_{id}"),
             display_name: "Alice".into(),
-            members,
+            member_count: members,
             created_at: "2026-01-01T00:00:00Z".into(),
         }
     }

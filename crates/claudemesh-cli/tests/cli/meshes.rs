@@ -235,7 +235,7 @@ platform-team  Platform team  admin  1        joined here
     let json = out.stdout_json();
     assert_eq!(json["slug"], "ci-42");
     assert_eq!(json["display_name"], "Alice (CI)");
-    assert_eq!(json["members"], 1);
+    assert_eq!(json["member_count"], 1);
     assert!(json["id"].as_str().is_some_and(|id| id.starts_with("msh_")));
     assert_eq!(
         json["public_key"],

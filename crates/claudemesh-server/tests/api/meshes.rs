@@ -86,7 +86,7 @@ async fn creating_a_mesh_makes_the_creator_its_admin(engine: Engine) {
     assert_eq!(status, 201, "{mesh}");
     assert_eq!(mesh["slug"], "platform-team");
     assert_eq!(mesh["role"], "admin");
-    assert_eq!(mesh["members"], 1);
+    assert_eq!(mesh["member_count"], 1);
     assert_eq!(mesh["display_name"], "Alice");
 
     let (_, list) = send(
@@ -287,7 +287,7 @@ async fn an_invite_adds_a_member_once_and_then_is_used_up(engine: Engine) {
     assert_eq!(
         (
             joined["already_member"].as_bool(),
-            joined["mesh"]["members"].as_u64()
+            joined["mesh"]["member_count"].as_u64()
         ),
         (Some(false), Some(2))
     );

@@ -30,7 +30,7 @@ async fn data_survives_a_restart_and_migrations_run_once(engine: Engine) {
         }
     };
     let before = applied(&server).await;
-    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/sqlite"))
+    let shipped = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations"))
         .unwrap()
         .count();
     assert_eq!(
