@@ -1,10 +1,13 @@
 //! The real claudemesh server, started in-process on a random port over a
 //! fresh database, for integration tests of the server and the CLI.
 //!
-//! ```ignore
+//! ```no_run
+//! # use claudemesh_testkit::{Engine, TestServer};
+//! # async fn example() {
 //! let server = TestServer::start(Engine::Sqlite).await;
 //! let alice = server.register("Alice").await;
 //! let pat = alice.create_pat("ci", None).await;
+//! # }
 //! ```
 //!
 //! SQLite databases live in a temporary directory. PostgreSQL tests each get

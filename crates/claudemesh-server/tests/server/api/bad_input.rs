@@ -1,7 +1,7 @@
 //! Bad input gets a 4xx with `{ error, message }` on every endpoint: never a
 //! 500, a panic, or an HTML error page.
 
-use crate::support::{send, start_login};
+use super::support::{send, start_login};
 use claudemesh_testkit::{Engine, TestServer};
 use serde_json::json;
 

@@ -1,6 +1,6 @@
 //! Personal access tokens, CLI sessions, verification and revocation.
 
-use crate::support::{get_with_token, login, send, whoami};
+use super::support::{get_with_token, login, send, whoami};
 use claudemesh_server::clock::Clock;
 use claudemesh_testkit::{Engine, TestServer};
 use serde_json::{Value, json};

@@ -1,6 +1,6 @@
 //! The device-code state machine through the spec's endpoints.
 
-use crate::support::{login, poll, send, start_login, wait_poll_interval, whoami};
+use super::support::{login, poll, send, start_login, wait_poll_interval, whoami};
 use claudemesh_api::{Token, UserCode};
 use claudemesh_testkit::{Engine, TestServer};
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! Meshes, members, invites and invite mail.
 
-use crate::support::{login, send};
+use super::support::{login, send};
 use claudemesh_testkit::{Engine, Options, SmtpSink, TestServer, TestUser};
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -1,9 +1,10 @@
-//! The server's JSON API over real HTTP, on SQLite and on PostgreSQL.
+//! claudemesh-server over real HTTP, on SQLite and on PostgreSQL: the JSON
+//! API (`api`) and the browser pages (`pages`). One test binary, so the crate
+//! links once.
 //!
-//! Every test is written once as `async fn name(engine: Engine)` and run on
-//! both engines by `on_both_engines!`. Servers come from the testkit: the
-//! real router on a random port over a fresh database, with a frozen clock
-//! that tests move forward instead of sleeping.
+//! Servers come from the testkit: the real router on a random port over a
+//! fresh database, with a frozen clock that tests move forward instead of
+//! sleeping.
 
 /// Runs each listed `async fn(Engine)` once on SQLite and once on PostgreSQL.
 macro_rules! on_both_engines {
@@ -27,11 +28,5 @@ macro_rules! on_both_engines {
     };
 }
 
-mod accounts;
-mod bad_input;
-mod device_codes;
-mod meshes;
-mod oauth;
-mod startup;
-mod support;
-mod tokens;
+mod api;
+mod pages;

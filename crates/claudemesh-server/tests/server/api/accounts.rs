@@ -1,6 +1,6 @@
 //! Registration, sign-in, and what a password change does to credentials.
 
-use crate::support::{login, send, whoami};
+use super::support::{login, send, whoami};
 use claudemesh_testkit::{DEFAULT_PASSWORD, Engine, TestServer};
 use serde_json::json;
 

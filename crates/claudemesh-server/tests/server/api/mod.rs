@@ -1,0 +1,11 @@
+//! The JSON API. Every test is written once as `async fn name(engine:
+//! Engine)` and run on both engines by `on_both_engines!`.
+
+mod accounts;
+mod bad_input;
+mod device_codes;
+mod meshes;
+mod oauth;
+mod startup;
+mod support;
+mod tokens;

@@ -1,0 +1,175 @@
+//! Bad input and unknown paths get a page (or JSON under /api), never a crash.
+
+use super::browser::*;
+
+#[tokio::test]
+async fn bad_input_gets_a_page_not_a_crash() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let not_a_form = alice
+        .client
+        .post(alice.url("/login"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_a_form.status(), 400);
+    assert!(
+        not_a_form.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let long_code = "B".repeat(5000);
+    for path in [
+        "/cli-auth?code=%FF%FE".to_owned(),
+        format!("/cli-auth?code={long_code}"),
+        "/cli-auth?code=a&code=b".to_owned(),
+        "/dashboard/settings/cli-tokens/revoke?kind=nope&id=x".to_owned(),
+        "/dashboard/settings/cli-tokens/revoke".to_owned(),
+        "/login?next=%00".to_owned(),
+        "/login?lang=%FF".to_owned(),
+        "/static/../Cargo.toml".to_owned(),
+        "/static/nope.js".to_owned(),
+    ] {
+        let page = alice.get(&path).await;
+        assert!(page.status < 500, "{path}: {}", page.status);
+    }
+    let dashboard = alice.get("/dashboard").await;
+    let decision = alice
+        .post(
+            "/cli-auth",
+            &[
+                ("code", "BCDF-GHJK"),
+                ("decision", "maybe"),
+                ("csrf", &dashboard.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(decision.status, 400);
+    let session_cookie_garbage = Browser::new(&server, None);
+    let page = session_cookie_garbage
+        .get_with("/dashboard", header::COOKIE, "cm_sid=%%%; lang=xx")
+        .await;
+    assert_eq!(page.status, 303);
+}
+
+#[tokio::test]
+async fn unknown_pages_are_html_and_unknown_api_paths_json() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let anonymous = Browser::new(&server, None);
+    for path in [
+        "/dashboard/nope",
+        "/nope",
+        "/dashboard/meshes/a/b/c",
+        "/i/",
+        "/i/x/y/z",
+    ] {
+        for browser in [&alice, &anonymous] {
+            let page = browser.get(path).await;
+            assert_eq!(page.status, 404, "{path}");
+            assert!(
+                page.header("content-type").starts_with("text/html"),
+                "{path}"
+            );
+            assert_eq!(page.title(), "Page not found", "{path}");
+            assert!(
+                page.header("content-security-policy")
+                    .contains("default-src 'self'")
+            );
+            assert_eq!(page.header("cache-control"), "no-store");
+        }
+    }
+    let spanish = anonymous.get("/dashboard/nope?lang=es").await;
+    assert_eq!(spanish.title(), "Página no encontrada");
+    assert!(alice.get("/nope").await.contains(r#"href="/dashboard""#));
+
+    for path in ["/api/nope", "/api/my/nope", "/oauth/nope", "/api"] {
+        let response = reqwest::get(server.url(path)).await.unwrap();
+        assert_eq!(response.status(), 404, "{path}");
+        assert!(
+            response.headers()[header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{path}"
+        );
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "not_found", "{path}");
+    }
+    // /dashboard/meshes alone is the dashboard.
+    let list = alice.get("/dashboard/meshes").await;
+    assert_eq!(list.status, 303);
+    assert_eq!(list.location(), "/dashboard");
+}
+
+#[tokio::test]
+async fn bad_input_on_the_mesh_pages_gets_a_page_not_a_crash() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let slug = alice.create_mesh("Team").await;
+    let long = "x".repeat(5000);
+    for path in [
+        "/dashboard/meshes/%FF%FE".to_owned(),
+        format!("/dashboard/meshes/{long}"),
+        format!("/dashboard/meshes/{slug}/invites/revoke"),
+        format!("/dashboard/meshes/{slug}/invites/revoke?id=%FF"),
+        format!("/dashboard/meshes/{slug}/invites/revoke?id=a&id=b"),
+        format!("/dashboard/meshes/{slug}/invites"),
+        "/i/%00".to_owned(),
+        "/i/..%2F..%2Fetc".to_owned(),
+        format!("/i/{long}/joined"),
+    ] {
+        let page = alice.get(&path).await;
+        assert!(page.status < 500, "{path}: {}", page.status);
+    }
+    let csrf = alice.get("/dashboard").await.csrf();
+    let not_a_form = alice
+        .client
+        .post(alice.url(&format!("/dashboard/meshes/{slug}/invites")))
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-csrf-token", &csrf)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_a_form.status(), 400);
+    assert!(
+        not_a_form.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    for form in [
+        vec![("csrf", csrf.as_str())],
+        vec![
+            ("csrf", csrf.as_str()),
+            ("role", "member"),
+            ("expires_in_days", "-1"),
+            ("max_uses", "99999999999999999999"),
+        ],
+        vec![
+            ("csrf", csrf.as_str()),
+            ("role", "member"),
+            ("expires_in_days", "7"),
+            ("max_uses", "1"),
+            ("email", "a@b.c\r\nBcc: x@y.z"),
+        ],
+    ] {
+        let page = alice
+            .post(&format!("/dashboard/meshes/{slug}/invites"), &form)
+            .await;
+        assert_eq!(page.status, 400, "{form:?}");
+    }
+    for id in ["", "nope", &long] {
+        let page = alice
+            .post(
+                &format!("/dashboard/meshes/{slug}/invites/revoke"),
+                &[("id", id), ("csrf", &csrf)],
+            )
+            .await;
+        assert_eq!(page.status, 404, "{id:?}");
+    }
+}

@@ -1,0 +1,838 @@
+//! Meshes on the dashboard, the mesh page (members, invites), and `/i/{code}`.
+
+use super::browser::*;
+
+on_both_engines!(
+    mesh_pages_check_membership_and_role,
+    each_state_of_an_invite_has_its_own_page,
+);
+
+#[tokio::test]
+async fn the_dashboard_lists_only_your_meshes() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let (bob, _) = Browser::signed_in(&server, "Bob").await;
+    let (carol, _) = Browser::signed_in(&server, "Carol").await;
+    let empty = alice.get("/dashboard").await;
+    assert!(empty.raw_contains(r#"data-testid="no-meshes""#));
+    assert!(empty.contains(r#"<code>claudemesh create "Name"</code>"#));
+
+    assert_eq!(alice.create_mesh("Platform team").await, "platform-team");
+    assert_eq!(alice.create_mesh("Ops <on call>").await, "ops-on-call");
+    bob.create_mesh("Bob's secret mesh").await;
+    // Bob joins Platform team: it shows 2 members to both, Bob as Member.
+    let invite = alice.api_invite("platform-team", json!({})).await;
+    let joined = bob.accept_on_page(invite["code"].as_str().unwrap()).await;
+    assert_eq!(joined.status, 303);
+
+    let dashboard = alice.get("/dashboard").await;
+    assert_eq!(dashboard.status, 200);
+    assert!(!dashboard.raw_contains(r#"data-testid="no-meshes""#));
+    assert!(dashboard.raw_contains(r#"href="/dashboard/meshes/platform-team""#));
+    assert!(dashboard.raw_contains(r#"href="/dashboard/meshes/ops-on-call""#));
+    assert!(
+        dashboard.contains("Ops <on call>") && !dashboard.raw_contains("<on call>"),
+        "names are escaped"
+    );
+    assert!(!dashboard.contains("Bob's secret mesh"));
+    let row = |page: &Page, slug: &str| {
+        let at = page.body.find(&format!("<code>{slug}</code>")).unwrap();
+        let end = at + page.body[at..].find("</tr>").unwrap();
+        page.body[at..end].to_owned()
+    };
+    let platform = row(&dashboard, "platform-team");
+    assert!(platform.contains(">Admin<"), "{platform}");
+    assert!(platform.contains(">2<"), "{platform}");
+    assert!(platform.contains(" UTC<"), "the created time: {platform}");
+    assert!(row(&dashboard, "ops-on-call").contains(">1<"));
+
+    let bobs = bob.get("/dashboard").await;
+    assert!(bobs.contains("Bob's secret mesh") && bobs.contains("Platform team"));
+    assert!(row(&bobs, "platform-team").contains(">Member<"));
+    assert!(!bobs.contains("Ops <on call>"));
+    assert!(
+        carol
+            .get("/dashboard")
+            .await
+            .raw_contains(r#"data-testid="no-meshes""#)
+    );
+}
+
+async fn mesh_pages_check_membership_and_role(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let (bob, _) = Browser::signed_in(&server, "Bob").await;
+    let (eve, _) = Browser::signed_in(&server, "Eve").await;
+    let slug = alice.create_mesh("Platform team").await;
+    let path = format!("/dashboard/meshes/{slug}");
+
+    // Signed out: sign in and come back.
+    let anonymous = Browser::new(&server, Some(&server.base_url));
+    let away = anonymous.get(&path).await;
+    assert_eq!(away.status, 303);
+    assert_eq!(
+        away.location(),
+        "/login?next=%2Fdashboard%2Fmeshes%2Fplatform-team"
+    );
+
+    // A non-member gets exactly the page of a mesh that does not exist.
+    let not_mine = eve.get(&path).await;
+    let unknown = eve.get("/dashboard/meshes/no-such-mesh").await;
+    assert_eq!(not_mine.status, 404);
+    assert_eq!(unknown.status, 404);
+    assert_eq!(not_mine.title(), "Mesh not found");
+    let main = |page: &Page| page.body[page.body.find("<main>").unwrap()..].to_owned();
+    assert_eq!(main(&not_mine), main(&unknown), "the same page");
+    assert!(!not_mine.contains("Platform team"));
+    let eve_csrf = eve.get("/dashboard").await.csrf();
+    let eve_post = eve
+        .post(
+            &format!("{path}/invites"),
+            &[
+                ("role", "admin"),
+                ("expires_in_days", "7"),
+                ("max_uses", "1"),
+                ("csrf", &eve_csrf),
+            ],
+        )
+        .await;
+    assert_eq!(eve_post.status, 404);
+    assert_eq!(
+        eve.get(&format!("{path}/invites/revoke?id=x")).await.status,
+        404
+    );
+
+    // The admin's page: the mesh, one member (you), the invite form.
+    let page = alice.get(&path).await;
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("cache-control"), "no-store");
+    assert_eq!(page.title(), "Platform team");
+    assert!(page.raw_contains(r#"<code data-testid="mesh-slug">platform-team</code>"#));
+    assert!(page.raw_contains(r#"data-testid="your-role">Admin<"#));
+    assert!(page.raw_contains(r#"data-testid="you""#));
+    assert!(page.raw_contains(&format!(r#"action="{path}/invites""#)));
+    assert!(page.contains("No invites yet."));
+    assert!(page.contains("<code>claudemesh sync</code>"));
+
+    // The admin makes an invite on the page and sees its link.
+    let created = alice
+        .invite_on_page(
+            &slug,
+            &[
+                ("email", ""),
+                ("role", "member"),
+                ("expires_in_days", "7"),
+                ("max_uses", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let url = created.new_invite_url();
+    assert!(url.starts_with(&format!("{}/i/", server.base_url)), "{url}");
+    assert!(
+        !created.raw_contains(r#"data-testid="email-status""#),
+        "no email"
+    );
+    assert!(created.raw_contains(&format!(r#"value="{url}""#)));
+    assert!(created.raw_contains(r#"data-testid="invite-status">Valid<"#));
+    assert!(created.raw_contains(r#"<script src="/static/copy.js" defer></script>"#));
+    let code = code_of(&url);
+    let listed = alice.api_invites(&slug).await;
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["code"], code.as_str());
+    assert_eq!(listed[0]["role"], "member");
+    assert_eq!(listed[0]["max_uses"], 1);
+
+    // Bob joins with it: a member sees the mesh and members, no invites.
+    assert_eq!(bob.accept_on_page(&code).await.status, 303);
+    let members_view = bob.get(&path).await;
+    assert_eq!(members_view.status, 200);
+    assert!(members_view.raw_contains(r#"data-testid="your-role">Member<"#));
+    assert!(members_view.contains("Alice") && members_view.contains("Bob"));
+    assert!(members_view.contains("2 members"));
+    assert!(!members_view.raw_contains(r#"id="invites""#));
+    assert!(!members_view.raw_contains("/invites\""), "no invite form");
+    assert!(!members_view.contains(&code), "no invite links");
+    assert!(!members_view.raw_contains("copy.js"));
+    // "you" marks Bob's own row; Alice has one machine key, Bob none yet.
+    let bob_row = {
+        let at = members_view.body.find(r#"<tr class="you">"#).unwrap();
+        let end = at + members_view.body[at..].find("</tr>").unwrap();
+        members_view.body[at..end].to_owned()
+    };
+    assert!(
+        bob_row.contains("Bob") && bob_row.contains(">Member<"),
+        "{bob_row}"
+    );
+    assert!(
+        bob_row.contains(r#"data-label="Machine keys">0<"#),
+        "{bob_row}"
+    );
+    let alice_page = alice.get(&path).await;
+    assert!(alice_page.raw_contains(r#"data-label="Machine keys">1<"#));
+    assert!(alice_page.raw_contains(r#"data-testid="invite-status">Used up<"#));
+
+    // Any invite request from a member is refused, and changes nothing.
+    let bob_csrf = members_view.csrf();
+    let refused = bob
+        .post(
+            &format!("{path}/invites"),
+            &[
+                ("role", "admin"),
+                ("expires_in_days", "7"),
+                ("max_uses", "5"),
+                ("csrf", &bob_csrf),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.title(), "Only admins can manage invites");
+    let live = alice.api_invite(&slug, json!({ "max_uses": 3 })).await;
+    let live_id = live["id"].as_str().unwrap();
+    let confirm = bob
+        .get(&format!("{path}/invites/revoke?id={live_id}"))
+        .await;
+    assert_eq!(confirm.status, 403);
+    let revoke = bob
+        .post(
+            &format!("{path}/invites/revoke"),
+            &[("id", live_id), ("csrf", &bob_csrf)],
+        )
+        .await;
+    assert_eq!(revoke.status, 403);
+    let after = alice.api_invites(&slug).await;
+    assert_eq!(after.len(), 2, "the member created nothing");
+    assert!(
+        after.iter().all(|invite| invite["revoked"] == false),
+        "the member revoked nothing"
+    );
+}
+
+#[tokio::test]
+async fn an_invite_is_revoked_after_a_confirmation_step() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let slug = alice.create_mesh("Team").await;
+    let invite = alice
+        .api_invite(
+            &slug,
+            json!({ "email": "bob@example.com", "role": "admin" }),
+        )
+        .await;
+    let (id, code) = (
+        invite["id"].as_str().unwrap(),
+        invite["code"].as_str().unwrap(),
+    );
+    let page = alice.get(&format!("/dashboard/meshes/{slug}")).await;
+    let revoke_url = format!("/dashboard/meshes/{slug}/invites/revoke?id={id}");
+    assert!(page.contains(&format!(r#"href="{revoke_url}""#)));
+    assert!(page.contains("bob@example.com") && page.contains("0 / 1"));
+
+    let confirm = alice.get(&revoke_url).await;
+    assert_eq!(confirm.status, 200);
+    assert_eq!(confirm.title(), "Revoke this invite?");
+    assert!(confirm.contains(&format!("/i/{code}")) && confirm.contains("Admin"));
+    assert!(
+        confirm.contains(&format!(r#"href="/dashboard/meshes/{slug}""#)),
+        "cancel"
+    );
+    assert_eq!(
+        Browser::new(&server, None)
+            .get(&format!("/i/{code}"))
+            .await
+            .status,
+        200,
+        "asking is not revoking"
+    );
+
+    let done = alice
+        .post(
+            &format!("/dashboard/meshes/{slug}/invites/revoke"),
+            &[("id", id), ("csrf", &confirm.csrf())],
+        )
+        .await;
+    assert_eq!(done.status, 303);
+    assert_eq!(
+        done.location(),
+        format!("/dashboard/meshes/{slug}?notice=revoked")
+    );
+    let after = alice.get(done.location()).await;
+    assert!(after.contains("Invite revoked. Its link no longer works."));
+    assert!(after.raw_contains(r#"data-testid="invite-status">Revoked<"#));
+    assert!(
+        !after.contains(&format!(r#"href="{revoke_url}""#)),
+        "no revoke twice"
+    );
+    assert_eq!(
+        Browser::new(&server, None)
+            .get(&format!("/i/{code}"))
+            .await
+            .status,
+        410
+    );
+    let again = alice
+        .post(
+            &format!("/dashboard/meshes/{slug}/invites/revoke"),
+            &[("id", id), ("csrf", &confirm.csrf())],
+        )
+        .await;
+    assert_eq!(again.status, 404);
+    assert_eq!(again.title(), "Nothing to revoke");
+    assert_eq!(alice.get(&revoke_url).await.status, 404);
+    assert_eq!(
+        alice
+            .get(&format!("/dashboard/meshes/{slug}/invites/revoke?id=nope"))
+            .await
+            .status,
+        404
+    );
+}
+
+#[tokio::test]
+async fn the_invite_form_checks_its_fields() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let slug = alice.create_mesh("Team").await;
+    let page = alice
+        .invite_on_page(
+            &slug,
+            &[
+                ("email", "not-an-email"),
+                ("role", "owner"),
+                ("expires_in_days", "366"),
+                ("max_uses", "0"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(page.contains("That is not a valid email address."));
+    assert!(page.contains("Choose the role Member or Admin."));
+    assert!(page.contains("Choose an expiry of 1 to 365 days."));
+    assert!(page.contains("Choose a number of uses from 1 to 1000."));
+    assert!(page.contains(r#"value="not-an-email""#), "kept as typed");
+    assert!(page.contains(r#"name="expires_in_days" type="number" inputmode="numeric" min="1" max="365" required value="366""#));
+    for (days, uses) in [("0", "1"), ("seven", "1"), ("7", "1001"), ("", "")] {
+        let page = alice
+            .invite_on_page(
+                &slug,
+                &[
+                    ("role", "member"),
+                    ("expires_in_days", days),
+                    ("max_uses", uses),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 400, "{days:?} {uses:?}");
+    }
+    assert!(alice.api_invites(&slug).await.is_empty());
+
+    // The defaults the form starts with are what the API defaults to.
+    let fresh = alice.get(&format!("/dashboard/meshes/{slug}")).await;
+    assert!(fresh.contains(r#"max="365" required value="7""#));
+    assert!(fresh.contains(r#"max="1000" required value="1""#));
+    assert!(fresh.contains(r#"<option value="member" selected>Member</option>"#));
+    let admin = alice
+        .invite_on_page(
+            &slug,
+            &[
+                ("email", " "),
+                ("role", "admin"),
+                ("expires_in_days", "30"),
+                ("max_uses", "5"),
+            ],
+        )
+        .await;
+    assert_eq!(admin.status, 201);
+    let listed = alice.api_invites(&slug).await;
+    assert_eq!(listed[0]["role"], "admin");
+    assert_eq!(listed[0]["max_uses"], 5);
+    assert_eq!(listed[0]["email"], Value::Null);
+}
+
+#[tokio::test]
+async fn the_mesh_page_says_whether_the_invite_was_emailed() {
+    use claudemesh_testkit::{Options, SmtpSink};
+    let sink = SmtpSink::start().await;
+    let server = TestServer::start_with(
+        Engine::Sqlite,
+        Options {
+            smtp_url: Some(sink.url()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let slug = alice.create_mesh("Team").await;
+    let form = [
+        ("email", "bob@example.com"),
+        ("role", "member"),
+        ("expires_in_days", "7"),
+        ("max_uses", "1"),
+    ];
+    let sent = alice.invite_on_page(&slug, &form).await;
+    assert_eq!(sent.status, 201);
+    assert!(
+        sent.contains("Emailed to bob@example.com."),
+        "{}",
+        sent.body
+    );
+    let mail = sink.wait_for(1).await;
+    assert!(mail[0].body().contains(&sent.new_invite_url()));
+    assert_eq!(mail[0].subject(), "Alice invited you to Team on claudemesh");
+
+    // In Spanish, the mail is in Spanish too.
+    let page = alice
+        .get(&format!("/dashboard/meshes/{slug}?lang=es"))
+        .await;
+    let spanish = alice
+        .post(
+            &format!("/dashboard/meshes/{slug}/invites"),
+            &[
+                ("email", "ana@example.com"),
+                ("role", "member"),
+                ("expires_in_days", "7"),
+                ("max_uses", "1"),
+                ("csrf", &page.csrf()),
+            ],
+        )
+        .await;
+    assert!(spanish.contains("Enviado por correo a ana@example.com."));
+    assert!(sink.wait_for(2).await[1].subject().contains("te invitó"));
+
+    let refusing = SmtpSink::start_refusing().await;
+    let server = TestServer::start_with(
+        Engine::Sqlite,
+        Options {
+            smtp_url: Some(refusing.url()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let slug = alice.create_mesh("Team").await;
+    let failed = alice.invite_on_page(&slug, &form).await;
+    assert_eq!(failed.status, 201, "the invite exists anyway");
+    assert!(
+        failed.contains("Could not email bob@example.com: "),
+        "{}",
+        failed.body
+    );
+    assert!(failed.contains("— share the link yourself."));
+    let url = failed.new_invite_url();
+    assert_eq!(
+        Browser::new(&server, None)
+            .get(&format!("/i/{}", code_of(&url)))
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn mesh_and_invite_forms_need_the_token() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (evil, _) = Browser::signed_in_from(&server, "Alice", Some(EVIL)).await;
+    let (bob, _) = Browser::signed_in_from(&server, "Bob", Some(EVIL)).await;
+    let slug = evil.create_mesh("Team").await;
+    let path = format!("/dashboard/meshes/{slug}");
+    let fields = [
+        ("role", "admin"),
+        ("expires_in_days", "365"),
+        ("max_uses", "1000"),
+    ];
+    let no_token = evil.post(&format!("{path}/invites"), &fields).await;
+    assert_eq!(no_token.status, 403);
+    assert!(no_token.contains("Request refused"));
+    let mut wrong = fields.to_vec();
+    wrong.push(("csrf", "guess"));
+    assert_eq!(
+        evil.post(&format!("{path}/invites"), &wrong).await.status,
+        403
+    );
+    assert!(
+        evil.api_invites(&slug).await.is_empty(),
+        "nothing was created"
+    );
+    // The page's own token passes (the API's rule).
+    assert_eq!(evil.invite_on_page(&slug, &fields).await.status, 201);
+
+    let invite = evil.api_invite(&slug, json!({})).await;
+    let (id, code) = (
+        invite["id"].as_str().unwrap(),
+        invite["code"].as_str().unwrap(),
+    );
+    let revoke = evil
+        .post(&format!("{path}/invites/revoke"), &[("id", id)])
+        .await;
+    assert_eq!(revoke.status, 403);
+    let accept = bob.post(&format!("/i/{code}"), &[]).await;
+    assert_eq!(accept.status, 403);
+    let accept = bob.post(&format!("/i/{code}"), &[("csrf", "guess")]).await;
+    assert_eq!(accept.status, 403);
+    assert_eq!(bob.api_mesh(&slug).await.0, 404, "Bob did not join");
+    assert!(
+        evil.api_invites(&slug)
+            .await
+            .iter()
+            .all(|invite| invite["revoked"] == false && invite["uses"] == 0)
+    );
+}
+
+async fn each_state_of_an_invite_has_its_own_page(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice García").await;
+    let (bob, _) = Browser::signed_in(&server, "Bob").await;
+    let (carol, _) = Browser::signed_in(&server, "Carol").await;
+    let slug = alice.create_mesh("Platform <team>").await;
+    let anonymous = Browser::new(&server, Some(&server.base_url));
+
+    // Valid, signed out: what it is, and a way to sign in and come back.
+    let invite = alice.api_invite(&slug, json!({ "role": "admin" })).await;
+    let code = invite["code"].as_str().unwrap().to_owned();
+    let valid = anonymous.get(&format!("/i/{code}")).await;
+    assert_eq!(valid.status, 200);
+    assert_eq!(valid.header("cache-control"), "no-store");
+    assert_eq!(
+        valid.title(),
+        "Alice García invited you to join Platform <team>"
+    );
+    assert!(!valid.raw_contains("<team>"), "escaped");
+    assert!(valid.raw_contains(r#"data-testid="invite-role">Admin<"#));
+    assert!(valid.raw_contains(r#"data-testid="invite-inviter">Alice García<"#));
+    assert!(valid.contains(" UTC"), "the expiry");
+    let next = format!("%2Fi%2F{code}");
+    assert!(valid.contains(&format!(r#"href="/login?next={next}""#)));
+    assert!(valid.contains(&format!(r#"href="/register?next={next}""#)));
+    assert!(valid.contains("Sign in to accept"));
+    assert!(!valid.raw_contains(r#"name="csrf""#), "no form signed out");
+    // Posting signed out goes to sign in, too.
+    let post = anonymous.post(&format!("/i/{code}"), &[]).await;
+    assert_eq!(post.status, 303);
+    assert_eq!(post.location(), format!("/login?next={next}"));
+
+    // Valid, signed in: an Accept form.
+    let signed_in = bob.get(&format!("/i/{code}")).await;
+    assert_eq!(signed_in.status, 200);
+    assert!(signed_in.raw_contains(&format!(r#"<form method="post" action="/i/{code}""#)));
+    assert!(signed_in.contains("Accept and join") && signed_in.contains("You will join as"));
+
+    // Already a member (the admin who made it): nothing to accept.
+    let member = alice.get(&format!("/i/{code}")).await;
+    assert_eq!(member.status, 200);
+    assert_eq!(member.title(), "You are already in Platform <team>");
+    assert!(member.contains("<code>claudemesh sync</code>"));
+    assert!(member.contains(&format!(r#"href="/dashboard/meshes/{slug}""#)));
+
+    // Unknown.
+    for unknown in [
+        "/i/nosuchcode",
+        "/i/%FF%FE",
+        &format!("/i/{}", "a".repeat(3000)),
+    ] {
+        let page = anonymous.get(unknown).await;
+        assert_eq!(page.status, 404, "{unknown}");
+        assert_eq!(page.title(), "Invitation not found");
+    }
+    assert_eq!(
+        bob.post("/i/nosuchcode", &[("csrf", &signed_in.csrf())])
+            .await
+            .status,
+        404
+    );
+
+    // Used up: Bob takes the only use, Carol is too late.
+    assert_eq!(bob.accept_on_page(&code).await.status, 303);
+    let used_up = carol.get(&format!("/i/{code}")).await;
+    assert_eq!(used_up.status, 409);
+    assert_eq!(used_up.title(), "This invitation has been used up");
+    assert!(used_up.contains("ask Alice García for a new invitation"));
+    assert_eq!(anonymous.get(&format!("/i/{code}")).await.status, 409);
+    let late = carol
+        .post(&format!("/i/{code}"), &[("csrf", &used_up.csrf())])
+        .await;
+    assert_eq!(late.status, 409);
+    assert_eq!(carol.api_mesh(&slug).await.0, 404);
+
+    // Revoked.
+    let revoked = alice.api_invite(&slug, json!({})).await;
+    let revoked_code = revoked["code"].as_str().unwrap();
+    let carol_page = carol.get(&format!("/i/{revoked_code}")).await;
+    let (status, _) = alice
+        .api(
+            reqwest::Method::DELETE,
+            &format!(
+                "/api/my/meshes/{slug}/invites/{}",
+                revoked["id"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let page = anonymous.get(&format!("/i/{revoked_code}")).await;
+    assert_eq!(page.status, 410);
+    assert_eq!(page.title(), "This invitation was revoked");
+    // Accepting a page opened before the revocation shows the same page.
+    let late = carol
+        .post(
+            &format!("/i/{revoked_code}"),
+            &[("csrf", &carol_page.csrf())],
+        )
+        .await;
+    assert_eq!(late.status, 410);
+    assert_eq!(late.title(), "This invitation was revoked");
+
+    // Expired.
+    let expiring = alice
+        .api_invite(&slug, json!({ "expires_in_days": 1 }))
+        .await;
+    let expiring_code = expiring["code"].as_str().unwrap();
+    server.clock.advance(Duration::from_secs(86_400 + 1));
+    let page = carol.get(&format!("/i/{expiring_code}")).await;
+    assert_eq!(page.status, 410);
+    assert_eq!(page.title(), "This invitation has expired");
+    assert!(page.contains("expired on"));
+    let late = carol
+        .post(&format!("/i/{expiring_code}"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(late.status, 410);
+    assert_eq!(carol.api_mesh(&slug).await.0, 404, "Carol never joined");
+    // A member still gets the friendly page, whatever the invite's state.
+    assert_eq!(bob.get(&format!("/i/{expiring_code}")).await.status, 200);
+}
+
+#[tokio::test]
+async fn signing_in_from_an_invite_comes_back_to_accept_it() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let (_, bob_email) = Browser::signed_in(&server, "Bob").await;
+    let slug = alice.create_mesh("Team").await;
+    let invite = alice.api_invite(&slug, json!({ "max_uses": 5 })).await;
+    let code = invite["code"].as_str().unwrap();
+    let url = invite["url"].as_str().unwrap();
+
+    let browser = Browser::new(&server, Some(&server.base_url));
+    let invitation = browser.get(&format!("/i/{code}")).await;
+    let login_href = format!("/login?next=%2Fi%2F{code}");
+    assert!(invitation.contains(&login_href));
+    let login = browser.get(&login_href).await;
+    assert_eq!(login.status, 200);
+    assert!(login.contains("Sign in to accept your invitation."));
+    assert!(login.contains(&format!(r#"name="next" value="/i/{code}""#)));
+    assert!(
+        login.contains(&format!(r#"href="/register?next=%2Fi%2F{code}""#)),
+        "the register link keeps next"
+    );
+    let signed_in = browser
+        .post(
+            "/login",
+            &[
+                ("email", &bob_email),
+                ("password", DEFAULT_PASSWORD),
+                ("next", &format!("/i/{code}")),
+                ("csrf", &login.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(signed_in.status, 303);
+    assert_eq!(signed_in.location(), format!("/i/{code}"));
+    let accepted = browser.accept_on_page(code).await;
+    assert_eq!(accepted.status, 303);
+    assert_eq!(accepted.location(), format!("/i/{code}/joined"));
+    let joined = browser.get(accepted.location()).await;
+    assert_eq!(joined.status, 200);
+    assert_eq!(joined.title(), "You joined Team");
+    assert!(joined.contains("<code>claudemesh sync</code>"));
+    assert!(joined.contains(&format!("<code>claudemesh join {url}</code>")));
+    assert!(joined.contains(&format!(r#"href="/dashboard/meshes/{slug}""#)));
+
+    // Registering from the invite comes back the same way.
+    let newcomer = Browser::new(&server, Some(&server.base_url));
+    let register = newcomer.get(&format!("/register?next=%2Fi%2F{code}")).await;
+    assert!(register.contains("Create your account to accept your invitation."));
+    assert!(register.contains(&format!(r#"name="next" value="/i/{code}""#)));
+    let registered = newcomer
+        .post(
+            "/register",
+            &[
+                ("name", "Dana"),
+                ("email", "dana@example.com"),
+                ("password", DEFAULT_PASSWORD),
+                ("next", &format!("/i/{code}")),
+                ("csrf", &register.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(registered.status, 303);
+    assert_eq!(registered.location(), format!("/i/{code}"));
+    assert_eq!(newcomer.accept_on_page(code).await.status, 303);
+    let (_, detail) = alice.api_mesh(&slug).await;
+    let mut names: Vec<_> = detail["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["display_name"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["Alice", "Bob", "Dana"]);
+
+    // Someone else's joined page sends them to the invite itself.
+    let (stranger, _) = Browser::signed_in(&server, "Stranger").await;
+    let other = stranger.get(&format!("/i/{code}/joined")).await;
+    assert_eq!(other.status, 303);
+    assert_eq!(other.location(), format!("/i/{code}"));
+    let signed_out = Browser::new(&server, None)
+        .get(&format!("/i/{code}/joined"))
+        .await;
+    assert_eq!(signed_out.status, 303);
+    assert!(signed_out.location().starts_with("/login?next="));
+}
+
+#[tokio::test]
+async fn accepting_adds_the_member_once() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let (bob, _) = Browser::signed_in(&server, "Bob").await;
+    let slug = alice.create_mesh("Team").await;
+    let invite = alice.api_invite(&slug, json!({ "max_uses": 3 })).await;
+    let code = invite["code"].as_str().unwrap();
+    assert_eq!(bob.api_mesh(&slug).await.0, 404);
+
+    let page = bob.get(&format!("/i/{code}")).await;
+    let first = bob
+        .post(&format!("/i/{code}"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(first.status, 303);
+    assert_eq!(first.location(), format!("/i/{code}/joined"));
+    let (status, detail) = bob.api_mesh(&slug).await;
+    assert_eq!(status, 200);
+    assert_eq!(detail["role"], "member");
+    let me = detail["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["you"] == true)
+        .unwrap()
+        .clone();
+    assert_eq!(me["display_name"], "Bob");
+    assert_eq!(me["public_keys"], json!([]), "the browser registers no key");
+
+    // The same form again (a double click, a reload): nothing changes.
+    let second = bob
+        .post(&format!("/i/{code}"), &[("csrf", &page.csrf())])
+        .await;
+    assert_eq!(second.status, 303);
+    assert_eq!(second.location(), format!("/i/{code}"));
+    let again = bob.get(second.location()).await;
+    assert_eq!(again.title(), "You are already in Team");
+    let invites = alice.api_invites(&slug).await;
+    assert_eq!(invites[0]["uses"], 1, "the second accept used nothing");
+    assert_eq!(
+        alice.api_mesh(&slug).await.1["members"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let events: Vec<_> = server
+        .audit_events()
+        .await
+        .into_iter()
+        .filter(|(event, _, _)| event == "mesh.invite.accepted")
+        .collect();
+    assert_eq!(events.len(), 1);
+    // The mesh is on Bob's dashboard now.
+    assert!(
+        bob.get("/dashboard")
+            .await
+            .contains(&format!(r#"href="/dashboard/meshes/{slug}""#))
+    );
+}
+
+#[tokio::test]
+async fn the_mesh_and_invite_pages_read_in_spanish() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let (bob, _) = Browser::signed_in(&server, "Bob").await;
+    let slug = alice.create_mesh("Equipo").await;
+    let dashboard = alice.get("/dashboard?lang=es").await;
+    assert!(dashboard.contains(r#"<html lang="es">"#));
+    assert!(dashboard.contains(">Tu rol<") && dashboard.contains(">Administrador<"));
+    assert!(
+        bob.get("/dashboard?lang=es")
+            .await
+            .contains(r#"<code>claudemesh create "Nombre"</code>"#)
+    );
+
+    let created = alice
+        .invite_on_page(
+            &slug,
+            &[
+                ("role", "member"),
+                ("expires_in_days", "7"),
+                ("max_uses", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(created.status, 201);
+    assert!(created.contains("Tu nuevo enlace de invitación"));
+    assert!(created.contains(">Válida<") && created.contains(">Miembros<"));
+    assert!(created.contains("Crear invitación") && created.contains("Caduca en (días)"));
+    assert!(created.contains(r#"<option value="admin">Administrador</option>"#));
+    let code = code_of(&created.new_invite_url());
+
+    let anonymous = Browser::new(&server, Some(&server.base_url));
+    let invitation = anonymous
+        .get_with(
+            &format!("/i/{code}"),
+            header::ACCEPT_LANGUAGE,
+            "es-ES,es;q=0.9",
+        )
+        .await;
+    assert!(invitation.contains(r#"<html lang="es">"#));
+    assert_eq!(invitation.title(), "Alice te invitó a unirte a Equipo");
+    assert!(
+        invitation.contains("Inicia sesión para aceptar") && invitation.contains("Invitación de")
+    );
+
+    let accept = bob.get(&format!("/i/{code}")).await;
+    assert!(accept.contains("Aceptar y unirme"));
+    let done = bob
+        .post(&format!("/i/{code}"), &[("csrf", &accept.csrf())])
+        .await;
+    let joined = bob.get(done.location()).await;
+    assert_eq!(joined.title(), "Te uniste a Equipo");
+    assert!(joined.contains("ejecuta <code>claudemesh sync</code>"));
+    let mesh = bob.get(&format!("/dashboard/meshes/{slug}")).await;
+    assert!(mesh.contains(">tú<") && mesh.contains("Claves de máquina"));
+    assert!(mesh.contains("2 miembros"));
+    assert_eq!(
+        bob.get(&format!("/i/{code}")).await.title(),
+        "Ya estás en Equipo"
+    );
+    let used_up = anonymous.get(&format!("/i/{code}?lang=es")).await;
+    assert_eq!(used_up.title(), "Esta invitación está agotada");
+    assert_eq!(
+        anonymous.get("/i/nope").await.title(),
+        "Invitación no encontrada"
+    );
+    let refused = bob
+        .post(
+            &format!("/dashboard/meshes/{slug}/invites"),
+            &[
+                ("role", "member"),
+                ("expires_in_days", "7"),
+                ("max_uses", "1"),
+                ("csrf", &mesh.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        refused.title(),
+        "Solo los administradores gestionan las invitaciones"
+    );
+    assert_eq!(
+        bob.get("/dashboard/meshes/nope").await.title(),
+        "Mesh no encontrado"
+    );
+}

@@ -1,0 +1,13 @@
+//! The browser pages over real HTTP. Servers come from the testkit (real
+//! router, random port, fresh database, frozen clock); the "browser" is a
+//! cookie-keeping HTTP client that does not follow redirects, so each test
+//! sees every `Location`.
+
+mod bad_input;
+mod browser;
+mod cli_auth;
+mod dashboard;
+mod languages;
+mod meshes;
+mod security;
+mod sign_in;

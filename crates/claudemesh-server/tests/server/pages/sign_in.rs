@@ -1,0 +1,222 @@
+//! Register, sign in, sign out, and where sign-in sends you back to.
+
+use super::browser::*;
+
+#[tokio::test]
+async fn registering_in_the_browser_signs_in_and_opens_the_dashboard() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let browser = Browser::new(&server, Some(&server.base_url));
+    let form = browser.get("/register").await;
+    assert_eq!(form.status, 200);
+    assert!(
+        form.set_cookies()
+            .iter()
+            .any(|c| c.starts_with("cm_csrf=") && c.contains("HttpOnly"))
+    );
+    let done = browser
+        .post(
+            "/register",
+            &[
+                ("name", "Ana García"),
+                ("email", "ana@example.com"),
+                ("password", DEFAULT_PASSWORD),
+                ("next", ""),
+                ("csrf", &form.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(done.location(), "/dashboard");
+    let session = done
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.starts_with("cm_sid="))
+        .unwrap()
+        .to_owned();
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    assert!(!session.contains("Secure"), "plain http: not Secure");
+    let dashboard = browser.get("/dashboard").await;
+    assert_eq!(dashboard.status, 200);
+    assert!(dashboard.contains("Ana García"));
+    assert!(dashboard.contains("/dashboard/settings/cli-tokens"));
+    assert!(
+        dashboard.contains(r#"action="/logout""#),
+        "a sign-out button"
+    );
+
+    // The same email again is refused with a way to sign in.
+    let again = Browser::new(&server, Some(&server.base_url));
+    let form = again.get("/register").await;
+    let taken = again
+        .post(
+            "/register",
+            &[
+                ("name", "Other"),
+                ("email", "ANA@example.com"),
+                ("password", DEFAULT_PASSWORD),
+                ("csrf", &form.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(taken.status, 409);
+    assert!(taken.contains("already exists"));
+}
+
+#[tokio::test]
+async fn register_explains_each_bad_field() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let browser = Browser::new(&server, Some(&server.base_url));
+    let form = browser.get("/register").await;
+    let page = browser
+        .post(
+            "/register",
+            &[
+                ("name", " "),
+                ("email", "not-an-email"),
+                ("password", "short"),
+                ("csrf", &form.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(page.contains("Enter a name"));
+    assert!(page.contains("not a valid email"));
+    assert!(page.contains("at least 8 characters"));
+    assert!(
+        page.contains(r#"value="not-an-email""#),
+        "the form keeps what was typed"
+    );
+}
+
+#[tokio::test]
+async fn wrong_password_and_unknown_email_read_the_same() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (_, email) = Browser::signed_in(&server, "Alice").await;
+    let browser = Browser::new(&server, Some(&server.base_url));
+    let form = browser.get("/login").await;
+    let wrong_password = browser
+        .post(
+            "/login",
+            &[
+                ("email", &email),
+                ("password", "not the password"),
+                ("csrf", &form.csrf()),
+            ],
+        )
+        .await;
+    let unknown_email = browser
+        .post(
+            "/login",
+            &[
+                ("email", "nobody@example.com"),
+                ("password", DEFAULT_PASSWORD),
+                ("csrf", &form.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(wrong_password.status, 401);
+    assert_eq!(unknown_email.status, 401);
+    assert!(wrong_password.contains("Wrong email or password."));
+    assert!(unknown_email.contains("Wrong email or password."));
+    assert!(
+        !wrong_password.contains(DEFAULT_PASSWORD) && !wrong_password.contains("not the password")
+    );
+
+    let ok = browser
+        .post(
+            "/login",
+            &[
+                ("email", &email),
+                ("password", DEFAULT_PASSWORD),
+                ("csrf", &form.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(ok.status, 303);
+    assert_eq!(ok.location(), "/dashboard");
+    assert_eq!(browser.get("/dashboard").await.status, 200);
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let dashboard = alice.get("/dashboard").await;
+    let out = alice.post("/logout", &[("csrf", &dashboard.csrf())]).await;
+    assert_eq!(out.status, 303);
+    assert_eq!(out.location(), "/login?notice=signed-out");
+    assert!(
+        out.set_cookies()
+            .iter()
+            .any(|c| c.starts_with("cm_sid=;") && c.contains("Max-Age=0"))
+    );
+    let after = alice.get("/dashboard").await;
+    assert_eq!(after.status, 303);
+    assert!(after.location().starts_with("/login?next="));
+    assert!(
+        alice
+            .get("/login?notice=signed-out")
+            .await
+            .contains("You are signed out.")
+    );
+}
+
+#[tokio::test]
+async fn sign_in_goes_back_only_to_a_page_of_this_site() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (_, email) = Browser::signed_in(&server, "Alice").await;
+    for evil in [
+        "//evil.com",
+        "https://evil.com",
+        "/\\evil.com",
+        "\\/evil.com",
+        "/\t/evil.com",
+        "javascript:alert(1)",
+    ] {
+        let browser = Browser::new(&server, Some(&server.base_url));
+        let form = browser
+            .get(&format!("/login?next={}", urlencode(evil)))
+            .await;
+        assert!(
+            form.contains(r#"name="next" value="/dashboard""#),
+            "{evil:?} is dropped from the form"
+        );
+        let done = browser
+            .post(
+                "/login",
+                &[
+                    ("email", &email),
+                    ("password", DEFAULT_PASSWORD),
+                    ("next", evil),
+                    ("csrf", &form.csrf()),
+                ],
+            )
+            .await;
+        assert_eq!(done.status, 303);
+        assert_eq!(done.location(), "/dashboard", "next={evil:?}");
+        // Already signed in: the login page redirects at once, still locally.
+        let signed_in = browser
+            .get(&format!("/login?next={}", urlencode(evil)))
+            .await;
+        assert_eq!(signed_in.location(), "/dashboard", "next={evil:?}");
+    }
+    let browser = Browser::new(&server, Some(&server.base_url));
+    let form = browser
+        .get("/login?next=%2Fcli-auth%3Fcode%3DBCDF-GHJK")
+        .await;
+    let done = browser
+        .post(
+            "/login",
+            &[
+                ("email", &email),
+                ("password", DEFAULT_PASSWORD),
+                ("next", "/cli-auth?code=BCDF-GHJK"),
+                ("csrf", &form.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(done.location(), "/cli-auth?code=BCDF-GHJK");
+}
