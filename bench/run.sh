@@ -109,7 +109,8 @@ if [ "$ANCHOR" = 1 ] && [ -x "$(command -v node)" ] && [ -f "$ANCHOR_SCRIPT" ]; 
     bash "$ANCHOR_SCRIPT" 2>"$OUT/anchor.log" | tail -n 1) || log "the anchor failed: see $OUT/anchor.log"
 fi
 
-OUT=$OUT ENGINES=$ENGINES RUNS=$RUNS CONNS=$CONNS ANCHOR_LINE=$ANCHOR_LINE python3 - <<'PY'
+OUT=$OUT ENGINES=$ENGINES RUNS=$RUNS CONNS=$CONNS ANCHOR_LINE=$ANCHOR_LINE \
+  ANCHOR_SUMMARY=$(dirname "$ANCHOR_SCRIPT")/.bench-run/summary.json python3 - <<'PY'
 import json, os, statistics
 out, runs = os.environ["OUT"], int(os.environ["RUNS"])
 def load(engine, route):
@@ -125,14 +126,26 @@ for engine in os.environ["ENGINES"].split():
                  int(mem["VmRSS:"]) / 1024, int(mem["VmHWM:"]) / 1024, bad))
 anchor = os.environ.get("ANCHOR_LINE", "")
 if anchor.startswith("better-auth"):
+    # The anchor's last line has its medians; its summary.json has each run.
     f = dict(kv.split("=") for kv in anchor.split()[1:])
-    rows.append(("better-auth apiKey (node)", float(f["noauth_rps"]), float("nan"), float(f["whoami_rps"]),
-                 float("nan"), float(f["whoami_p99_ms"]), float(f["rss_mb"]), float("nan"), 0))
+    try:
+        per_run = json.load(open(os.environ["ANCHOR_SUMMARY"]))["runs"]
+        med = lambda route, key: statistics.median(r[key] for r in per_run[route])
+        noauth_p99, whoami_p50 = med("noauth", "p99_us") / 1000, med("whoami", "p50_us") / 1000
+        bad = sum(r["non2xx"] + r["connect_err"] + r["read_err"] + r["write_err"] + r["timeout_err"]
+                  for route in ("noauth", "whoami") for r in per_run[route])
+    except (OSError, KeyError, ValueError):
+        noauth_p99 = whoami_p50 = bad = None
+    # The anchor reports RSS after load only, not its peak.
+    rows.append(("better-auth apiKey (node)", float(f["noauth_rps"]), noauth_p99, float(f["whoami_rps"]),
+                 whoami_p50, float(f["whoami_p99_ms"]), float(f["rss_mb"]), None, bad))
 print(f"\nmedians of {runs} runs, wrk -c{os.environ['CONNS']}, server and wrk sharing this machine's cores\n")
 print("| server | no-auth rps | no-auth p99 ms | whoami rps | whoami p50 ms | whoami p99 ms | RSS after load MB | peak RSS MB | auth/no-auth | errors |")
 print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+cell = lambda value, form: "n/a" if value is None else format(value, form)
 for name, nrps, np99, wrps, wp50, wp99, rss, peak, bad in rows:
-    print(f"| {name} | {nrps:,.0f} | {np99:.2f} | {wrps:,.0f} | {wp50:.2f} | {wp99:.2f} | {rss:.1f} | {peak:.1f} | {wrps / nrps:.2f} | {bad} |")
+    print(f"| {name} | {nrps:,.0f} | {cell(np99, '.2f')} | {wrps:,.0f} | {cell(wp50, '.2f')} | {wp99:.2f} "
+          f"| {rss:.1f} | {cell(peak, '.1f')} | {wrps / nrps:.2f} | {cell(bad, 'd')} |")
 print("(peak RSS includes the one argon2id hash of the set-up sign-up: 19 MiB by design)")
 if anchor.startswith("better-auth"):
     base = rows[-1][3]

@@ -37,7 +37,7 @@ pub struct Config {
     )]
     pub mail_from: String,
 
-    /// Database connections in the pool (default: 4 for SQLite, 16 for PostgreSQL).
+    /// Database connections in the pool (default: 4 for SQLite; for PostgreSQL two per CPU, at least 4).
     #[arg(long, env = "CLAUDEMESH_DB_POOL_SIZE")]
     pub db_pool_size: Option<u32>,
 

