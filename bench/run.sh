@@ -146,7 +146,7 @@ cell = lambda value, form: "n/a" if value is None else format(value, form)
 for name, nrps, np99, wrps, wp50, wp99, rss, peak, bad in rows:
     print(f"| {name} | {nrps:,.0f} | {cell(np99, '.2f')} | {wrps:,.0f} | {cell(wp50, '.2f')} | {wp99:.2f} "
           f"| {rss:.1f} | {cell(peak, '.1f')} | {wrps / nrps:.2f} | {cell(bad, 'd')} |")
-print("(peak RSS includes the one argon2id hash of the set-up sign-up: 19 MiB by design)")
+print("(peak RSS includes the one argon2id hash of the set-up sign-up: 12 MiB by design)")
 if anchor.startswith("better-auth"):
     base = rows[-1][3]
     for row in rows[:-1]:

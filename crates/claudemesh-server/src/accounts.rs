@@ -1,18 +1,17 @@
 //! Accounts: register, sign in and out, change password.
 //!
-//! Passwords are hashed with argon2id (on the blocking pool: a hash takes
-//! tens of milliseconds of CPU). Emails are unique case-insensitively. A wrong
-//! password and an unknown email get the same answer in about the same time.
+//! Passwords are hashed by `passwords` (argon2id). Emails are unique
+//! case-insensitively. A wrong password and an unknown email get the same
+//! answer in about the same time.
 
 use crate::audit;
 use crate::auth::{self, BrowserCaller};
 use crate::error::{AppError, AppResult};
 use crate::http::{ApiJson, ClientInfo};
 use crate::ids::new_id;
+use crate::passwords;
 use crate::state::AppState;
 use crate::tokens;
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -63,46 +62,6 @@ pub fn check_password_strength(password: &str) -> AppResult<()> {
     Ok(())
 }
 
-async fn hash_password(password: String) -> AppResult<String> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|hash| hash.to_string())
-    })
-    .await
-    .map_err(AppError::internal)?
-    .map_err(AppError::internal)
-}
-
-/// Verifies a password; with no stored hash, burns the same time on a dummy
-/// so response time does not reveal whether an email is registered.
-async fn verify_password(password: String, stored: Option<String>) -> AppResult<bool> {
-    tokio::task::spawn_blocking(move || {
-        let dummy;
-        let stored = match stored {
-            Some(hash) => hash,
-            None => {
-                dummy = Argon2::default()
-                    .hash_password(b"not a real password")
-                    .map(|h| h.to_string())
-                    .unwrap_or_default();
-                let _ = Argon2::default()
-                    .verify_password(password.as_bytes(), &PasswordHash::new(&dummy).ok()?);
-                return Some(false);
-            }
-        };
-        let parsed = PasswordHash::new(&stored).ok()?;
-        Some(
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok(),
-        )
-    })
-    .await
-    .map_err(AppError::internal)?
-    .ok_or_else(|| AppError::internal("stored password hash is unreadable"))
-}
-
 fn signed_in(status: StatusCode, cookie: String, user: UserSummary) -> Response {
     (
         status,
@@ -134,7 +93,7 @@ pub async fn create_account(
     let (email, email_normalized) = clean_email(&body.email)?;
     let name = tokens::clean_name(&body.name, "name")?;
     check_password_strength(&body.password)?;
-    let password_hash = hash_password(body.password.clone()).await?;
+    let password_hash = passwords::hash(body.password.clone()).await?;
     let now = state.now();
     let user = UserSummary {
         id: new_id("usr"),
@@ -199,7 +158,7 @@ pub async fn check_credentials(
     .fetch_optional(state.pool())
     .await?;
     let stored = row.as_ref().map(|row| row.password_hash.clone());
-    let ok = verify_password(password.to_owned(), stored).await?;
+    let ok = passwords::verify(password.to_owned(), stored).await?;
     match row {
         Some(row) if ok => {
             audit::record(
@@ -298,14 +257,14 @@ pub async fn change_password_for(
         .bind(&caller.user.id)
         .fetch_one(state.pool())
         .await?;
-    if !verify_password(body.current_password.clone(), Some(stored)).await? {
+    if !passwords::verify(body.current_password.clone(), Some(stored)).await? {
         return Err(AppError::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::InvalidCredentials,
             "The current password is wrong",
         ));
     }
-    let new_hash = hash_password(body.new_password.clone()).await?;
+    let new_hash = passwords::hash(body.new_password.clone()).await?;
     let now = state.now();
     let mut tx = state.pool().begin().await?;
     sqlx::query("UPDATE users SET password_hash = $1, password_changed_at = $2 WHERE id = $3")

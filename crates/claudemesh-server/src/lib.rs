@@ -26,6 +26,7 @@ pub mod meshes;
 pub mod oauth;
 pub mod openapi;
 pub mod pages;
+pub mod passwords;
 pub mod sqlite_reader;
 pub mod state;
 pub mod tokens;

@@ -12,6 +12,7 @@ on_both_engines!(
     changing_the_password_revokes_cli_sessions_but_not_pats,
     changing_the_password_needs_the_current_one_and_a_browser,
     signing_out_ends_the_browser_session,
+    a_burst_of_sign_ups_and_sign_ins_all_get_through,
 );
 
 async fn registering_signs_the_browser_in_with_a_safe_cookie(engine: Engine) {
@@ -237,4 +238,44 @@ async fn signing_out_ends_the_browser_session(engine: Engine) {
             .0,
         401
     );
+}
+
+/// Password hashing runs a few at a time; a burst beyond that waits its turn
+/// and nobody is turned away.
+async fn a_burst_of_sign_ups_and_sign_ins_all_get_through(engine: Engine) {
+    const PEOPLE: usize = 16;
+    let server = TestServer::start(engine).await;
+    let email = |i: usize| format!("person{i}@example.com");
+    let mut sign_ups = tokio::task::JoinSet::new();
+    for i in 0..PEOPLE {
+        let body = json!({ "email": email(i), "password": DEFAULT_PASSWORD, "name": format!("Person {i}") });
+        sign_ups.spawn(send(
+            server
+                .anonymous()
+                .post(server.url("/api/auth/register"))
+                .json(&body),
+        ));
+    }
+    for (status, body) in sign_ups.join_all().await {
+        assert_eq!(status, 201, "{body}");
+    }
+    // Every other person mistypes: each gets their own answer, none a 5xx.
+    let mut sign_ins = tokio::task::JoinSet::new();
+    for i in 0..PEOPLE {
+        let password = if i % 2 == 0 {
+            DEFAULT_PASSWORD
+        } else {
+            "not the password"
+        };
+        let body = json!({ "email": email(i), "password": password });
+        let request = server
+            .anonymous()
+            .post(server.url("/api/auth/sign-in"))
+            .json(&body);
+        sign_ins.spawn(async move { (i, send(request).await) });
+    }
+    for (i, (status, body)) in sign_ins.join_all().await {
+        let expected = if i % 2 == 0 { 200 } else { 401 };
+        assert_eq!(status, expected, "person {i}: {body}");
+    }
 }
