@@ -7,6 +7,7 @@
 use crate::audit;
 use crate::auth::{self, BrowserCaller};
 use crate::error::{AppError, AppResult};
+use crate::guessing;
 use crate::http::{ApiJson, ClientInfo};
 use crate::ids::new_id;
 use crate::passwords;
@@ -145,16 +146,22 @@ struct CredentialRow {
 }
 
 /// Checks an email and password (shared by the JSON API and the pages).
+/// After too many failures for this email or from this IP, it answers 429
+/// `too_many_attempts` without looking at the password, right or wrong.
 pub async fn check_credentials(
     state: &AppState,
     client: &ClientInfo,
     email: &str,
     password: &str,
 ) -> AppResult<UserSummary> {
+    let email_normalized = email.trim().to_lowercase();
+    guessing::PASSWORDS
+        .check(state, &email_normalized, &client.ip)
+        .await?;
     let row: Option<CredentialRow> = sqlx::query_as(
         "SELECT id, name, email, password_hash FROM users WHERE email_normalized = $1",
     )
-    .bind(email.trim().to_lowercase())
+    .bind(&email_normalized)
     .fetch_optional(state.pool())
     .await?;
     let stored = row.as_ref().map(|row| row.password_hash.clone());
@@ -177,6 +184,9 @@ pub async fn check_credentials(
             })
         }
         row => {
+            guessing::PASSWORDS
+                .record_failure(state, &email_normalized, &client.ip)
+                .await?;
             let user_id = row.as_ref().map(|row| row.id.as_str());
             audit::record(
                 state.pool(),
@@ -198,7 +208,7 @@ pub async fn check_credentials(
 
 /// Sign in with email and password; sets the session cookie.
 #[utoipa::path(post, path = "/api/auth/sign-in", tag = "accounts", request_body = SignInRequest,
-    responses((status = 200, body = AccountResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = AccountResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
 async fn sign_in(
     State(state): State<AppState>,
     client: ClientInfo,

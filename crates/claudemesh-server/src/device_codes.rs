@@ -326,7 +326,9 @@ pub async fn lookup(
     typed: &str,
     client: &ClientInfo,
 ) -> AppResult<PendingRequest> {
-    guessing::check(state, user_id, &client.ip).await?;
+    guessing::USER_CODES
+        .check(state, user_id, &client.ip)
+        .await?;
     let found = match UserCode::parse(typed) {
         Ok(code) => {
             sqlx::query_as::<_, PendingRequest>(
@@ -342,7 +344,9 @@ pub async fn lookup(
     match found {
         Some(request) => Ok(request),
         None => {
-            guessing::record_failure(state, user_id, &client.ip).await?;
+            guessing::USER_CODES
+                .record_failure(state, user_id, &client.ip)
+                .await?;
             Err(AppError::new(
                 StatusCode::NOT_FOUND,
                 ErrorCode::UserCodeNotFound,

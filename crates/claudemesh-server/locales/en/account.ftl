@@ -3,6 +3,7 @@ login-title = Sign in
 login-for-cli = Sign in to approve the login from your terminal.
 login-signed-out = You are signed out.
 login-error-credentials = Wrong email or password.
+login-error-too-many = Too many failed sign-ins for this email or from this network. Wait { $minutes } minutes, then try again.
 login-submit = Sign in
 login-no-account = No account yet?
 login-register-link = Create one

@@ -3,6 +3,7 @@ login-title = Iniciar sesión
 login-for-cli = Inicia sesión para aprobar el acceso desde tu terminal.
 login-signed-out = Has cerrado la sesión.
 login-error-credentials = Correo o contraseña incorrectos.
+login-error-too-many = Demasiados intentos fallidos para este correo o desde esta red. Espera { $minutes } minutos y vuelve a intentarlo.
 login-submit = Iniciar sesión
 login-no-account = ¿Aún no tienes cuenta?
 login-register-link = Crea una

@@ -113,10 +113,23 @@ async fn login(
                 .map_err(|err| ctx.fail(err))?;
             Ok(with_cookie(ctx.redirect(&next), &cookie))
         }
-        Err(err) if err.code == ErrorCode::InvalidCredentials => {
+        Err(err)
+            if err.code == ErrorCode::InvalidCredentials
+                || err.code == ErrorCode::TooManyAttempts =>
+        {
+            let (status, error) = if err.code == ErrorCode::TooManyAttempts {
+                let minutes = err.retry_after.unwrap_or(900).div_ceil(60);
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    ctx.t_args("login-error-too-many", &[("minutes", minutes.into())]),
+                )
+            } else {
+                // The same words whether the email exists or not.
+                (StatusCode::UNAUTHORIZED, ctx.t("login-error-credentials"))
+            };
             let csrf = ctx.pre_session_token();
-            Ok(ctx.render(
-                StatusCode::UNAUTHORIZED,
+            let mut response = ctx.render(
+                status,
                 &LoginPage {
                     page: &ctx,
                     csrf,
@@ -124,11 +137,16 @@ async fn login(
                     for_invite: next.starts_with("/i/"),
                     next,
                     email: form.email.trim().to_owned(),
-                    // The same words whether the email exists or not.
-                    error: Some(ctx.t("login-error-credentials")),
+                    error: Some(error),
                     notice: None,
                 },
-            ))
+            );
+            if let Some(seconds) = err.retry_after {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            Ok(response)
         }
         Err(err) => Err(ctx.fail(err).into()),
     }

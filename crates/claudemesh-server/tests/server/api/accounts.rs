@@ -13,6 +13,8 @@ on_both_engines!(
     changing_the_password_needs_the_current_one_and_a_browser,
     signing_out_ends_the_browser_session,
     a_burst_of_sign_ups_and_sign_ins_all_get_through,
+    guessing_one_password_locks_that_email_for_a_while,
+    guessing_from_one_ip_locks_that_ip,
 );
 
 async fn registering_signs_the_browser_in_with_a_safe_cookie(engine: Engine) {
@@ -278,4 +280,72 @@ async fn a_burst_of_sign_ups_and_sign_ins_all_get_through(engine: Engine) {
         let expected = if i % 2 == 0 { 200 } else { 401 };
         assert_eq!(status, expected, "person {i}: {body}");
     }
+}
+
+async fn sign_in(server: &TestServer, email: &str, password: &str) -> reqwest::Response {
+    server
+        .anonymous()
+        .post(server.url("/api/auth/sign-in"))
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn guessing_one_password_locks_that_email_for_a_while(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let alice = server.register("Alice").await;
+    let bob = server.register("Bob").await;
+    for _ in 0..10 {
+        assert_eq!(
+            sign_in(&server, &alice.email, "a guess").await.status(),
+            401
+        );
+    }
+    // Now even the right password is refused, in any case of the email.
+    let locked = sign_in(&server, &alice.email.to_uppercase(), DEFAULT_PASSWORD).await;
+    assert_eq!(locked.status(), 429);
+    assert_eq!(locked.headers()["retry-after"], "900");
+    let body: serde_json::Value = locked.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_attempts");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("wait a few minutes"),
+        "{body}"
+    );
+    // Someone else on the same network is not affected.
+    assert_eq!(
+        sign_in(&server, &bob.email, DEFAULT_PASSWORD)
+            .await
+            .status(),
+        200
+    );
+    // Once the failures age out, Alice is back.
+    server
+        .clock
+        .advance(std::time::Duration::from_secs(15 * 60 + 1));
+    assert_eq!(
+        sign_in(&server, &alice.email, DEFAULT_PASSWORD)
+            .await
+            .status(),
+        200
+    );
+}
+
+async fn guessing_from_one_ip_locks_that_ip(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let alice = server.register("Alice").await;
+    // Spraying one password over many emails: 50 failures from one address.
+    for i in 0..50 {
+        let email = format!("someone{i}@example.com");
+        assert_eq!(sign_in(&server, &email, "Password1").await.status(), 401);
+    }
+    assert_eq!(
+        sign_in(&server, &alice.email, DEFAULT_PASSWORD)
+            .await
+            .status(),
+        429
+    );
 }

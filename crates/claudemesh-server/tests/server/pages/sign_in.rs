@@ -141,6 +141,39 @@ async fn wrong_password_and_unknown_email_read_the_same() {
 }
 
 #[tokio::test]
+async fn too_many_wrong_passwords_say_how_long_to_wait() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (_, email) = Browser::signed_in(&server, "Alice").await;
+    let browser = Browser::new(&server, Some(&server.base_url));
+    let form = browser.get("/login?lang=es").await;
+    let attempt = |password: &'static str| {
+        let (browser, email, csrf) = (&browser, email.clone(), form.csrf());
+        async move {
+            browser
+                .post(
+                    "/login",
+                    &[("email", &email), ("password", password), ("csrf", &csrf)],
+                )
+                .await
+        }
+    };
+    for _ in 0..10 {
+        assert_eq!(attempt("a guess").await.status, 401);
+    }
+    let locked = attempt(DEFAULT_PASSWORD).await;
+    assert_eq!(locked.status, 429);
+    assert_eq!(locked.header("retry-after"), "900");
+    assert!(
+        locked.contains("Demasiados intentos fallidos") && locked.contains("Espera 15 minutos"),
+        "{}",
+        locked.body
+    );
+    // The form is still there, with the email kept, to try again later.
+    assert!(locked.raw_contains(r#"name="password""#));
+    assert!(locked.contains(&email));
+}
+
+#[tokio::test]
 async fn signing_out_ends_the_session() {
     let server = TestServer::start(Engine::Sqlite).await;
     let (alice, _) = Browser::signed_in(&server, "Alice").await;
