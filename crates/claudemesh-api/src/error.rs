@@ -43,6 +43,8 @@ pub enum ErrorCode {
     InviteExpired,
     InviteRevoked,
     InviteUsedUp,
+    /// The change would leave a mesh without an admin.
+    LastAdmin,
     // Server side.
     Internal,
     Unavailable,
@@ -78,6 +80,7 @@ impl ErrorCode {
             Self::InviteExpired => "invite_expired",
             Self::InviteRevoked => "invite_revoked",
             Self::InviteUsedUp => "invite_used_up",
+            Self::LastAdmin => "last_admin",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
             Self::Unknown => "unknown",

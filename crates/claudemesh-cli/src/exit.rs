@@ -131,7 +131,7 @@ impl CliError {
             C::NotFound | C::UserCodeNotFound => {
                 Self::new(Exit::NotFound, server_says("Not found"))
             }
-            C::EmailTaken | C::SlugTaken | C::CodeAlreadyUsed => {
+            C::EmailTaken | C::SlugTaken | C::CodeAlreadyUsed | C::LastAdmin => {
                 Self::new(Exit::Conflict, server_says("Conflict"))
             }
             C::InvalidRequest | C::InvalidUserCode | C::WeakPassword => Self::new(

@@ -31,6 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create_mesh, list_meshes))
         .routes(routes!(get_mesh))
         .routes(routes!(register_key))
+        .routes(routes!(remove_member))
 }
 
 pub fn role_from_db(text: &str) -> MeshRole {
@@ -130,12 +131,15 @@ pub async fn my_meshes(state: &AppState, user_id: &str) -> AppResult<Vec<MeshSum
 }
 
 pub fn require_admin(mesh: &MeshSummary) -> AppResult<()> {
-    if mesh.role == MeshRole::Admin {
+    require_role_admin(mesh.role, &mesh.slug)
+}
+
+fn require_role_admin(role: MeshRole, slug: &str) -> AppResult<()> {
+    if role == MeshRole::Admin {
         Ok(())
     } else {
         Err(AppError::forbidden(format!(
-            "Only admins of `{}` can do that",
-            mesh.slug
+            "Only admins of `{slug}` can do that"
         )))
     }
 }
@@ -357,4 +361,111 @@ async fn register_key(
     let mesh = my_mesh(&state, &caller.user.id, &slug).await?;
     add_key(state.pool(), &mesh.member_id, &public_key, state.now()).await?;
     Ok(Json(OkResponse { ok: true }))
+}
+
+/// Remove a member of a mesh: an admin removing anyone, or a member leaving
+/// (`me` for the caller's own membership). The mesh's only admin cannot go.
+#[utoipa::path(delete, path = "/api/my/meshes/{slug}/members/{member}", tag = "meshes",
+    params(("slug" = String, Path, description = "Mesh slug"),
+           ("member" = String, Path, description = "Member id, or `me`")),
+    responses((status = 200, body = OkResponse), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+async fn remove_member(
+    State(state): State<AppState>,
+    caller: Caller,
+    client: ClientInfo,
+    Path((slug, member)): Path<(String, String)>,
+) -> AppResult<Json<OkResponse>> {
+    let mesh = my_mesh(&state, &caller.user.id, &slug).await?;
+    let member_id = if member == "me" {
+        mesh.member_id.as_str()
+    } else {
+        member.as_str()
+    };
+    remove(&state, &caller, &client, &mesh, member_id).await?;
+    Ok(Json(OkResponse { ok: true }))
+}
+
+/// Ends a membership (shared with the pages). The member's keys stay on
+/// record with it; joining again later makes a new membership.
+pub async fn remove(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    mesh: &MeshSummary,
+    member_id: &str,
+) -> AppResult<()> {
+    let leaving = member_id == mesh.member_id;
+    let now = state.now();
+    let mut tx = state.pool().begin().await?;
+    // Write to the mesh row first: concurrent removals in one mesh then run
+    // one after the other (a row lock on PostgreSQL, the write lock on
+    // SQLite), so two admins removing each other cannot leave it with none,
+    // and what is read below is current.
+    sqlx::query("UPDATE meshes SET name = name WHERE id = $1")
+        .bind(&mesh.id)
+        .execute(&mut *tx)
+        .await?;
+    let live_role = async |tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str| {
+        sqlx::query_as::<_, (String,)>(
+            "SELECT role FROM mesh_members WHERE id = $1 AND mesh_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(id)
+        .bind(&mesh.id)
+        .fetch_optional(&mut **tx)
+        .await
+        .map(|row| row.map(|(role,)| role_from_db(&role)))
+    };
+    // The caller may have been removed, or demoted, since `mesh` was read.
+    match live_role(&mut tx, &mesh.member_id).await? {
+        None => return Err(AppError::not_found("You are not a member of this mesh")),
+        Some(role) if !leaving => require_role_admin(role, &mesh.slug)?,
+        Some(_) => {}
+    }
+    let Some(role) = live_role(&mut tx, member_id).await? else {
+        return Err(AppError::not_found(format!(
+            "`{}` has no member `{member_id}`",
+            mesh.slug
+        )));
+    };
+    if role == MeshRole::Admin {
+        let (admins,): (i64,) = sqlx::query_as(
+            "SELECT COUNT(*) FROM mesh_members \
+             WHERE mesh_id = $1 AND role = 'admin' AND revoked_at IS NULL",
+        )
+        .bind(&mesh.id)
+        .fetch_one(&mut *tx)
+        .await?;
+        if admins <= 1 {
+            let whose = if leaving { "You are" } else { "This member is" };
+            return Err(AppError::new(
+                StatusCode::CONFLICT,
+                ErrorCode::LastAdmin,
+                format!(
+                    "{whose} the only admin of `{}`; invite another admin first (claudemesh invite --role admin)",
+                    mesh.slug
+                ),
+            ));
+        }
+    }
+    sqlx::query("UPDATE mesh_members SET revoked_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(member_id)
+        .execute(&mut *tx)
+        .await?;
+    audit::record(
+        &mut *tx,
+        now,
+        if leaving {
+            "mesh.member.left"
+        } else {
+            "mesh.member.removed"
+        },
+        Some(&caller.user.id),
+        Some(&client.ip),
+        json!({ "mesh_id": mesh.id, "member_id": member_id }),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(())
 }

@@ -18,6 +18,9 @@ on_both_engines!(
     an_emailed_invite_arrives_in_the_inviters_language,
     a_refusing_mail_server_does_not_lose_the_invite,
     without_smtp_mail_lands_in_the_outbox,
+    members_leave_and_admins_remove_them,
+    the_only_admin_cannot_go,
+    two_admins_removing_each_other_leave_one,
 );
 
 /// A random ed25519-sized public key in hex, as the CLI would send.
@@ -571,4 +574,146 @@ async fn without_smtp_mail_lands_in_the_outbox(engine: Engine) {
     assert_eq!(files.len(), 1);
     let text = std::fs::read_to_string(&files[0]).unwrap();
     assert!(text.contains("To: bob@example.com"), "{text}");
+}
+
+async fn remove(server: &TestServer, user: &TestUser, slug: &str, member: &str) -> (u16, Value) {
+    let path = format!("/api/my/meshes/{slug}/members/{member}");
+    send(user.browser.delete(server.url(&path))).await
+}
+
+/// Joins `user` to `slug` through a fresh invite of `role` made by `admin`.
+async fn join(server: &TestServer, admin: &TestUser, user: &TestUser, slug: &str, role: &str) {
+    let (status, created) = invite(server, admin, slug, json!({ "role": role })).await;
+    assert_eq!(status, 201, "{created}");
+    let (status, joined) = accept(server, user, created["code"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{joined}");
+}
+
+/// The member id of `name` in the mesh, as `viewer` sees it.
+async fn member_id(server: &TestServer, viewer: &TestUser, slug: &str, name: &str) -> String {
+    let (_, detail) = detail(server, viewer, slug).await;
+    let members = detail["members"].as_array().unwrap();
+    let member = members.iter().find(|m| m["display_name"] == name);
+    member.expect("a member by that name")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn members_leave_and_admins_remove_them(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let (alice, bob, carol) = (
+        server.register("Alice").await,
+        server.register("Bob").await,
+        server.register("Carol").await,
+    );
+    new_mesh(&server, &alice, "Team").await;
+    join(&server, &alice, &bob, "team", "member").await;
+    join(&server, &alice, &carol, "team", "member").await;
+    let carol_id = member_id(&server, &alice, "team", "Carol").await;
+
+    // A member cannot remove anyone else.
+    let (status, body) = remove(&server, &bob, "team", &carol_id).await;
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
+
+    // Bob leaves: the mesh is gone from his list and closed to him.
+    assert_eq!(remove(&server, &bob, "team", "me").await.0, 200);
+    let (_, list) = send(bob.browser.get(server.url("/api/my/meshes"))).await;
+    assert_eq!(list["meshes"], json!([]));
+    assert_eq!(detail(&server, &bob, "team").await.0, 404);
+    assert_eq!(remove(&server, &bob, "team", "me").await.0, 404);
+
+    // Alice removes Carol; Carol's CLI token no longer reaches the mesh.
+    assert_eq!(remove(&server, &alice, "team", &carol_id).await.0, 200);
+    let carol_token = login(&server, &carol).await;
+    let (status, _) = send(
+        server
+            .anonymous()
+            .get(server.url("/api/my/meshes/team"))
+            .bearer_auth(&carol_token),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, body) = remove(&server, &alice, "team", &carol_id).await;
+    assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
+    let (_, team) = detail(&server, &alice, "team").await;
+    assert_eq!(team["member_count"], 1);
+
+    // Someone who left can be invited back.
+    join(&server, &alice, &bob, "team", "member").await;
+    assert_eq!(detail(&server, &alice, "team").await.1["member_count"], 2);
+
+    let events: Vec<String> = server
+        .audit_events()
+        .await
+        .into_iter()
+        .map(|(event, _, _)| event)
+        .collect();
+    for event in ["mesh.member.left", "mesh.member.removed"] {
+        assert!(events.iter().any(|e| e == event), "{event} in {events:?}");
+    }
+}
+
+async fn the_only_admin_cannot_go(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let (alice, bob) = (server.register("Alice").await, server.register("Bob").await);
+    new_mesh(&server, &alice, "Team").await;
+    join(&server, &alice, &bob, "team", "member").await;
+    let alice_id = member_id(&server, &alice, "team", "Alice").await;
+    for member in ["me", alice_id.as_str()] {
+        let (status, body) = remove(&server, &alice, "team", member).await;
+        assert_eq!((status, body["error"].as_str()), (409, Some("last_admin")));
+        assert!(
+            body["message"].as_str().unwrap().contains("--role admin"),
+            "says what to do: {body}"
+        );
+    }
+    // With a second admin, the first may leave.
+    let carol = server.register("Carol").await;
+    join(&server, &alice, &carol, "team", "admin").await;
+    assert_eq!(remove(&server, &alice, "team", "me").await.0, 200);
+    let (_, team) = detail(&server, &carol, "team").await;
+    let mut roles: Vec<_> = team["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["display_name"].clone(), m["role"].clone()))
+        .collect();
+    roles.sort_by_key(|(name, _)| name.to_string());
+    assert_eq!(
+        roles,
+        [
+            (json!("Bob"), json!("member")),
+            (json!("Carol"), json!("admin"))
+        ]
+    );
+}
+
+async fn two_admins_removing_each_other_leave_one(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let (alice, dave) = (
+        server.register("Alice").await,
+        server.register("Dave").await,
+    );
+    new_mesh(&server, &alice, "Team").await;
+    join(&server, &alice, &dave, "team", "admin").await;
+    let alice_id = member_id(&server, &alice, "team", "Alice").await;
+    let dave_id = member_id(&server, &alice, "team", "Dave").await;
+    let (first, second) = tokio::join!(
+        remove(&server, &alice, "team", &dave_id),
+        remove(&server, &dave, "team", &alice_id),
+    );
+    // One wins; the other finds itself removed (404) or the winner the
+    // last admin (409), depending on which reached the database first.
+    let mut statuses = [first.0, second.0];
+    statuses.sort_unstable();
+    assert!(
+        statuses == [200, 404] || statuses == [200, 409],
+        "{first:?} {second:?}"
+    );
+    let survivor = if first.0 == 200 { &alice } else { &dave };
+    let (_, team) = detail(&server, survivor, "team").await;
+    let members = team["members"].as_array().unwrap();
+    assert_eq!(members.len(), 1);
+    assert_eq!(members[0]["role"], "admin");
 }
