@@ -144,15 +144,23 @@ impl Api {
             .map(|token| format!("Bearer {}", token.expose()))
     }
 
-    fn get(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>, ApiError> {
-        let mut request = self
-            .agent
-            .get(self.url(path))
-            .header("accept", "application/json");
-        if let Some(bearer) = self.bearer() {
-            request = request.header("authorization", bearer);
+    /// Asks for JSON, with the bearer token when there is one.
+    fn prepare<B>(&self, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        let request = request.header("accept", "application/json");
+        match self.bearer() {
+            Some(bearer) => request.header("authorization", bearer),
+            None => request,
         }
-        request
+    }
+
+    fn get(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>, ApiError> {
+        self.prepare(self.agent.get(self.url(path)))
+            .call()
+            .map_err(|err| ApiError::Transport(transport_detail(&err)))
+    }
+
+    fn delete(&self, path: &str) -> Result<ureq::http::Response<ureq::Body>, ApiError> {
+        self.prepare(self.agent.delete(self.url(path)))
             .call()
             .map_err(|err| ApiError::Transport(transport_detail(&err)))
     }
@@ -162,14 +170,7 @@ impl Api {
         path: &str,
         body: &B,
     ) -> Result<ureq::http::Response<ureq::Body>, ApiError> {
-        let mut request = self
-            .agent
-            .post(self.url(path))
-            .header("accept", "application/json");
-        if let Some(bearer) = self.bearer() {
-            request = request.header("authorization", bearer);
-        }
-        request
+        self.prepare(self.agent.post(self.url(path)))
             .send_json(body)
             .map_err(|err| ApiError::Transport(transport_detail(&err)))
     }
@@ -244,6 +245,11 @@ impl Api {
             public_key: public_key.to_owned(),
         };
         decode(self.post(&format!("/api/my/meshes/{slug}/keys"), &body)?)
+    }
+
+    /// `DELETE /api/my/meshes/{slug}/members/me`: leave a mesh.
+    pub fn leave_mesh(&self, slug: &Slug) -> Result<OkResponse, ApiError> {
+        decode(self.delete(&format!("/api/my/meshes/{slug}/members/me"))?)
     }
 
     /// `POST /api/my/meshes/{slug}/invites` (admins only).

@@ -57,6 +57,7 @@ pub enum Command {
     Sync(SyncArgs),
     Invite(InviteArgs),
     Join(JoinArgs),
+    Leave(LeaveArgs),
     Completions(CompletionsArgs),
 }
 
@@ -281,6 +282,29 @@ pub struct JoinArgs {
     pub display_name: Option<String>,
 }
 
+/// Leave a mesh, on the server and on this machine
+///
+/// Ends your membership of the mesh and deletes its record and this
+/// machine's key from ~/.claudemesh/config.json. Coming back takes a new
+/// invite. The mesh's only admin cannot leave: invite another admin first.
+/// Asks for confirmation in a terminal; --yes skips it, and is required when
+/// there is no terminal to ask in.
+///
+/// Examples:
+///   claudemesh leave platform-team
+///   claudemesh leave platform-team --yes
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct LeaveArgs {
+    /// The mesh's slug (see `claudemesh list`)
+    #[arg(value_name = "SLUG")]
+    pub mesh: String,
+
+    /// Leave without asking
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+}
+
 /// Print a shell completion script
 ///
 /// Examples:
@@ -378,6 +402,7 @@ mod tests {
             vec!["claudemesh", "invite", "--max-uses", "0"],
             vec!["claudemesh", "invite", "--role", "owner"],
             vec!["claudemesh", "join"],
+            vec!["claudemesh", "leave"],
         ] {
             assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?}");
         }

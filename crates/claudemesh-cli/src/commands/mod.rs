@@ -4,6 +4,7 @@ mod completions;
 mod create;
 mod invite;
 mod join;
+mod leave;
 mod list;
 mod login;
 mod logout;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
         Some(Command::Sync(args)) => sync::run(&args, ctx),
         Some(Command::Invite(args)) => invite::run(&args, ctx),
         Some(Command::Join(args)) => join::run(&args, ctx),
+        Some(Command::Leave(args)) => leave::run(&args, ctx),
         Some(Command::Completions(args)) => completions::run(&args),
         // The launch wizard (spec flow 5) will live here; until then, help.
         None => {

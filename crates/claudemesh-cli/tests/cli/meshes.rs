@@ -136,16 +136,45 @@ async fn invite_link<const N: usize>(cli: &Cli, args: [&str; N]) -> String {
     link.to_owned()
 }
 
-/// Ends a membership on the server, as an admin removing someone (or the
-/// member leaving) would; there is no API for it yet.
-async fn end_membership(server: &TestServer, member_id: &str) {
-    let done = sqlx::query("UPDATE mesh_members SET revoked_at = $1 WHERE id = $2")
-        .bind(server.state().now())
-        .bind(member_id)
-        .execute(server.state().pool())
+/// An admin removes a member over the API, as the mesh page does.
+async fn remove_member(server: &TestServer, admin: &TestUser, slug: &str, member_id: &str) {
+    let path = format!("/api/my/meshes/{slug}/members/{member_id}");
+    let response = admin
+        .browser
+        .delete(server.url(&path))
+        .send()
         .await
-        .expect("end the membership");
-    assert_eq!(done.rows_affected(), 1);
+        .expect("remove the member");
+    assert_eq!(response.status(), 200);
+}
+
+/// Alice's mesh `dev` with Bob as a member, each on a machine of their own.
+/// Bind every field when taking it apart: one left to `..` is dropped at
+/// once (the server with it).
+struct DevMesh {
+    server: TestServer,
+    alice: TestUser,
+    bob: TestUser,
+    alices: Cli,
+    bobs: Cli,
+}
+
+async fn alice_and_bob_in_dev() -> DevMesh {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let bob = server.register("Bob").await;
+    let alices = machine(&server, &alice).await;
+    let bobs = machine(&server, &bob).await;
+    alices.cmd(["create", "Dev"]).run().await.expect_code(0);
+    let link = invite_link(&alices, ["invite"]).await;
+    bobs.cmd(["join", &link]).run().await.expect_code(0);
+    DevMesh {
+        server,
+        alice,
+        bob,
+        alices,
+        bobs,
+    }
 }
 
 fn lines(text: &str) -> Vec<&str> {
@@ -505,14 +534,13 @@ async fn invite_without_mesh_needs_exactly_one_mesh_joined_here() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_admins_can_invite() {
-    let server = server(Engine::Sqlite).await;
-    let alice = server.register("Alice").await;
-    let bob = server.register("Bob").await;
-    let alices = machine(&server, &alice).await;
-    let bobs = machine(&server, &bob).await;
-    alices.cmd(["create", "Dev"]).run().await.expect_code(0);
-    let link = invite_link(&alices, ["invite"]).await;
-    bobs.cmd(["join", &link]).run().await.expect_code(0);
+    let DevMesh {
+        server: _server,
+        alice: _alice,
+        bob: _bob,
+        alices: _alices,
+        bobs,
+    } = alice_and_bob_in_dev().await;
 
     let out = bobs.cmd(["invite"]).run().await.expect_code(7);
     assert_eq!(out.stderr, "✘ Only admins of `dev` can do that\n");
@@ -766,7 +794,7 @@ async fn a_mesh_the_account_left_is_flagged_not_deleted() {
         .as_str()
         .expect("member id")
         .to_owned();
-    end_membership(&server, &member_id).await;
+    remove_member(&server, &alice, "old-mesh", &member_id).await;
 
     let out = bobs.cmd(["sync"]).run().await.expect_code(0);
     assert_eq!(
@@ -833,16 +861,21 @@ async fn a_mesh_the_account_left_is_flagged_not_deleted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn joining_again_after_leaving_registers_a_key_for_the_new_membership() {
-    let server = server(Engine::Sqlite).await;
-    let alice = server.register("Alice").await;
-    let bob = server.register("Bob").await;
-    let alices = machine(&server, &alice).await;
-    let bobs = machine(&server, &bob).await;
-    alices.cmd(["create", "Dev"]).run().await.expect_code(0);
-    let link = invite_link(&alices, ["invite"]).await;
-    bobs.cmd(["join", &link]).run().await.expect_code(0);
+    let DevMesh {
+        server,
+        alice,
+        bob,
+        alices,
+        bobs,
+    } = alice_and_bob_in_dev().await;
     let old = bobs.local_mesh(&server, "dev");
-    end_membership(&server, old["member_id"].as_str().expect("member id")).await;
+    remove_member(
+        &server,
+        &alice,
+        "dev",
+        old["member_id"].as_str().expect("member id"),
+    )
+    .await;
 
     // The old record is no membership any more: this is a real join.
     let link = invite_link(&alices, ["invite"]).await;
@@ -865,6 +898,71 @@ async fn joining_again_after_leaving_registers_a_key_for_the_new_membership() {
         .await
         .expect_code(0)
         .stderr_has("✔ Everything in sync (1 mesh: dev)\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leave_ends_the_membership_and_deletes_the_key_here() {
+    let DevMesh {
+        server,
+        alice,
+        bob: _bob,
+        alices,
+        bobs,
+    } = alice_and_bob_in_dev().await;
+
+    // No terminal to ask in: refused without --yes, nothing changes.
+    bobs.cmd(["leave", "dev"])
+        .run()
+        .await
+        .expect_code(3)
+        .stderr_has("Leaving dev needs a confirmation")
+        .stderr_has("claudemesh leave dev --yes");
+    assert_eq!(member_count(&alice, "dev").await, 2);
+
+    let out = bobs
+        .cmd(["leave", "dev", "--yes", "--json"])
+        .run()
+        .await
+        .expect_code(0);
+    out.stderr_has("✔ Left mesh dev\n")
+        .stderr_has("Removed it from this machine, with its key.\n");
+    let report: Value = serde_json::from_str(&out.stdout).expect("JSON on stdout");
+    assert_eq!(
+        report,
+        serde_json::json!({ "mesh": "dev", "left_on_server": true, "removed_here": true })
+    );
+    assert!(bobs.local_meshes(&server).is_empty());
+    assert_eq!(member_count(&alice, "dev").await, 1);
+    bobs.cmd(["leave", "dev", "--yes"])
+        .run()
+        .await
+        .expect_code(5)
+        .stderr_has("You have no mesh called `dev`");
+
+    // The only admin cannot leave; the record stays.
+    alices
+        .cmd(["leave", "dev", "--yes"])
+        .run()
+        .await
+        .expect_code(6)
+        .stderr_has("the only admin of `dev`");
+    assert_eq!(alices.local_meshes(&server).len(), 1);
+
+    // Removed by an admin meanwhile: leave still cleans this machine up.
+    let link = invite_link(&alices, ["invite"]).await;
+    bobs.cmd(["join", &link]).run().await.expect_code(0);
+    let member_id = bobs.local_mesh(&server, "dev")["member_id"]
+        .as_str()
+        .expect("member id")
+        .to_owned();
+    remove_member(&server, &alice, "dev", &member_id).await;
+    bobs.cmd(["leave", "dev", "-y"])
+        .run()
+        .await
+        .expect_code(0)
+        .stderr_has("You were no longer a member of dev on the server")
+        .stderr_has("Removed it from this machine, with its key.");
+    assert!(bobs.local_meshes(&server).is_empty());
 }
 
 fn slug_of(name: &str) -> String {
