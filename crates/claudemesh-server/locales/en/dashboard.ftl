@@ -55,3 +55,4 @@ revoke-confirm = Revoke
 revoke-back = Back to CLI tokens
 revoke-gone-title = Nothing to revoke
 revoke-gone-body = This token or session no longer exists: it was already revoked or has expired.
+dashboard-left-notice = You left the mesh. Run claudemesh sync --prune on your machines to delete its keys.

@@ -55,3 +55,4 @@ revoke-confirm = Revocar
 revoke-back = Volver a los tokens de la CLI
 revoke-gone-title = Nada que revocar
 revoke-gone-body = Este token o sesión ya no existe: ya fue revocado o ha caducado.
+dashboard-left-notice = Saliste del mesh. Ejecuta claudemesh sync --prune en tus máquinas para borrar sus claves.

@@ -2,7 +2,7 @@
 
 mail-invite-subject = { $inviter } te invitó a { $mesh } en claudemesh
 mail-invite-body =
-    { $inviter } te invitó a unirte a la malla «{ $mesh }» en claudemesh.
+    { $inviter } te invitó a unirte al mesh «{ $mesh }» en claudemesh.
 
     Acepta en tu navegador:
     { $url }

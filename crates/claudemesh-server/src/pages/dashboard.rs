@@ -40,6 +40,7 @@ struct DashboardPage<'a> {
     email: String,
     meshes: Vec<MeshRow>,
     tokens_summary: String,
+    notice: Option<String>,
 }
 
 /// One of the account's meshes as a row of the table.
@@ -90,6 +91,7 @@ async fn dashboard(ctx: Ctx) -> PageResult {
             email: user.user.email,
             meshes,
             tokens_summary,
+            notice: (ctx.param("notice") == Some("left")).then(|| ctx.t("dashboard-left-notice")),
         },
     ))
 }

@@ -1,13 +1,14 @@
 //! `/dashboard/meshes/{slug}`: one mesh of the account — its name, slug and
 //! the caller's role, its members, and for admins its invites: a form to
 //! create one (showing the new link and whether the email went) and revoking
-//! through a confirmation step, like the tokens page.
+//! through a confirmation step, like the tokens page. Admins remove members,
+//! and anyone leaves, through the same kind of confirmation step.
 //!
 //! Everything goes through the functions the JSON API uses ([`meshes`],
 //! [`invites`]), so the rules are the same: a mesh the caller is not in
 //! answers exactly like one that does not exist (the same 404 page), and
-//! only admins see or change invites (any invite POST from a member is
-//! refused with 403).
+//! only admins see or change invites or remove others (any such POST from a
+//! member is refused with 403).
 
 use super::dashboard::RevokePage;
 use super::{Ctx, Message, PageError, PageResult, api_caller, format_rfc3339, format_time};
@@ -23,6 +24,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
+use claudemesh_api::ErrorCode;
 use claudemesh_api::wire::{CreateInviteRequest, InviteStatus, MeshRole, MeshSummary};
 use serde::Deserialize;
 
@@ -37,6 +39,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/dashboard/meshes/{slug}/invites/revoke",
             get(revoke_page).post(revoke),
+        )
+        .route(
+            "/dashboard/meshes/{slug}/members/remove",
+            get(remove_member_page).post(remove_member),
         )
 }
 
@@ -102,6 +108,40 @@ fn slug_of(ctx: &Ctx, slug: Result<Path<String>, PathRejection>) -> Result<Strin
         .map_err(|_| no_such_mesh(ctx).into())
 }
 
+/// A form posted on a mesh page carries its CSRF token in `csrf`.
+trait MeshForm {
+    fn csrf(&self) -> &str;
+}
+
+impl MeshForm for CreateInviteForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+impl MeshForm for RevokeForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+/// What every form POST on a mesh page checks first: the slug, a signed-in
+/// user (else sign in and come back to the mesh), a readable form, and its
+/// origin or CSRF token.
+fn posted_form<F: MeshForm>(
+    ctx: &Ctx,
+    slug: Result<Path<String>, PathRejection>,
+    form: Result<Form<F>, FormRejection>,
+) -> Result<(String, BrowserCaller, F), PageError> {
+    let slug = slug_of(ctx, slug)?;
+    let user = ctx.require_user_then(&mesh_path(&slug))?;
+    let Ok(Form(form)) = form else {
+        return Err(ctx.bad_form().into());
+    };
+    ctx.check_form(&user, form.csrf())?;
+    Ok((slug, user, form))
+}
+
 /// The caller's membership of the mesh, or the 404 page.
 async fn load_mesh(ctx: &Ctx, user: &BrowserCaller, slug: &str) -> Result<MeshSummary, PageError> {
     match meshes::my_mesh(ctx.state(), &user.user.id, slug).await {
@@ -131,6 +171,9 @@ struct MemberRow {
     joined: String,
     machines: usize,
     you: bool,
+    /// "Leave" on your own row, "Remove" on others' for admins: its link
+    /// (a confirmation page) and label.
+    remove: Option<(String, String)>,
 }
 
 /// An invite as a row of the table.
@@ -217,19 +260,36 @@ async fn render_mesh(
     form: InviteForm,
 ) -> PageResult {
     let state = ctx.state();
-    let members: Vec<MemberRow> = meshes::members(state, &mesh.id, &user.user.id)
+    let is_admin = mesh.role == MeshRole::Admin;
+    let members = meshes::members(state, &mesh.id, &user.user.id)
         .await
-        .map_err(|err| ctx.fail(err))?
+        .map_err(|err| ctx.fail(err))?;
+    let admins = members.iter().filter(|m| m.role == MeshRole::Admin).count();
+    let members: Vec<MemberRow> = members
         .into_iter()
-        .map(|member| MemberRow {
-            role: role_label(ctx, member.role),
-            joined: format_rfc3339(&member.joined_at),
-            machines: member.public_keys.len(),
-            you: member.you,
-            name: member.display_name,
+        .map(|member| {
+            // The only admin has no Leave: the mesh would have nobody to run it.
+            let label = match (member.you, is_admin) {
+                (true, _) if member.role == MeshRole::Admin && admins == 1 => None,
+                (true, _) => Some(ctx.t("member-leave")),
+                (false, true) => Some(ctx.t("member-remove")),
+                (false, false) => None,
+            };
+            let url = format!(
+                "{}/members/remove?id={}",
+                mesh_path(&mesh.slug),
+                super::percent_encode(&member.id)
+            );
+            MemberRow {
+                role: role_label(ctx, member.role),
+                joined: format_rfc3339(&member.joined_at),
+                machines: member.public_keys.len(),
+                you: member.you,
+                name: member.display_name,
+                remove: label.map(|label| (url, label)),
+            }
         })
         .collect();
-    let is_admin = mesh.role == MeshRole::Admin;
     let invites = if is_admin {
         let now = state.now();
         invites::list(state, &mesh.id)
@@ -244,6 +304,7 @@ async fn render_mesh(
     };
     let notice = match ctx.param("notice") {
         Some("revoked") => Some(ctx.t("invite-revoked-notice")),
+        Some("member-removed") => Some(ctx.t("member-removed-notice")),
         _ => None,
     };
     let role_options = [MeshRole::Member, MeshRole::Admin]
@@ -342,12 +403,7 @@ async fn create_invite(
     slug: Result<Path<String>, PathRejection>,
     form: Result<Form<CreateInviteForm>, FormRejection>,
 ) -> PageResult {
-    let slug = slug_of(&ctx, slug)?;
-    let user = ctx.require_user_then(&mesh_path(&slug))?;
-    let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form().into());
-    };
-    ctx.check_form(&user, &form.csrf)?;
+    let (slug, user, form) = posted_form(&ctx, slug, form)?;
     let mesh = load_admin_mesh(&ctx, &user, &slug).await?;
 
     let mut errors = Vec::new();
@@ -531,17 +587,111 @@ async fn revoke(
     slug: Result<Path<String>, PathRejection>,
     form: Result<Form<RevokeForm>, FormRejection>,
 ) -> PageResult {
-    let slug = slug_of(&ctx, slug)?;
-    let user = ctx.require_user_then(&mesh_path(&slug))?;
-    let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form().into());
-    };
-    ctx.check_form(&user, &form.csrf)?;
+    let (slug, user, form) = posted_form(&ctx, slug, form)?;
     let mesh = load_admin_mesh(&ctx, &user, &slug).await?;
     let caller = api_caller(&user);
     match invites::revoke(ctx.state(), &caller, &client, &mesh.slug, &form.id).await {
         Ok(()) => Ok(ctx.redirect(&format!("{}?notice=revoked", mesh_path(&mesh.slug)))),
         Err(err) if err.status == StatusCode::NOT_FOUND => Err(invite_gone(&ctx, &mesh).into()),
+        Err(err) if err.status == StatusCode::FORBIDDEN => Err(not_admin(&ctx, &mesh).into()),
+        Err(err) => Err(ctx.fail(err).into()),
+    }
+}
+
+/// A member who cannot be removed: gone already, or never in this mesh.
+fn member_gone(ctx: &Ctx, mesh: &MeshSummary) -> Response {
+    ctx.message(
+        StatusCode::NOT_FOUND,
+        Message::new("warn", "?", ctx.t("member-gone-title"))
+            .paragraph(ctx.t("member-gone-body"))
+            .action(&mesh_path(&mesh.slug), ctx.t("mesh-back"), true),
+    )
+}
+
+/// The mesh's only admin asked to go.
+fn last_admin(ctx: &Ctx, mesh: &MeshSummary) -> Response {
+    ctx.message(
+        StatusCode::CONFLICT,
+        Message::new("warn", "!", ctx.t("member-last-admin-title"))
+            .paragraph(ctx.t_args(
+                "member-last-admin-body",
+                &[("mesh", mesh.name.clone().into())],
+            ))
+            .action(&mesh_path(&mesh.slug), ctx.t("mesh-back"), true),
+    )
+}
+
+/// Asks before removing a member, or leaving (a GET never removes).
+async fn remove_member_page(ctx: Ctx, slug: Result<Path<String>, PathRejection>) -> PageResult {
+    let user = ctx.require_user()?;
+    let slug = slug_of(&ctx, slug)?;
+    let mesh = load_mesh(&ctx, &user, &slug).await?;
+    let id = ctx.param("id").unwrap_or_default();
+    let leaving = id == mesh.member_id;
+    if !leaving && meshes::require_admin(&mesh).is_err() {
+        return Err(not_admin(&ctx, &mesh).into());
+    }
+    let member = meshes::members(ctx.state(), &mesh.id, &user.user.id)
+        .await
+        .map_err(|err| ctx.fail(err))?
+        .into_iter()
+        .find(|member| member.id == id)
+        .ok_or_else(|| member_gone(&ctx, &mesh))?;
+    let mesh_name = || mesh.name.clone().into();
+    let (title, body, confirm) = if leaving {
+        (
+            ctx.t_args("member-leave-title", &[("mesh", mesh_name())]),
+            ctx.t_args("member-leave-body", &[("mesh", mesh_name())]),
+            ctx.t("member-leave-confirm"),
+        )
+    } else {
+        (
+            ctx.t_args(
+                "member-remove-title",
+                &[
+                    ("name", member.display_name.clone().into()),
+                    ("mesh", mesh_name()),
+                ],
+            ),
+            ctx.t_args("member-remove-body", &[("mesh", mesh_name())]),
+            ctx.t("member-remove-confirm"),
+        )
+    };
+    Ok(ctx.render(
+        StatusCode::OK,
+        &RevokePage {
+            page: &ctx,
+            action: format!("{}/members/remove", mesh_path(&mesh.slug)),
+            back: mesh_path(&mesh.slug),
+            hidden: vec![("id", member.id)],
+            title,
+            label: format!(
+                "{} · {}",
+                member.display_name,
+                role_label(&ctx, member.role)
+            ),
+            body,
+            confirm,
+        },
+    ))
+}
+
+/// Removes a member (admins), or the caller (anyone): then back to the mesh,
+/// or to the dashboard for someone who just left it.
+async fn remove_member(
+    ctx: Ctx,
+    client: ClientInfo,
+    slug: Result<Path<String>, PathRejection>,
+    form: Result<Form<RevokeForm>, FormRejection>,
+) -> PageResult {
+    let (slug, user, form) = posted_form(&ctx, slug, form)?;
+    let mesh = load_mesh(&ctx, &user, &slug).await?;
+    let caller = api_caller(&user);
+    match meshes::remove(ctx.state(), &caller, &client, &mesh, &form.id).await {
+        Ok(()) if form.id == mesh.member_id => Ok(ctx.redirect("/dashboard?notice=left")),
+        Ok(()) => Ok(ctx.redirect(&format!("{}?notice=member-removed", mesh_path(&mesh.slug)))),
+        Err(err) if err.code == ErrorCode::LastAdmin => Err(last_admin(&ctx, &mesh).into()),
+        Err(err) if err.status == StatusCode::NOT_FOUND => Err(member_gone(&ctx, &mesh).into()),
         Err(err) if err.status == StatusCode::FORBIDDEN => Err(not_admin(&ctx, &mesh).into()),
         Err(err) => Err(ctx.fail(err).into()),
     }

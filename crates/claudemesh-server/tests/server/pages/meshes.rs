@@ -5,6 +5,7 @@ use super::browser::*;
 on_both_engines!(
     mesh_pages_check_membership_and_role,
     each_state_of_an_invite_has_its_own_page,
+    members_are_removed_and_leave_after_a_confirmation,
 );
 
 #[tokio::test]
@@ -186,7 +187,7 @@ async fn mesh_pages_check_membership_and_role(engine: Engine) {
         )
         .await;
     assert_eq!(refused.status, 403);
-    assert_eq!(refused.title(), "Only admins can manage invites");
+    assert_eq!(refused.title(), "Only admins can do this");
     let live = alice.api_invite(&slug, json!({ "max_uses": 3 })).await;
     let live_id = live["id"].as_str().unwrap();
     let confirm = bob
@@ -829,10 +830,122 @@ async fn the_mesh_and_invite_pages_read_in_spanish() {
     assert_eq!(refused.status, 403);
     assert_eq!(
         refused.title(),
-        "Solo los administradores gestionan las invitaciones"
+        "Solo los administradores pueden hacer esto"
     );
     assert_eq!(
         bob.get("/dashboard/meshes/nope").await.title(),
         "Mesh no encontrado"
     );
+}
+
+/// The member id of `name`, from the JSON API as `viewer` sees the mesh.
+async fn member_id(viewer: &Browser, slug: &str, name: &str) -> String {
+    let (status, detail) = viewer.api_mesh(slug).await;
+    assert_eq!(status, 200, "{detail}");
+    let members = detail["members"].as_array().unwrap();
+    let member = members.iter().find(|m| m["display_name"] == name);
+    member.expect("a member by that name")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// The `<tr>` of the members table that names `name`.
+fn member_row(page: &Page, name: &str) -> Option<String> {
+    let at = page.body.find(&format!("<strong>{name}</strong>"))?;
+    let start = page.body[..at].rfind("<tr").unwrap();
+    let end = at + page.body[at..].find("</tr>").unwrap();
+    Some(page.body[start..end].to_owned())
+}
+
+async fn members_are_removed_and_leave_after_a_confirmation(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let (bob, _) = Browser::signed_in(&server, "Bob").await;
+    let (carol, _) = Browser::signed_in(&server, "Carol").await;
+    let slug = alice.create_mesh("Team").await;
+    let path = format!("/dashboard/meshes/{slug}");
+    for person in [&bob, &carol] {
+        let invite = alice.api_invite(&slug, json!({})).await;
+        let joined = person
+            .accept_on_page(invite["code"].as_str().unwrap())
+            .await;
+        assert_eq!(joined.status, 303);
+    }
+    let carol_id = member_id(&alice, &slug, "Carol").await;
+    let bob_id = member_id(&alice, &slug, "Bob").await;
+    let alice_id = member_id(&alice, &slug, "Alice").await;
+
+    // The admin may remove others; as the only admin, she has no Leave.
+    let page = alice.get(&path).await;
+    for name in ["Bob", "Carol"] {
+        let row = member_row(&page, name).unwrap();
+        assert!(row.contains(">Remove</a>"), "{row}");
+    }
+    assert!(!member_row(&page, "Alice").unwrap().contains("</a>"));
+    // A member may only leave.
+    let page = bob.get(&path).await;
+    assert!(member_row(&page, "Bob").unwrap().contains(">Leave</a>"));
+    assert!(!member_row(&page, "Carol").unwrap().contains("</a>"));
+    let refused = bob
+        .get(&format!("{path}/members/remove?id={carol_id}"))
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.title(), "Only admins can do this");
+
+    // Asking never removes; confirming does.
+    let ask = alice
+        .get(&format!("{path}/members/remove?id={carol_id}"))
+        .await;
+    assert_eq!(ask.status, 200);
+    assert_eq!(ask.title(), "Remove Carol from Team?");
+    assert!(ask.contains("Carol · Member"));
+    assert!(member_row(&alice.get(&path).await, "Carol").is_some());
+    let removed = alice
+        .post(
+            &format!("{path}/members/remove"),
+            &[("id", &carol_id), ("csrf", &ask.csrf())],
+        )
+        .await;
+    assert_eq!(removed.status, 303);
+    assert_eq!(removed.location(), format!("{path}?notice=member-removed"));
+    let after = alice.get(removed.location()).await;
+    assert!(after.contains("Member removed."));
+    assert!(member_row(&after, "Carol").is_none());
+    assert_eq!(carol.get(&path).await.status, 404, "Carol is out");
+    let again = alice
+        .post(
+            &format!("{path}/members/remove"),
+            &[("id", &carol_id), ("csrf", &ask.csrf())],
+        )
+        .await;
+    assert_eq!(again.status, 404);
+    assert_eq!(again.title(), "Nobody to remove");
+
+    // The only admin cannot leave, even by posting the form herself.
+    let stuck = alice
+        .post(
+            &format!("{path}/members/remove"),
+            &[("id", &alice_id), ("csrf", &ask.csrf())],
+        )
+        .await;
+    assert_eq!(stuck.status, 409);
+    assert_eq!(stuck.title(), "You are the only admin");
+
+    // Bob leaves, and lands on his dashboard without the mesh.
+    let ask = bob.get(&format!("{path}/members/remove?id={bob_id}")).await;
+    assert_eq!(ask.title(), "Leave Team?");
+    let left = bob
+        .post(
+            &format!("{path}/members/remove"),
+            &[("id", &bob_id), ("csrf", &ask.csrf())],
+        )
+        .await;
+    assert_eq!(left.location(), "/dashboard?notice=left");
+    let dashboard = bob.get(left.location()).await;
+    assert!(dashboard.contains("You left the mesh."));
+    assert!(!dashboard.contains("Team"));
+    assert_eq!(member_id(&alice, &slug, "Alice").await, alice_id);
+    let (_, detail) = alice.api_mesh(&slug).await;
+    assert_eq!(detail["member_count"], 1);
 }
