@@ -137,10 +137,10 @@ pub fn router(state: AppState) -> Router {
     )
     .route("/healthz", get(|| async { "ok" }))
     .merge(crate::pages::routes())
-    // Unknown paths: the JSON 404 under /api and /oauth, an HTML page
-    // (with the pages' security headers) everywhere else.
+    // Unknown paths and wrong methods: JSON under /api and /oauth, an HTML
+    // page (with the pages' security headers) everywhere else.
     .fallback(crate::pages::fallback)
-    .method_not_allowed_fallback(http::method_not_allowed)
+    .method_not_allowed_fallback(crate::pages::method_not_allowed)
     .layer(middleware::from_fn(http::log_requests))
     .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
     .with_state(state)

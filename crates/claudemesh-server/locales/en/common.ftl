@@ -39,3 +39,5 @@ error-body-request = The server could not understand this request. Go back and t
 not-found-title = Page not found
 not-found-body = There is nothing at this address. Check the link, or start again from the home page.
 not-found-home = Go to claudemesh
+method-not-allowed-title = This page cannot be used that way
+method-not-allowed-body = The address is right, but your browser asked for it in a way it does not answer. Go back and try again, or start from the home page.

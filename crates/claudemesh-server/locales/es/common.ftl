@@ -39,3 +39,5 @@ error-body-request = El servidor no entendió esta solicitud. Vuelve atrás e in
 not-found-title = Página no encontrada
 not-found-body = No hay nada en esta dirección. Comprueba el enlace o empieza de nuevo desde la página de inicio.
 not-found-home = Ir a claudemesh
+method-not-allowed-title = Esta página no se puede usar así
+method-not-allowed-body = La dirección es correcta, pero tu navegador la pidió de una forma que no admite. Vuelve atrás e inténtalo de nuevo, o empieza desde la página de inicio.

@@ -101,6 +101,29 @@ pub async fn fallback(State(state): State<AppState>, request: Request) -> Respon
     response
 }
 
+/// For a known path asked with a method it does not take (a `PUT /login`):
+/// the API's JSON 405 under `/api` and `/oauth`, an HTML page elsewhere.
+pub async fn method_not_allowed(State(state): State<AppState>, request: Request) -> Response {
+    if is_api_path(request.uri().path()) {
+        return crate::http::method_not_allowed().await.into_response();
+    }
+    let (mut parts, _body) = request.into_parts();
+    let Ok(ctx) = Ctx::from_request_parts(&mut parts, &state).await;
+    let home = if ctx.user.is_some() {
+        "/dashboard"
+    } else {
+        "/"
+    };
+    let mut response = ctx.message(
+        StatusCode::METHOD_NOT_ALLOWED,
+        Message::new("warn", "?", ctx.t("method-not-allowed-title"))
+            .paragraph(ctx.t("method-not-allowed-body"))
+            .action(home, ctx.t("not-found-home"), true),
+    );
+    add_security_headers(&mut response);
+    response
+}
+
 /// The page for a path that leads nowhere.
 pub fn not_found_page(ctx: &Ctx) -> Response {
     let home = if ctx.user.is_some() {

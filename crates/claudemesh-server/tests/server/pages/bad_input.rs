@@ -106,6 +106,41 @@ async fn unknown_pages_are_html_and_unknown_api_paths_json() {
 }
 
 #[tokio::test]
+async fn a_wrong_method_gets_a_page_on_pages_and_json_on_the_api() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let client = reqwest::Client::new();
+    for path in ["/login", "/dashboard", "/cli-auth"] {
+        let response = client.put(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 405, "{path}");
+        let allow = response
+            .headers()
+            .get(header::ALLOW)
+            .map(|v| v.to_str().unwrap().to_owned());
+        assert!(
+            allow.is_some_and(|allow| allow.contains("GET")),
+            "{path}: an Allow header"
+        );
+        let page = Browser::read(response).await;
+        assert!(
+            page.header("content-type").starts_with("text/html"),
+            "{path}"
+        );
+        assert_eq!(page.title(), "This page cannot be used that way", "{path}");
+        assert!(
+            page.header("content-security-policy")
+                .contains("default-src 'self'")
+        );
+    }
+    for path in ["/api/my/whoami", "/oauth/token", "/api/auth/sign-in"] {
+        let response = client.put(server.url(path)).send().await.unwrap();
+        assert_eq!(response.status(), 405, "{path}");
+        assert!(response.headers().contains_key(header::ALLOW), "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "method_not_allowed", "{path}");
+    }
+}
+
+#[tokio::test]
 async fn bad_input_on_the_mesh_pages_gets_a_page_not_a_crash() {
     let server = TestServer::start(Engine::Sqlite).await;
     let (alice, _) = Browser::signed_in(&server, "Alice").await;
