@@ -146,7 +146,7 @@ struct CredentialRow {
 }
 
 /// Checks an email and password (shared by the JSON API and the pages).
-/// After too many failures for this email or from this IP, it answers 429
+/// Too many recent failures for this email, or from this IP, answer 429
 /// `too_many_attempts` without looking at the password, right or wrong.
 pub async fn check_credentials(
     state: &AppState,
@@ -155,9 +155,6 @@ pub async fn check_credentials(
     password: &str,
 ) -> AppResult<UserSummary> {
     let email_normalized = email.trim().to_lowercase();
-    guessing::PASSWORDS
-        .check(state, &email_normalized, &client.ip)
-        .await?;
     let row: Option<CredentialRow> = sqlx::query_as(
         "SELECT id, name, email, password_hash FROM users WHERE email_normalized = $1",
     )
@@ -165,45 +162,53 @@ pub async fn check_credentials(
     .fetch_optional(state.pool())
     .await?;
     let stored = row.as_ref().map(|row| row.password_hash.clone());
-    let ok = passwords::verify(password.to_owned(), stored).await?;
+    let ok = verify_limited(state, client, &email_normalized, password, stored).await?;
+    let (event, user_id) = match &row {
+        Some(row) if ok => (audit::LOGIN, Some(row.id.as_str())),
+        row => (audit::LOGIN_FAILED, row.as_ref().map(|row| row.id.as_str())),
+    };
+    audit::record(
+        state.pool(),
+        state.now(),
+        event,
+        user_id,
+        Some(&client.ip),
+        json!({}),
+    )
+    .await?;
     match row {
-        Some(row) if ok => {
-            audit::record(
-                state.pool(),
-                state.now(),
-                audit::LOGIN,
-                Some(&row.id),
-                Some(&client.ip),
-                json!({}),
-            )
-            .await?;
-            Ok(UserSummary {
-                id: row.id,
-                name: row.name,
-                email: row.email,
-            })
-        }
-        row => {
-            guessing::PASSWORDS
-                .record_failure(state, &email_normalized, &client.ip)
-                .await?;
-            let user_id = row.as_ref().map(|row| row.id.as_str());
-            audit::record(
-                state.pool(),
-                state.now(),
-                audit::LOGIN_FAILED,
-                user_id,
-                Some(&client.ip),
-                json!({}),
-            )
-            .await?;
-            Err(AppError::new(
-                StatusCode::UNAUTHORIZED,
-                ErrorCode::InvalidCredentials,
-                "Wrong email or password",
-            ))
-        }
+        Some(row) if ok => Ok(UserSummary {
+            id: row.id,
+            name: row.name,
+            email: row.email,
+        }),
+        _ => Err(AppError::new(
+            StatusCode::UNAUTHORIZED,
+            ErrorCode::InvalidCredentials,
+            "Wrong email or password",
+        )),
     }
+}
+
+/// Tests a password for the account at `email_normalized` under the
+/// guessing limit: the attempt counts unless the password is right.
+async fn verify_limited(
+    state: &AppState,
+    client: &ClientInfo,
+    email_normalized: &str,
+    password: &str,
+    stored: Option<String>,
+) -> AppResult<bool> {
+    // No address is longer; a longer one must not make a long counter key.
+    let key: String = email_normalized.chars().take(MAX_EMAIL_CHARS).collect();
+    let attempt = guessing::PASSWORDS
+        .begin_attempt(state, &key, &client.ip)
+        .await?;
+    let ok = passwords::verify(password.to_owned(), stored).await?;
+    if ok {
+        attempt.succeeded(state).await?;
+    }
+    Ok(ok)
 }
 
 /// Sign in with email and password; sets the session cookie.
@@ -267,7 +272,9 @@ pub async fn change_password_for(
         .bind(&caller.user.id)
         .fetch_one(state.pool())
         .await?;
-    if !passwords::verify(body.current_password.clone(), Some(stored)).await? {
+    let email_normalized = caller.user.email.trim().to_lowercase();
+    let current = &body.current_password;
+    if !verify_limited(state, client, &email_normalized, current, Some(stored)).await? {
         return Err(AppError::new(
             StatusCode::UNAUTHORIZED,
             ErrorCode::InvalidCredentials,

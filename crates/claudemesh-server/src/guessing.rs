@@ -1,28 +1,37 @@
 //! Limits on guessing: user codes, and passwords.
 //!
 //! A user code has 20^8 values and lives ten minutes, and a password is only
-//! worth guessing with many tries, so both limits count failures. Every
-//! failure is counted against its subject (the account approving a code, or
-//! the email being signed in to) and against the client's IP, in a sliding
-//! window; past a limit that subject or IP gets 429 until old failures age
-//! out. A success does not reset the count (otherwise a code guesser could
-//! interleave codes of its own). Counts live in the database so the limits
-//! hold across server instances.
+//! worth guessing with many tries, so both limits count failures in a sliding
+//! window, per subject (the account approving a code; the email signed in
+//! to) and per client IP; passwords also per subject from one IP. Past a limit
+//! that counter answers 429 until old failures age out. Counts live in the
+//! database so the limits hold across server instances.
+//!
+//! User codes count a failure after the look-up (a look-up is cheap, and a
+//! success does not reset the count, or a guesser could interleave codes of
+//! its own). Passwords count the attempt *before* testing it (a test is an
+//! argon2 hash that takes a while): of many attempts racing in at once, the
+//! k-th to be recorded sees at least k, so no more than the limit are ever
+//! tested. A right password then takes its own attempt back.
 
 use crate::clock::MINUTE_MS;
 use crate::error::{AppError, AppResult};
+use crate::ids::new_id;
 use crate::state::AppState;
 use axum::http::StatusCode;
 use claudemesh_api::ErrorCode;
 
 pub const WINDOW_MS: i64 = 15 * MINUTE_MS;
 
-/// One kind of guessing and how many failures it allows per window.
+/// One kind of guessing and how many failures each counter allows per window.
 pub struct Limit {
     /// Prefix of this kind's counters, so each kind counts on its own.
     kind: &'static str,
     per_subject: i64,
     per_ip: i64,
+    /// Per subject from one IP: lower than `per_subject`, so that a stranger
+    /// failing on purpose does not lock the owner out as soon.
+    per_subject_and_ip: Option<i64>,
     message: &'static str,
 }
 
@@ -31,37 +40,67 @@ pub const USER_CODES: Limit = Limit {
     kind: "code",
     per_subject: 10,
     per_ip: 30,
+    per_subject_and_ip: None,
     message: "Too many wrong codes; wait a few minutes and check the code in your terminal",
 };
 
-/// Failed sign-ins to one email. Higher per IP: an office shares one address.
+/// Wrong passwords for one email. Higher per IP than per email and IP: an
+/// office shares one address.
 pub const PASSWORDS: Limit = Limit {
     kind: "password",
-    per_subject: 10,
+    per_subject: 100,
     per_ip: 50,
+    per_subject_and_ip: Some(10),
     message: "Too many failed sign-ins; wait a few minutes and try again",
 };
 
+/// A password attempt, recorded before its test; [`Attempt::succeeded`]
+/// takes it back.
+#[must_use = "a right password must take its attempt back"]
+pub struct Attempt {
+    id: String,
+}
+
+impl Attempt {
+    pub async fn succeeded(self, state: &AppState) -> AppResult<()> {
+        sqlx::query("DELETE FROM failed_attempts WHERE attempt_id = $1")
+            .bind(&self.id)
+            .execute(state.pool())
+            .await?;
+        Ok(())
+    }
+}
+
 impl Limit {
-    fn subjects(&self, subject: &str, ip: &str) -> [(String, i64); 2] {
-        [
+    /// The counters an attempt on `subject` from `ip` counts against.
+    fn counters(&self, subject: &str, ip: &str) -> Vec<(String, i64)> {
+        let mut counters = vec![
             (format!("{}:who:{subject}", self.kind), self.per_subject),
             (format!("{}:ip:{ip}", self.kind), self.per_ip),
-        ]
+        ];
+        if let Some(limit) = self.per_subject_and_ip {
+            counters.push((format!("{}:who-ip:{subject}|{ip}", self.kind), limit));
+        }
+        counters
     }
 
-    /// Refuses with 429 when `subject` or `ip` has failed too often lately.
-    pub async fn check(&self, state: &AppState, subject: &str, ip: &str) -> AppResult<()> {
+    /// Refuses with 429 when a counter holds more than `allowed` failures.
+    async fn refuse_over(
+        &self,
+        state: &AppState,
+        counters: &[(String, i64)],
+        allowed: impl Fn(i64) -> i64,
+    ) -> AppResult<()> {
         let since = state.now() - WINDOW_MS;
-        for (subject, limit) in self.subjects(subject, ip) {
+        for (subject, limit) in counters {
             let (count,): (i64,) = sqlx::query_as(
                 "SELECT COUNT(*) FROM failed_attempts WHERE subject = $1 AND failed_at > $2",
             )
-            .bind(&subject)
+            .bind(subject)
             .bind(since)
             .fetch_one(state.pool())
             .await?;
-            if count >= limit {
+            if count > allowed(*limit) {
                 return Err(AppError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     ErrorCode::TooManyAttempts,
@@ -73,22 +112,58 @@ impl Limit {
         Ok(())
     }
 
+    /// Refuses with 429 when `subject` or `ip` has failed too often lately.
+    pub async fn check(&self, state: &AppState, subject: &str, ip: &str) -> AppResult<()> {
+        self.refuse_over(state, &self.counters(subject, ip), |limit| limit - 1)
+            .await
+    }
+
     /// Counts one failure against `subject` and `ip`.
     pub async fn record_failure(&self, state: &AppState, subject: &str, ip: &str) -> AppResult<()> {
+        // A failure stays counted: nothing takes it back.
+        let _failure = self.record(state, &self.counters(subject, ip)).await?;
+        Ok(())
+    }
+
+    /// Records an attempt before it is tested, then refuses it if it is one
+    /// too many (see the module's notes).
+    pub async fn begin_attempt(
+        &self,
+        state: &AppState,
+        subject: &str,
+        ip: &str,
+    ) -> AppResult<Attempt> {
+        let counters = self.counters(subject, ip);
+        // Already over: refuse without adding a row, so a flood of refused
+        // attempts does not grow the table.
+        self.refuse_over(state, &counters, |limit| limit - 1)
+            .await?;
+        let attempt = self.record(state, &counters).await?;
+        self.refuse_over(state, &counters, |limit| limit).await?;
+        Ok(attempt)
+    }
+
+    /// Writes one row per counter (committed before anyone counts them), and
+    /// drops rows past the window.
+    async fn record(&self, state: &AppState, counters: &[(String, i64)]) -> AppResult<Attempt> {
         let now = state.now();
+        let attempt = Attempt { id: new_id("att") };
         let mut tx = state.pool().begin().await?;
         sqlx::query("DELETE FROM failed_attempts WHERE failed_at <= $1")
             .bind(now - WINDOW_MS)
             .execute(&mut *tx)
             .await?;
-        for (subject, _) in self.subjects(subject, ip) {
-            sqlx::query("INSERT INTO failed_attempts (subject, failed_at) VALUES ($1, $2)")
-                .bind(subject)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        for (subject, _) in counters {
+            sqlx::query(
+                "INSERT INTO failed_attempts (attempt_id, subject, failed_at) VALUES ($1, $2, $3)",
+            )
+            .bind(&attempt.id)
+            .bind(subject)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(attempt)
     }
 }

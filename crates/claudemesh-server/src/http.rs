@@ -78,13 +78,16 @@ impl FromRequestParts<AppState> for ClientInfo {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // The last address is the one our proxy added; any before it came
+        // from the client, which can write whatever it likes there.
         let forwarded = state
             .settings
             .trust_proxy
             .then(|| parts.headers.get("x-forwarded-for")?.to_str().ok())
             .flatten()
-            .and_then(|list| list.split(',').next())
-            .map(|ip| ip.trim().to_owned());
+            .and_then(|list| list.rsplit(',').next())
+            .map(|ip| ip.trim().to_owned())
+            .filter(|ip| !ip.is_empty());
         let peer = parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()

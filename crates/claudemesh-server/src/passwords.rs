@@ -7,13 +7,16 @@
 //! own parameters, so hashes made with other settings still verify.
 //!
 //! A hash holds its memory for tens of milliseconds. At most two per CPU run
-//! at once; further sign-ins wait their turn instead of growing the server's
-//! memory without bound.
+//! at once; further sign-ins wait their turn (up to ten seconds, then 503)
+//! instead of growing the server's memory without bound.
 
 use crate::error::{AppError, AppResult};
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use argon2::{Algorithm, Argon2, Params, Version};
+use axum::http::StatusCode;
+use claudemesh_api::ErrorCode;
 use std::sync::{Arc, LazyLock};
+use std::time::Duration;
 use tokio::sync::Semaphore;
 
 const MEMORY_KIB: u32 = 12 * 1024;
@@ -45,12 +48,24 @@ static DUMMY_HASH: LazyLock<Option<String>> = LazyLock::new(|| {
         .map(|hash| hash.to_string())
 });
 
+/// How long a sign-in waits for a hashing slot before the server says it is
+/// busy (503 with `Retry-After`) rather than keep the person waiting.
+const QUEUE_WAIT: Duration = Duration::from_secs(10);
+
 /// Runs `work` on the blocking pool once a hashing slot is free. The slot is
 /// held until `work` ends, even if the request that asked is dropped.
 async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> AppResult<T> {
-    let slot = Arc::clone(&IN_FLIGHT)
-        .acquire_owned()
+    let waiting = Arc::clone(&IN_FLIGHT).acquire_owned();
+    let slot = tokio::time::timeout(QUEUE_WAIT, waiting)
         .await
+        .map_err(|_| {
+            AppError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ErrorCode::Unavailable,
+                "The server is busy signing people in; try again in a few seconds",
+            )
+            .with_retry_after(5)
+        })?
         .map_err(AppError::internal)?;
     tokio::task::spawn_blocking(move || {
         let _slot = slot;

@@ -52,6 +52,8 @@ pub struct Options {
     pub running_clock: bool,
     /// Send mail here (see [`SmtpSink`]); the outbox directory otherwise.
     pub smtp_url: Option<String>,
+    /// Take client addresses from `X-Forwarded-For`, as behind a proxy.
+    pub trust_proxy: bool,
 }
 
 /// A running server and everything needed to restart it on the same port
@@ -103,6 +105,7 @@ impl TestServer {
         };
         let mut config = Config::for_tests(data_dir.path().to_owned(), database_url);
         config.smtp_url = options.smtp_url;
+        config.trust_proxy = options.trust_proxy;
         let mut server = Self {
             base_url: String::new(),
             port: 0,

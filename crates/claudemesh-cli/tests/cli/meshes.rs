@@ -46,6 +46,7 @@ async fn mail_server(engine: Engine, sink: &SmtpSink) -> TestServer {
         Options {
             running_clock: true,
             smtp_url: Some(sink.url()),
+            ..Options::default()
         },
     )
     .await

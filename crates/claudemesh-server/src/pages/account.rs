@@ -359,6 +359,7 @@ async fn change_password(
     };
     ctx.check_form(&user, &form.csrf)?;
     let mut errors = Vec::new();
+    let mut too_many = false;
     if form.new_password != form.repeat_password {
         errors.push(ctx.t("password-error-mismatch"));
     } else if accounts::check_password_strength(&form.new_password).is_err() {
@@ -380,10 +381,17 @@ async fn change_password(
             Err(err) if err.code == ErrorCode::InvalidCredentials => {
                 errors.push(ctx.t("password-error-current"));
             }
+            Err(err) if err.code == ErrorCode::TooManyAttempts => {
+                let minutes = err.retry_after.unwrap_or(900).div_ceil(60);
+                errors.push(ctx.t_args("login-error-too-many", &[("minutes", minutes.into())]));
+                too_many = true;
+            }
             Err(err) => return Err(ctx.fail(err).into()),
         }
     }
-    let status = if errors.is_empty() {
+    let status = if too_many {
+        StatusCode::TOO_MANY_REQUESTS
+    } else if errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::BAD_REQUEST

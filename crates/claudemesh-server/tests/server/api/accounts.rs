@@ -1,7 +1,7 @@
 //! Registration, sign-in, and what a password change does to credentials.
 
 use super::support::{login, send, whoami};
-use claudemesh_testkit::{DEFAULT_PASSWORD, Engine, TestServer};
+use claudemesh_testkit::{DEFAULT_PASSWORD, Engine, Options, TestServer};
 use serde_json::json;
 
 on_both_engines!(
@@ -15,6 +15,9 @@ on_both_engines!(
     a_burst_of_sign_ups_and_sign_ins_all_get_through,
     guessing_one_password_locks_that_email_for_a_while,
     guessing_from_one_ip_locks_that_ip,
+    guesses_fired_at_once_are_held_to_the_limit,
+    a_strangers_guesses_do_not_lock_the_owner_out,
+    guessing_the_current_password_is_limited_too,
 );
 
 async fn registering_signs_the_browser_in_with_a_safe_cookie(engine: Engine) {
@@ -347,5 +350,122 @@ async fn guessing_from_one_ip_locks_that_ip(engine: Engine) {
             .await
             .status(),
         429
+    );
+}
+
+async fn sign_in_from(
+    server: &TestServer,
+    forwarded_for: &str,
+    email: &str,
+    password: &str,
+) -> u16 {
+    let response = server
+        .anonymous()
+        .post(server.url("/api/auth/sign-in"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&json!({ "email": email, "password": password }))
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
+async fn guesses_fired_at_once_are_held_to_the_limit(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let alice = server.register("Alice").await;
+    let mut guesses = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let body = json!({ "email": alice.email, "password": format!("guess {i}") });
+        let request = server
+            .anonymous()
+            .post(server.url("/api/auth/sign-in"))
+            .json(&body);
+        guesses.spawn(send(request));
+    }
+    let statuses: Vec<u16> = guesses
+        .join_all()
+        .await
+        .into_iter()
+        .map(|(status, _)| status)
+        .collect();
+    let tested = statuses.iter().filter(|status| **status == 401).count();
+    let refused = statuses.iter().filter(|status| **status == 429).count();
+    // However they interleave, no more than the limit are ever tested (all
+    // thirty could be, were the count read before the slow password test).
+    assert!(tested <= 10, "{tested} tested: {statuses:?}");
+    assert_eq!(tested + refused, 30, "{statuses:?}");
+    assert_eq!(
+        sign_in(&server, &alice.email, DEFAULT_PASSWORD)
+            .await
+            .status(),
+        429
+    );
+}
+
+async fn a_strangers_guesses_do_not_lock_the_owner_out(engine: Engine) {
+    let server = TestServer::start_with(
+        engine,
+        Options {
+            trust_proxy: true,
+            ..Options::default()
+        },
+    )
+    .await;
+    let alice = server.register("Alice").await;
+    const STRANGER: &str = "203.0.113.7";
+    for i in 0..10 {
+        // What the client writes before the proxy's entry does not count.
+        let forwarded = format!("10.0.0.{i}, {STRANGER}");
+        assert_eq!(
+            sign_in_from(&server, &forwarded, &alice.email, "a guess").await,
+            401
+        );
+    }
+    assert_eq!(
+        sign_in_from(&server, STRANGER, &alice.email, DEFAULT_PASSWORD).await,
+        429
+    );
+    // Alice, from her own address, is not locked out.
+    assert_eq!(
+        sign_in_from(&server, "198.51.100.1", &alice.email, DEFAULT_PASSWORD).await,
+        200
+    );
+
+    // Many strangers together do lock the account, at 100 failures.
+    for host in 1..=9 {
+        let address = format!("192.0.2.{host}");
+        for _ in 0..10 {
+            assert_eq!(
+                sign_in_from(&server, &address, &alice.email, "a guess").await,
+                401
+            );
+        }
+    }
+    assert_eq!(
+        sign_in_from(&server, "198.51.100.1", &alice.email, DEFAULT_PASSWORD).await,
+        429
+    );
+}
+
+async fn guessing_the_current_password_is_limited_too(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let alice = server.register("Alice").await;
+    let change = |current: &str| {
+        send(
+            alice
+                .browser
+                .post(server.url("/api/my/password"))
+                .json(&json!({
+                    "current_password": current, "new_password": "a new password 1"
+                })),
+        )
+    };
+    for _ in 0..10 {
+        assert_eq!(change("a guess").await.0, 401);
+    }
+    let (status, body) = change(DEFAULT_PASSWORD).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (429, Some("too_many_attempts"))
     );
 }

@@ -249,3 +249,37 @@ async fn changing_the_password_on_the_page_signs_out_cli_sessions() {
         "this browser stays signed in"
     );
 }
+
+#[tokio::test]
+async fn guessing_the_current_password_on_the_page_is_stopped() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let csrf = alice.get("/dashboard/settings/password").await.csrf();
+    let change = |current: &'static str| {
+        let (alice, csrf) = (&alice, csrf.clone());
+        async move {
+            alice
+                .post(
+                    "/dashboard/settings/password",
+                    &[
+                        ("current_password", current),
+                        ("new_password", "a new password"),
+                        ("repeat_password", "a new password"),
+                        ("csrf", &csrf),
+                    ],
+                )
+                .await
+        }
+    };
+    for _ in 0..10 {
+        assert_eq!(change("a guess").await.status, 400);
+    }
+    let stopped = change(DEFAULT_PASSWORD).await;
+    assert_eq!(stopped.status, 429);
+    assert!(
+        stopped.contains("Too many failed sign-ins"),
+        "{}",
+        stopped.body
+    );
+    assert!(stopped.contains("Wait 15 minutes"), "{}", stopped.body);
+}
