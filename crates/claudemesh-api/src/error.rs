@@ -45,6 +45,8 @@ pub enum ErrorCode {
     InviteUsedUp,
     /// The change would leave a mesh without an admin.
     LastAdmin,
+    /// An admin removed this account from the mesh after the invite was made.
+    RemovedFromMesh,
     // Server side.
     Internal,
     Unavailable,
@@ -81,6 +83,7 @@ impl ErrorCode {
             Self::InviteRevoked => "invite_revoked",
             Self::InviteUsedUp => "invite_used_up",
             Self::LastAdmin => "last_admin",
+            Self::RemovedFromMesh => "removed_from_mesh",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
             Self::Unknown => "unknown",

@@ -125,7 +125,7 @@ impl CliError {
         match code {
             C::Unauthenticated | C::InvalidToken | C::TokenExpired => Self::auth_failed(),
             C::InvalidCredentials => Self::new(Exit::Auth, server_says("Wrong email or password")),
-            C::Forbidden | C::CsrfRejected => {
+            C::Forbidden | C::CsrfRejected | C::RemovedFromMesh => {
                 Self::new(Exit::Permission, server_says("Not allowed"))
             }
             C::NotFound | C::UserCodeNotFound => {

@@ -389,6 +389,21 @@ async fn accept_invite(
     ))
 }
 
+/// Whether an admin removed this account from the invite's mesh after the
+/// invite was made: a link from before a removal does not undo it.
+async fn removed_after(state: &AppState, user_id: &str, invite: &InviteRow) -> AppResult<bool> {
+    let (removals,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM mesh_members \
+         WHERE mesh_id = $1 AND user_id = $2 AND removed_by IS NOT NULL AND revoked_at > $3",
+    )
+    .bind(&invite.mesh_id)
+    .bind(user_id)
+    .bind(invite.created_at)
+    .fetch_one(state.pool())
+    .await?;
+    Ok(removals > 0)
+}
+
 /// Accepts an invite (shared with the pages, which have no key to give).
 pub async fn accept(
     state: &AppState,
@@ -407,6 +422,13 @@ pub async fn accept(
     let status = invite.status(now);
     if status != InviteStatus::Valid {
         return Err(unusable(status));
+    }
+    if removed_after(state, &caller.user.id, &invite).await? {
+        return Err(AppError::new(
+            StatusCode::FORBIDDEN,
+            ErrorCode::RemovedFromMesh,
+            "An admin removed you from this mesh after this invite was made; ask an admin for a new invite",
+        ));
     }
     let member_id = new_id("mem");
     // The first statement writes, so SQLite takes its write lock at once and

@@ -386,8 +386,10 @@ async fn remove_member(
     Ok(Json(OkResponse { ok: true }))
 }
 
-/// Ends a membership (shared with the pages). The member's keys stay on
-/// record with it; joining again later makes a new membership.
+/// Ends a membership (shared with the pages), and revokes the live invites
+/// that member made. The member's keys stay on record with it; joining again
+/// later makes a new membership, and after a removal only with an invite
+/// made after it.
 pub async fn remove(
     state: &AppState,
     caller: &Caller,
@@ -448,11 +450,25 @@ pub async fn remove(
             ));
         }
     }
-    sqlx::query("UPDATE mesh_members SET revoked_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(member_id)
-        .execute(&mut *tx)
-        .await?;
+    let removed_by = (!leaving).then_some(caller.user.id.as_str());
+    let (user_id,): (String,) = sqlx::query_as(
+        "UPDATE mesh_members SET revoked_at = $1, removed_by = $2 WHERE id = $3 RETURNING user_id",
+    )
+    .bind(now)
+    .bind(removed_by)
+    .bind(member_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    // Invites speak for the membership that made them: they end with it.
+    sqlx::query(
+        "UPDATE mesh_invites SET revoked_at = $1 \
+         WHERE mesh_id = $2 AND created_by = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(&mesh.id)
+    .bind(&user_id)
+    .execute(&mut *tx)
+    .await?;
     audit::record(
         &mut *tx,
         now,

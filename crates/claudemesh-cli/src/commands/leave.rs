@@ -4,8 +4,10 @@
 //!
 //! Leaving is undone only by a new invite, so it asks first; a script says
 //! `--yes`. A mesh the server no longer lists for the account (removed by an
-//! admin, say) is still cleaned off this machine, with a note.
+//! admin, say) is still cleaned off this machine, with a note: but only once
+//! the account's list of meshes confirms it, never on a bare 404.
 
+use crate::api::ApiError;
 use crate::cli::LeaveArgs;
 use crate::commands::slug_arg;
 use crate::context::Context;
@@ -29,19 +31,40 @@ pub fn run(args: &LeaveArgs, ctx: &Context) -> CliResult<()> {
     if !args.yes {
         confirm(&slug)?;
     }
-    let left_on_server = match account.api.leave_mesh(&slug) {
-        Ok(_) => true,
-        // Not a member on the server: still clean this machine up below.
-        Err(err) if err.status() == Some(404) => false,
-        Err(err) => return Err(err.into_cli(&account.server)),
+    // Which mesh this is on the server, if the account is in it. A 404 is
+    // only believed once the account's list agrees: a proxy or a wrong URL
+    // answering 404 must not cost this machine its key.
+    let api_error = |err: ApiError| err.into_cli(&account.server);
+    let on_server = match account.api.mesh(&slug) {
+        Ok(detail) => Some(detail.mesh.id),
+        Err(err) if err.status() == Some(404) => {
+            let listed = account.api.meshes().map_err(api_error)?;
+            if listed.meshes.iter().any(|m| m.slug == slug.as_str()) {
+                return Err(CliError::failure(format!(
+                    "The server gave two answers about {slug}; nothing was changed"
+                ))
+                .with_hint("Try again in a moment."));
+            }
+            None
+        }
+        Err(err) => return Err(api_error(err)),
     };
+    if on_server.is_some() {
+        account.api.leave_mesh(&slug).map_err(api_error)?;
+    }
+    let left_on_server = on_server.is_some();
 
     let store = ctx.config();
     let locked = store.lock()?;
     let mut config = locked.load(&ctx.out)?;
+    // The record of this mesh; without one on the server, any record of the
+    // slug (none of them is a membership any more).
     let records: Vec<String> = config
         .meshes(&account.server, &account.user.id)
-        .filter(|m| m.slug == slug.as_str())
+        .filter(|m| match &on_server {
+            Some(mesh_id) => m.mesh_id == *mesh_id,
+            None => m.slug == slug.as_str(),
+        })
         .map(|m| m.mesh_id.clone())
         .collect();
     for mesh_id in &records {

@@ -26,3 +26,5 @@ invite-joined-other-machine = On a machine where claudemesh is not signed in yet
 invite-open-mesh = Open the mesh
 login-for-invite = Sign in to accept your invitation.
 register-for-invite = Create your account to accept your invitation.
+invite-removed-title = You were removed from this mesh
+invite-removed-body = An admin removed you after this invitation was made, so it no longer lets you in. Ask an admin for a new invitation.

@@ -26,3 +26,5 @@ invite-joined-other-machine = En una máquina donde claudemesh aún no tiene la 
 invite-open-mesh = Abrir el mesh
 login-for-invite = Inicia sesión para aceptar tu invitación.
 register-for-invite = Crea tu cuenta para aceptar tu invitación.
+invite-removed-title = Te quitaron de este mesh
+invite-removed-body = Un administrador te quitó después de crear esta invitación, así que ya no te deja entrar. Pide una invitación nueva a un administrador.

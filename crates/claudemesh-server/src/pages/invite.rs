@@ -136,6 +136,16 @@ fn unknown(ctx: &Ctx) -> Response {
     )
 }
 
+/// An admin removed this account from the mesh after the invite was made.
+fn removed(ctx: &Ctx) -> Response {
+    ctx.message(
+        StatusCode::FORBIDDEN,
+        Message::new("error", "✋", ctx.t("invite-removed-title"))
+            .paragraph(ctx.t("invite-removed-body"))
+            .action("/dashboard", ctx.t("mesh-back-dashboard"), false),
+    )
+}
+
 /// The arguments every state message takes.
 fn about(
     preview: &InvitePreview,
@@ -236,6 +246,7 @@ async fn accept(
         {
             Err(show(&ctx, &code).await.into())
         }
+        Err(err) if err.code == ErrorCode::RemovedFromMesh => Err(removed(&ctx).into()),
         Err(err) => Err(ctx.fail(err).into()),
     }
 }

@@ -21,6 +21,7 @@ on_both_engines!(
     members_leave_and_admins_remove_them,
     the_only_admin_cannot_go,
     two_admins_removing_each_other_leave_one,
+    the_invites_of_a_removed_admin_stop_working,
 );
 
 /// A random ed25519-sized public key in hex, as the CLI would send.
@@ -623,8 +624,16 @@ async fn members_leave_and_admins_remove_them(engine: Engine) {
     assert_eq!(detail(&server, &bob, "team").await.0, 404);
     assert_eq!(remove(&server, &bob, "team", "me").await.0, 404);
 
-    // Alice removes Carol; Carol's CLI token no longer reaches the mesh.
+    // Alice removes Carol; Carol's CLI token no longer reaches the mesh, and
+    // a link from before the removal does not bring her back.
+    let (_, old_link) = invite(&server, &alice, "team", json!({ "max_uses": 5 })).await;
+    server.clock.advance(Duration::from_secs(60));
     assert_eq!(remove(&server, &alice, "team", &carol_id).await.0, 200);
+    let (status, body) = accept(&server, &carol, old_link["code"].as_str().unwrap()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (403, Some("removed_from_mesh"))
+    );
     let carol_token = login(&server, &carol).await;
     let (status, _) = send(
         server
@@ -639,9 +648,11 @@ async fn members_leave_and_admins_remove_them(engine: Engine) {
     let (_, team) = detail(&server, &alice, "team").await;
     assert_eq!(team["member_count"], 1);
 
-    // Someone who left can be invited back.
+    // Someone who left can be invited back, and someone removed with a new
+    // invite.
     join(&server, &alice, &bob, "team", "member").await;
-    assert_eq!(detail(&server, &alice, "team").await.1["member_count"], 2);
+    join(&server, &alice, &carol, "team", "member").await;
+    assert_eq!(detail(&server, &alice, "team").await.1["member_count"], 3);
 
     let events: Vec<String> = server
         .audit_events()
@@ -716,4 +727,31 @@ async fn two_admins_removing_each_other_leave_one(engine: Engine) {
     let members = team["members"].as_array().unwrap();
     assert_eq!(members.len(), 1);
     assert_eq!(members[0]["role"], "admin");
+}
+
+async fn the_invites_of_a_removed_admin_stop_working(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let (alice, dave, erin) = (
+        server.register("Alice").await,
+        server.register("Dave").await,
+        server.register("Erin").await,
+    );
+    new_mesh(&server, &alice, "Team").await;
+    join(&server, &alice, &dave, "team", "admin").await;
+    let (_, daves) = invite(&server, &dave, "team", json!({ "max_uses": 10 })).await;
+    let (_, alices) = invite(&server, &alice, "team", json!({})).await;
+    let dave_id = member_id(&server, &alice, "team", "Dave").await;
+    assert_eq!(remove(&server, &alice, "team", &dave_id).await.0, 200);
+    let (status, body) = accept(&server, &erin, daves["code"].as_str().unwrap()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (410, Some("invite_revoked"))
+    );
+    // Alice's own invites are untouched.
+    assert_eq!(
+        accept(&server, &erin, alices["code"].as_str().unwrap())
+            .await
+            .0,
+        200
+    );
 }

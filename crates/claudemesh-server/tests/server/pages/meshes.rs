@@ -893,6 +893,9 @@ async fn members_are_removed_and_leave_after_a_confirmation(engine: Engine) {
     assert_eq!(refused.status, 403);
     assert_eq!(refused.title(), "Only admins can do this");
 
+    let old_link = alice.api_invite(&slug, json!({ "max_uses": 5 })).await;
+    server.clock.advance(Duration::from_secs(60));
+
     // Asking never removes; confirming does.
     let ask = alice
         .get(&format!("{path}/members/remove?id={carol_id}"))
@@ -913,6 +916,11 @@ async fn members_are_removed_and_leave_after_a_confirmation(engine: Engine) {
     assert!(after.contains("Member removed."));
     assert!(member_row(&after, "Carol").is_none());
     assert_eq!(carol.get(&path).await.status, 404, "Carol is out");
+    let refused = carol
+        .accept_on_page(old_link["code"].as_str().unwrap())
+        .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(refused.title(), "You were removed from this mesh");
     let again = alice
         .post(
             &format!("{path}/members/remove"),
