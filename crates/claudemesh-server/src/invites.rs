@@ -503,11 +503,13 @@ async fn already_member(
     public_key: Option<&str>,
     now: i64,
 ) -> AppResult<Option<AcceptedInvite>> {
-    let Ok(mesh) = meshes::mesh_by_id(state, &caller.user.id, &invite.mesh_id).await else {
-        return Ok(None);
+    let mesh = match meshes::mesh_by_id(state, &caller.user.id, &invite.mesh_id).await {
+        Ok(mesh) => mesh,
+        Err(err) if err.status == StatusCode::NOT_FOUND => return Ok(None),
+        Err(err) => return Err(err),
     };
     if let Some(key) = public_key {
-        add_key(state.pool(), &mesh.member_id, key, now).await?;
+        meshes::add_machine_key(state, &mesh.member_id, key, now).await?;
     }
     Ok(Some(AcceptedInvite {
         mesh,

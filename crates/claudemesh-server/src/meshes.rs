@@ -26,6 +26,10 @@ use serde_json::json;
 use std::collections::{HashMap, HashSet};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+/// Machine keys one membership may register: plenty for a person's
+/// machines, and a bound on what one account can make the server store.
+pub const MAX_KEYS_PER_MEMBER: i64 = 100;
+
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_mesh, list_meshes))
@@ -163,6 +167,32 @@ where
     .bind(now)
     .execute(executor)
     .await?;
+    Ok(())
+}
+
+/// Adds a machine's key to an existing membership, up to
+/// [`MAX_KEYS_PER_MEMBER`]; a key it already has is always fine.
+pub async fn add_machine_key(
+    state: &AppState,
+    member_id: &str,
+    public_key: &str,
+    now: i64,
+) -> AppResult<()> {
+    let (keys, known): (i64, i64) = sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN public_key = $2 THEN 1 ELSE 0 END), 0) \
+         FROM mesh_member_keys WHERE member_id = $1",
+    )
+    .bind(member_id)
+    .bind(public_key)
+    .fetch_one(state.pool())
+    .await?;
+    if known == 0 && keys >= MAX_KEYS_PER_MEMBER {
+        return Err(AppError::bad_request(format!(
+            "A member can register at most {MAX_KEYS_PER_MEMBER} machine keys in a mesh; \
+             leave and join again to start afresh"
+        )));
+    }
+    add_key(state.pool(), member_id, public_key, now).await?;
     Ok(())
 }
 
@@ -359,7 +389,7 @@ async fn register_key(
 ) -> AppResult<Json<OkResponse>> {
     let public_key = clean_public_key(&body.public_key)?;
     let mesh = my_mesh(&state, &caller.user.id, &slug).await?;
-    add_key(state.pool(), &mesh.member_id, &public_key, state.now()).await?;
+    add_machine_key(&state, &mesh.member_id, &public_key, state.now()).await?;
     Ok(Json(OkResponse { ok: true }))
 }
 

@@ -450,6 +450,41 @@ async fn a_second_machine_registers_its_own_key(engine: Engine) {
         .0,
         400
     );
+
+    // Up to 100 keys; past that a new one is refused, a known one still fine.
+    for _ in 2..100 {
+        let (status, _) = send(
+            alice
+                .browser
+                .post(&keys)
+                .json(&json!({ "public_key": public_key() })),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, body) = send(
+        alice
+            .browser
+            .post(&keys)
+            .json(&json!({ "public_key": public_key() })),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    assert!(
+        body["message"].as_str().unwrap().contains("at most 100"),
+        "{body}"
+    );
+    let (status, _) = send(
+        alice
+            .browser
+            .post(&keys)
+            .json(&json!({ "public_key": laptop })),
+    )
+    .await;
+    assert_eq!(status, 200);
 }
 
 async fn an_emailed_invite_arrives_in_the_inviters_language(engine: Engine) {
