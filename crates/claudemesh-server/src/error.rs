@@ -72,6 +72,18 @@ impl AppError {
         self
     }
 
+    /// Whole minutes until a refused request may be tried again (at least
+    /// one), for the pages that say so.
+    pub fn wait_minutes(&self) -> u64 {
+        self.retry_after.unwrap_or(0).div_ceil(60).max(1)
+    }
+
+    /// Puts this error's `Retry-After`, if it has one, on the response that
+    /// reports it (JSON or a page).
+    pub fn set_retry_after(&self, response: &mut Response) {
+        set_retry_after(response, self.retry_after);
+    }
+
     /// An unexpected failure: logged here, answered as a bare 500.
     pub fn internal(err: impl std::fmt::Display) -> Self {
         tracing::error!(error = %err, "internal error");
@@ -100,17 +112,22 @@ impl From<sqlx::Error> for AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let retry_after = self.retry_after;
         let body = ErrorBody {
             error: self.code,
             message: self.message.into_owned(),
             suggestion: self.suggestion,
         };
         let mut response = (self.status, axum::Json(body)).into_response();
-        if let Some(seconds) = self.retry_after {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
+        set_retry_after(&mut response, retry_after);
         response
+    }
+}
+
+fn set_retry_after(response: &mut Response, seconds: Option<u64>) {
+    if let Some(seconds) = seconds {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
     }
 }

@@ -84,37 +84,46 @@ impl Limit {
         counters
     }
 
-    /// Refuses with 429 when a counter holds more than `allowed` failures.
+    /// Refuses with 429 when a counter holds more than its limit plus
+    /// `slack` failures (one query for all the counters).
     async fn refuse_over(
         &self,
         state: &AppState,
         counters: &[(String, i64)],
-        allowed: impl Fn(i64) -> i64,
+        slack: i64,
     ) -> AppResult<()> {
-        let since = state.now() - WINDOW_MS;
-        for (subject, limit) in counters {
-            let (count,): (i64,) = sqlx::query_as(
-                "SELECT COUNT(*) FROM failed_attempts WHERE subject = $1 AND failed_at > $2",
+        let placeholders: Vec<String> = (2..counters.len() + 2).map(|n| format!("${n}")).collect();
+        let sql = format!(
+            "SELECT subject, COUNT(*) FROM failed_attempts \
+             WHERE failed_at > $1 AND subject IN ({}) GROUP BY subject",
+            placeholders.join(", ")
+        );
+        // Only numbered placeholders are generated; every value is bound.
+        let mut query = sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(sql))
+            .bind(state.now() - WINDOW_MS);
+        for (subject, _) in counters {
+            query = query.bind(subject);
+        }
+        let counts = query.fetch_all(state.pool()).await?;
+        let over = counts.iter().any(|(subject, count)| {
+            counters
+                .iter()
+                .any(|(counter, limit)| counter == subject && *count > limit + slack)
+        });
+        if over {
+            return Err(AppError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                ErrorCode::TooManyAttempts,
+                self.message,
             )
-            .bind(subject)
-            .bind(since)
-            .fetch_one(state.pool())
-            .await?;
-            if count > allowed(*limit) {
-                return Err(AppError::new(
-                    StatusCode::TOO_MANY_REQUESTS,
-                    ErrorCode::TooManyAttempts,
-                    self.message,
-                )
-                .with_retry_after(u64::try_from(WINDOW_MS / 1000).unwrap_or(900)));
-            }
+            .with_retry_after(u64::try_from(WINDOW_MS / 1000).unwrap_or(900)));
         }
         Ok(())
     }
 
     /// Refuses with 429 when `subject` or `ip` has failed too often lately.
     pub async fn check(&self, state: &AppState, subject: &str, ip: &str) -> AppResult<()> {
-        self.refuse_over(state, &self.counters(subject, ip), |limit| limit - 1)
+        self.refuse_over(state, &self.counters(subject, ip), -1)
             .await
     }
 
@@ -136,10 +145,9 @@ impl Limit {
         let counters = self.counters(subject, ip);
         // Already over: refuse without adding a row, so a flood of refused
         // attempts does not grow the table.
-        self.refuse_over(state, &counters, |limit| limit - 1)
-            .await?;
+        self.refuse_over(state, &counters, -1).await?;
         let attempt = self.record(state, &counters).await?;
-        self.refuse_over(state, &counters, |limit| limit).await?;
+        self.refuse_over(state, &counters, 0).await?;
         Ok(attempt)
     }
 

@@ -416,6 +416,22 @@ async fn remove_member(
     Ok(Json(OkResponse { ok: true }))
 }
 
+/// The role of a live member of the mesh, read inside `tx`.
+async fn live_role(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    mesh_id: &str,
+    member_id: &str,
+) -> Result<Option<MeshRole>, sqlx::Error> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "SELECT role FROM mesh_members WHERE id = $1 AND mesh_id = $2 AND revoked_at IS NULL",
+    )
+    .bind(member_id)
+    .bind(mesh_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(row.map(|(role,)| role_from_db(&role)))
+}
+
 /// Ends a membership (shared with the pages), and revokes the live invites
 /// that member made. The member's keys stay on record with it; joining again
 /// later makes a new membership, and after a removal only with an invite
@@ -438,27 +454,19 @@ pub async fn remove(
         .bind(&mesh.id)
         .execute(&mut *tx)
         .await?;
-    let live_role = async |tx: &mut sqlx::Transaction<'_, sqlx::Any>, id: &str| {
-        sqlx::query_as::<_, (String,)>(
-            "SELECT role FROM mesh_members WHERE id = $1 AND mesh_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(id)
-        .bind(&mesh.id)
-        .fetch_optional(&mut **tx)
-        .await
-        .map(|row| row.map(|(role,)| role_from_db(&role)))
-    };
     // The caller may have been removed, or demoted, since `mesh` was read.
-    match live_role(&mut tx, &mesh.member_id).await? {
-        None => return Err(AppError::not_found("You are not a member of this mesh")),
-        Some(role) if !leaving => require_role_admin(role, &mesh.slug)?,
-        Some(_) => {}
-    }
-    let Some(role) = live_role(&mut tx, member_id).await? else {
-        return Err(AppError::not_found(format!(
-            "`{}` has no member `{member_id}`",
-            mesh.slug
-        )));
+    let caller_role = live_role(&mut tx, &mesh.id, &mesh.member_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("You are not a member of this mesh"))?;
+    let role = if leaving {
+        caller_role
+    } else {
+        require_role_admin(caller_role, &mesh.slug)?;
+        live_role(&mut tx, &mesh.id, member_id)
+            .await?
+            .ok_or_else(|| {
+                AppError::not_found(format!("`{}` has no member `{member_id}`", mesh.slug))
+            })?
     };
     if role == MeshRole::Admin {
         let (admins,): (i64,) = sqlx::query_as(

@@ -8,6 +8,7 @@
 use super::{Ctx, PageResult, safe_next};
 use crate::accounts;
 use crate::auth;
+use crate::error::AppError;
 use crate::http::ClientInfo;
 use crate::state::AppState;
 use crate::tokens;
@@ -118,11 +119,7 @@ async fn login(
                 || err.code == ErrorCode::TooManyAttempts =>
         {
             let (status, error) = if err.code == ErrorCode::TooManyAttempts {
-                let minutes = err.retry_after.unwrap_or(900).div_ceil(60);
-                (
-                    StatusCode::TOO_MANY_REQUESTS,
-                    ctx.t_args("login-error-too-many", &[("minutes", minutes.into())]),
-                )
+                (StatusCode::TOO_MANY_REQUESTS, too_many_words(&ctx, &err))
             } else {
                 // The same words whether the email exists or not.
                 (StatusCode::UNAUTHORIZED, ctx.t("login-error-credentials"))
@@ -141,11 +138,7 @@ async fn login(
                     notice: None,
                 },
             );
-            if let Some(seconds) = err.retry_after {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-            }
+            err.set_retry_after(&mut response);
             Ok(response)
         }
         Err(err) => Err(ctx.fail(err).into()),
@@ -359,7 +352,7 @@ async fn change_password(
     };
     ctx.check_form(&user, &form.csrf)?;
     let mut errors = Vec::new();
-    let mut too_many = false;
+    let mut too_many = None;
     if form.new_password != form.repeat_password {
         errors.push(ctx.t("password-error-mismatch"));
     } else if accounts::check_password_strength(&form.new_password).is_err() {
@@ -382,21 +375,20 @@ async fn change_password(
                 errors.push(ctx.t("password-error-current"));
             }
             Err(err) if err.code == ErrorCode::TooManyAttempts => {
-                let minutes = err.retry_after.unwrap_or(900).div_ceil(60);
-                errors.push(ctx.t_args("login-error-too-many", &[("minutes", minutes.into())]));
-                too_many = true;
+                errors.push(too_many_words(&ctx, &err));
+                too_many = Some(err);
             }
             Err(err) => return Err(ctx.fail(err).into()),
         }
     }
-    let status = if too_many {
+    let status = if too_many.is_some() {
         StatusCode::TOO_MANY_REQUESTS
     } else if errors.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::BAD_REQUEST
     };
-    Ok(ctx.render(
+    let mut response = ctx.render(
         status,
         &PasswordPage {
             page: &ctx,
@@ -404,5 +396,18 @@ async fn change_password(
             done,
             min_password: accounts::MIN_PASSWORD_CHARS,
         },
-    ))
+    );
+    if let Some(err) = too_many {
+        err.set_retry_after(&mut response);
+    }
+    Ok(response)
+}
+
+/// "Too many failed sign-ins… Wait N minutes", on the forms that check a
+/// password.
+fn too_many_words(ctx: &Ctx, err: &AppError) -> String {
+    ctx.t_args(
+        "login-error-too-many",
+        &[("minutes", err.wait_minutes().into())],
+    )
 }

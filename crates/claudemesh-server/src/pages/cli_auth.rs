@@ -12,12 +12,11 @@ use super::{Ctx, Message, PageResult, format_clock, format_countdown, percent_en
 use crate::clock::SECOND_MS;
 use crate::device_codes::{self, Decision, PendingRequest};
 use crate::error::AppError;
-use crate::guessing;
 use crate::http::ClientInfo;
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::rejection::FormRejection;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
@@ -148,20 +147,14 @@ fn used(ctx: &Ctx, status: Option<&str>) -> Response {
     )
 }
 
-fn too_many(ctx: &Ctx, retry_after: Option<u64>) -> Response {
-    let minutes = retry_after.map_or(guessing::WINDOW_MS / 60_000, |secs| {
-        i64::try_from(secs.div_ceil(60)).unwrap_or(15)
-    });
+fn too_many(ctx: &Ctx, err: &AppError) -> Response {
+    let minutes = err.wait_minutes();
     let mut response = ctx.message(
         StatusCode::TOO_MANY_REQUESTS,
         Message::new("error", "✋", ctx.t("cli-auth-limit-title"))
             .paragraph(ctx.t_args("cli-auth-limit-body", &[("minutes", minutes.into())])),
     );
-    if let Some(secs) = retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-    }
+    err.set_retry_after(&mut response);
     response
 }
 
@@ -169,7 +162,7 @@ fn too_many(ctx: &Ctx, retry_after: Option<u64>) -> Response {
 fn code_error(ctx: &Ctx, err: AppError) -> Response {
     match err.code {
         ErrorCode::UserCodeNotFound | ErrorCode::InvalidUserCode => unknown(ctx),
-        ErrorCode::TooManyAttempts => too_many(ctx, err.retry_after),
+        ErrorCode::TooManyAttempts => too_many(ctx, &err),
         ErrorCode::CodeExpired => expired(ctx),
         ErrorCode::CodeAlreadyUsed => used(ctx, None),
         _ => ctx.fail(err),

@@ -92,13 +92,22 @@ fn no_such_mesh(ctx: &Ctx) -> Response {
     )
 }
 
-/// What a member who is not an admin gets for any invite request.
-fn not_admin(ctx: &Ctx, mesh: &MeshSummary) -> Response {
+/// A message page about `mesh`, with the way back to its page.
+fn about_mesh(ctx: &Ctx, mesh: &MeshSummary, status: StatusCode, message: Message) -> Response {
     ctx.message(
+        status,
+        message.action(&mesh_path(&mesh.slug), ctx.t("mesh-back"), true),
+    )
+}
+
+/// What a member who is not an admin gets for a request only admins may make.
+fn not_admin(ctx: &Ctx, mesh: &MeshSummary) -> Response {
+    let body = ctx.t_args("mesh-not-admin-body", &[("mesh", mesh.name.clone().into())]);
+    about_mesh(
+        ctx,
+        mesh,
         StatusCode::FORBIDDEN,
-        Message::new("error", "✋", ctx.t("mesh-not-admin-title"))
-            .paragraph(ctx.t_args("mesh-not-admin-body", &[("mesh", mesh.name.clone().into())]))
-            .action(&mesh_path(&mesh.slug), ctx.t("mesh-back"), true),
+        Message::new("error", "✋", ctx.t("mesh-not-admin-title")).paragraph(body),
     )
 }
 
@@ -530,11 +539,12 @@ async fn create_invite(
 
 /// An invite that cannot be revoked (gone, or already revoked).
 fn invite_gone(ctx: &Ctx, mesh: &MeshSummary) -> Response {
-    ctx.message(
+    let message = Message::new("warn", "?", ctx.t("invite-gone-title"));
+    about_mesh(
+        ctx,
+        mesh,
         StatusCode::NOT_FOUND,
-        Message::new("warn", "?", ctx.t("invite-gone-title"))
-            .paragraph(ctx.t("invite-gone-body"))
-            .action(&mesh_path(&mesh.slug), ctx.t("mesh-back"), true),
+        message.paragraph(ctx.t("invite-gone-body")),
     )
 }
 
@@ -600,25 +610,23 @@ async fn revoke(
 
 /// A member who cannot be removed: gone already, or never in this mesh.
 fn member_gone(ctx: &Ctx, mesh: &MeshSummary) -> Response {
-    ctx.message(
+    let message = Message::new("warn", "?", ctx.t("member-gone-title"));
+    about_mesh(
+        ctx,
+        mesh,
         StatusCode::NOT_FOUND,
-        Message::new("warn", "?", ctx.t("member-gone-title"))
-            .paragraph(ctx.t("member-gone-body"))
-            .action(&mesh_path(&mesh.slug), ctx.t("mesh-back"), true),
+        message.paragraph(ctx.t("member-gone-body")),
     )
 }
 
 /// The mesh's only admin asked to go.
 fn last_admin(ctx: &Ctx, mesh: &MeshSummary) -> Response {
-    ctx.message(
-        StatusCode::CONFLICT,
-        Message::new("warn", "!", ctx.t("member-last-admin-title"))
-            .paragraph(ctx.t_args(
-                "member-last-admin-body",
-                &[("mesh", mesh.name.clone().into())],
-            ))
-            .action(&mesh_path(&mesh.slug), ctx.t("mesh-back"), true),
-    )
+    let body = ctx.t_args(
+        "member-last-admin-body",
+        &[("mesh", mesh.name.clone().into())],
+    );
+    let message = Message::new("warn", "!", ctx.t("member-last-admin-title"));
+    about_mesh(ctx, mesh, StatusCode::CONFLICT, message.paragraph(body))
 }
 
 /// Asks before removing a member, or leaving (a GET never removes).

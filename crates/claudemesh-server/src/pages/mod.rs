@@ -487,12 +487,14 @@ impl Ctx {
         } else {
             self.t("error-body-request")
         };
-        self.message(
+        let mut response = self.message(
             status,
             Message::new("error", "!", self.t("error-title"))
                 .paragraph(body)
                 .action("/dashboard", self.t("nav-dashboard"), false),
-        )
+        );
+        err.set_retry_after(&mut response);
+        response
     }
 
     /// The page for a form body that could not be read.

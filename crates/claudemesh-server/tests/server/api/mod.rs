@@ -7,5 +7,5 @@ mod device_codes;
 mod meshes;
 mod oauth;
 mod startup;
-mod support;
+pub mod support;
 mod tokens;

@@ -7,6 +7,8 @@ pub use reqwest::header::{self, HeaderMap, HeaderValue};
 pub use serde_json::{Value, json};
 pub use std::time::Duration;
 
+use crate::api::support::{self, send};
+
 /// An origin that is not ours.
 pub const EVIL: &str = "https://evil.example";
 
@@ -214,14 +216,12 @@ impl Browser {
 
     /// `GET path` with a bearer token, as the CLI does: `(status, body)`.
     pub async fn api_with_token(&self, token: &str, path: &str) -> (u16, Value) {
-        let response = reqwest::Client::new()
-            .get(self.url(path))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        send(
+            reqwest::Client::new()
+                .get(self.url(path))
+                .bearer_auth(token),
+        )
+        .await
     }
 }
 
@@ -243,17 +243,10 @@ pub async fn start_login(server: &TestServer) -> (String, String) {
     )
 }
 
+/// Polls once, the poll interval after the last: the answer's body.
 pub async fn poll(server: &TestServer, device_code: &str) -> Value {
-    server.clock.advance(Duration::from_millis(1_500));
-    server
-        .anonymous()
-        .get(server.url(&format!("/api/auth/cli/device-code/{device_code}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    support::wait_poll_interval(server);
+    support::poll(server, device_code).await.1
 }
 
 /// Extracts the token shown on the page after generating one.
@@ -302,9 +295,7 @@ impl Browser {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        send(request).await
     }
 
     /// Creates a mesh over the JSON API, as the CLI does: its slug.

@@ -282,4 +282,5 @@ async fn guessing_the_current_password_on_the_page_is_stopped() {
         stopped.body
     );
     assert!(stopped.contains("Wait 15 minutes"), "{}", stopped.body);
+    assert_eq!(stopped.header("retry-after"), "900");
 }
