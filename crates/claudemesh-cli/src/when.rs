@@ -41,11 +41,14 @@ fn span(seconds: i64) -> String {
             format!("{n} {unit}s")
         }
     };
+    // To the nearest unit: a 7-day invite read a few seconds later is still
+    // "in 7 days", not "in 6 days".
+    let nearest = |unit: i64| (seconds + unit / 2) / unit;
     match seconds {
         s if s < 60 => plural(s.max(1), "second"),
-        s if s < 3600 => plural(s / 60, "minute"),
-        s if s < 86_400 => plural(s / 3600, "hour"),
-        s => plural(s / 86_400, "day"),
+        s if s < 3600 => plural(nearest(60), "minute"),
+        s if s < 86_400 => plural(nearest(3600), "hour"),
+        _ => plural(nearest(86_400), "day"),
     }
 }
 
@@ -89,6 +92,10 @@ mod tests {
             (Duration::hours(23), "in 23 hours"),
             (Duration::days(3), "in 3 days"),
             (Duration::days(-400), "400 days ago"),
+            (Duration::days(7) - Duration::seconds(40), "in 7 days"),
+            (Duration::days(90) - Duration::minutes(3), "in 90 days"),
+            (Duration::hours(-2) + Duration::minutes(1), "2 hours ago"),
+            (Duration::days(2) + Duration::hours(13), "in 3 days"),
         ];
         for (offset, expected) in cases {
             assert_eq!(relative(now + offset, now), expected, "{offset:?}");
