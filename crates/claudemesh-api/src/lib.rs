@@ -5,6 +5,8 @@
 //! error codes. Nothing in this crate touches a socket or a file, so all of it
 //! is unit-tested in isolation.
 
+pub mod broker;
+pub mod e2e;
 pub mod error;
 mod secret;
 pub mod slug;

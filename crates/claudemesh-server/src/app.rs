@@ -1,5 +1,6 @@
 //! Building and running the server: store, router, listener.
 
+use crate::broker::{Broker, BrokerSettings};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::db::{Db, DbError};
@@ -66,11 +67,23 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{local_addr}"));
+        let broker = Broker::start(
+            &db,
+            config.database_url.as_deref(),
+            Arc::clone(&clock),
+            BrokerSettings::from_config(&config),
+        )
+        .await
+        .map_err(|source| StartError::Db(DbError::Connect {
+            engine: db.engine.name(),
+            source,
+        }))?;
         let state = AppState::new(
             db,
             clock,
             Settings::new(&public_url, config.trust_proxy),
             mailer,
+            broker,
         );
         let router = router(state.clone());
         Ok(Self {
@@ -110,6 +123,13 @@ impl Application {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
+        // WebSockets outlive the HTTP connections that upgraded them: close
+        // them when the server is told to stop.
+        let broker = self.state.broker.clone();
+        let shutdown = async move {
+            shutdown.await;
+            broker.shut_down();
+        };
         axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
@@ -136,6 +156,7 @@ pub fn router(state: AppState) -> Router {
         }),
     )
     .route("/healthz", get(|| async { "ok" }))
+    .merge(crate::broker::routes())
     .merge(crate::pages::routes())
     // Unknown paths and wrong methods: JSON under /api and /oauth, an HTML
     // page (with the pages' security headers) everywhere else.

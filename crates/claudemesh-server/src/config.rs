@@ -45,6 +45,26 @@ pub struct Config {
     #[arg(long, env = "CLAUDEMESH_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,
 
+    /// Broker: messages one member may send in a burst.
+    #[arg(long, env = "CLAUDEMESH_BROKER_SEND_BURST", default_value_t = 10)]
+    pub broker_send_burst: u32,
+
+    /// Broker: sustained messages per minute per member (0: no limit).
+    #[arg(long, env = "CLAUDEMESH_BROKER_SENDS_PER_MINUTE", default_value_t = 60)]
+    pub broker_sends_per_minute: u32,
+
+    /// Broker: sessions connected at once in one mesh.
+    #[arg(long, env = "CLAUDEMESH_BROKER_MAX_PEERS", default_value_t = 100)]
+    pub broker_max_peers: u32,
+
+    /// Broker: sessions connected at once per member.
+    #[arg(long, env = "CLAUDEMESH_BROKER_MAX_CONNECTIONS_PER_MEMBER", default_value_t = 20)]
+    pub broker_max_connections_per_member: u32,
+
+    /// Broker: how long an undelivered message waits for its recipient, in seconds.
+    #[arg(long, env = "CLAUDEMESH_BROKER_MESSAGE_TTL", default_value_t = 7 * 24 * 3600)]
+    pub broker_message_ttl: u64,
+
     /// Log lines as JSON (for collectors) or as text (for people).
     #[arg(long, env = "CLAUDEMESH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -68,6 +88,11 @@ impl Config {
             db_pool_size: None,
             mail_from: "claudemesh <noreply@claudemesh.localhost>".into(),
             trust_proxy: false,
+            broker_send_burst: 10,
+            broker_sends_per_minute: 60,
+            broker_max_peers: 100,
+            broker_max_connections_per_member: 20,
+            broker_message_ttl: 7 * 24 * 3600,
             log_format: LogFormat::Text,
         }
     }

@@ -3,7 +3,7 @@
 //!
 //! Resources each own a module (routes, queries, tests): [`accounts`],
 //! [`device_codes`] (with its RFC 8628 face in [`oauth`]), [`tokens`],
-//! [`meshes`] and [`invites`] (with [`mail`]).
+//! [`meshes`] and [`invites`] (with [`mail`]), and the message [`broker`].
 //! Shared plumbing sits beside them: [`config`], [`db`], [`error`], [`auth`]
 //! (who is calling), [`http`] (extractors), [`audit`], [`clock`].
 
@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod db;

@@ -521,5 +521,7 @@ pub async fn remove(
     )
     .await?;
     tx.commit().await?;
+    // Its live sessions close now, on every instance.
+    state.broker.member_removed(&mesh.id, member_id).await;
     Ok(())
 }

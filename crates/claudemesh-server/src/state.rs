@@ -1,5 +1,7 @@
-//! What every handler can reach: the store, the clock, the settings, the mailer.
+//! What every handler can reach: the store, the clock, the settings, the
+//! mailer, the broker.
 
+use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::mail::Mailer;
@@ -13,6 +15,7 @@ pub struct Inner {
     pub clock: Arc<dyn Clock>,
     pub settings: Settings,
     pub mailer: Mailer,
+    pub broker: Broker,
 }
 
 /// Settings derived once at start-up.
@@ -48,12 +51,19 @@ pub fn origin_of(url: &str) -> Option<String> {
 }
 
 impl AppState {
-    pub fn new(db: Db, clock: Arc<dyn Clock>, settings: Settings, mailer: Mailer) -> Self {
+    pub fn new(
+        db: Db,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+        mailer: Mailer,
+        broker: Broker,
+    ) -> Self {
         Self(Arc::new(Inner {
             db,
             clock,
             settings,
             mailer,
+            broker,
         }))
     }
 

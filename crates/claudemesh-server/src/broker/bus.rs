@@ -1,0 +1,122 @@
+//! What one instance tells the others, through PostgreSQL's LISTEN/NOTIFY.
+//!
+//! Payloads are small (ids and presence, never ciphertext): an instance that
+//! hears of new messages reads the rows it needs. On SQLite there is one
+//! instance and events only ever go to [`super::Broker::apply`] directly.
+//! Notifications sent while an instance's listening connection is down are
+//! lost; when it reconnects, the broker resynchronises from the tables (see
+//! `Broker::resync`).
+
+use claudemesh_api::broker::Peer;
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgListener;
+use std::time::Duration;
+
+pub const CHANNEL: &str = "claudemesh_broker";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub enum BusEvent {
+    /// Messages stored in this mesh, with deliveries waiting.
+    Messages { mesh_id: String, ids: Vec<String> },
+    Joined { mesh_id: String, peer: Peer },
+    Left { mesh_id: String, session_key: String },
+    Updated { mesh_id: String, peer: Peer },
+    /// A membership ended: its sessions are closed everywhere.
+    Removed { mesh_id: String, member_id: String },
+    /// `conn_id` now holds this session; any other connection of it closes.
+    Kick { session_key: String, conn_id: String },
+}
+
+/// An event with the instance it came from.
+#[derive(Debug, Serialize, Deserialize)]
+struct Note {
+    /// The sending instance (which has already applied the event itself).
+    i: String,
+    #[serde(flatten)]
+    event: BusEvent,
+}
+
+fn payload(instance_id: &str, event: &BusEvent) -> String {
+    serde_json::to_string(&Note {
+        i: instance_id.to_owned(),
+        event: event.clone(),
+    })
+    .unwrap_or_default()
+}
+
+/// Queues a notification in a transaction: sent only if it commits.
+pub async fn notify_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    instance_id: &str,
+    event: &BusEvent,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(payload(instance_id, event))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+pub async fn notify(
+    pool: &sqlx::AnyPool,
+    instance_id: &str,
+    event: &BusEvent,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(CHANNEL)
+        .bind(payload(instance_id, event))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Listens for the other instances' events until the process ends, calling
+/// `on_event` for each and `on_gap` whenever events may have been missed
+/// (the listening connection dropped and came back).
+pub fn listen(
+    database_url: String,
+    instance_id: String,
+    on_event: impl Fn(BusEvent) + Send + 'static,
+    on_gap: impl Fn() + Send + 'static,
+) {
+    tokio::spawn(async move {
+        let mut listener = loop {
+            match connect(&database_url).await {
+                Ok(listener) => break listener,
+                Err(err) => {
+                    tracing::warn!(error = %err, "broker: cannot LISTEN yet; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    match serde_json::from_str::<Note>(notification.payload()) {
+                        Ok(note) if note.i != instance_id => on_event(note.event),
+                        Ok(_) => {}
+                        Err(err) => tracing::warn!(error = %err, "broker: unreadable notification"),
+                    }
+                }
+                // The connection dropped; the next call reconnects.
+                Ok(None) => {
+                    tracing::warn!("broker: LISTEN connection lost; resynchronising");
+                    on_gap();
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "broker: LISTEN failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    on_gap();
+                }
+            }
+        }
+    });
+}
+
+async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect(url).await?;
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}

@@ -1,0 +1,703 @@
+//! One WebSocket: challenge, hello, then the session's frames until it
+//! closes, goes silent, or its membership ends.
+//!
+//! A frame that does not parse, or any frame before the hello, gets an
+//! error frame and a close (1008); a well-formed request the broker cannot
+//! honour (rate, size, an unknown recipient) gets an error frame carrying
+//! its `req`, and the session goes on.
+
+use super::hub::{CONN_QUEUE, ConnEvent, ConnHandle};
+use super::writer::NewMessage;
+use super::{Broker, BusEvent, frame, peer_of, store};
+use crate::ids::new_id;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use claudemesh_api::broker::{
+    BrokerErrorCode as Code, ClientFrame, Hello, MAX_ATTESTATION_MS, MAX_FRAME_BYTES,
+    MAX_GROUPS, MAX_MESSAGE_BYTES, MAX_SUMMARY_CHARS, MessageKind, Peer, PeerStatus, SendRequest,
+    Sender, ServerFrame, Welcome, is_clean_label, is_group_name, is_key_hex,
+};
+use claudemesh_api::e2e;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// Time allowed between the challenge and the hello.
+const HELLO_WITHIN: Duration = Duration::from_secs(10);
+/// Clock skew tolerated on an attestation's 24-hour bound.
+const SKEW_MS: i64 = 5 * 60 * 1000;
+/// Waiting messages sent per backlog read.
+const BACKLOG_BATCH: i64 = 500;
+/// Ids per `ack` frame, at most.
+const MAX_ACK_IDS: usize = 1000;
+
+const CLOSE_POLICY: u16 = 1008;
+const CLOSE_TOO_BIG: u16 = 1009;
+const CLOSE_GOING_AWAY: u16 = 1001;
+
+/// A refusal: the error frame, then a close with this code.
+struct Refusal {
+    code: Code,
+    message: String,
+    close: u16,
+}
+
+fn refuse(code: Code, message: impl Into<String>) -> Refusal {
+    Refusal {
+        code,
+        message: message.into(),
+        close: CLOSE_POLICY,
+    }
+}
+
+pub async fn serve(mut socket: WebSocket, broker: Broker) {
+    let challenge = data_encoding::HEXLOWER.encode(&random_bytes());
+    let opening = ServerFrame::Challenge {
+        version: claudemesh_api::broker::PROTOCOL_VERSION,
+        challenge: challenge.clone(),
+    };
+    if send(&mut socket, &opening).await.is_err() {
+        return;
+    }
+    let hello = match tokio::time::timeout(HELLO_WITHIN, read_hello(&mut socket)).await {
+        Ok(Ok(Some(hello))) => hello,
+        Ok(Ok(None)) => return,
+        Ok(Err(refusal)) => return close(&mut socket, None, refusal).await,
+        Err(_) => {
+            let refusal = refuse(Code::HandshakeTimeout, "No hello within 10 seconds");
+            return close(&mut socket, None, refusal).await;
+        }
+    };
+    let (mut session, rx) = match admit(&broker, &challenge, hello).await {
+        Ok(admitted) => admitted,
+        Err(refusal) => return close(&mut socket, None, refusal).await,
+    };
+    let welcome = session.welcome.take();
+    if let Some(welcome) = welcome
+        && send(&mut socket, &ServerFrame::Welcome(welcome)).await.is_ok()
+    {
+        run(&mut socket, &broker, &mut session, rx).await;
+    }
+    depart(&broker, &session).await;
+}
+
+fn random_bytes() -> [u8; 32] {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source failed");
+    bytes
+}
+
+async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::Error> {
+    socket.send(Message::Text(super::frame(frame))).await
+}
+
+async fn close(socket: &mut WebSocket, req: Option<u64>, refusal: Refusal) {
+    let _ = send(socket, &ServerFrame::error(req, refusal.code, &refusal.message)).await;
+    let reason: String = refusal.code.as_str().to_owned();
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code: refusal.close,
+            reason: Utf8Bytes::from(reason),
+        })))
+        .await;
+}
+
+/// Parses a text frame, refusing one that is too large or malformed.
+fn parse(text: &str) -> Result<ClientFrame, Refusal> {
+    if text.len() > MAX_FRAME_BYTES {
+        return Err(Refusal {
+            code: Code::FrameTooLarge,
+            message: format!("Frames are at most {MAX_FRAME_BYTES} bytes"),
+            close: CLOSE_TOO_BIG,
+        });
+    }
+    serde_json::from_str(text).map_err(|err| refuse(Code::BadFrame, format!("Bad frame: {err}")))
+}
+
+/// The first frame that matters: a hello, or a refusal. `None` when the
+/// client went away.
+async fn read_hello(socket: &mut WebSocket) -> Result<Option<Hello>, Refusal> {
+    loop {
+        match socket.recv().await {
+            Some(Ok(Message::Text(text))) => {
+                return match parse(&text)? {
+                    ClientFrame::Hello(hello) => Ok(Some(hello)),
+                    _ => Err(refuse(Code::HelloRequired, "Say hello first")),
+                };
+            }
+            Some(Ok(Message::Binary(_))) => {
+                return Err(refuse(Code::BadFrame, "Frames are JSON text"));
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Close(_)) | Err(_)) | None => return Ok(None),
+        }
+    }
+}
+
+/// A connected session: what the connection task keeps.
+struct Session {
+    conn_id: String,
+    mesh_id: String,
+    member_id: String,
+    peer: Peer,
+    attestation: claudemesh_api::broker::Attestation,
+    attestation_expires_at: i64,
+    /// Messages sent on this connection and not yet acknowledged.
+    unacked: HashSet<String>,
+    welcome: Option<Welcome>,
+}
+
+impl Session {
+    fn keys(&self) -> [&str; 2] {
+        [&self.peer.session_key, &self.peer.member_key]
+    }
+}
+
+/// Checks a hello, records the session and registers its connection.
+async fn admit(
+    broker: &Broker,
+    challenge: &str,
+    hello: Hello,
+) -> Result<(Session, mpsc::Receiver<ConnEvent>), Refusal> {
+    if hello.version != claudemesh_api::broker::PROTOCOL_VERSION {
+        return Err(refuse(
+            Code::UnsupportedVersion,
+            format!(
+                "This broker speaks protocol version {}",
+                claudemesh_api::broker::PROTOCOL_VERSION
+            ),
+        ));
+    }
+    check_hello_fields(&hello)?;
+    let signed = e2e::hello_bytes(challenge, &hello.mesh_id, &hello.session_key);
+    if !e2e::verify(&hello.session_key, &signed, &hello.signature) {
+        return Err(refuse(
+            Code::BadSignature,
+            "The session key did not sign this connection's challenge",
+        ));
+    }
+    let now = broker.now();
+    let expires_at = hello.attestation.expires_at;
+    if expires_at <= now {
+        return Err(refuse(
+            Code::AttestationExpired,
+            "The session's attestation has expired",
+        ));
+    }
+    if expires_at > now + MAX_ATTESTATION_MS + SKEW_MS {
+        return Err(refuse(
+            Code::BadAttestation,
+            "An attestation may expire at most 24 hours ahead",
+        ));
+    }
+    let attested = e2e::attestation_bytes(&hello.mesh_id, &hello.session_key, expires_at);
+    if !e2e::verify(&hello.member_key, &attested, &hello.attestation.signature) {
+        return Err(refuse(
+            Code::BadAttestation,
+            "The member key did not attest this session key for this mesh",
+        ));
+    }
+    let internal = |err: sqlx::Error| {
+        tracing::error!(error = %err, "broker: hello failed");
+        refuse(Code::Internal, "The broker could not check this session")
+    };
+    let membership = store::membership_of_key(&broker.pool, &hello.mesh_id, &hello.member_key)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| {
+            refuse(
+                Code::NotAMember,
+                "This key belongs to no current member of this mesh",
+            )
+        })?;
+    let (in_mesh, of_member) =
+        store::session_counts(&broker.pool, &hello.mesh_id, &membership.member_id)
+            .await
+            .map_err(internal)?;
+    if in_mesh >= i64::from(broker.settings.max_peers) {
+        return Err(refuse(
+            Code::MeshFull,
+            format!(
+                "This mesh already has {} sessions connected",
+                broker.settings.max_peers
+            ),
+        ));
+    }
+    if of_member >= i64::from(broker.settings.max_connections_per_member) {
+        return Err(refuse(
+            Code::TooManyConnections,
+            format!(
+                "You already have {} sessions connected in this mesh",
+                broker.settings.max_connections_per_member
+            ),
+        ));
+    }
+    let conn_id = new_id("conn");
+    let peer = peer_of(&hello, &membership.member_id, now);
+    store::upsert_session(
+        &broker.pool,
+        &hello.mesh_id,
+        &peer,
+        now,
+        &broker.instance_id,
+        &conn_id,
+    )
+    .await
+    .map_err(internal)?;
+
+    let (tx, rx) = mpsc::channel(CONN_QUEUE);
+    let replaced = broker.hub.register(Arc::new(ConnHandle {
+        conn_id: conn_id.clone(),
+        mesh_id: hello.mesh_id.clone(),
+        member_id: membership.member_id.clone(),
+        session_key: hello.session_key.clone(),
+        member_key: hello.member_key.clone(),
+        tx,
+    }));
+    if !replaced.is_empty() || broker.engine == crate::db::Engine::Postgres {
+        broker
+            .publish(BusEvent::Kick {
+                session_key: hello.session_key.clone(),
+                conn_id: conn_id.clone(),
+            })
+            .await;
+    }
+    broker
+        .publish(BusEvent::Joined {
+            mesh_id: hello.mesh_id.clone(),
+            peer: peer.clone(),
+        })
+        .await;
+    let peers = store::peers(&broker.pool, &hello.mesh_id)
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .filter(|p| p.session_key != hello.session_key)
+        .collect();
+    let members = store::member_keys(&broker.pool, &hello.mesh_id)
+        .await
+        .map_err(internal)?;
+    let welcome = Welcome {
+        mesh_id: hello.mesh_id.clone(),
+        mesh_slug: membership.mesh_slug,
+        mesh_name: membership.mesh_name,
+        member_id: membership.member_id.clone(),
+        peers,
+        members,
+        limits: broker.settings.limits(),
+    };
+    Ok((
+        Session {
+            conn_id,
+            mesh_id: hello.mesh_id,
+            member_id: membership.member_id,
+            peer,
+            attestation: hello.attestation,
+            attestation_expires_at: expires_at,
+            unacked: HashSet::new(),
+            welcome: Some(welcome),
+        },
+        rx,
+    ))
+}
+
+fn check_hello_fields(hello: &Hello) -> Result<(), Refusal> {
+    let bad = |what: &str| Err(refuse(Code::BadFrame, format!("Bad hello: {what}")));
+    if !is_key_hex(&hello.member_key) || !is_key_hex(&hello.session_key) {
+        return bad("keys are ed25519 public keys, 64 lowercase hex characters");
+    }
+    if hello.member_key == hello.session_key {
+        return bad("the session key must not be the member key");
+    }
+    if hello.mesh_id.is_empty() || hello.mesh_id.len() > 64 {
+        return bad("mesh_id");
+    }
+    if !is_clean_label(&hello.display_name, false) {
+        return bad("display_name must be 1 to 60 characters");
+    }
+    if !is_clean_label(&hello.role, true) {
+        return bad("role must be at most 60 characters");
+    }
+    if hello.groups.len() > MAX_GROUPS || !hello.groups.iter().all(|g| is_group_name(g)) {
+        return bad("groups: at most 20 names of a-z, 0-9, - and _");
+    }
+    if !clean_summary(&hello.summary) {
+        return bad("summary must be at most 280 characters");
+    }
+    Ok(())
+}
+
+fn clean_summary(text: &str) -> bool {
+    text.chars().count() <= MAX_SUMMARY_CHARS && !text.chars().any(|c| c.is_control() && c != '\n')
+}
+
+/// What the loop does after a frame.
+enum Next {
+    Continue,
+    Close(Option<u64>, Refusal),
+}
+
+async fn run(
+    socket: &mut WebSocket,
+    broker: &Broker,
+    session: &mut Session,
+    mut rx: mpsc::Receiver<ConnEvent>,
+) {
+    let mut shutdown = broker.shutdown.subscribe();
+    let mut ping = tokio::time::interval(broker.settings.ping_every);
+    ping.tick().await;
+    let mut last_heard = Instant::now();
+    if push_backlog(socket, broker, session).await.is_err() {
+        return;
+    }
+    loop {
+        let next = tokio::select! {
+            incoming = socket.recv() => {
+                last_heard = Instant::now();
+                match incoming {
+                    Some(Ok(Message::Text(text))) => match parse(&text) {
+                        Ok(client_frame) => handle(socket, broker, session, client_frame).await,
+                        Err(refusal) => Next::Close(None, refusal),
+                    },
+                    Some(Ok(Message::Binary(_))) => {
+                        Next::Close(None, refuse(Code::BadFrame, "Frames are JSON text"))
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => Next::Continue,
+                    Some(Ok(Message::Close(_)) | Err(_)) | None => return,
+                }
+            }
+            event = rx.recv() => match event {
+                Some(ConnEvent::Frame(text)) => {
+                    if socket.send(Message::Text(text)).await.is_err() {
+                        return;
+                    }
+                    Next::Continue
+                }
+                Some(ConnEvent::Deliver(envelope)) => {
+                    if push(socket, session, &envelope).await.is_err() {
+                        return;
+                    }
+                    Next::Continue
+                }
+                Some(ConnEvent::Backlog) => {
+                    if push_backlog(socket, broker, session).await.is_err() {
+                        return;
+                    }
+                    Next::Continue
+                }
+                Some(ConnEvent::Close(code, message)) => Next::Close(None, refuse(code, message)),
+                None => return,
+            },
+            _ = ping.tick() => {
+                if last_heard.elapsed() > broker.settings.silent_after {
+                    tracing::debug!("broker: session silent; dropping it");
+                    return;
+                }
+                if session.attestation_expires_at <= broker.now() {
+                    Next::Close(None, refuse(Code::AttestationExpired, "The session's attestation has expired"))
+                } else if socket.send(Message::Ping(Default::default())).await.is_err() {
+                    return;
+                } else {
+                    Next::Continue
+                }
+            }
+            _ = shutdown.changed() => Next::Close(None, Refusal {
+                code: Code::Internal,
+                message: "The server is restarting; connect again".into(),
+                close: CLOSE_GOING_AWAY,
+            }),
+        };
+        if let Next::Close(req, refusal) = next {
+            close(socket, req, refusal).await;
+            return;
+        }
+    }
+}
+
+/// Sends one waiting message, if this session takes its priority now and
+/// has not been sent it already on this connection.
+async fn push(
+    socket: &mut WebSocket,
+    session: &mut Session,
+    envelope: &claudemesh_api::broker::Envelope,
+) -> Result<(), axum::Error> {
+    if !session.peer.status.accepts(envelope.priority) || session.unacked.contains(&envelope.id) {
+        return Ok(());
+    }
+    if session.unacked.len() >= 10_000 {
+        // A client that never acknowledges: forget, and let it get repeats.
+        session.unacked.clear();
+    }
+    session.unacked.insert(envelope.id.clone());
+    socket
+        .send(Message::Text(frame(&ServerFrame::Message(envelope.clone()))))
+        .await
+}
+
+/// Sends what waits in the table for this session's keys.
+async fn push_backlog(
+    socket: &mut WebSocket,
+    broker: &Broker,
+    session: &mut Session,
+) -> Result<(), axum::Error> {
+    let waiting = match store::waiting_for(&broker.pool, &session.keys(), broker.now(), BACKLOG_BATCH)
+        .await
+    {
+        Ok(waiting) => waiting,
+        Err(err) => {
+            tracing::warn!(error = %err, "broker: cannot read waiting messages");
+            return Ok(());
+        }
+    };
+    for envelope in &waiting {
+        push(socket, session, envelope).await?;
+    }
+    Ok(())
+}
+
+async fn handle(
+    socket: &mut WebSocket,
+    broker: &Broker,
+    session: &mut Session,
+    client_frame: ClientFrame,
+) -> Next {
+    let reply = match client_frame {
+        ClientFrame::Hello(_) => {
+            return Next::Close(None, refuse(Code::HelloRequired, "Already said hello"));
+        }
+        ClientFrame::Send(request) => {
+            let req = request.req;
+            match send_message(broker, session, request).await {
+                Ok(frame) => frame,
+                Err((code, message, retry_after)) => ServerFrame::Error {
+                    req: Some(req),
+                    code,
+                    message,
+                    retry_after_ms: retry_after.map(|d| d.as_millis().try_into().unwrap_or(u64::MAX)),
+                },
+            }
+        }
+        ClientFrame::Ack { ids } => {
+            if ids.len() > MAX_ACK_IDS || ids.iter().any(|id| id.len() > 64) {
+                return Next::Close(
+                    None,
+                    refuse(Code::BadFrame, format!("An ack carries at most {MAX_ACK_IDS} ids")),
+                );
+            }
+            for id in &ids {
+                session.unacked.remove(id);
+            }
+            if !ids.is_empty() {
+                let keys = session.keys().map(str::to_owned).to_vec();
+                broker.writer.ack(keys, ids, broker.now()).await;
+            }
+            return Next::Continue;
+        }
+        ClientFrame::SetStatus { status } => {
+            let was = session.peer.status;
+            session.peer.status = status;
+            update_peer(broker, session).await;
+            if was != PeerStatus::Idle && status == PeerStatus::Idle {
+                // Whatever was held back for a busy session comes now.
+                let _ = push_backlog(socket, broker, session).await;
+            }
+            return Next::Continue;
+        }
+        ClientFrame::SetSummary { summary } => {
+            if !clean_summary(&summary) {
+                ServerFrame::error(None, Code::BadFrame, "A summary is at most 280 characters")
+            } else {
+                session.peer.summary = summary;
+                update_peer(broker, session).await;
+                return Next::Continue;
+            }
+        }
+        ClientFrame::ListPeers { req } => {
+            let peers = store::peers(&broker.pool, &session.mesh_id).await;
+            let members = store::member_keys(&broker.pool, &session.mesh_id).await;
+            match (peers, members) {
+                (Ok(peers), Ok(members)) => ServerFrame::Peers {
+                    req,
+                    peers: peers
+                        .into_iter()
+                        .filter(|p| p.session_key != session.peer.session_key)
+                        .collect(),
+                    members,
+                },
+                _ => ServerFrame::error(Some(req), Code::Internal, "Cannot read the peers now"),
+            }
+        }
+        ClientFrame::MessageStatus { req, id } => {
+            match store::message_status(&broker.pool, &id, &session.member_id, broker.now()).await {
+                Ok(Some(recipients)) => ServerFrame::MessageStatus { req, id, recipients },
+                Ok(None) => ServerFrame::error(Some(req), Code::NotFound, "You sent no message with this id"),
+                Err(_) => ServerFrame::error(Some(req), Code::Internal, "Cannot read the status now"),
+            }
+        }
+    };
+    if send(socket, &reply).await.is_err() {
+        return Next::Close(None, refuse(Code::Internal, "send failed"));
+    }
+    Next::Continue
+}
+
+async fn update_peer(broker: &Broker, session: &Session) {
+    if let Err(err) = store::update_session(
+        &broker.pool,
+        &session.peer.session_key,
+        &session.conn_id,
+        session.peer.status,
+        &session.peer.summary,
+    )
+    .await
+    {
+        tracing::warn!(error = %err, "broker: cannot record a status");
+    }
+    broker
+        .publish(BusEvent::Updated {
+            mesh_id: session.mesh_id.clone(),
+            peer: session.peer.clone(),
+        })
+        .await;
+}
+
+type SendError = (Code, String, Option<Duration>);
+
+/// Checks, stores and acknowledges one message.
+async fn send_message(
+    broker: &Broker,
+    session: &Session,
+    request: SendRequest,
+) -> Result<ServerFrame, SendError> {
+    let invalid = |message: &str| (Code::BadFrame, message.to_owned(), None);
+    if request.keys.is_empty() {
+        return Err(invalid("A message needs at least one recipient key"));
+    }
+    match (request.kind, &request.group) {
+        (MessageKind::Group, Some(group)) if is_group_name(group) => {}
+        (MessageKind::Group, _) => return Err(invalid("A group message names its group")),
+        (_, Some(_)) => return Err(invalid("Only group messages name a group")),
+        _ => {}
+    }
+    // base64 of the text plus the 16-byte tag.
+    let max_body = (MAX_MESSAGE_BYTES + 16).div_ceil(3) * 4;
+    if request.body.ciphertext.len() > max_body {
+        return Err((
+            Code::MessageTooLarge,
+            format!("A message is at most {MAX_MESSAGE_BYTES} bytes"),
+            None,
+        ));
+    }
+    if request.body.nonce.len() > 64
+        || request
+            .keys
+            .iter()
+            .any(|k| k.nonce.len() > 64 || k.sealed.len() > 256)
+    {
+        return Err(invalid("A nonce or key box is too long"));
+    }
+    let mut seen = HashSet::new();
+    if !request.keys.iter().all(|k| seen.insert(k.to.as_str())) {
+        return Err(invalid("Each recipient key appears once"));
+    }
+    if let Err(wait) = broker.rate.take(&session.member_id) {
+        return Err((
+            Code::RateLimited,
+            format!(
+                "Sending too fast: at most {} messages a minute (bursts of {})",
+                broker.settings.sends_per_minute, broker.settings.send_burst
+            ),
+            Some(wait),
+        ));
+    }
+    let members = recipients(broker, &session.mesh_id, &request).await?;
+    let now = broker.now();
+    let message = Arc::new(NewMessage {
+        id: new_id("msg"),
+        mesh_id: session.mesh_id.clone(),
+        from: Sender {
+            session_key: session.peer.session_key.clone(),
+            member_id: session.member_id.clone(),
+            member_key: session.peer.member_key.clone(),
+            display_name: session.peer.display_name.clone(),
+            attestation: session.attestation.clone(),
+        },
+        kind: request.kind,
+        group: request.group,
+        priority: request.priority,
+        body: request.body,
+        deliveries: request.keys.into_iter().zip(members).collect(),
+        created_at: now,
+        expires_at: now.saturating_add(broker.settings.message_ttl_ms),
+    });
+    let recipients = u32::try_from(message.deliveries.len()).unwrap_or(u32::MAX);
+    if !broker.writer.insert(Arc::clone(&message)).await {
+        return Err((
+            Code::Internal,
+            "The message could not be stored; send it again".into(),
+            Some(Duration::from_secs(1)),
+        ));
+    }
+    Ok(ServerFrame::Sent {
+        req: request.req,
+        id: message.id.clone(),
+        recipients,
+    })
+}
+
+/// The member each key box is for; every key must be a connected session
+/// or a member's machine key in this mesh.
+async fn recipients(
+    broker: &Broker,
+    mesh_id: &str,
+    request: &SendRequest,
+) -> Result<Vec<String>, SendError> {
+    let lookup = || {
+        broker.hub.with_directory(mesh_id, |dir| {
+            let dir = dir?;
+            request
+                .keys
+                .iter()
+                .map(|k| {
+                    dir.sessions
+                        .get(&k.to)
+                        .or_else(|| dir.member_keys.get(&k.to))
+                        .cloned()
+                })
+                .collect::<Option<Vec<String>>>()
+        })
+    };
+    if let Some(found) = lookup() {
+        return Ok(found);
+    }
+    // Not in memory, or a key we have not seen yet (a new machine, a
+    // session that just joined elsewhere): read the tables once.
+    broker.load_directory(mesh_id).await.map_err(|err| {
+        tracing::error!(error = %err, "broker: cannot read the mesh directory");
+        (Code::Internal, "The broker could not check the recipients".to_owned(), None)
+    })?;
+    lookup().ok_or_else(|| {
+        (
+            Code::UnknownRecipient,
+            "A recipient key is not a session or member of this mesh (list the peers again)"
+                .to_owned(),
+            None,
+        )
+    })
+}
+
+async fn depart(broker: &Broker, session: &Session) {
+    broker.hub.unregister(&session.conn_id);
+    match store::delete_session(&broker.pool, &session.peer.session_key, &session.conn_id).await {
+        Ok(true) => {
+            broker
+                .publish(BusEvent::Left {
+                    mesh_id: session.mesh_id.clone(),
+                    session_key: session.peer.session_key.clone(),
+                })
+                .await;
+        }
+        Ok(false) => {}
+        Err(err) => tracing::warn!(error = %err, "broker: cannot record a departure"),
+    }
+}

@@ -1,0 +1,221 @@
+//! The connections this instance holds, indexed by session key, member key
+//! and mesh, and the directory of each mesh it serves (which keys may
+//! receive messages there).
+//!
+//! The hub holds nothing that matters after a crash: presence and messages
+//! are in the tables. It only routes events to connection tasks, each of
+//! which owns its socket.
+
+use axum::extract::ws::Utf8Bytes;
+use claudemesh_api::broker::{BrokerErrorCode, Envelope};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc;
+
+/// Events waiting per connection before it is told to read the table
+/// instead (a slow reader cannot make the broker buffer without bound).
+pub const CONN_QUEUE: usize = 256;
+
+pub enum ConnEvent {
+    /// A frame ready to send (presence).
+    Frame(Utf8Bytes),
+    Deliver(Arc<Envelope>),
+    /// Read this session's waiting messages from the table.
+    Backlog,
+    Close(BrokerErrorCode, String),
+}
+
+pub struct ConnHandle {
+    pub conn_id: String,
+    pub mesh_id: String,
+    pub member_id: String,
+    pub session_key: String,
+    pub member_key: String,
+    pub tx: mpsc::Sender<ConnEvent>,
+}
+
+impl ConnHandle {
+    fn push(&self, event: ConnEvent) {
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(event) {
+            // Nothing is lost: the message waits in the table. Make sure the
+            // connection looks there once it catches up.
+            let _ = self.tx.try_send(ConnEvent::Backlog);
+        }
+    }
+}
+
+/// Which keys of a mesh may receive messages, and whose they are.
+#[derive(Default)]
+pub struct Directory {
+    /// Connected session key → member id.
+    pub sessions: HashMap<String, String>,
+    /// Member machine key → member id.
+    pub member_keys: HashMap<String, String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    conns: HashMap<String, Arc<ConnHandle>>,
+    by_key: HashMap<String, HashSet<String>>,
+    by_mesh: HashMap<String, HashSet<String>>,
+    directories: HashMap<String, Directory>,
+}
+
+#[derive(Default)]
+pub struct Hub {
+    inner: Mutex<Inner>,
+}
+
+impl Hub {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic elsewhere while holding the lock leaves maps that are
+        // still consistent enough to route by; keep serving.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds a connection; returns the other local connections of the same
+    /// session (a reconnect), which the caller closes.
+    pub fn register(&self, handle: Arc<ConnHandle>) -> Vec<Arc<ConnHandle>> {
+        let mut inner = self.lock();
+        let replaced: Vec<Arc<ConnHandle>> = inner
+            .by_key
+            .get(&handle.session_key)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| inner.conns.get(id))
+            .filter(|other| other.session_key == handle.session_key)
+            .cloned()
+            .collect();
+        for key in [&handle.session_key, &handle.member_key] {
+            inner
+                .by_key
+                .entry(key.clone())
+                .or_default()
+                .insert(handle.conn_id.clone());
+        }
+        inner
+            .by_mesh
+            .entry(handle.mesh_id.clone())
+            .or_default()
+            .insert(handle.conn_id.clone());
+        inner.conns.insert(handle.conn_id.clone(), handle);
+        replaced
+    }
+
+    pub fn unregister(&self, conn_id: &str) {
+        let mut inner = self.lock();
+        let Some(handle) = inner.conns.remove(conn_id) else {
+            return;
+        };
+        for key in [&handle.session_key, &handle.member_key] {
+            if let Some(ids) = inner.by_key.get_mut(key) {
+                ids.remove(conn_id);
+                if ids.is_empty() {
+                    inner.by_key.remove(key);
+                }
+            }
+        }
+        if let Some(ids) = inner.by_mesh.get_mut(&handle.mesh_id) {
+            ids.remove(conn_id);
+            if ids.is_empty() {
+                inner.by_mesh.remove(&handle.mesh_id);
+                // No one here to serve in that mesh: forget its directory.
+                inner.directories.remove(&handle.mesh_id);
+            }
+        }
+    }
+
+    pub fn serves_mesh(&self, mesh_id: &str) -> bool {
+        self.lock().by_mesh.contains_key(mesh_id)
+    }
+
+    /// Hands each envelope to the local connections holding its recipient key.
+    pub fn deliver<'a>(&self, envelopes: impl IntoIterator<Item = Envelope>) {
+        let inner = self.lock();
+        for envelope in envelopes {
+            let Some(ids) = inner.by_key.get(&envelope.key.to) else {
+                continue;
+            };
+            let envelope = Arc::new(envelope);
+            for id in ids {
+                if let Some(conn) = inner.conns.get(id) {
+                    conn.push(ConnEvent::Deliver(Arc::clone(&envelope)));
+                }
+            }
+        }
+    }
+
+    /// Sends a frame to every local connection of a mesh but one session.
+    pub fn to_mesh(&self, mesh_id: &str, except_session: &str, frame: Utf8Bytes) {
+        let inner = self.lock();
+        for id in inner.by_mesh.get(mesh_id).into_iter().flatten() {
+            if let Some(conn) = inner.conns.get(id)
+                && conn.session_key != except_session
+            {
+                conn.push(ConnEvent::Frame(frame.clone()));
+            }
+        }
+    }
+
+    /// Closes the local connections matching `which`.
+    pub fn close_where(
+        &self,
+        which: impl Fn(&ConnHandle) -> bool,
+        code: BrokerErrorCode,
+        message: &str,
+    ) {
+        let inner = self.lock();
+        for conn in inner.conns.values().filter(|c| which(c)) {
+            // A close must get through even to a full queue: the task also
+            // watches for its sender side, so spawn the send.
+            let tx = conn.tx.clone();
+            let message = message.to_owned();
+            tokio::spawn(async move {
+                let _ = tx.send(ConnEvent::Close(code, message)).await;
+            });
+        }
+    }
+
+    /// Every local connection's `(conn_id, session_key, member_id)`.
+    pub fn connections(&self) -> Vec<(String, String, String)> {
+        self.lock()
+            .conns
+            .values()
+            .map(|c| {
+                (
+                    c.conn_id.clone(),
+                    c.session_key.clone(),
+                    c.member_id.clone(),
+                )
+            })
+            .collect()
+    }
+
+    /// Tells every local connection to look for waiting messages.
+    pub fn wake_all(&self) {
+        for conn in self.lock().conns.values() {
+            conn.push(ConnEvent::Backlog);
+        }
+    }
+
+    /// Reads or changes a mesh's directory (`None` when not loaded).
+    pub fn with_directory<T>(
+        &self,
+        mesh_id: &str,
+        f: impl FnOnce(Option<&mut Directory>) -> T,
+    ) -> T {
+        f(self.lock().directories.get_mut(mesh_id))
+    }
+
+    /// Installs a freshly read directory, if this instance still serves the mesh.
+    pub fn set_directory(&self, mesh_id: &str, directory: Directory) {
+        let mut inner = self.lock();
+        if inner.by_mesh.contains_key(mesh_id) {
+            inner.directories.insert(mesh_id.to_owned(), directory);
+        }
+    }
+
+    pub fn forget_directories(&self) {
+        self.lock().directories.clear();
+    }
+}

@@ -1,0 +1,434 @@
+//! The broker's tables: sessions (presence), messages and deliveries.
+//!
+//! Reads happen here; writes of messages and acknowledgements go through
+//! [`super::writer`], which groups them into few transactions.
+
+use crate::meshes::role_from_db;
+use claudemesh_api::broker::{
+    Attestation, DeliveryState, Envelope, KeyBox, MemberKeys, MessageKind, Peer, PeerStatus,
+    Priority, RecipientStatus, SealedBody, Sender,
+};
+use sqlx::AnyPool;
+use std::collections::BTreeMap;
+
+use crate::clock::rfc3339;
+
+/// A membership the hello proved: the member key belongs to it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Membership {
+    pub member_id: String,
+    pub mesh_slug: String,
+    pub mesh_name: String,
+}
+
+/// The live membership of `mesh_id` that registered `member_key`, if any.
+pub async fn membership_of_key(
+    pool: &AnyPool,
+    mesh_id: &str,
+    member_key: &str,
+) -> Result<Option<Membership>, sqlx::Error> {
+    // The earliest registration wins, should two members have registered
+    // the same public key.
+    sqlx::query_as(
+        "SELECT mm.id AS member_id, m.slug AS mesh_slug, m.name AS mesh_name \
+         FROM mesh_member_keys k JOIN mesh_members mm ON mm.id = k.member_id \
+         JOIN meshes m ON m.id = mm.mesh_id \
+         WHERE k.public_key = $1 AND mm.mesh_id = $2 AND mm.revoked_at IS NULL \
+         AND m.archived_at IS NULL ORDER BY k.created_at LIMIT 1",
+    )
+    .bind(member_key)
+    .bind(mesh_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Which of these members are no longer live members (removed, or left).
+pub async fn ended_memberships(
+    pool: &AnyPool,
+    member_ids: &[String],
+) -> Result<Vec<String>, sqlx::Error> {
+    if member_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT id FROM mesh_members WHERE revoked_at IS NOT NULL AND id IN ({})",
+        placeholders(1, member_ids.len())
+    );
+    let mut query = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql));
+    for id in member_ids {
+        query = query.bind(id);
+    }
+    Ok(query
+        .fetch_all(pool)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct SessionRow {
+    session_key: String,
+    member_id: String,
+    member_key: String,
+    display_name: String,
+    role: String,
+    groups: String,
+    status: String,
+    summary: String,
+    connected_at: i64,
+}
+
+impl SessionRow {
+    fn into_peer(self) -> Peer {
+        Peer {
+            session_key: self.session_key,
+            member_id: self.member_id,
+            member_key: self.member_key,
+            display_name: self.display_name,
+            role: self.role,
+            groups: serde_json::from_str(&self.groups).unwrap_or_default(),
+            status: PeerStatus::parse(&self.status).unwrap_or_default(),
+            summary: self.summary,
+            connected_at: rfc3339(self.connected_at),
+        }
+    }
+}
+
+/// Every connected session of a mesh, on any instance.
+pub async fn peers(pool: &AnyPool, mesh_id: &str) -> Result<Vec<Peer>, sqlx::Error> {
+    let rows: Vec<SessionRow> = sqlx::query_as(
+        "SELECT session_key, member_id, member_key, display_name, role, groups, status, summary, \
+         connected_at FROM broker_sessions WHERE mesh_id = $1 ORDER BY connected_at, session_key",
+    )
+    .bind(mesh_id)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(SessionRow::into_peer).collect())
+}
+
+/// How many sessions are connected in a mesh, and how many of them are this member's.
+pub async fn session_counts(
+    pool: &AnyPool,
+    mesh_id: &str,
+    member_id: &str,
+) -> Result<(i64, i64), sqlx::Error> {
+    sqlx::query_as(
+        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN member_id = $2 THEN 1 ELSE 0 END), 0) \
+         FROM broker_sessions WHERE mesh_id = $1",
+    )
+    .bind(mesh_id)
+    .bind(member_id)
+    .fetch_one(pool)
+    .await
+}
+
+/// Records a connected session; a reconnect of the same session key takes
+/// its row over.
+pub async fn upsert_session(
+    pool: &AnyPool,
+    mesh_id: &str,
+    peer: &Peer,
+    connected_at: i64,
+    instance_id: &str,
+    conn_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO broker_sessions (session_key, mesh_id, member_id, member_key, display_name, \
+         role, groups, status, summary, connected_at, instance_id, conn_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         ON CONFLICT (session_key) DO UPDATE SET mesh_id = $2, member_id = $3, member_key = $4, \
+         display_name = $5, role = $6, groups = $7, status = $8, summary = $9, \
+         connected_at = $10, instance_id = $11, conn_id = $12",
+    )
+    .bind(&peer.session_key)
+    .bind(mesh_id)
+    .bind(&peer.member_id)
+    .bind(&peer.member_key)
+    .bind(&peer.display_name)
+    .bind(&peer.role)
+    .bind(serde_json::to_string(&peer.groups).unwrap_or_else(|_| "[]".into()))
+    .bind(peer.status.as_str())
+    .bind(&peer.summary)
+    .bind(connected_at)
+    .bind(instance_id)
+    .bind(conn_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+pub async fn update_session(
+    pool: &AnyPool,
+    session_key: &str,
+    conn_id: &str,
+    status: PeerStatus,
+    summary: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE broker_sessions SET status = $1, summary = $2 WHERE session_key = $3 AND conn_id = $4",
+    )
+    .bind(status.as_str())
+    .bind(summary)
+    .bind(session_key)
+    .bind(conn_id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Removes a session's row unless another connection has taken it over.
+/// Whether it was this connection's.
+pub async fn delete_session(
+    pool: &AnyPool,
+    session_key: &str,
+    conn_id: &str,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM broker_sessions WHERE session_key = $1 AND conn_id = $2")
+        .bind(session_key)
+        .bind(conn_id)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// An instance's heartbeat.
+pub async fn beat(pool: &AnyPool, instance_id: &str, now: i64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO broker_instances (id, seen_at) VALUES ($1, $2) \
+         ON CONFLICT (id) DO UPDATE SET seen_at = $2",
+    )
+    .bind(instance_id)
+    .bind(now)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Deletes the sessions of other instances silent since `cutoff` (crashed),
+/// and those instances; returns the sessions removed as `(mesh_id, session_key)`.
+pub async fn sweep_dead_instances(
+    pool: &AnyPool,
+    own_instance: &str,
+    cutoff: i64,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let gone: Vec<(String, String)> = sqlx::query_as(
+        "DELETE FROM broker_sessions WHERE instance_id <> $1 AND instance_id NOT IN \
+         (SELECT id FROM broker_instances WHERE seen_at >= $2) RETURNING mesh_id, session_key",
+    )
+    .bind(own_instance)
+    .bind(cutoff)
+    .fetch_all(pool)
+    .await?;
+    sqlx::query("DELETE FROM broker_instances WHERE seen_at < $1 AND id <> $2")
+        .bind(cutoff)
+        .bind(own_instance)
+        .execute(pool)
+        .await?;
+    Ok(gone)
+}
+
+/// Deletes messages that expired more than `keep_ms` ago (their status can
+/// be asked until then).
+pub async fn sweep_expired_messages(
+    pool: &AnyPool,
+    now: i64,
+    keep_ms: i64,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM broker_messages WHERE expires_at < $1")
+        .bind(now - keep_ms)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// The live members of a mesh with their machine keys.
+pub async fn member_keys(pool: &AnyPool, mesh_id: &str) -> Result<Vec<MemberKeys>, sqlx::Error> {
+    let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+        "SELECT mm.id, mm.display_name, mm.role, k.public_key FROM mesh_members mm \
+         LEFT JOIN mesh_member_keys k ON k.member_id = mm.id \
+         WHERE mm.mesh_id = $1 AND mm.revoked_at IS NULL ORDER BY mm.joined_at, mm.id, k.created_at",
+    )
+    .bind(mesh_id)
+    .fetch_all(pool)
+    .await?;
+    let mut members: BTreeMap<String, MemberKeys> = BTreeMap::new();
+    let mut order = Vec::new();
+    for (id, display_name, role, key) in rows {
+        let entry = members.entry(id.clone()).or_insert_with(|| {
+            order.push(id.clone());
+            MemberKeys {
+                member_id: id,
+                display_name,
+                role: role_from_db(&role),
+                keys: Vec::new(),
+            }
+        });
+        entry.keys.extend(key);
+    }
+    Ok(order
+        .into_iter()
+        .filter_map(|id| members.remove(&id))
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct EnvelopeRow {
+    id: String,
+    mesh_id: String,
+    sender_member_id: String,
+    sender_session_key: String,
+    sender_member_key: String,
+    sender_name: String,
+    attestation_expires_at: i64,
+    attestation_signature: String,
+    kind: String,
+    group_name: Option<String>,
+    priority: String,
+    body_nonce: String,
+    body: String,
+    created_at: i64,
+    recipient_key: String,
+    key_nonce: String,
+    key_box: String,
+}
+
+impl EnvelopeRow {
+    fn into_envelope(self) -> Envelope {
+        Envelope {
+            id: self.id,
+            mesh_id: self.mesh_id,
+            kind: MessageKind::parse(&self.kind).unwrap_or(MessageKind::Direct),
+            group: self.group_name,
+            priority: Priority::parse(&self.priority).unwrap_or_default(),
+            sent_at: rfc3339(self.created_at),
+            from: Sender {
+                session_key: self.sender_session_key,
+                member_id: self.sender_member_id,
+                member_key: self.sender_member_key,
+                display_name: self.sender_name,
+                attestation: Attestation {
+                    expires_at: self.attestation_expires_at,
+                    signature: self.attestation_signature,
+                },
+            },
+            body: SealedBody {
+                nonce: self.body_nonce,
+                ciphertext: self.body,
+            },
+            key: KeyBox {
+                to: self.recipient_key,
+                nonce: self.key_nonce,
+                sealed: self.key_box,
+            },
+        }
+    }
+}
+
+const ENVELOPE_COLUMNS: &str = "m.id, m.mesh_id, m.sender_member_id, m.sender_session_key, \
+    m.sender_member_key, m.sender_name, m.attestation_expires_at, m.attestation_signature, \
+    m.kind, m.group_name, m.priority, m.body_nonce, m.body, m.created_at, \
+    d.recipient_key, d.key_nonce, d.key_box";
+
+/// Undelivered, unexpired messages for any of `keys`, oldest first.
+pub async fn waiting_for(
+    pool: &AnyPool,
+    keys: &[&str],
+    now: i64,
+    limit: i64,
+) -> Result<Vec<Envelope>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {ENVELOPE_COLUMNS} FROM broker_deliveries d \
+         JOIN broker_messages m ON m.id = d.message_id \
+         WHERE d.recipient_key IN ({}) AND d.delivered_at IS NULL AND m.expires_at > ${} \
+         ORDER BY m.created_at, m.id LIMIT ${}",
+        placeholders(1, keys.len()),
+        keys.len() + 1,
+        keys.len() + 2,
+    );
+    let mut query = sqlx::query_as::<_, EnvelopeRow>(sqlx::AssertSqlSafe(sql));
+    for key in keys {
+        query = query.bind(*key);
+    }
+    let rows = query.bind(now).bind(limit).fetch_all(pool).await?;
+    Ok(rows.into_iter().map(EnvelopeRow::into_envelope).collect())
+}
+
+/// The undelivered deliveries of these messages, for recipients connected
+/// to another instance than the sender's.
+pub async fn deliveries_of(
+    pool: &AnyPool,
+    message_ids: &[String],
+) -> Result<Vec<Envelope>, sqlx::Error> {
+    if message_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {ENVELOPE_COLUMNS} FROM broker_deliveries d \
+         JOIN broker_messages m ON m.id = d.message_id \
+         WHERE d.message_id IN ({}) AND d.delivered_at IS NULL",
+        placeholders(1, message_ids.len())
+    );
+    let mut query = sqlx::query_as::<_, EnvelopeRow>(sqlx::AssertSqlSafe(sql));
+    for id in message_ids {
+        query = query.bind(id);
+    }
+    let rows = query.fetch_all(pool).await?;
+    Ok(rows.into_iter().map(EnvelopeRow::into_envelope).collect())
+}
+
+/// Where a message stands for each recipient; `None` if this member did
+/// not send it (or it is gone).
+pub async fn message_status(
+    pool: &AnyPool,
+    message_id: &str,
+    sender_member_id: &str,
+    now: i64,
+) -> Result<Option<Vec<RecipientStatus>>, sqlx::Error> {
+    let rows: Vec<(String, String, Option<String>, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT d.recipient_key, d.recipient_member_id, mm.display_name, d.delivered_at, m.expires_at \
+         FROM broker_messages m JOIN broker_deliveries d ON d.message_id = m.id \
+         LEFT JOIN mesh_members mm ON mm.id = d.recipient_member_id \
+         WHERE m.id = $1 AND m.sender_member_id = $2 ORDER BY d.recipient_key",
+    )
+    .bind(message_id)
+    .bind(sender_member_id)
+    .fetch_all(pool)
+    .await?;
+    if rows.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        rows.into_iter()
+            .map(
+                |(to, member_id, name, delivered_at, expires_at)| RecipientStatus {
+                    to,
+                    member_id,
+                    display_name: name.unwrap_or_default(),
+                    state: match delivered_at {
+                        Some(_) => DeliveryState::Delivered,
+                        None if expires_at <= now => DeliveryState::Expired,
+                        None => DeliveryState::Waiting,
+                    },
+                },
+            )
+            .collect(),
+    ))
+}
+
+/// `$first, $first+1, …` for `count` values.
+pub fn placeholders(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn placeholders_count_from_the_first() {
+        assert_eq!(super::placeholders(3, 3), "$3, $4, $5");
+        assert_eq!(super::placeholders(1, 0), "");
+    }
+}
