@@ -3,6 +3,7 @@
 
 mod accounts;
 mod bad_input;
+mod broker;
 mod device_codes;
 mod meshes;
 mod oauth;

@@ -1,0 +1,680 @@
+//! A session of a claudemesh mesh, over the broker's WebSocket.
+//!
+//! [`Client::connect`] answers the broker's challenge with a session key
+//! attested by the member key ([`SessionIdentity`]); then [`Client::send`]
+//! resolves a target ([`target::resolve`]), seals the text per recipient
+//! key and waits for the broker's `sent`, and [`Client::next_event`] yields
+//! what arrives, already checked and decrypted, each message once.
+//!
+//! One task owns the socket; the [`Client`] talks to it over channels, so a
+//! client can be shared by reference between what sends and what receives.
+
+pub mod target;
+
+use claudemesh_api::broker::{
+    Attestation, BrokerErrorCode, ClientFrame, Envelope, Hello, MAX_FRAME_BYTES, MemberKeys,
+    MessageKind, Peer, PeerStatus, Priority, RecipientStatus, SendRequest, Sender, ServerFrame,
+    Welcome,
+};
+use claudemesh_api::e2e::{self, KeyPair};
+use futures_util::{SinkExt, StreamExt};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+pub use target::{Resolved, TargetError};
+
+/// Message ids remembered to drop repeats (the broker delivers at least once).
+const REMEMBERED_IDS: usize = 10_000;
+
+/// The keys a session speaks with, and the member key's word for it.
+pub struct SessionIdentity {
+    pub mesh_id: String,
+    pub member: KeyPair,
+    pub session: KeyPair,
+    pub attestation: Attestation,
+}
+
+impl SessionIdentity {
+    /// A fresh session key for `mesh_id`, attested by `member` until
+    /// `expires_at` (ms since the epoch; at most 24 h ahead).
+    pub fn new(mesh_id: &str, member: KeyPair, expires_at: i64) -> Result<Self, ClientError> {
+        let session = KeyPair::generate()
+            .map_err(|_| ClientError::Local("the system's random source failed".into()))?;
+        Ok(Self::with_session(mesh_id, member, session, expires_at))
+    }
+
+    /// An identity for a given session key (`launch` keeps one per session).
+    pub fn with_session(
+        mesh_id: &str,
+        member: KeyPair,
+        session: KeyPair,
+        expires_at: i64,
+    ) -> Self {
+        let signature = member.sign_hex(&e2e::attestation_bytes(
+            mesh_id,
+            &session.public_hex(),
+            expires_at,
+        ));
+        Self {
+            mesh_id: mesh_id.to_owned(),
+            member,
+            session,
+            attestation: Attestation {
+                expires_at,
+                signature,
+            },
+        }
+    }
+}
+
+/// How the session presents itself to the others.
+#[derive(Debug, Clone, Default)]
+pub struct Presence {
+    pub display_name: String,
+    pub role: String,
+    pub groups: Vec<String>,
+    pub status: PeerStatus,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientError {
+    /// The broker could not be reached, or the connection dropped.
+    Connection(String),
+    /// The broker refused: its stable code and message.
+    Refused {
+        code: BrokerErrorCode,
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    Target(TargetError),
+    /// Something on this side (randomness, an over-long message).
+    Local(String),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Connection(why) => write!(f, "broker connection: {why}"),
+            Self::Refused { code, message, .. } => write!(f, "{message} ({})", code.as_str()),
+            Self::Target(err) => err.fmt(f),
+            Self::Local(why) => f.write_str(why),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// A message as its recipient reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub id: String,
+    pub from: Sender,
+    pub kind: MessageKind,
+    pub group: Option<String>,
+    pub priority: Priority,
+    pub sent_at: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Message(Received),
+    PeerJoined(Peer),
+    PeerLeft(String),
+    PeerUpdated(Peer),
+    /// A message that failed its checks (forged, or from no member); it is
+    /// acknowledged and dropped.
+    Rejected { id: String, reason: String },
+    /// The connection ended; `code` when the broker said why.
+    Closed {
+        code: Option<BrokerErrorCode>,
+        message: String,
+    },
+}
+
+/// What `sent` told: the broker's id and how many key boxes it stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    pub id: String,
+    pub recipients: u32,
+    pub kind: MessageKind,
+    /// The recipient was offline: the message waits for them.
+    pub waits: bool,
+}
+
+enum Command {
+    /// A frame to send, and where its answer goes (for frames with a `req`).
+    Request(u64, ClientFrame, oneshot::Sender<Result<ServerFrame, ClientError>>),
+    Frame(ClientFrame),
+    Raw(String),
+    Close,
+}
+
+/// What the session knows of its mesh, kept current by presence events.
+#[derive(Default)]
+struct View {
+    peers: Vec<Peer>,
+    members: Vec<MemberKeys>,
+}
+
+pub struct Client {
+    commands: mpsc::UnboundedSender<Command>,
+    events: tokio::sync::Mutex<mpsc::UnboundedReceiver<Event>>,
+    view: Arc<Mutex<View>>,
+    next_req: std::sync::atomic::AtomicU64,
+    session: KeyPair,
+    session_key: String,
+    welcome: Welcome,
+}
+
+/// `http(s)://host` → `ws(s)://host/api/mesh/ws`.
+pub fn broker_url(server: &str) -> String {
+    let server = server.trim_end_matches('/');
+    let rest = server
+        .strip_prefix("https://")
+        .map(|r| format!("wss://{r}"))
+        .or_else(|| server.strip_prefix("http://").map(|r| format!("ws://{r}")))
+        .unwrap_or_else(|| server.to_owned());
+    format!("{rest}/api/mesh/ws")
+}
+
+impl Client {
+    /// Connects to the broker of `server` (the claudemesh server URL) as
+    /// this session, and waits for the broker's welcome.
+    pub async fn connect(
+        server: &str,
+        identity: SessionIdentity,
+        presence: Presence,
+    ) -> Result<Self, ClientError> {
+        let mut config = WebSocketConfig::default();
+        config.max_message_size = Some(MAX_FRAME_BYTES * 4);
+        config.max_frame_size = Some(MAX_FRAME_BYTES * 4);
+        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(
+            broker_url(server),
+            Some(config),
+            true,
+        )
+        .await
+        .map_err(|err| ClientError::Connection(err.to_string()))?;
+        let challenge = match next_frame(&mut socket).await? {
+            ServerFrame::Challenge { challenge, .. } => challenge,
+            other => return Err(unexpected(other)),
+        };
+        let session_key = identity.session.public_hex();
+        let hello = Hello {
+            version: claudemesh_api::broker::PROTOCOL_VERSION,
+            mesh_id: identity.mesh_id.clone(),
+            member_key: identity.member.public_hex(),
+            session_key: session_key.clone(),
+            signature: identity.session.sign_hex(&e2e::hello_bytes(
+                &challenge,
+                &identity.mesh_id,
+                &session_key,
+            )),
+            attestation: identity.attestation.clone(),
+            display_name: presence.display_name,
+            role: presence.role,
+            groups: presence.groups,
+            status: presence.status,
+            summary: presence.summary,
+        };
+        socket
+            .send(Message::text(to_json(&ClientFrame::Hello(hello))))
+            .await
+            .map_err(|err| ClientError::Connection(err.to_string()))?;
+        let welcome = match next_frame(&mut socket).await? {
+            ServerFrame::Welcome(welcome) => welcome,
+            other => return Err(unexpected(other)),
+        };
+        let view = Arc::new(Mutex::new(View {
+            peers: welcome.peers.clone(),
+            members: welcome.members.clone(),
+        }));
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let (event_tx, events) = mpsc::unbounded_channel();
+        let task = Task {
+            member: identity.member,
+            session: KeyPair::from_secret_hex(&identity.session.secret_hex())
+                .expect("a key pair's own secret parses"),
+            mesh_id: identity.mesh_id,
+            view: Arc::clone(&view),
+            events: event_tx,
+            pending: HashMap::new(),
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+        };
+        tokio::spawn(task.run(socket, command_rx));
+        Ok(Self {
+            commands,
+            events: tokio::sync::Mutex::new(events),
+            view,
+            next_req: std::sync::atomic::AtomicU64::new(1),
+            session: identity.session,
+            session_key,
+            welcome,
+        })
+    }
+
+    pub fn welcome(&self) -> &Welcome {
+        &self.welcome
+    }
+
+    pub fn session_key(&self) -> &str {
+        &self.session_key
+    }
+
+    /// The next thing that happened; `None` once the connection is gone
+    /// and everything before was read.
+    pub async fn next_event(&self) -> Option<Event> {
+        self.events.lock().await.recv().await
+    }
+
+    /// The other sessions and the members, as last heard.
+    pub fn view(&self) -> (Vec<Peer>, Vec<MemberKeys>) {
+        let view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        (view.peers.clone(), view.members.clone())
+    }
+
+    async fn request(&self, make: impl FnOnce(u64) -> ClientFrame) -> Result<ServerFrame, ClientError> {
+        let req = self
+            .next_req
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Request(req, make(req), tx))
+            .map_err(|_| closed())?;
+        match rx.await.map_err(|_| closed())?? {
+            ServerFrame::Error {
+                code,
+                message,
+                retry_after_ms,
+                ..
+            } => Err(ClientError::Refused {
+                code,
+                message,
+                retry_after: retry_after_ms.map(Duration::from_millis),
+            }),
+            frame => Ok(frame),
+        }
+    }
+
+    /// Asks the broker for the current peers and members.
+    pub async fn peers(&self) -> Result<(Vec<Peer>, Vec<MemberKeys>), ClientError> {
+        match self.request(|req| ClientFrame::ListPeers { req }).await? {
+            ServerFrame::Peers { peers, members, .. } => Ok((peers, members)),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Sends `text` to `target` (see [`target::resolve`]), sealed for each
+    /// recipient key; returns once the broker has stored it.
+    pub async fn send(
+        &self,
+        target: &str,
+        text: &str,
+        priority: Priority,
+    ) -> Result<Sent, ClientError> {
+        // A session may leave between the peer list and the send: the
+        // broker then refuses its key, and one fresh try settles it.
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let (peers, members) = self.peers().await?;
+            let resolved = target::resolve(target, &self.session_key, &peers, &members)
+                .map_err(ClientError::Target)?;
+            match self.send_resolved(&resolved, text, priority).await {
+                Err(ClientError::Refused {
+                    code: BrokerErrorCode::UnknownRecipient,
+                    ..
+                }) if tries < 3 => tokio::time::sleep(Duration::from_millis(50)).await,
+                result => return result,
+            }
+        }
+    }
+
+    /// Sends to recipients already resolved.
+    pub async fn send_resolved(
+        &self,
+        resolved: &Resolved,
+        text: &str,
+        priority: Priority,
+    ) -> Result<Sent, ClientError> {
+        if text.len() > claudemesh_api::broker::MAX_MESSAGE_BYTES {
+            return Err(ClientError::Local(format!(
+                "A message is at most {} bytes",
+                claudemesh_api::broker::MAX_MESSAGE_BYTES
+            )));
+        }
+        let (body, keys) = e2e::seal(&self.session, &resolved.keys, text)
+            .map_err(|err| ClientError::Local(err.to_string()))?;
+        let frame = self
+            .request(|req| {
+                ClientFrame::Send(SendRequest {
+                    req,
+                    kind: resolved.kind,
+                    group: resolved.group.clone(),
+                    priority,
+                    body,
+                    keys,
+                })
+            })
+            .await?;
+        match frame {
+            ServerFrame::Sent { id, recipients, .. } => Ok(Sent {
+                id,
+                recipients,
+                kind: resolved.kind,
+                waits: resolved.waits,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub async fn message_status(&self, id: &str) -> Result<Vec<RecipientStatus>, ClientError> {
+        let id = id.to_owned();
+        match self
+            .request(|req| ClientFrame::MessageStatus { req, id })
+            .await?
+        {
+            ServerFrame::MessageStatus { recipients, .. } => Ok(recipients),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub fn set_status(&self, status: PeerStatus) -> Result<(), ClientError> {
+        self.commands
+            .send(Command::Frame(ClientFrame::SetStatus { status }))
+            .map_err(|_| closed())
+    }
+
+    pub fn set_summary(&self, summary: &str) -> Result<(), ClientError> {
+        self.commands
+            .send(Command::Frame(ClientFrame::SetSummary {
+                summary: summary.to_owned(),
+            }))
+            .map_err(|_| closed())
+    }
+
+    /// Sends a text frame as is (for tests of what the broker refuses).
+    pub fn send_raw(&self, text: impl Into<String>) -> Result<(), ClientError> {
+        self.commands
+            .send(Command::Raw(text.into()))
+            .map_err(|_| closed())
+    }
+
+    /// Closes the connection politely.
+    pub fn close(&self) {
+        let _ = self.commands.send(Command::Close);
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn closed() -> ClientError {
+    ClientError::Connection("the connection is closed".into())
+}
+
+fn unexpected(frame: ServerFrame) -> ClientError {
+    match frame {
+        ServerFrame::Error { code, message, retry_after_ms, .. } => ClientError::Refused {
+            code,
+            message,
+            retry_after: retry_after_ms.map(Duration::from_millis),
+        },
+        other => ClientError::Connection(format!("unexpected frame from the broker: {other:?}")),
+    }
+}
+
+fn to_json(frame: &ClientFrame) -> String {
+    serde_json::to_string(frame).unwrap_or_default()
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<
+    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+>;
+
+/// The next broker frame during the handshake.
+async fn next_frame(socket: &mut Socket) -> Result<ServerFrame, ClientError> {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(text))) => {
+                return serde_json::from_str(&text).map_err(|err| {
+                    ClientError::Connection(format!("unreadable frame from the broker: {err}"))
+                });
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Close(frame))) => {
+                return Err(ClientError::Connection(format!(
+                    "the broker closed the connection{}",
+                    frame.map(|f| format!(" ({})", f.reason)).unwrap_or_default()
+                )));
+            }
+            Some(Ok(_)) => {}
+            Some(Err(err)) => return Err(ClientError::Connection(err.to_string())),
+            None => return Err(closed()),
+        }
+    }
+}
+
+/// The task that owns the socket.
+struct Task {
+    member: KeyPair,
+    session: KeyPair,
+    mesh_id: String,
+    view: Arc<Mutex<View>>,
+    events: mpsc::UnboundedSender<Event>,
+    pending: HashMap<u64, oneshot::Sender<Result<ServerFrame, ClientError>>>,
+    seen: HashSet<String>,
+    seen_order: VecDeque<String>,
+}
+
+impl Task {
+    async fn run(mut self, socket: Socket, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let (mut sink, mut stream) = socket.split();
+        let mut last_error: Option<(BrokerErrorCode, String)> = None;
+        loop {
+            tokio::select! {
+                incoming = stream.next() => match incoming {
+                    Some(Ok(Message::Text(text))) => {
+                        let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) else {
+                            continue;
+                        };
+                        let acks = self.on_frame(frame, &mut last_error);
+                        if !acks.is_empty() {
+                            let ack = to_json(&ClientFrame::Ack { ids: acks });
+                            if sink.send(Message::text(ack)).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                    Some(Ok(Message::Close(frame))) => {
+                        if last_error.is_none() && let Some(frame) = frame {
+                            last_error = Some((BrokerErrorCode::Unknown, frame.reason.to_string()));
+                        }
+                        break;
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break,
+                },
+                command = commands.recv() => {
+                    let text = match command {
+                        Some(Command::Request(req, frame, reply)) => {
+                            self.pending.insert(req, reply);
+                            to_json(&frame)
+                        }
+                        Some(Command::Frame(frame)) => to_json(&frame),
+                        Some(Command::Raw(text)) => text,
+                        Some(Command::Close) | None => {
+                            let _ = sink.send(Message::Close(None)).await;
+                            break;
+                        }
+                    };
+                    if sink.send(Message::text(text)).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        for (_, reply) in self.pending.drain() {
+            let _ = reply.send(Err(closed()));
+        }
+        let (code, message) = match last_error {
+            Some((code, message)) => (Some(code), message),
+            None => (None, "the connection closed".to_owned()),
+        };
+        let _ = self.events.send(Event::Closed { code, message });
+    }
+
+    /// Handles one frame; returns the message ids to acknowledge.
+    fn on_frame(
+        &mut self,
+        frame: ServerFrame,
+        last_error: &mut Option<(BrokerErrorCode, String)>,
+    ) -> Vec<String> {
+        let req = match &frame {
+            ServerFrame::Sent { req, .. }
+            | ServerFrame::Peers { req, .. }
+            | ServerFrame::MessageStatus { req, .. } => Some(*req),
+            ServerFrame::Error { req, .. } => *req,
+            _ => None,
+        };
+        if let Some(reply) = req.and_then(|req| self.pending.remove(&req)) {
+            if let ServerFrame::Peers { peers, members, .. } = &frame {
+                let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+                view.peers = peers.clone();
+                view.members = members.clone();
+            }
+            let _ = reply.send(Ok(frame));
+            return Vec::new();
+        }
+        match frame {
+            ServerFrame::Message(envelope) => {
+                let id = envelope.id.clone();
+                if !self.remember(&id) {
+                    return vec![id];
+                }
+                let event = match self.open(&envelope) {
+                    Ok(text) => Event::Message(Received {
+                        id: envelope.id,
+                        from: envelope.from,
+                        kind: envelope.kind,
+                        group: envelope.group,
+                        priority: envelope.priority,
+                        sent_at: envelope.sent_at,
+                        text,
+                    }),
+                    Err(reason) => Event::Rejected {
+                        id: envelope.id,
+                        reason,
+                    },
+                };
+                let _ = self.events.send(event);
+                vec![id]
+            }
+            ServerFrame::PeerJoined { peer } => {
+                let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+                view.peers.retain(|p| p.session_key != peer.session_key);
+                view.peers.push(peer.clone());
+                drop(view);
+                let _ = self.events.send(Event::PeerJoined(peer));
+                Vec::new()
+            }
+            ServerFrame::PeerLeft { session_key } => {
+                let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+                view.peers.retain(|p| p.session_key != session_key);
+                drop(view);
+                let _ = self.events.send(Event::PeerLeft(session_key));
+                Vec::new()
+            }
+            ServerFrame::PeerUpdated { peer } => {
+                let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(known) = view
+                    .peers
+                    .iter_mut()
+                    .find(|p| p.session_key == peer.session_key)
+                {
+                    *known = peer.clone();
+                }
+                drop(view);
+                let _ = self.events.send(Event::PeerUpdated(peer));
+                Vec::new()
+            }
+            ServerFrame::Error { code, message, .. } => {
+                *last_error = Some((code, message));
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether this id is new (and remembers it).
+    fn remember(&mut self, id: &str) -> bool {
+        if !self.seen.insert(id.to_owned()) {
+            return false;
+        }
+        self.seen_order.push_back(id.to_owned());
+        if self.seen_order.len() > REMEMBERED_IDS
+            && let Some(old) = self.seen_order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        true
+    }
+
+    /// Checks who sealed a message and opens it.
+    fn open(&self, envelope: &Envelope) -> Result<String, String> {
+        let from = &envelope.from;
+        let attested = e2e::attestation_bytes(&self.mesh_id, &from.session_key, from.attestation.expires_at);
+        if envelope.mesh_id != self.mesh_id
+            || !e2e::verify(&from.member_key, &attested, &from.attestation.signature)
+        {
+            return Err("the sender's session key is not attested by its member key".into());
+        }
+        let known_member = {
+            let view = self.view.lock().unwrap_or_else(|e| e.into_inner());
+            view.members
+                .iter()
+                .any(|m| m.member_id == from.member_id && m.keys.contains(&from.member_key))
+                || view
+                    .peers
+                    .iter()
+                    .any(|p| p.member_key == from.member_key && p.member_id == from.member_id)
+        };
+        if !known_member {
+            return Err("the sender's member key belongs to no member of this mesh".into());
+        }
+        let recipient = if envelope.key.to == self.session.public_hex() {
+            &self.session
+        } else if envelope.key.to == self.member.public_hex() {
+            &self.member
+        } else {
+            return Err("the message is sealed for another key".into());
+        };
+        e2e::open(recipient, &from.session_key, &envelope.body, &envelope.key)
+            .map_err(|err| err.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_urls_become_broker_urls() {
+        assert_eq!(
+            super::broker_url("http://127.0.0.1:3000/"),
+            "ws://127.0.0.1:3000/api/mesh/ws"
+        );
+        assert_eq!(
+            super::broker_url("https://claudemesh.com"),
+            "wss://claudemesh.com/api/mesh/ws"
+        );
+    }
+}

@@ -1,0 +1,752 @@
+//! The broker over a real WebSocket: handshake refusals, presence, every
+//! kind of message end to end, offline delivery, priorities, limits, bad
+//! frames, removals, and two instances on one PostgreSQL database.
+
+use super::support::send;
+use claudemesh_api::broker::{
+    BrokerErrorCode, ClientFrame, DeliveryState, Hello, MessageKind, PeerStatus, Priority,
+    ServerFrame,
+};
+use claudemesh_api::e2e::{self, KeyPair};
+use claudemesh_client::{Client, ClientError, Event, Presence, SessionIdentity, broker_url};
+use claudemesh_server::clock::Clock;
+use claudemesh_server::{Application, Config};
+use claudemesh_testkit::{Engine, TestServer, TestUser};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+on_both_engines!(
+    peers_see_each_other_come_and_go,
+    direct_member_group_and_broadcast_messages_arrive_decrypted,
+    every_handshake_refusal_says_why,
+    a_message_to_an_offline_member_waits_for_their_next_session,
+    an_unacknowledged_message_comes_again_after_a_reconnect,
+    a_busy_session_gets_only_now_until_it_is_idle,
+    sending_faster_than_the_rate_is_refused_with_a_wait,
+    bad_frames_get_an_error_and_a_close,
+    a_removed_member_is_disconnected_and_refused,
+    the_server_never_holds_a_readable_message,
+    unknown_recipients_and_bad_sends_are_refused_without_closing,
+);
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A member of the test mesh: the account and this machine's key.
+struct Member {
+    user: TestUser,
+    key: KeyPair,
+    name: String,
+}
+
+struct Mesh {
+    server: TestServer,
+    id: String,
+    slug: String,
+    members: Vec<Member>,
+}
+
+impl Mesh {
+    /// A mesh of `names.len()` people; the first is its admin.
+    async fn of(engine: Engine, names: &[&str]) -> Self {
+        let server = TestServer::start(engine).await;
+        let mut members = Vec::new();
+        let mut mesh_id = String::new();
+        let mut slug = String::new();
+        for (i, name) in names.iter().enumerate() {
+            let user = server.register(name).await;
+            let key = KeyPair::generate().unwrap();
+            if i == 0 {
+                let (status, mesh) = send(user.browser.post(server.url("/api/my/meshes")).json(
+                    &json!({ "name": "Broker test", "public_key": key.public_hex() }),
+                ))
+                .await;
+                assert_eq!(status, 201, "{mesh}");
+                mesh_id = mesh["id"].as_str().unwrap().to_owned();
+                slug = mesh["slug"].as_str().unwrap().to_owned();
+            } else {
+                let admin: &Member = &members[0];
+                let (status, invite) = send(
+                    admin
+                        .user
+                        .browser
+                        .post(server.url(&format!("/api/my/meshes/{slug}/invites")))
+                        .json(&json!({})),
+                )
+                .await;
+                assert_eq!(status, 201, "{invite}");
+                let code = invite["code"].as_str().unwrap();
+                let (status, body) = send(
+                    user.browser
+                        .post(server.url(&format!("/api/invites/{code}/accept")))
+                        .json(&json!({ "public_key": key.public_hex() })),
+                )
+                .await;
+                assert_eq!(status, 200, "{body}");
+            }
+            members.push(Member {
+                user,
+                key,
+                name: (*name).to_owned(),
+            });
+        }
+        Self {
+            server,
+            id: mesh_id,
+            slug,
+            members,
+        }
+    }
+
+    fn identity(&self, who: usize) -> SessionIdentity {
+        let member = KeyPair::from_secret_hex(&self.members[who].key.secret_hex()).unwrap();
+        SessionIdentity::new(&self.id, member, self.server.clock.now_ms() + 3_600_000).unwrap()
+    }
+
+    fn presence(&self, who: usize, groups: &[&str]) -> Presence {
+        Presence {
+            display_name: self.members[who].name.clone(),
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            ..Presence::default()
+        }
+    }
+
+    async fn connect(&self, who: usize) -> Client {
+        self.connect_in(who, &[]).await
+    }
+
+    async fn connect_in(&self, who: usize, groups: &[&str]) -> Client {
+        Client::connect(
+            &self.server.base_url,
+            self.identity(who),
+            self.presence(who, groups),
+        )
+        .await
+        .expect("the session connects")
+    }
+
+    async fn connect_as(&self, who: usize, identity: SessionIdentity) -> Result<Client, ClientError> {
+        Client::connect(&self.server.base_url, identity, self.presence(who, &[])).await
+    }
+
+    fn member_id(&self, client: &Client) -> String {
+        client.welcome().member_id.clone()
+    }
+}
+
+/// The next event matching `pick`, skipping others; fails after [`WAIT`].
+async fn next<T>(client: &Client, mut pick: impl FnMut(Event) -> Option<T>) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let event = client.next_event().await.expect("the connection is open");
+            if let Some(found) = pick(event) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("the event arrives in time")
+}
+
+async fn next_text(client: &Client) -> (String, String) {
+    next(client, |event| match event {
+        Event::Message(m) => Some((m.from.display_name, m.text)),
+        _ => None,
+    })
+    .await
+}
+
+/// Nothing but presence arrives for a moment.
+async fn no_message(client: &Client) {
+    let quiet = tokio::time::timeout(Duration::from_millis(400), async {
+        loop {
+            match client.next_event().await {
+                Some(Event::Message(m)) => return Some(m.text),
+                Some(_) => {}
+                None => return None,
+            }
+        }
+    })
+    .await;
+    assert!(quiet.is_err() || quiet == Ok(None), "unexpected message {quiet:?}");
+}
+
+async fn peers_see_each_other_come_and_go(engine: Engine) {
+    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let alice = mesh.connect_in(0, &["ops"]).await;
+    assert!(alice.welcome().peers.is_empty());
+    assert_eq!(alice.welcome().mesh_slug, mesh.slug);
+    assert_eq!(alice.welcome().members.len(), 2);
+
+    let bob = mesh.connect(1).await;
+    let peers = &bob.welcome().peers;
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].display_name, "Alice");
+    assert_eq!(peers[0].groups, vec!["ops"]);
+    assert_eq!(peers[0].session_key, alice.session_key());
+
+    let joined = next(&alice, |e| match e {
+        Event::PeerJoined(p) => Some(p),
+        _ => None,
+    })
+    .await;
+    assert_eq!(joined.display_name, "Bob");
+
+    bob.set_status(PeerStatus::Working).unwrap();
+    bob.set_summary("reviewing the broker").unwrap();
+    let updated = next(&alice, |e| match e {
+        Event::PeerUpdated(p) if p.summary == "reviewing the broker" => Some(p),
+        _ => None,
+    })
+    .await;
+    assert_eq!(updated.status, PeerStatus::Working);
+    let (peers, _) = alice.peers().await.unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].status, PeerStatus::Working);
+
+    let bob_key = bob.session_key().to_owned();
+    drop(bob);
+    let left = next(&alice, |e| match e {
+        Event::PeerLeft(key) => Some(key),
+        _ => None,
+    })
+    .await;
+    assert_eq!(left, bob_key);
+    assert!(alice.peers().await.unwrap().0.is_empty());
+}
+
+async fn direct_member_group_and_broadcast_messages_arrive_decrypted(engine: Engine) {
+    let mesh = Mesh::of(engine, &["Alice", "Bob", "Carol"]).await;
+    let alice = mesh.connect(0).await;
+    let bob_laptop = mesh.connect_in(1, &["backend"]).await;
+    let bob_desktop = mesh.connect(1).await;
+    let carol = mesh.connect_in(2, &["backend"]).await;
+
+    // To a member by name: every one of their sessions.
+    let sent = alice.send("bob", "hi Bob", Priority::Next).await.unwrap();
+    assert_eq!((sent.recipients, sent.kind), (2, MessageKind::Direct));
+    assert_eq!(next_text(&bob_laptop).await, ("Alice".into(), "hi Bob".into()));
+    assert_eq!(next_text(&bob_desktop).await, ("Alice".into(), "hi Bob".into()));
+
+    // To one session, by a prefix of its key.
+    let prefix = &bob_desktop.session_key()[..12];
+    alice.send(prefix, "desk only", Priority::Next).await.unwrap();
+    assert_eq!(next_text(&bob_desktop).await.1, "desk only");
+
+    // To a group.
+    let sent = carol.send("@backend", "backend sync at 3", Priority::Next).await.unwrap();
+    assert_eq!((sent.recipients, sent.kind), (1, MessageKind::Group));
+    let group = next(&bob_laptop, |e| match e {
+        Event::Message(m) => Some(m),
+        _ => None,
+    })
+    .await;
+    assert_eq!(group.group.as_deref(), Some("backend"));
+    assert_eq!(group.text, "backend sync at 3");
+
+    // To everyone else.
+    let sent = bob_laptop.send("*", "lunch?", Priority::Low).await.unwrap();
+    assert_eq!(sent.recipients, 3);
+    for client in [&alice, &bob_desktop, &carol] {
+        let message = next(client, |e| match e {
+            Event::Message(m) if m.text == "lunch?" => Some(m),
+            _ => None,
+        })
+        .await;
+        assert_eq!(message.kind, MessageKind::Broadcast);
+        assert_eq!(message.from.display_name, "Bob");
+        assert_eq!(message.priority, Priority::Low);
+    }
+    no_message(&bob_laptop).await;
+
+    // The sender can ask where each copy stands.
+    let status = alice.message_status(&sent_id(&alice, "carol").await).await.unwrap();
+    assert_eq!(status.len(), 1);
+}
+
+/// Sends a message and returns its id once it was delivered.
+async fn sent_id(from: &Client, to: &str) -> String {
+    from.send(to, "status check", Priority::Next).await.unwrap().id
+}
+
+/// A hello as `identity` would send it, with the parts under test replaced.
+async fn raw_hello(
+    mesh: &Mesh,
+    identity: &SessionIdentity,
+    edit: impl FnOnce(&mut Hello, &str),
+) -> (Option<BrokerErrorCode>, Option<u16>) {
+    let (mut socket, _) = tokio_tungstenite::connect_async(broker_url(&mesh.server.base_url))
+        .await
+        .unwrap();
+    let challenge = match read(&mut socket).await {
+        Some(ServerFrame::Challenge { challenge, .. }) => challenge,
+        other => panic!("expected a challenge, got {other:?}"),
+    };
+    let session_key = identity.session.public_hex();
+    let mut hello = Hello {
+        version: 1,
+        mesh_id: identity.mesh_id.clone(),
+        member_key: identity.member.public_hex(),
+        session_key: session_key.clone(),
+        attestation: identity.attestation.clone(),
+        display_name: "Tester".into(),
+        role: String::new(),
+        groups: vec![],
+        status: PeerStatus::Idle,
+        summary: String::new(),
+        signature: identity.session.sign_hex(&e2e::hello_bytes(
+            &challenge,
+            &identity.mesh_id,
+            &session_key,
+        )),
+    };
+    edit(&mut hello, &challenge);
+    let frame = serde_json::to_string(&ClientFrame::Hello(hello)).unwrap();
+    socket.send(Message::text(frame)).await.unwrap();
+    refusal(&mut socket).await
+}
+
+type RawSocket = tokio_tungstenite::WebSocketStream<
+    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+>;
+
+async fn read(socket: &mut RawSocket) -> Option<ServerFrame> {
+    loop {
+        match tokio::time::timeout(WAIT, socket.next()).await.ok()?? {
+            Ok(Message::Text(text)) => return Some(serde_json::from_str(&text).unwrap()),
+            Ok(Message::Ping(_) | Message::Pong(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
+/// The error code the broker sent and the close code it closed with.
+async fn refusal(socket: &mut RawSocket) -> (Option<BrokerErrorCode>, Option<u16>) {
+    let mut code = None;
+    loop {
+        match tokio::time::timeout(WAIT, socket.next()).await {
+            Ok(Some(Ok(Message::Text(text)))) => match serde_json::from_str(&text).unwrap() {
+                ServerFrame::Error { code: c, .. } => code = Some(c),
+                ServerFrame::Welcome(_) => return (None, None),
+                _ => {}
+            },
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return (code, frame.map(|f| u16::from(f.code)));
+            }
+            Ok(Some(Ok(_))) => {}
+            _ => return (code, None),
+        }
+    }
+}
+
+async fn every_handshake_refusal_says_why(engine: Engine) {
+    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let alice = mesh.identity(0);
+
+    // A correct hello is welcomed.
+    assert_eq!(raw_hello(&mesh, &alice, |_, _| {}).await, (None, None));
+
+    // The session key signs something else than this connection's challenge.
+    let wrong = raw_hello(&mesh, &alice, |hello, _| {
+        hello.signature = alice.session.sign_hex(b"something else");
+    })
+    .await;
+    assert_eq!(wrong, (Some(BrokerErrorCode::BadSignature), Some(1008)));
+
+    // A hello recorded on one connection does not open another: replayed,
+    // its signature is over the old challenge.
+    let mut recorded = None;
+    raw_hello(&mesh, &alice, |hello, _| recorded = Some(hello.clone())).await;
+    let replayed = raw_hello(&mesh, &alice, |hello, _| {
+        *hello = recorded.clone().unwrap();
+    })
+    .await;
+    assert_eq!(replayed.0, Some(BrokerErrorCode::BadSignature));
+
+    // An expired attestation, and one too far ahead.
+    let now = mesh.server.clock.now_ms();
+    for (expires_at, code) in [
+        (now - 1, BrokerErrorCode::AttestationExpired),
+        (now + 25 * 3_600_000, BrokerErrorCode::BadAttestation),
+    ] {
+        let member = KeyPair::from_secret_hex(&mesh.members[0].key.secret_hex()).unwrap();
+        let identity = SessionIdentity::new(&mesh.id, member, expires_at).unwrap();
+        assert_eq!(raw_hello(&mesh, &identity, |_, _| {}).await.0, Some(code));
+    }
+
+    // Bob's key attesting a session that claims to be Alice's.
+    let bob_member = KeyPair::from_secret_hex(&mesh.members[1].key.secret_hex()).unwrap();
+    let forged = SessionIdentity::new(&mesh.id, bob_member, now + 60_000).unwrap();
+    let claim = raw_hello(&mesh, &forged, |hello, _| {
+        hello.member_key = mesh.members[0].key.public_hex();
+    })
+    .await;
+    assert_eq!(claim.0, Some(BrokerErrorCode::BadAttestation));
+
+    // An attestation made for another mesh.
+    let member = KeyPair::from_secret_hex(&mesh.members[0].key.secret_hex()).unwrap();
+    let other_mesh = SessionIdentity::new("msh_other", member, now + 60_000).unwrap();
+    let foreign = raw_hello(&mesh, &other_mesh, |hello, challenge| {
+        hello.mesh_id = mesh.id.clone();
+        hello.signature = other_mesh.session.sign_hex(&e2e::hello_bytes(
+            challenge,
+            &mesh.id,
+            &other_mesh.session.public_hex(),
+        ));
+    })
+    .await;
+    assert_eq!(foreign.0, Some(BrokerErrorCode::BadAttestation));
+
+    // A key that belongs to no member of this mesh, well signed.
+    let stranger = SessionIdentity::new(&mesh.id, KeyPair::generate().unwrap(), now + 60_000).unwrap();
+    let err = mesh.connect_as(0, stranger).await.err().unwrap();
+    assert!(
+        matches!(err, ClientError::Refused { code: BrokerErrorCode::NotAMember, .. }),
+        "{err:?}"
+    );
+
+    // A member key of another mesh.
+    let (status, other) = send(mesh.members[1].user.browser.post(mesh.server.url("/api/my/meshes")).json(
+        &json!({ "name": "Elsewhere", "public_key": KeyPair::generate().unwrap().public_hex() }),
+    ))
+    .await;
+    assert_eq!(status, 201);
+    let member = KeyPair::from_secret_hex(&mesh.members[0].key.secret_hex()).unwrap();
+    let wrong_mesh = SessionIdentity::new(other["id"].as_str().unwrap(), member, now + 60_000).unwrap();
+    let err = mesh.connect_as(0, wrong_mesh).await.err().unwrap();
+    assert!(
+        matches!(err, ClientError::Refused { code: BrokerErrorCode::NotAMember, .. }),
+        "{err:?}"
+    );
+
+    // Another protocol version.
+    let version = raw_hello(&mesh, &alice, |hello, _| hello.version = 2).await;
+    assert_eq!(version.0, Some(BrokerErrorCode::UnsupportedVersion));
+}
+
+async fn a_message_to_an_offline_member_waits_for_their_next_session(engine: Engine) {
+    let mesh = Mesh::of(engine, &["Alice", "Bob", "Carol"]).await;
+    let alice = mesh.connect(0).await;
+    let sent = alice.send("Bob", "read this when you are back", Priority::Next).await.unwrap();
+    assert!(sent.waits, "Bob has no session: the message waits");
+    let status = alice.message_status(&sent.id).await.unwrap();
+    assert_eq!(status.len(), 1);
+    assert_eq!(status[0].state, DeliveryState::Waiting);
+    assert_eq!(status[0].display_name, "Bob");
+
+    let bob = mesh.connect(1).await;
+    assert_eq!(next_text(&bob).await, ("Alice".into(), "read this when you are back".into()));
+    let delivered = tokio::time::timeout(WAIT, async {
+        loop {
+            let status = alice.message_status(&sent.id).await.unwrap();
+            if status[0].state == DeliveryState::Delivered {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(delivered.is_ok(), "the acknowledgement is recorded");
+
+    // Undelivered for longer than the TTL (7 days): expired, never pushed.
+    let late = alice.send("Carol", "too late", Priority::Next).await.unwrap();
+    mesh.server.clock.advance(Duration::from_secs(8 * 24 * 3600));
+    let status = alice.message_status(&late.id).await.unwrap();
+    assert_eq!(status[0].state, DeliveryState::Expired);
+}
+
+async fn an_unacknowledged_message_comes_again_after_a_reconnect(engine: Engine) {
+    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let alice = mesh.connect(0).await;
+    let bob_member = KeyPair::from_secret_hex(&mesh.members[1].key.secret_hex()).unwrap();
+    let session_secret = KeyPair::generate().unwrap().secret_hex();
+    let expires = mesh.server.clock.now_ms() + 3_600_000;
+    let bob_identity = |member: &KeyPair| {
+        SessionIdentity::with_session(
+            &mesh.id,
+            KeyPair::from_secret_hex(&member.secret_hex()).unwrap(),
+            KeyPair::from_secret_hex(&session_secret).unwrap(),
+            expires,
+        )
+    };
+    // Bob's session reads raw frames and never acknowledges.
+    let identity = bob_identity(&bob_member);
+    let (mut socket, _) = tokio_tungstenite::connect_async(broker_url(&mesh.server.base_url))
+        .await
+        .unwrap();
+    let Some(ServerFrame::Challenge { challenge, .. }) = read(&mut socket).await else {
+        panic!("no challenge");
+    };
+    let hello = Hello {
+        version: 1,
+        mesh_id: mesh.id.clone(),
+        member_key: identity.member.public_hex(),
+        session_key: identity.session.public_hex(),
+        attestation: identity.attestation.clone(),
+        display_name: "Bob".into(),
+        role: String::new(),
+        groups: vec![],
+        status: PeerStatus::Idle,
+        summary: String::new(),
+        signature: identity.session.sign_hex(&e2e::hello_bytes(
+            &challenge,
+            &mesh.id,
+            &identity.session.public_hex(),
+        )),
+    };
+    socket
+        .send(Message::text(serde_json::to_string(&ClientFrame::Hello(hello)).unwrap()))
+        .await
+        .unwrap();
+    assert!(matches!(read(&mut socket).await, Some(ServerFrame::Welcome(_))));
+    let sent = alice.send("Bob", "say it twice", Priority::Next).await.unwrap();
+    let first = loop {
+        match read(&mut socket).await {
+            Some(ServerFrame::Message(envelope)) => break envelope,
+            Some(_) => {}
+            None => panic!("no message"),
+        }
+    };
+    assert_eq!(first.id, sent.id);
+    drop(socket);
+
+    // The same session reconnects: the message comes again, and the client
+    // shows it once.
+    let bob = Client::connect(&mesh.server.base_url, bob_identity(&bob_member), mesh.presence(1, &[]))
+        .await
+        .unwrap();
+    let again = next(&bob, |e| match e {
+        Event::Message(m) => Some(m),
+        _ => None,
+    })
+    .await;
+    assert_eq!((again.id.as_str(), again.text.as_str()), (sent.id.as_str(), "say it twice"));
+    no_message(&bob).await;
+}
+
+async fn a_busy_session_gets_only_now_until_it_is_idle(engine: Engine) {
+    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let alice = mesh.connect(0).await;
+    let bob = mesh.connect(1).await;
+    bob.set_status(PeerStatus::Working).unwrap();
+    next(&alice, |e| matches!(e, Event::PeerUpdated(_)).then_some(())).await;
+
+    alice.send("Bob", "when you have a minute", Priority::Next).await.unwrap();
+    alice.send("Bob", "whenever", Priority::Low).await.unwrap();
+    alice.send("Bob", "prod is down", Priority::Now).await.unwrap();
+    assert_eq!(next_text(&bob).await.1, "prod is down");
+    no_message(&bob).await;
+
+    bob.set_status(PeerStatus::Idle).unwrap();
+    let mut held = vec![next_text(&bob).await.1, next_text(&bob).await.1];
+    held.sort();
+    assert_eq!(held, vec!["when you have a minute", "whenever"]);
+}
+
+async fn sending_faster_than_the_rate_is_refused_with_a_wait(engine: Engine) {
+    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let alice = mesh.connect(0).await;
+    let _bob = mesh.connect(1).await;
+    for i in 0..10 {
+        alice
+            .send("Bob", &format!("burst {i}"), Priority::Next)
+            .await
+            .expect("a burst of 10 passes");
+    }
+    let err = alice.send("Bob", "one too many", Priority::Next).await.unwrap_err();
+    match err {
+        ClientError::Refused {
+            code: BrokerErrorCode::RateLimited,
+            retry_after: Some(wait),
+            ..
+        } => assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1)),
+        other => panic!("expected rate_limited, got {other:?}"),
+    }
+    // The connection stays usable.
+    assert!(alice.peers().await.is_ok());
+}
+
+async fn bad_frames_get_an_error_and_a_close(engine: Engine) {
+    let mesh = Mesh::of(engine, &["Alice"]).await;
+    let url = broker_url(&mesh.server.base_url);
+    let cases: Vec<(Message, BrokerErrorCode, u16)> = vec![
+        (Message::text("not json"), BrokerErrorCode::BadFrame, 1008),
+        (Message::text(r#"{"type":"list_peers","req":1}"#), BrokerErrorCode::HelloRequired, 1008),
+        (Message::binary(vec![1u8, 2, 3]), BrokerErrorCode::BadFrame, 1008),
+        (Message::text("x".repeat(70 * 1024)), BrokerErrorCode::FrameTooLarge, 1009),
+    ];
+    for (frame, code, close) in cases {
+        let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
+        assert!(matches!(read(&mut socket).await, Some(ServerFrame::Challenge { .. })));
+        socket.send(frame).await.unwrap();
+        assert_eq!(refusal(&mut socket).await, (Some(code), Some(close)));
+    }
+    // After the hello too: a frame that does not parse closes the session.
+    let alice = mesh.connect(0).await;
+    alice.send_raw(r#"{"type":"ack","ids":[],"extra":true}"#).unwrap();
+    let closed = next(&alice, |e| match e {
+        Event::Closed { code, .. } => Some(code),
+        _ => None,
+    })
+    .await;
+    assert_eq!(closed, Some(BrokerErrorCode::BadFrame));
+    // The server is still fine.
+    let again = mesh.connect(0).await;
+    assert!(again.peers().await.is_ok());
+}
+
+async fn a_removed_member_is_disconnected_and_refused(engine: Engine) {
+    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let bob = mesh.connect(1).await;
+    let bob_member_id = mesh.member_id(&bob);
+    let (status, body) = send(mesh.members[0].user.browser.delete(
+        mesh.server.url(&format!("/api/my/meshes/{}/members/{bob_member_id}", mesh.slug)),
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let closed = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match bob.next_event().await {
+                Some(Event::Closed { code, .. }) => return code,
+                None => return None,
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("closed within a second");
+    assert_eq!(closed, Some(BrokerErrorCode::Removed));
+    let err = mesh.connect_as(1, mesh.identity(1)).await.err().unwrap();
+    assert!(
+        matches!(err, ClientError::Refused { code: BrokerErrorCode::NotAMember, .. }),
+        "{err:?}"
+    );
+}
+
+async fn the_server_never_holds_a_readable_message(engine: Engine) {
+    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let alice = mesh.connect(0).await;
+    let bob = mesh.connect(1).await;
+    let marker = "MARKER-7f3a9c-the-broker-must-not-see-this";
+    alice.send("Bob", marker, Priority::Next).await.unwrap();
+    alice.send("*", marker, Priority::Now).await.unwrap();
+    assert_eq!(next_text(&bob).await.1, marker);
+    // Offline: sealed for the machine key, still unreadable to the server.
+    drop(bob);
+    next(&alice, |e| matches!(e, Event::PeerLeft(_)).then_some(())).await;
+    alice.send("Bob", marker, Priority::Next).await.unwrap();
+
+    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+        "SELECT m.body, m.body_nonce, d.key_box, d.key_nonce FROM broker_messages m \
+         JOIN broker_deliveries d ON d.message_id = m.id",
+    )
+    .fetch_all(mesh.server.state().pool())
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        let all = format!("{row:?}");
+        assert!(!all.contains(marker) && !all.contains("MARKER"));
+    }
+    if engine == Engine::Sqlite {
+        // The database file itself, WAL included.
+        for entry in std::fs::read_dir(&mesh.server.config().data_dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+            assert!(
+                !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
+                "the marker is in a server file"
+            );
+        }
+    }
+}
+
+async fn unknown_recipients_and_bad_sends_are_refused_without_closing(engine: Engine) {
+    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let alice = mesh.connect(0).await;
+    let _bob = mesh.connect(1).await;
+    let stranger = KeyPair::generate().unwrap().public_hex();
+    let resolved = claudemesh_client::Resolved {
+        kind: MessageKind::Direct,
+        group: None,
+        keys: vec![stranger],
+        waits: false,
+    };
+    let err = alice.send_resolved(&resolved, "to no one", Priority::Next).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Refused { code: BrokerErrorCode::UnknownRecipient, .. }),
+        "{err:?}"
+    );
+    let err = alice.send("nobody-here", "x", Priority::Next).await.unwrap_err();
+    assert!(matches!(err, ClientError::Target(_)), "{err:?}");
+    let long = "x".repeat(claudemesh_api::broker::MAX_MESSAGE_BYTES + 1);
+    assert!(matches!(
+        alice.send("Bob", &long, Priority::Next).await,
+        Err(ClientError::Local(_))
+    ));
+    assert!(alice.send("Bob", "still connected", Priority::Next).await.is_ok());
+}
+
+/// Two instances on one PostgreSQL database act as one broker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_postgres_database_are_one_broker() {
+    let mesh = Mesh::of(Engine::Postgres, &["Alice", "Bob", "Carol"]).await;
+    let mut config: Config = mesh.server.config().clone();
+    config.bind = "127.0.0.1:0".into();
+    config.public_url = None;
+    let second = Application::build(config, Arc::new(claudemesh_server::clock::SystemClock))
+        .await
+        .expect("a second instance starts");
+    let second_url = format!("http://{}", second.local_addr());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        second
+            .run_until(async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+
+    let alice = mesh.connect(0).await;
+    let bob = Client::connect(&second_url, mesh.identity(1), mesh.presence(1, &[]))
+        .await
+        .unwrap();
+    let carol = Client::connect(&second_url, mesh.identity(2), mesh.presence(2, &[]))
+        .await
+        .unwrap();
+    // Presence is the same from both instances.
+    assert_eq!(bob.welcome().peers.len(), 1);
+    next(&alice, |e| matches!(e, Event::PeerJoined(p) if p.display_name == "Carol").then_some(())).await;
+    assert_eq!(alice.peers().await.unwrap().0.len(), 2);
+    assert_eq!(carol.peers().await.unwrap().0.len(), 2);
+
+    // A → B and B → A.
+    alice.send("Bob", "across instances", Priority::Next).await.unwrap();
+    assert_eq!(next_text(&bob).await, ("Alice".into(), "across instances".into()));
+    bob.send("Alice", "and back", Priority::Next).await.unwrap();
+    assert_eq!(next_text(&alice).await.1, "and back");
+
+    // Removing Carol through instance A closes her session on B.
+    let carol_id = carol.welcome().member_id.clone();
+    let (status, _) = send(mesh.members[0].user.browser.delete(
+        mesh.server.url(&format!("/api/my/meshes/{}/members/{carol_id}", mesh.slug)),
+    ))
+    .await;
+    assert_eq!(status, 200);
+    let closed = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match carol.next_event().await {
+                Some(Event::Closed { code, .. }) => return code,
+                None => return None,
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("closed within a second on the other instance");
+    assert_eq!(closed, Some(BrokerErrorCode::Removed));
+    let _ = stop.send(());
+    let _ = handle.await;
+}
