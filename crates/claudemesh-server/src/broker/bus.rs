@@ -80,8 +80,23 @@ pub fn listen(
     instance_id: String,
     on_event: impl Fn(BusEvent) + Send + 'static,
     on_gap: impl Fn() + Send + 'static,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     tokio::spawn(async move {
+        tokio::select! {
+            () = run(database_url, instance_id, on_event, on_gap) => {}
+            _ = shutdown.changed() => {}
+        }
+    });
+}
+
+async fn run(
+    database_url: String,
+    instance_id: String,
+    on_event: impl Fn(BusEvent),
+    on_gap: impl Fn(),
+) {
+    {
         let mut listener = loop {
             match connect(&database_url).await {
                 Ok(listener) => break listener,
@@ -112,7 +127,7 @@ pub fn listen(
                 }
             }
         }
-    });
+    }
 }
 
 async fn connect(url: &str) -> Result<PgListener, sqlx::Error> {

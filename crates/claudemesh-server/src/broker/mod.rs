@@ -158,6 +158,7 @@ impl Broker {
                 broker.instance_id.clone(),
                 move |event| on_event.apply(event),
                 move || on_gap.resync(),
+                broker.shutdown.subscribe(),
             );
         }
         Ok(broker)

@@ -41,16 +41,16 @@ struct Member {
     name: String,
 }
 
-struct Mesh {
-    server: TestServer,
-    id: String,
-    slug: String,
+pub struct Mesh {
+    pub server: TestServer,
+    pub id: String,
+    pub slug: String,
     members: Vec<Member>,
 }
 
 impl Mesh {
     /// A mesh of `names.len()` people; the first is its admin.
-    async fn of(engine: Engine, names: &[&str]) -> Self {
+    pub async fn of(engine: Engine, names: &[&str]) -> Self {
         let server = TestServer::start(engine).await;
         let mut members = Vec::new();
         let mut mesh_id = String::new();
@@ -100,12 +100,12 @@ impl Mesh {
         }
     }
 
-    fn identity(&self, who: usize) -> SessionIdentity {
+    pub fn identity(&self, who: usize) -> SessionIdentity {
         let member = KeyPair::from_secret_hex(&self.members[who].key.secret_hex()).unwrap();
         SessionIdentity::new(&self.id, member, self.server.clock.now_ms() + 3_600_000).unwrap()
     }
 
-    fn presence(&self, who: usize, groups: &[&str]) -> Presence {
+    pub fn presence(&self, who: usize, groups: &[&str]) -> Presence {
         Presence {
             display_name: self.members[who].name.clone(),
             groups: groups.iter().map(|g| (*g).to_owned()).collect(),
@@ -113,7 +113,7 @@ impl Mesh {
         }
     }
 
-    async fn connect(&self, who: usize) -> Client {
+    pub async fn connect(&self, who: usize) -> Client {
         self.connect_in(who, &[]).await
     }
 

@@ -4,6 +4,7 @@
 mod accounts;
 mod bad_input;
 mod broker;
+mod crash;
 mod device_codes;
 mod meshes;
 mod oauth;
