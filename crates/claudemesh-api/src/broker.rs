@@ -13,15 +13,16 @@ use crate::wire::{MeshRole, Timestamp};
 use serde::{Deserialize, Serialize};
 
 pub const PROTOCOL_VERSION: u32 = 1;
-/// The largest frame either side accepts.
+/// The largest frame a client may send. The broker's own `welcome` and
+/// `peers` grow with the mesh and may be larger: clients accept 4 times this.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// The largest message text, in bytes, before encryption. A broadcast to a
 /// full mesh (100 key boxes of ~300 bytes) still fits one frame.
 pub const MAX_MESSAGE_BYTES: usize = 16 * 1024;
 /// How far ahead an attestation may expire.
 pub const MAX_ATTESTATION_MS: i64 = 24 * 60 * 60 * 1000;
-/// Display names, roles, group names, summaries: bounds in characters.
-pub const MAX_NAME_CHARS: usize = 60;
+/// Display names and roles: bounds in characters (as the API's names).
+pub const MAX_NAME_CHARS: usize = 100;
 pub const MAX_SUMMARY_CHARS: usize = 280;
 pub const MAX_GROUPS: usize = 20;
 
@@ -310,7 +311,8 @@ pub struct Welcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BrokerErrorCode {
-    /// Not JSON, not a known frame, or a field out of bounds. Closes (1008).
+    /// Not JSON, or not a known frame: closes (1008). Also a well-formed
+    /// `send` with a value out of bounds: answered with its `req`, no close.
     BadFrame,
     /// Over [`MAX_FRAME_BYTES`]. Closes (1009).
     FrameTooLarge,
@@ -326,6 +328,8 @@ pub enum BrokerErrorCode {
     NotAMember,
     /// An admin removed this member (or they left). Closes.
     Removed,
+    /// The same session connected again (elsewhere); this connection closes.
+    Replaced,
     MeshFull,
     TooManyConnections,
     /// Over the send rate; `retry_after_ms` says when to try again.
@@ -356,6 +360,7 @@ impl BrokerErrorCode {
             Self::AttestationExpired => "attestation_expired",
             Self::NotAMember => "not_a_member",
             Self::Removed => "removed",
+            Self::Replaced => "replaced",
             Self::MeshFull => "mesh_full",
             Self::TooManyConnections => "too_many_connections",
             Self::RateLimited => "rate_limited",
@@ -522,7 +527,8 @@ mod tests {
         assert!(is_clean_label("", true));
         assert!(!is_clean_label(" padded", false));
         assert!(!is_clean_label("bell\u{7}", false));
-        assert!(!is_clean_label(&"x".repeat(61), false));
+        assert!(is_clean_label(&"x".repeat(100), false));
+        assert!(!is_clean_label(&"x".repeat(101), false));
         assert!(is_group_name("backend_team-2"));
         assert!(!is_group_name("Backend"));
         assert!(!is_group_name("a'; DROP TABLE x;--"));

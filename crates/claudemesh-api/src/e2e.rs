@@ -18,9 +18,9 @@
 //! and relays only ciphertext. `docs/protocol.md` has a worked example.
 
 use crate::broker::{KeyBox, SealedBody};
+use crypto_secretbox::XSalsa20Poly1305;
 use crypto_secretbox::aead::{Aead, KeyInit};
 use crypto_secretbox::consts::U10;
-use crypto_secretbox::XSalsa20Poly1305;
 use data_encoding::{BASE64, HEXLOWER};
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha2::{Digest, Sha256};
@@ -126,10 +126,38 @@ pub fn hello_bytes(challenge: &str, mesh_id: &str, session_key: &str) -> Vec<u8>
     format!("claudemesh-hello-v1\n{challenge}\n{mesh_id}\n{session_key}").into_bytes()
 }
 
+/// The key two parties share: libsodium's `crypto_box_beforenm`. Worth
+/// keeping per peer: deriving it is the costly part of sealing and opening.
+pub struct SharedKey(XSalsa20Poly1305);
+
+impl SharedKey {
+    /// `None` for a malformed or low-order public key.
+    pub fn new(own: &KeyPair, their_public: &str) -> Option<Self> {
+        box_cipher(own, their_public).map(Self)
+    }
+}
+
 /// Seals `text` from `sender` (a session key) to each key in `recipients`.
 pub fn seal(
     sender: &KeyPair,
     recipients: &[String],
+    text: &str,
+) -> Result<(SealedBody, Vec<KeyBox>), SealError> {
+    let shared = recipients
+        .iter()
+        .map(|r| SharedKey::new(sender, r).ok_or(SealError::BadRecipient))
+        .collect::<Result<Vec<_>, _>>()?;
+    let pairs: Vec<(&str, &SharedKey)> = recipients
+        .iter()
+        .map(String::as_str)
+        .zip(shared.iter())
+        .collect();
+    seal_with(&pairs, text)
+}
+
+/// Seals `text` to each `(recipient key, key shared with it)`.
+pub fn seal_with(
+    recipients: &[(&str, &SharedKey)],
     text: &str,
 ) -> Result<(SealedBody, Vec<KeyBox>), SealError> {
     let mut content_key = [0u8; KEY_BYTES];
@@ -145,14 +173,14 @@ pub fn seal(
     content_key.fill(0);
 
     let mut boxes = Vec::with_capacity(recipients.len());
-    for recipient in recipients {
-        let cipher = box_cipher(sender, recipient).ok_or(SealError::BadRecipient)?;
+    for (recipient, shared) in recipients {
         let nonce = random_nonce()?;
-        let sealed = cipher
+        let sealed = shared
+            .0
             .encrypt(&nonce.into(), key_plain.as_slice())
             .map_err(|_| SealError::Random)?;
         boxes.push(KeyBox {
-            to: recipient.clone(),
+            to: (*recipient).to_owned(),
             nonce: BASE64.encode(&nonce),
             sealed: BASE64.encode(&sealed),
         });
@@ -193,7 +221,13 @@ pub fn open(
     body: &SealedBody,
     key: &KeyBox,
 ) -> Result<String, OpenError> {
-    let cipher = box_cipher(recipient, sender_key).ok_or(OpenError::Malformed)?;
+    let shared = SharedKey::new(recipient, sender_key).ok_or(OpenError::Malformed)?;
+    open_with(&shared, body, key)
+}
+
+/// Opens a message with the key shared between its sender and recipient.
+pub fn open_with(shared: &SharedKey, body: &SealedBody, key: &KeyBox) -> Result<String, OpenError> {
+    let cipher = &shared.0;
     let key_nonce = decode_nonce(&key.nonce)?;
     let sealed = BASE64
         .decode(key.sealed.as_bytes())

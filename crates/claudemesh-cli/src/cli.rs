@@ -58,6 +58,9 @@ pub enum Command {
     Invite(InviteArgs),
     Join(JoinArgs),
     Leave(LeaveArgs),
+    Peers(PeersArgs),
+    Send(SendArgs),
+    Inbox(InboxArgs),
     Completions(CompletionsArgs),
 }
 
@@ -305,6 +308,119 @@ pub struct LeaveArgs {
     pub yes: bool,
 }
 
+/// Show who is connected to a mesh, and which members are offline
+///
+/// Connects to the mesh's broker for a moment, as a session of this
+/// machine's key for the mesh, and prints the other sessions connected (a
+/// Claude Code session, a `claudemesh inbox --follow`, …): the name each goes
+/// by, its member, role, groups, status, when it connected and its summary.
+/// Your own other sessions are marked "(you)". SESSION is the start of the
+/// session's key, which `claudemesh send` takes as a target. Below, the
+/// members with no session connected: a message sent to one of them waits
+/// until one of their sessions connects.
+///
+/// --mesh may be left out when exactly one mesh is joined on this machine
+/// (else exit 3). A mesh not joined on this machine is exit 5 (`claudemesh
+/// sync` joins here the meshes your account is in); a membership the broker
+/// does not know (any more) is exit 7.
+///
+/// Examples:
+///   claudemesh peers
+///   claudemesh peers --mesh platform-team
+///   claudemesh peers --json | jq -r '.peers[].display_name'
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct PeersArgs {
+    /// The mesh's slug [default: the one mesh joined on this machine]
+    #[arg(long, value_name = "SLUG")]
+    pub mesh: Option<String>,
+}
+
+/// Send a message to a peer, a group or everyone in a mesh
+///
+/// The message is encrypted on this machine for each recipient's key (end
+/// to end: the server relays only ciphertext). TARGET is one of:
+///   NAME      a display name: every connected session of that member
+///   mem_…     a member id (when several members share a name)
+///   3f9a1c2e  a session key, or its first 8 or more characters (see `claudemesh peers`)
+///   @GROUP    every connected session in the group
+///   '*'       every other connected session
+///
+/// A member with no session connected gets the message when one connects;
+/// the command says so, and it waits for them as long as the broker keeps
+/// messages (7 days unless the server says otherwise). MESSAGE `-` reads the
+/// message from stdin. The message id goes to stdout.
+///
+/// Exit codes: an unknown target (or an empty group, or no one else
+/// connected for '*') is 5; a name several members share is 3 (use the
+/// member id); sending too fast is 1, with when to try again. --mesh works
+/// as in `claudemesh peers` (no such mesh joined here: 5).
+///
+/// Examples:
+///   claudemesh send Alice "the migration is done"
+///   claudemesh send @reviewers "PR #42 is ready" --priority now
+///   claudemesh send '*' "deploying in 5 minutes" --mesh platform-team
+///   git log -1 | claudemesh send Bob -
+///   ID=$(claudemesh send Alice "ping")
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct SendArgs {
+    /// Who to send to: NAME, mem_…, a session key prefix, @GROUP or '*'
+    #[arg(value_name = "TARGET")]
+    pub target: String,
+
+    /// The text, or - to read it from stdin
+    #[arg(value_name = "MESSAGE")]
+    pub message: String,
+
+    /// The mesh's slug [default: the one mesh joined on this machine]
+    #[arg(long, value_name = "SLUG")]
+    pub mesh: Option<String>,
+
+    /// now: delivered even to a busy session; next: once it is idle; low: the same, marked as able to wait
+    #[arg(long, value_enum, default_value_t = PriorityArg::Next)]
+    pub priority: PriorityArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PriorityArg {
+    Now,
+    Next,
+    Low,
+}
+
+/// Read the messages sent to you in a mesh
+///
+/// Connects to the mesh's broker as a session of this machine's key, and
+/// prints, decrypted, every message waiting for you (sent while you had no
+/// session connected) and whatever arrives meanwhile: when it was sent, who
+/// sent it, to whom (you, a @group, everyone), its priority and its text.
+/// Stops once nothing new has come for 1.5 seconds. A message shown is
+/// acknowledged: the next `claudemesh inbox` does not show it again.
+///
+/// With --follow, stays connected and prints each message as it arrives
+/// (with --json, one JSON object per line) until Ctrl-C (exit 0) or the
+/// connection to the server is lost (exit 4); sessions connecting and
+/// leaving are shown on stderr. --mesh works as in `claudemesh peers` (no
+/// such mesh joined here: 5).
+///
+/// Examples:
+///   claudemesh inbox
+///   claudemesh inbox --mesh platform-team --json | jq -r '.messages[].text'
+///   claudemesh inbox --follow
+///   claudemesh inbox --follow --json | jq --unbuffered -r .text
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct InboxArgs {
+    /// The mesh's slug [default: the one mesh joined on this machine]
+    #[arg(long, value_name = "SLUG")]
+    pub mesh: Option<String>,
+
+    /// Stay connected and print messages as they arrive, until Ctrl-C
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+}
+
 /// Print a shell completion script
 ///
 /// Examples:
@@ -403,6 +519,42 @@ mod tests {
             vec!["claudemesh", "invite", "--role", "owner"],
             vec!["claudemesh", "join"],
             vec!["claudemesh", "leave"],
+        ] {
+            assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn message_commands_parse() {
+        let cli =
+            Cli::try_parse_from(["claudemesh", "send", "@ops", "-", "--priority", "now"]).unwrap();
+        match cli.command {
+            Some(Command::Send(args)) => {
+                assert_eq!(args.target, "@ops");
+                assert_eq!(args.message, "-");
+                assert_eq!(args.priority, PriorityArg::Now);
+                assert!(args.mesh.is_none());
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["claudemesh", "send", "Alice", "hi", "--json"]).unwrap();
+        assert!(cli.json, "a flag after the message is still a flag");
+        match cli.command {
+            Some(Command::Send(args)) => assert_eq!(args.priority, PriorityArg::Next),
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["claudemesh", "inbox", "-f", "--mesh", "dev"]).unwrap();
+        match cli.command {
+            Some(Command::Inbox(args)) => {
+                assert!(args.follow);
+                assert_eq!(args.mesh.as_deref(), Some("dev"));
+            }
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            vec!["claudemesh", "send", "Alice"],
+            vec!["claudemesh", "send", "Alice", "hi", "--priority", "urgent"],
+            vec!["claudemesh", "peers", "extra"],
         ] {
             assert!(Cli::try_parse_from(&bad).is_err(), "{bad:?}");
         }

@@ -6,10 +6,15 @@
 //! for) are remapped to [`Exit::InvalidArgs`].
 //!
 //! Every API error code maps to one exit code and one message here
-//! ([`CliError::from_api`]), so no command decides that on its own.
+//! ([`CliError::from_api`]), and so does every broker refusal
+//! ([`CliError::from_broker`], [`CliError::broker_closed`]), so no command
+//! decides that on its own.
 
+use claudemesh_api::broker::BrokerErrorCode;
 use claudemesh_api::{ErrorBody, ErrorCode};
+use claudemesh_client::{ClientError, TargetError};
 use std::fmt;
+use std::time::Duration;
 
 /// The process exit codes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -173,6 +178,118 @@ impl CliError {
             _ => Self::failure(message),
         }
     }
+
+    /// Maps what went wrong in a broker session (`peers`, `send`, `inbox`)
+    /// to what the user sees. `server` is the claudemesh server, `mesh` the
+    /// slug, both for the hints.
+    pub fn from_broker(err: &ClientError, server: &str, mesh: &str) -> Self {
+        match err {
+            ClientError::Connection(why) => Self::new(
+                Exit::Network,
+                format!("Could not reach the claudemesh broker at {server} ({why})"),
+            )
+            .with_hint("Check your connection, or CLAUDEMESH_API_URL if you set it."),
+            ClientError::Refused {
+                code,
+                message,
+                retry_after,
+            } => Self::broker_refused(*code, message, *retry_after, mesh),
+            ClientError::Target(target) => {
+                let exit = match target {
+                    TargetError::Unknown(_) | TargetError::NoRecipients(_) => Exit::NotFound,
+                    TargetError::Ambiguous(..) => Exit::InvalidArgs,
+                };
+                Self::new(exit, target.to_string())
+            }
+            ClientError::Local(why) => Self::failure(why.clone()),
+        }
+    }
+
+    /// The broker ended a session that was running (`inbox --follow`):
+    /// `code` when it said why.
+    pub fn broker_closed(code: Option<BrokerErrorCode>, message: &str, mesh: &str) -> Self {
+        match code {
+            // Closed with no reason, or one this build does not know.
+            None | Some(BrokerErrorCode::Unknown) => {
+                let why = message.trim();
+                let why = if why.is_empty() { "closed" } else { why };
+                Self::new(
+                    Exit::Network,
+                    format!("Lost the connection to the broker ({why})"),
+                )
+                .with_hint("Check your connection, and run the command again.")
+            }
+            Some(code) => Self::broker_refused(code, message, None, mesh),
+        }
+    }
+
+    /// One broker error code: its exit code, message and hint.
+    fn broker_refused(
+        code: BrokerErrorCode,
+        message: &str,
+        retry_after: Option<Duration>,
+        mesh: &str,
+    ) -> Self {
+        let broker_says = |fallback: &str| {
+            Some(message.trim())
+                .filter(|m| !m.is_empty())
+                .map_or_else(|| fallback.to_owned(), str::to_owned)
+        };
+        use BrokerErrorCode as B;
+        match code {
+            B::NotAMember | B::Removed => Self::new(
+                Exit::Permission,
+                broker_says("You are not a member of this mesh"),
+            )
+            .with_hint(format!(
+                "Run `claudemesh sync`: it registers this machine's key for {mesh}, \
+                 or flags the mesh if you are no longer a member."
+            )),
+            B::RateLimited => {
+                let seconds =
+                    retry_after.map_or(1, |wait| wait.as_secs_f64().ceil().max(1.0) as u64);
+                let unit = if seconds == 1 { "second" } else { "seconds" };
+                Self::failure(broker_says("Sending too fast"))
+                    .with_hint(format!("Try again in {seconds} {unit}."))
+            }
+            B::UnknownRecipient | B::NotFound => Self::new(
+                Exit::NotFound,
+                broker_says("No such recipient in this mesh"),
+            )
+            .with_hint("See `claudemesh peers`, and try again."),
+            B::MessageTooLarge => {
+                Self::new(Exit::InvalidArgs, broker_says("The message is too large"))
+            }
+            B::Replaced => Self::failure(broker_says(
+                "This session connected again elsewhere, which ended it here",
+            )),
+            B::MeshFull | B::TooManyConnections => {
+                Self::failure(broker_says("The broker has no room for another session"))
+                    .with_hint("Close a session you no longer use, or try again later.")
+            }
+            B::AttestationExpired | B::BadAttestation => {
+                Self::failure(broker_says("The broker refused this session's attestation"))
+                    .with_hint(
+                        "Check this machine's clock: the session's expiry is signed with it.",
+                    )
+            }
+            B::Internal | B::HandshakeTimeout => {
+                Self::new(Exit::Network, broker_says("The broker failed to answer"))
+                    .with_hint("Try again in a moment.")
+            }
+            // This client said something the broker does not understand: a
+            // bug on our side, or a server of another version.
+            B::BadFrame
+            | B::FrameTooLarge
+            | B::UnsupportedVersion
+            | B::HelloRequired
+            | B::BadSignature => {
+                Self::failure(broker_says("The broker did not understand this client"))
+                    .with_hint("Is claudemesh up to date? See claudemesh --version.")
+            }
+            B::Unknown => Self::failure(broker_says("The broker refused")),
+        }
+    }
 }
 
 impl fmt::Display for CliError {
@@ -255,6 +372,93 @@ mod tests {
         assert_eq!(CliError::from_api(502, None).exit, Exit::Network);
         assert_eq!(CliError::from_api(418, None).exit, Exit::Failure);
         assert_eq!(CliError::from_api(418, None).message, "HTTP 418");
+    }
+
+    #[test]
+    fn broker_refusals_map_to_stable_exit_codes() {
+        let refused = |code, retry_after| ClientError::Refused {
+            code,
+            message: "m".into(),
+            retry_after,
+        };
+        let cases = [
+            (refused(BrokerErrorCode::NotAMember, None), Exit::Permission),
+            (refused(BrokerErrorCode::Removed, None), Exit::Permission),
+            (refused(BrokerErrorCode::RateLimited, None), Exit::Failure),
+            (
+                refused(BrokerErrorCode::UnknownRecipient, None),
+                Exit::NotFound,
+            ),
+            (
+                refused(BrokerErrorCode::MessageTooLarge, None),
+                Exit::InvalidArgs,
+            ),
+            (refused(BrokerErrorCode::Internal, None), Exit::Network),
+            (refused(BrokerErrorCode::BadFrame, None), Exit::Failure),
+            (refused(BrokerErrorCode::Unknown, None), Exit::Failure),
+            (ClientError::Connection("refused".into()), Exit::Network),
+            (
+                ClientError::Target(TargetError::Unknown("zoe".into())),
+                Exit::NotFound,
+            ),
+            (
+                ClientError::Target(TargetError::NoRecipients("no one".into())),
+                Exit::NotFound,
+            ),
+            (
+                ClientError::Target(TargetError::Ambiguous("Dan".into(), vec![])),
+                Exit::InvalidArgs,
+            ),
+            (ClientError::Local("random".into()), Exit::Failure),
+        ];
+        for (err, exit) in cases {
+            assert_eq!(
+                CliError::from_broker(&err, "http://s", "dev").exit,
+                exit,
+                "{err:?}"
+            );
+        }
+        let member = CliError::from_broker(&refused(BrokerErrorCode::NotAMember, None), "s", "dev");
+        assert!(member.hint.unwrap().starts_with("Run `claudemesh sync`"));
+        let slow = CliError::from_broker(
+            &refused(
+                BrokerErrorCode::RateLimited,
+                Some(Duration::from_millis(2300)),
+            ),
+            "s",
+            "dev",
+        );
+        assert_eq!(slow.hint.as_deref(), Some("Try again in 3 seconds."));
+        let down = CliError::from_broker(
+            &ClientError::Connection("refused".into()),
+            "http://s",
+            "dev",
+        );
+        assert_eq!(
+            down.message,
+            "Could not reach the claudemesh broker at http://s (refused)"
+        );
+    }
+
+    #[test]
+    fn a_session_the_broker_ends_is_a_network_error_unless_it_says_otherwise() {
+        assert_eq!(CliError::broker_closed(None, "", "dev").exit, Exit::Network);
+        assert_eq!(
+            CliError::broker_closed(None, "", "dev").message,
+            "Lost the connection to the broker (closed)"
+        );
+        assert_eq!(
+            CliError::broker_closed(Some(BrokerErrorCode::Unknown), "bye", "dev").exit,
+            Exit::Network
+        );
+        assert_eq!(
+            CliError::broker_closed(Some(BrokerErrorCode::Internal), "restarting", "dev").exit,
+            Exit::Network
+        );
+        assert_eq!(
+            CliError::broker_closed(Some(BrokerErrorCode::Removed), "gone", "dev").exit,
+            Exit::Permission
+        );
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! Three layers, kept apart: argument parsing ([`cli`]), one module per
 //! command ([`commands`]), and the client and state they use ([`api`],
 //! [`auth_store`], [`config_store`], [`keys`], [`private_file`],
-//! [`device_info`], [`output`], [`exit`], [`backoff`]). A
-//! [`context::Context`] built once from the command line and the environment
-//! carries the config directory, the output and the server to every command.
+//! [`device_info`], [`output`], [`exit`], [`backoff`], and [`session`] for
+//! the broker's WebSocket). A [`context::Context`] built once from the
+//! command line and the environment carries the config directory, the output
+//! and the server to every command.
 
 mod api;
 mod auth_store;
@@ -19,6 +20,7 @@ mod exit;
 mod keys;
 mod output;
 mod private_file;
+mod session;
 mod when;
 
 use clap::Parser;

@@ -33,7 +33,8 @@ pub fn date(at: OffsetDateTime) -> String {
     )
 }
 
-fn span(seconds: i64) -> String {
+/// `7 days`, `1 hour`, `30 seconds`: a length of time, to the nearest unit.
+pub fn span(seconds: i64) -> String {
     let plural = |n: i64, unit: &str| {
         if n == 1 {
             format!("1 {unit}")

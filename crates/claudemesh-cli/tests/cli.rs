@@ -27,6 +27,8 @@ const AUTH_FAILED: &str = "✘ Authentication failed (token expired or revoked)\
 
 #[path = "cli/meshes.rs"]
 mod meshes;
+#[path = "cli/messages.rs"]
+mod messages;
 
 // ------------------------------------------------------------------ harness
 
@@ -1071,6 +1073,10 @@ async fn help_version_completions_and_usage_errors() {
         "sync",
         "invite",
         "join",
+        "leave",
+        "peers",
+        "send",
+        "inbox",
         "completions",
     ] {
         let out = cli.cmd([command, "--help"]).run().await.expect_code(0);

@@ -48,12 +48,7 @@ impl SessionIdentity {
     }
 
     /// An identity for a given session key (`launch` keeps one per session).
-    pub fn with_session(
-        mesh_id: &str,
-        member: KeyPair,
-        session: KeyPair,
-        expires_at: i64,
-    ) -> Self {
+    pub fn with_session(mesh_id: &str, member: KeyPair, session: KeyPair, expires_at: i64) -> Self {
         let signature = member.sign_hex(&e2e::attestation_bytes(
             mesh_id,
             &session.public_hex(),
@@ -129,7 +124,10 @@ pub enum Event {
     PeerUpdated(Peer),
     /// A message that failed its checks (forged, or from no member); it is
     /// acknowledged and dropped.
-    Rejected { id: String, reason: String },
+    Rejected {
+        id: String,
+        reason: String,
+    },
     /// The connection ended; `code` when the broker said why.
     Closed {
         code: Option<BrokerErrorCode>,
@@ -145,11 +143,18 @@ pub struct Sent {
     pub kind: MessageKind,
     /// The recipient was offline: the message waits for them.
     pub waits: bool,
+    /// How many connected sessions it was sealed for (the other boxes are
+    /// for machine keys, for whichever session of the member comes next).
+    pub sessions: u32,
 }
 
 enum Command {
     /// A frame to send, and where its answer goes (for frames with a `req`).
-    Request(u64, ClientFrame, oneshot::Sender<Result<ServerFrame, ClientError>>),
+    Request(
+        u64,
+        ClientFrame,
+        oneshot::Sender<Result<ServerFrame, ClientError>>,
+    ),
     Frame(ClientFrame),
     Raw(String),
     Close,
@@ -170,6 +175,8 @@ pub struct Client {
     session: KeyPair,
     session_key: String,
     welcome: Welcome,
+    /// Keys shared with each recipient key, derived once.
+    sealing: Mutex<HashMap<String, Arc<e2e::SharedKey>>>,
 }
 
 /// `http(s)://host` → `ws(s)://host/api/mesh/ws`.
@@ -194,13 +201,10 @@ impl Client {
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(MAX_FRAME_BYTES * 4);
         config.max_frame_size = Some(MAX_FRAME_BYTES * 4);
-        let (mut socket, _) = tokio_tungstenite::connect_async_with_config(
-            broker_url(server),
-            Some(config),
-            true,
-        )
-        .await
-        .map_err(|err| ClientError::Connection(err.to_string()))?;
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_with_config(broker_url(server), Some(config), true)
+                .await
+                .map_err(|err| ClientError::Connection(err.to_string()))?;
         let challenge = match next_frame(&mut socket).await? {
             ServerFrame::Challenge { challenge, .. } => challenge,
             other => return Err(unexpected(other)),
@@ -247,6 +251,8 @@ impl Client {
             pending: HashMap::new(),
             seen: HashSet::new(),
             seen_order: VecDeque::new(),
+            attested: HashSet::new(),
+            opening: HashMap::new(),
         };
         tokio::spawn(task.run(socket, command_rx));
         Ok(Self {
@@ -257,6 +263,7 @@ impl Client {
             session: identity.session,
             session_key,
             welcome,
+            sealing: Mutex::new(HashMap::new()),
         })
     }
 
@@ -280,7 +287,10 @@ impl Client {
         (view.peers.clone(), view.members.clone())
     }
 
-    async fn request(&self, make: impl FnOnce(u64) -> ClientFrame) -> Result<ServerFrame, ClientError> {
+    async fn request(
+        &self,
+        make: impl FnOnce(u64) -> ClientFrame,
+    ) -> Result<ServerFrame, ClientError> {
         let req = self
             .next_req
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -350,8 +360,15 @@ impl Client {
                 claudemesh_api::broker::MAX_MESSAGE_BYTES
             )));
         }
-        let (body, keys) = e2e::seal(&self.session, &resolved.keys, text)
-            .map_err(|err| ClientError::Local(err.to_string()))?;
+        let shared = self.shared_keys(&resolved.keys)?;
+        let pairs: Vec<(&str, &e2e::SharedKey)> = resolved
+            .keys
+            .iter()
+            .map(String::as_str)
+            .zip(shared.iter().map(Arc::as_ref))
+            .collect();
+        let (body, keys) =
+            e2e::seal_with(&pairs, text).map_err(|err| ClientError::Local(err.to_string()))?;
         let frame = self
             .request(|req| {
                 ClientFrame::Send(SendRequest {
@@ -370,9 +387,30 @@ impl Client {
                 recipients,
                 kind: resolved.kind,
                 waits: resolved.waits,
+                sessions: u32::try_from(resolved.sessions).unwrap_or(u32::MAX),
             }),
             other => Err(unexpected(other)),
         }
+    }
+
+    fn shared_keys(&self, keys: &[String]) -> Result<Vec<Arc<e2e::SharedKey>>, ClientError> {
+        let mut cache = self.sealing.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() > 10_000 {
+            cache.clear();
+        }
+        keys.iter()
+            .map(|key| {
+                if let Some(shared) = cache.get(key) {
+                    return Ok(Arc::clone(shared));
+                }
+                let shared =
+                    Arc::new(e2e::SharedKey::new(&self.session, key).ok_or_else(|| {
+                        ClientError::Local(format!("`{key}` is not a usable public key"))
+                    })?);
+                cache.insert(key.clone(), Arc::clone(&shared));
+                Ok(shared)
+            })
+            .collect()
     }
 
     pub async fn message_status(&self, id: &str) -> Result<Vec<RecipientStatus>, ClientError> {
@@ -425,7 +463,12 @@ fn closed() -> ClientError {
 
 fn unexpected(frame: ServerFrame) -> ClientError {
     match frame {
-        ServerFrame::Error { code, message, retry_after_ms, .. } => ClientError::Refused {
+        ServerFrame::Error {
+            code,
+            message,
+            retry_after_ms,
+            ..
+        } => ClientError::Refused {
             code,
             message,
             retry_after: retry_after_ms.map(Duration::from_millis),
@@ -438,9 +481,8 @@ fn to_json(frame: &ClientFrame) -> String {
     serde_json::to_string(frame).unwrap_or_default()
 }
 
-type Socket = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// The next broker frame during the handshake.
 async fn next_frame(socket: &mut Socket) -> Result<ServerFrame, ClientError> {
@@ -455,7 +497,9 @@ async fn next_frame(socket: &mut Socket) -> Result<ServerFrame, ClientError> {
             Some(Ok(Message::Close(frame))) => {
                 return Err(ClientError::Connection(format!(
                     "the broker closed the connection{}",
-                    frame.map(|f| format!(" ({})", f.reason)).unwrap_or_default()
+                    frame
+                        .map(|f| format!(" ({})", f.reason))
+                        .unwrap_or_default()
                 )));
             }
             Some(Ok(_)) => {}
@@ -475,23 +519,32 @@ struct Task {
     pending: HashMap<u64, oneshot::Sender<Result<ServerFrame, ClientError>>>,
     seen: HashSet<String>,
     seen_order: VecDeque<String>,
+    /// Attestations already verified: (session key, member key, expiry,
+    /// signature), all of what the signature covers or proves.
+    attested: HashSet<(String, String, i64, String)>,
+    /// Keys shared with each sender session, per own key (session or member).
+    opening: HashMap<(bool, String), e2e::SharedKey>,
 }
 
 impl Task {
     async fn run(mut self, socket: Socket, mut commands: mpsc::UnboundedReceiver<Command>) {
         let (mut sink, mut stream) = socket.split();
         let mut last_error: Option<(BrokerErrorCode, String)> = None;
+        // Acknowledgements wait until no frame is ready, then go as one.
+        let mut acks: Vec<String> = Vec::new();
         loop {
             tokio::select! {
+                biased;
                 incoming = stream.next() => match incoming {
                     Some(Ok(Message::Text(text))) => {
                         let Ok(frame) = serde_json::from_str::<ServerFrame>(&text) else {
                             continue;
                         };
-                        let acks = self.on_frame(frame, &mut last_error);
-                        if !acks.is_empty() {
-                            let ack = to_json(&ClientFrame::Ack { ids: acks });
-                            if sink.send(Message::text(ack)).await.is_err() {
+                        acks.extend(self.on_frame(frame, &mut last_error));
+                        // The broker takes at most 1,000 ids per ack.
+                        if acks.len() >= 500 {
+                            let ids = std::mem::take(&mut acks);
+                            if sink.send(Message::text(to_json(&ClientFrame::Ack { ids }))).await.is_err() {
                                 break;
                             }
                         }
@@ -514,7 +567,23 @@ impl Task {
                         Some(Command::Frame(frame)) => to_json(&frame),
                         Some(Command::Raw(text)) => text,
                         Some(Command::Close) | None => {
+                            // What arrived is acknowledged before leaving, so
+                            // it does not come again next time.
+                            if !acks.is_empty() {
+                                let ids = std::mem::take(&mut acks);
+                                let _ = sink.send(Message::text(to_json(&ClientFrame::Ack { ids }))).await;
+                            }
                             let _ = sink.send(Message::Close(None)).await;
+                            // Wait briefly for the broker's close, reading
+                            // (and dropping) whatever is still on the way.
+                            let _ = tokio::time::timeout(Duration::from_secs(1), async {
+                                while let Some(Ok(message)) = stream.next().await {
+                                    if matches!(message, Message::Close(_)) {
+                                        break;
+                                    }
+                                }
+                            })
+                            .await;
                             break;
                         }
                     };
@@ -522,10 +591,24 @@ impl Task {
                         break;
                     }
                 }
+                () = std::future::ready(()), if !acks.is_empty() => {
+                    let ids = std::mem::take(&mut acks);
+                    if sink.send(Message::text(to_json(&ClientFrame::Ack { ids }))).await.is_err() {
+                        break;
+                    }
+                }
             }
         }
+        // Requests cut off by the close learn why, when the broker said.
         for (_, reply) in self.pending.drain() {
-            let _ = reply.send(Err(closed()));
+            let _ = reply.send(Err(match &last_error {
+                Some((code, message)) => ClientError::Refused {
+                    code: *code,
+                    message: message.clone(),
+                    retry_after: None,
+                },
+                None => closed(),
+            }));
         }
         let (code, message) = match last_error {
             Some((code, message)) => (Some(code), message),
@@ -631,13 +714,30 @@ impl Task {
     }
 
     /// Checks who sealed a message and opens it.
-    fn open(&self, envelope: &Envelope) -> Result<String, String> {
+    fn open(&mut self, envelope: &Envelope) -> Result<String, String> {
         let from = &envelope.from;
-        let attested = e2e::attestation_bytes(&self.mesh_id, &from.session_key, from.attestation.expires_at);
-        if envelope.mesh_id != self.mesh_id
-            || !e2e::verify(&from.member_key, &attested, &from.attestation.signature)
-        {
-            return Err("the sender's session key is not attested by its member key".into());
+        let attestation = (
+            from.session_key.clone(),
+            from.member_key.clone(),
+            from.attestation.expires_at,
+            from.attestation.signature.clone(),
+        );
+        if envelope.mesh_id != self.mesh_id {
+            return Err("the message is for another mesh".into());
+        }
+        if !self.attested.contains(&attestation) {
+            let attested = e2e::attestation_bytes(
+                &self.mesh_id,
+                &from.session_key,
+                from.attestation.expires_at,
+            );
+            if !e2e::verify(&from.member_key, &attested, &from.attestation.signature) {
+                return Err("the sender's session key is not attested by its member key".into());
+            }
+            if self.attested.len() > 10_000 {
+                self.attested.clear();
+            }
+            self.attested.insert(attestation);
         }
         let known_member = {
             let view = self.view.lock().unwrap_or_else(|e| e.into_inner());
@@ -652,14 +752,28 @@ impl Task {
         if !known_member {
             return Err("the sender's member key belongs to no member of this mesh".into());
         }
-        let recipient = if envelope.key.to == self.session.public_hex() {
-            &self.session
+        let to_member = if envelope.key.to == self.session.public_hex() {
+            false
         } else if envelope.key.to == self.member.public_hex() {
-            &self.member
+            true
         } else {
             return Err("the message is sealed for another key".into());
         };
-        e2e::open(recipient, &from.session_key, &envelope.body, &envelope.key)
+        let cache_key = (to_member, from.session_key.clone());
+        if !self.opening.contains_key(&cache_key) {
+            let own = if to_member {
+                &self.member
+            } else {
+                &self.session
+            };
+            let shared = e2e::SharedKey::new(own, &from.session_key)
+                .ok_or("the sender's session key is malformed")?;
+            if self.opening.len() > 10_000 {
+                self.opening.clear();
+            }
+            self.opening.insert(cache_key.clone(), shared);
+        }
+        e2e::open_with(&self.opening[&cache_key], &envelope.body, &envelope.key)
             .map_err(|err| err.to_string())
     }
 }

@@ -15,6 +15,8 @@ pub struct Resolved {
     pub keys: Vec<String>,
     /// Whether the recipient is offline and the message will wait.
     pub waits: bool,
+    /// How many of `keys` are connected sessions (the rest are machine keys).
+    pub sessions: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,6 +70,7 @@ pub fn resolve(
         return Ok(Resolved {
             kind: MessageKind::Broadcast,
             group: None,
+            sessions: keys.len(),
             keys,
             waits: false,
         });
@@ -87,6 +90,7 @@ pub fn resolve(
         return Ok(Resolved {
             kind: MessageKind::Group,
             group: Some(group),
+            sessions: keys.len(),
             keys,
             waits: false,
         });
@@ -98,7 +102,7 @@ pub fn resolve(
             .filter(|p| p.session_key.starts_with(&lower))
             .collect();
         if let [peer] = matching.as_slice() {
-            return Ok(direct(vec![peer.session_key.clone()], false));
+            return Ok(direct(vec![peer.session_key.clone()], 1));
         }
         if matching.len() > 1 {
             return Err(TargetError::Ambiguous(
@@ -133,14 +137,15 @@ pub fn resolve(
                 Some(member) => to_member(member, &others),
                 // Connected but not in our member list (it just joined):
                 // its sessions.
-                None => Ok(direct(
-                    others
+                None => {
+                    let keys: Vec<String> = others
                         .iter()
                         .filter(|p| p.member_id == *member_id)
                         .map(|p| p.session_key.clone())
-                        .collect(),
-                    false,
-                )),
+                        .collect();
+                    let sessions = keys.len();
+                    Ok(direct(keys, sessions))
+                }
             }
         }
         several => Err(TargetError::Ambiguous(
@@ -150,24 +155,36 @@ pub fn resolve(
     }
 }
 
-fn direct(keys: Vec<String>, waits: bool) -> Resolved {
+/// A direct message to `keys`, of which the first `sessions` are
+/// connected sessions; with none, the message waits.
+fn direct(keys: Vec<String>, sessions: usize) -> Resolved {
     Resolved {
         kind: MessageKind::Direct,
         group: None,
         keys,
-        waits,
+        waits: sessions == 0,
+        sessions,
     }
 }
 
-/// All the member's connected sessions, else their machine keys.
+/// All the member's connected sessions, and their machine keys: a copy
+/// for a machine key reaches whichever of their sessions connects first, so
+/// the message is not lost if every session it was sealed for goes away
+/// unread. Recipients see it once (same id).
 fn to_member(member: &MemberKeys, others: &[&Peer]) -> Result<Resolved, TargetError> {
-    let sessions: Vec<String> = others
+    let mut sessions: Vec<String> = others
         .iter()
         .filter(|p| p.member_id == member.member_id)
         .map(|p| p.session_key.clone())
         .collect();
     if !sessions.is_empty() {
-        return Ok(direct(sessions, false));
+        let connected = sessions.len();
+        for key in &member.keys {
+            if !sessions.contains(key) {
+                sessions.push(key.clone());
+            }
+        }
+        return Ok(direct(sessions, connected));
     }
     if member.keys.is_empty() {
         return Err(TargetError::NoRecipients(format!(
@@ -175,7 +192,7 @@ fn to_member(member: &MemberKeys, others: &[&Peer]) -> Result<Resolved, TargetEr
             member.display_name
         )));
     }
-    Ok(direct(member.keys.clone(), true))
+    Ok(direct(member.keys.clone(), 0))
 }
 
 #[cfg(test)]
@@ -247,10 +264,13 @@ mod tests {
         let (peers, members) = mesh();
         let me = "a".repeat(64);
         let bob = resolve("bob", &me, &peers, &members).unwrap();
-        assert_eq!(bob.keys, vec!["b".repeat(64), "c".repeat(64)]);
+        assert_eq!(
+            bob.keys,
+            vec!["b".repeat(64), "c".repeat(64), "2".repeat(64)]
+        );
         assert!(!bob.waits);
         let by_id = resolve("mem_carol", &me, &peers, &members).unwrap();
-        assert_eq!(by_id.keys, vec!["d".repeat(64)]);
+        assert_eq!(by_id.keys, vec!["d".repeat(64), "3".repeat(64)]);
         let by_key = resolve(&"c".repeat(10), &me, &peers, &members).unwrap();
         assert_eq!(by_key.keys, vec!["c".repeat(64)]);
     }

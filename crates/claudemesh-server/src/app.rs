@@ -74,10 +74,12 @@ impl Application {
             BrokerSettings::from_config(&config),
         )
         .await
-        .map_err(|source| StartError::Db(DbError::Connect {
-            engine: db.engine.name(),
-            source,
-        }))?;
+        .map_err(|source| {
+            StartError::Db(DbError::Connect {
+                engine: db.engine.name(),
+                source,
+            })
+        })?;
         let state = AppState::new(
             db,
             clock,

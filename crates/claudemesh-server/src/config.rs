@@ -58,7 +58,11 @@ pub struct Config {
     pub broker_max_peers: u32,
 
     /// Broker: sessions connected at once per member.
-    #[arg(long, env = "CLAUDEMESH_BROKER_MAX_CONNECTIONS_PER_MEMBER", default_value_t = 20)]
+    #[arg(
+        long,
+        env = "CLAUDEMESH_BROKER_MAX_CONNECTIONS_PER_MEMBER",
+        default_value_t = 20
+    )]
     pub broker_max_connections_per_member: u32,
 
     /// Broker: how long an undelivered message waits for its recipient, in seconds.

@@ -2,12 +2,15 @@
 
 mod completions;
 mod create;
+mod inbox;
 mod invite;
 mod join;
 mod leave;
 mod list;
 mod login;
 mod logout;
+mod peers;
+mod send;
 mod sync;
 mod whoami;
 
@@ -17,6 +20,7 @@ use crate::exit::{CliError, CliResult};
 use clap::CommandFactory;
 use claudemesh_api::Slug;
 use claudemesh_api::wire::MeshRole;
+use std::fmt::Write as _;
 
 pub fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
     match cli.command {
@@ -29,6 +33,9 @@ pub fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
         Some(Command::Invite(args)) => invite::run(&args, ctx),
         Some(Command::Join(args)) => join::run(&args, ctx),
         Some(Command::Leave(args)) => leave::run(&args, ctx),
+        Some(Command::Peers(args)) => peers::run(&args, ctx),
+        Some(Command::Send(args)) => send::run(&args, ctx),
+        Some(Command::Inbox(args)) => inbox::run(&args, ctx),
         Some(Command::Completions(args)) => completions::run(&args),
         // The launch wizard (spec flow 5) will live here; until then, help.
         None => {
@@ -86,9 +93,48 @@ pub fn shell_word(text: &str) -> String {
     }
 }
 
+/// A table for stdout: a header and rows, columns padded to fit (the last
+/// one is not padded), trailing spaces trimmed.
+pub fn columns(header: &[&str], rows: &[Vec<String>]) -> String {
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    let mut widths = vec![0usize; header.len()];
+    for row in std::iter::once(&header).chain(rows) {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut text = String::new();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, (cell, width)) in row.iter().zip(&widths).enumerate() {
+            if i + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                let pad = width - cell.chars().count();
+                let _ = write!(line, "{cell}{}  ", " ".repeat(pad));
+            }
+        }
+        text.push_str(line.trim_end());
+        text.push('\n');
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn columns_line_up_by_characters() {
+        let rows = vec![
+            vec!["é".to_owned(), "x".to_owned(), "last".to_owned()],
+            vec!["abc".to_owned(), "".to_owned(), "".to_owned()],
+        ];
+        assert_eq!(
+            columns(&["A", "BB", "C"], &rows),
+            "A    BB  C\né    x   last\nabc\n"
+        );
+    }
 
     #[test]
     fn ids_are_shortened_after_their_prefix() {

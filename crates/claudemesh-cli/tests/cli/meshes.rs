@@ -11,7 +11,7 @@ use data_encoding::HEXLOWER;
 // ------------------------------------------------------------------ helpers
 
 impl Cli {
-    fn config_path(&self) -> PathBuf {
+    pub(super) fn config_path(&self) -> PathBuf {
         self.config_dir.join("config.json")
     }
 
@@ -21,7 +21,7 @@ impl Cli {
     }
 
     /// This machine's mesh records for `server`.
-    fn local_meshes(&self, server: &TestServer) -> Vec<Value> {
+    pub(super) fn local_meshes(&self, server: &TestServer) -> Vec<Value> {
         if !self.config_path().exists() {
             return Vec::new();
         }
@@ -31,7 +31,7 @@ impl Cli {
             .unwrap_or_default()
     }
 
-    fn local_mesh(&self, server: &TestServer, slug: &str) -> Value {
+    pub(super) fn local_mesh(&self, server: &TestServer, slug: &str) -> Value {
         self.local_meshes(server)
             .into_iter()
             .find(|m| m["slug"] == slug)
@@ -53,7 +53,7 @@ async fn mail_server(engine: Engine, sink: &SmtpSink) -> TestServer {
 }
 
 /// A machine of `user`'s, logged in with a PAT of its own.
-async fn machine(server: &TestServer, user: &TestUser) -> Cli {
+pub(super) async fn machine(server: &TestServer, user: &TestUser) -> Cli {
     let pat = user.create_pat("machine", None).await;
     let cli = Cli::for_server(server);
     cli.login_with_pat(&pat.token).await;
@@ -126,7 +126,7 @@ async fn listed(cli: &Cli, slug: &str) -> Value {
 }
 
 /// `claudemesh invite ARGS` that succeeds: the link it printed on stdout.
-async fn invite_link<const N: usize>(cli: &Cli, args: [&str; N]) -> String {
+pub(super) async fn invite_link<const N: usize>(cli: &Cli, args: [&str; N]) -> String {
     let out = cli.cmd(args).run().await.expect_code(0);
     let link = out.stdout.trim_end_matches('\n');
     assert!(
@@ -138,7 +138,12 @@ async fn invite_link<const N: usize>(cli: &Cli, args: [&str; N]) -> String {
 }
 
 /// An admin removes a member over the API, as the mesh page does.
-async fn remove_member(server: &TestServer, admin: &TestUser, slug: &str, member_id: &str) {
+pub(super) async fn remove_member(
+    server: &TestServer,
+    admin: &TestUser,
+    slug: &str,
+    member_id: &str,
+) {
     let path = format!("/api/my/meshes/{slug}/members/{member_id}");
     let response = admin
         .browser
@@ -152,16 +157,21 @@ async fn remove_member(server: &TestServer, admin: &TestUser, slug: &str, member
 /// Alice's mesh `dev` with Bob as a member, each on a machine of their own.
 /// Bind every field when taking it apart: one left to `..` is dropped at
 /// once (the server with it).
-struct DevMesh {
-    server: TestServer,
-    alice: TestUser,
-    bob: TestUser,
-    alices: Cli,
-    bobs: Cli,
+pub(super) struct DevMesh {
+    pub(super) server: TestServer,
+    pub(super) alice: TestUser,
+    pub(super) bob: TestUser,
+    pub(super) alices: Cli,
+    pub(super) bobs: Cli,
 }
 
 async fn alice_and_bob_in_dev() -> DevMesh {
-    let server = server(Engine::Sqlite).await;
+    alice_and_bob_in(Engine::Sqlite).await
+}
+
+/// [`alice_and_bob_in_dev`] on either engine.
+pub(super) async fn alice_and_bob_in(engine: Engine) -> DevMesh {
+    let server = server(engine).await;
     let alice = server.register("Alice").await;
     let bob = server.register("Bob").await;
     let alices = machine(&server, &alice).await;

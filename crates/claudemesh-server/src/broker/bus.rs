@@ -18,14 +18,32 @@ pub const CHANNEL: &str = "claudemesh_broker";
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum BusEvent {
     /// Messages stored in this mesh, with deliveries waiting.
-    Messages { mesh_id: String, ids: Vec<String> },
-    Joined { mesh_id: String, peer: Peer },
-    Left { mesh_id: String, session_key: String },
-    Updated { mesh_id: String, peer: Peer },
+    Messages {
+        mesh_id: String,
+        ids: Vec<String>,
+    },
+    Joined {
+        mesh_id: String,
+        peer: Peer,
+    },
+    Left {
+        mesh_id: String,
+        session_key: String,
+    },
+    Updated {
+        mesh_id: String,
+        peer: Peer,
+    },
     /// A membership ended: its sessions are closed everywhere.
-    Removed { mesh_id: String, member_id: String },
+    Removed {
+        mesh_id: String,
+        member_id: String,
+    },
     /// `conn_id` now holds this session; any other connection of it closes.
-    Kick { session_key: String, conn_id: String },
+    Kick {
+        session_key: String,
+        conn_id: String,
+    },
 }
 
 /// An event with the instance it came from.

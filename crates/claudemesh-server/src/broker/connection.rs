@@ -12,13 +12,15 @@ use super::{Broker, BusEvent, frame, peer_of, store};
 use crate::ids::new_id;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use claudemesh_api::broker::{
-    BrokerErrorCode as Code, ClientFrame, Hello, MAX_ATTESTATION_MS, MAX_FRAME_BYTES,
-    MAX_GROUPS, MAX_MESSAGE_BYTES, MAX_SUMMARY_CHARS, MessageKind, Peer, PeerStatus, SendRequest,
-    Sender, ServerFrame, Welcome, is_clean_label, is_group_name, is_key_hex,
+    BrokerErrorCode as Code, ClientFrame, Hello, MAX_ATTESTATION_MS, MAX_FRAME_BYTES, MAX_GROUPS,
+    MAX_MESSAGE_BYTES, MAX_SUMMARY_CHARS, MessageKind, Peer, PeerStatus, SendRequest, Sender,
+    ServerFrame, Welcome, is_clean_label, is_group_name, is_key_hex,
 };
 use claudemesh_api::e2e;
+use futures_util::SinkExt;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
@@ -30,6 +32,9 @@ const SKEW_MS: i64 = 5 * 60 * 1000;
 const BACKLOG_BATCH: i64 = 500;
 /// Ids per `ack` frame, at most.
 const MAX_ACK_IDS: usize = 1000;
+
+/// How long a closing connection waits for the client's close.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
@@ -74,7 +79,9 @@ pub async fn serve(mut socket: WebSocket, broker: Broker) {
     };
     let welcome = session.welcome.take();
     if let Some(welcome) = welcome
-        && send(&mut socket, &ServerFrame::Welcome(welcome)).await.is_ok()
+        && send(&mut socket, &ServerFrame::Welcome(welcome))
+            .await
+            .is_ok()
     {
         run(&mut socket, &broker, &mut session, rx).await;
     }
@@ -92,7 +99,11 @@ async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::E
 }
 
 async fn close(socket: &mut WebSocket, req: Option<u64>, refusal: Refusal) {
-    let _ = send(socket, &ServerFrame::error(req, refusal.code, &refusal.message)).await;
+    let _ = send(
+        socket,
+        &ServerFrame::error(req, refusal.code, &refusal.message),
+    )
+    .await;
     let reason: String = refusal.code.as_str().to_owned();
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
@@ -100,6 +111,17 @@ async fn close(socket: &mut WebSocket, req: Option<u64>, refusal: Refusal) {
             reason: Utf8Bytes::from(reason),
         })))
         .await;
+    // Read until the client's own close (briefly): dropping a socket with
+    // unread frames (acks in flight) makes TCP reset the connection, and
+    // the client would lose the error and the frames before it.
+    let _ = tokio::time::timeout(CLOSE_GRACE, async {
+        while let Some(Ok(message)) = socket.recv().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    })
+    .await;
 }
 
 /// Parses a text frame, refusing one that is too large or malformed.
@@ -144,6 +166,9 @@ struct Session {
     attestation_expires_at: i64,
     /// Messages sent on this connection and not yet acknowledged.
     unacked: HashSet<String>,
+    /// The last backlog read was full: read again once these are acked.
+    more_waiting: bool,
+    handle: Arc<ConnHandle>,
     welcome: Option<Welcome>,
 }
 
@@ -210,10 +235,14 @@ async fn admit(
                 "This key belongs to no current member of this mesh",
             )
         })?;
-    let (in_mesh, of_member) =
-        store::session_counts(&broker.pool, &hello.mesh_id, &membership.member_id)
-            .await
-            .map_err(internal)?;
+    let (in_mesh, of_member) = store::session_counts(
+        &broker.pool,
+        &hello.mesh_id,
+        &membership.member_id,
+        &hello.session_key,
+    )
+    .await
+    .map_err(internal)?;
     if in_mesh >= i64::from(broker.settings.max_peers) {
         return Err(refuse(
             Code::MeshFull,
@@ -246,14 +275,16 @@ async fn admit(
     .map_err(internal)?;
 
     let (tx, rx) = mpsc::channel(CONN_QUEUE);
-    let replaced = broker.hub.register(Arc::new(ConnHandle {
+    let handle = Arc::new(ConnHandle {
         conn_id: conn_id.clone(),
         mesh_id: hello.mesh_id.clone(),
         member_id: membership.member_id.clone(),
         session_key: hello.session_key.clone(),
         member_key: hello.member_key.clone(),
         tx,
-    }));
+        behind: AtomicBool::new(false),
+    });
+    let replaced = broker.hub.register(Arc::clone(&handle));
     if !replaced.is_empty() || broker.engine == crate::db::Engine::Postgres {
         broker
             .publish(BusEvent::Kick {
@@ -295,6 +326,8 @@ async fn admit(
             attestation: hello.attestation,
             attestation_expires_at: expires_at,
             unacked: HashSet::new(),
+            more_waiting: false,
+            handle,
             welcome: Some(welcome),
         },
         rx,
@@ -313,10 +346,10 @@ fn check_hello_fields(hello: &Hello) -> Result<(), Refusal> {
         return bad("mesh_id");
     }
     if !is_clean_label(&hello.display_name, false) {
-        return bad("display_name must be 1 to 60 characters");
+        return bad("display_name must be 1 to 100 characters");
     }
     if !is_clean_label(&hello.role, true) {
-        return bad("role must be at most 60 characters");
+        return bad("role must be at most 100 characters");
     }
     if hello.groups.len() > MAX_GROUPS || !hello.groups.iter().all(|g| is_group_name(g)) {
         return bad("groups: at most 20 names of a-z, 0-9, - and _");
@@ -368,7 +401,7 @@ async fn run(
             }
             event = rx.recv() => match event {
                 Some(ConnEvent::Frame(text)) => {
-                    if socket.send(Message::Text(text)).await.is_err() {
+                    if socket.feed(Message::Text(text)).await.is_err() {
                         return;
                     }
                     Next::Continue
@@ -411,6 +444,14 @@ async fn run(
             close(socket, req, refusal).await;
             return;
         }
+        if session.handle.behind.swap(false, Ordering::AcqRel)
+            && push_backlog(socket, broker, session).await.is_err()
+        {
+            return;
+        }
+        if rx.is_empty() && socket.flush().await.is_err() {
+            return;
+        }
     }
 }
 
@@ -429,8 +470,12 @@ async fn push(
         session.unacked.clear();
     }
     session.unacked.insert(envelope.id.clone());
+    // Queued, not flushed: the loop flushes once nothing else is waiting,
+    // so a burst of messages costs one write.
     socket
-        .send(Message::Text(frame(&ServerFrame::Message(envelope.clone()))))
+        .feed(Message::Text(frame(&ServerFrame::Message(
+            envelope.clone(),
+        ))))
         .await
 }
 
@@ -440,8 +485,13 @@ async fn push_backlog(
     broker: &Broker,
     session: &mut Session,
 ) -> Result<(), axum::Error> {
-    let waiting = match store::waiting_for(&broker.pool, &session.keys(), broker.now(), BACKLOG_BATCH)
-        .await
+    let waiting = match store::waiting_for(
+        &broker.pool,
+        &session.keys(),
+        broker.now(),
+        BACKLOG_BATCH,
+    )
+    .await
     {
         Ok(waiting) => waiting,
         Err(err) => {
@@ -449,10 +499,11 @@ async fn push_backlog(
             return Ok(());
         }
     };
+    session.more_waiting = waiting.len() as i64 >= BACKLOG_BATCH;
     for envelope in &waiting {
         push(socket, session, envelope).await?;
     }
-    Ok(())
+    socket.flush().await
 }
 
 async fn handle(
@@ -473,7 +524,8 @@ async fn handle(
                     req: Some(req),
                     code,
                     message,
-                    retry_after_ms: retry_after.map(|d| d.as_millis().try_into().unwrap_or(u64::MAX)),
+                    retry_after_ms: retry_after
+                        .map(|d| d.as_millis().try_into().unwrap_or(u64::MAX)),
                 },
             }
         }
@@ -481,14 +533,28 @@ async fn handle(
             if ids.len() > MAX_ACK_IDS || ids.iter().any(|id| id.len() > 64) {
                 return Next::Close(
                     None,
-                    refuse(Code::BadFrame, format!("An ack carries at most {MAX_ACK_IDS} ids")),
+                    refuse(
+                        Code::BadFrame,
+                        format!("An ack carries at most {MAX_ACK_IDS} ids"),
+                    ),
                 );
             }
             for id in &ids {
                 session.unacked.remove(id);
             }
-            if !ids.is_empty() {
-                let keys = session.keys().map(str::to_owned).to_vec();
+            if ids.is_empty() {
+                return Next::Continue;
+            }
+            let keys = session.keys().map(str::to_owned).to_vec();
+            if session.more_waiting && session.unacked.is_empty() {
+                // The last backlog read was full: once these are recorded,
+                // read the next part.
+                if broker.writer.ack_committed(keys, ids, broker.now()).await
+                    && push_backlog(socket, broker, session).await.is_err()
+                {
+                    return Next::Close(None, refuse(Code::Internal, "send failed"));
+                }
+            } else {
                 broker.writer.ack(keys, ids, broker.now()).await;
             }
             return Next::Continue;
@@ -505,7 +571,10 @@ async fn handle(
         }
         ClientFrame::SetSummary { summary } => {
             if !clean_summary(&summary) {
-                ServerFrame::error(None, Code::BadFrame, "A summary is at most 280 characters")
+                return Next::Close(
+                    None,
+                    refuse(Code::BadFrame, "A summary is at most 280 characters"),
+                );
             } else {
                 session.peer.summary = summary;
                 update_peer(broker, session).await;
@@ -529,9 +598,19 @@ async fn handle(
         }
         ClientFrame::MessageStatus { req, id } => {
             match store::message_status(&broker.pool, &id, &session.member_id, broker.now()).await {
-                Ok(Some(recipients)) => ServerFrame::MessageStatus { req, id, recipients },
-                Ok(None) => ServerFrame::error(Some(req), Code::NotFound, "You sent no message with this id"),
-                Err(_) => ServerFrame::error(Some(req), Code::Internal, "Cannot read the status now"),
+                Ok(Some(recipients)) => ServerFrame::MessageStatus {
+                    req,
+                    id,
+                    recipients,
+                },
+                Ok(None) => ServerFrame::error(
+                    Some(req),
+                    Code::NotFound,
+                    "You sent no message with this id",
+                ),
+                Err(_) => {
+                    ServerFrame::error(Some(req), Code::Internal, "Cannot read the status now")
+                }
             }
         }
     };
@@ -674,7 +753,11 @@ async fn recipients(
     // session that just joined elsewhere): read the tables once.
     broker.load_directory(mesh_id).await.map_err(|err| {
         tracing::error!(error = %err, "broker: cannot read the mesh directory");
-        (Code::Internal, "The broker could not check the recipients".to_owned(), None)
+        (
+            Code::Internal,
+            "The broker could not check the recipients".to_owned(),
+            None,
+        )
     })?;
     lookup().ok_or_else(|| {
         (

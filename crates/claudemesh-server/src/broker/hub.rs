@@ -32,14 +32,18 @@ pub struct ConnHandle {
     pub session_key: String,
     pub member_key: String,
     pub tx: mpsc::Sender<ConnEvent>,
+    /// Set when an event did not fit the queue: the connection reads its
+    /// waiting messages from the table once it has caught up.
+    pub behind: std::sync::atomic::AtomicBool,
 }
 
 impl ConnHandle {
     fn push(&self, event: ConnEvent) {
         if let Err(mpsc::error::TrySendError::Full(_)) = self.tx.try_send(event) {
-            // Nothing is lost: the message waits in the table. Make sure the
-            // connection looks there once it catches up.
-            let _ = self.tx.try_send(ConnEvent::Backlog);
+            // Nothing is lost: a message waits in the table. (A presence
+            // frame is dropped; the peer list is asked for afresh anyway.)
+            self.behind
+                .store(true, std::sync::atomic::Ordering::Release);
         }
     }
 }
@@ -130,7 +134,7 @@ impl Hub {
     }
 
     /// Hands each envelope to the local connections holding its recipient key.
-    pub fn deliver<'a>(&self, envelopes: impl IntoIterator<Item = Envelope>) {
+    pub fn deliver(&self, envelopes: impl IntoIterator<Item = Envelope>) {
         let inner = self.lock();
         for envelope in envelopes {
             let Some(ids) = inner.by_key.get(&envelope.key.to) else {

@@ -23,8 +23,8 @@ use crate::clock::{Clock, SECOND_MS};
 use crate::db::{Db, Engine};
 use crate::ids::new_id;
 use crate::state::AppState;
-use axum::extract::ws::{Utf8Bytes, WebSocketUpgrade};
 use axum::extract::State;
+use axum::extract::ws::{Utf8Bytes, WebSocketUpgrade};
 use axum::response::Response;
 use bus::BusEvent;
 use claudemesh_api::broker::{BrokerErrorCode, Limits, Peer, ServerFrame};
@@ -128,6 +128,7 @@ impl Broker {
             Writer::start(
                 db.pool.clone(),
                 db.engine,
+                db.sqlite_reader.as_ref().map(|r| r.path().to_owned()),
                 instance_id.clone(),
                 move |messages| {
                     hub.deliver(messages.iter().flat_map(|m| {
@@ -263,7 +264,7 @@ impl Broker {
                 conn_id,
             } => self.hub.close_where(
                 |c| c.session_key == session_key && c.conn_id != conn_id,
-                BrokerErrorCode::Removed,
+                BrokerErrorCode::Replaced,
                 "This session connected again elsewhere",
             ),
         }
@@ -336,9 +337,28 @@ impl Broker {
     }
 
     /// Closes local sessions whose membership ended (should a notification
-    /// have been lost).
+    /// have been lost), and those whose row is gone (another instance swept
+    /// them while this one could not reach the database): they reconnect
+    /// and are recorded again.
     async fn reconcile(&self) {
         let connections = self.hub.connections();
+        match store::sessions_of_instance(&self.pool, &self.instance_id).await {
+            Ok(recorded) => {
+                let lost: Vec<String> = connections
+                    .iter()
+                    .filter(|(conn_id, key, _)| !recorded.contains(&(key.clone(), conn_id.clone())))
+                    .map(|(conn_id, _, _)| conn_id.clone())
+                    .collect();
+                if !lost.is_empty() {
+                    self.hub.close_where(
+                        |c| lost.contains(&c.conn_id),
+                        BrokerErrorCode::Internal,
+                        "The broker lost track of this session; connect again",
+                    );
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "broker: reconciling sessions failed"),
+        }
         let mut members: Vec<String> = connections.iter().map(|(_, _, m)| m.clone()).collect();
         members.sort();
         members.dedup();
@@ -390,6 +410,6 @@ async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Respons
         .max_frame_size(4 * claudemesh_api::broker::MAX_FRAME_BYTES)
         // Small buffers: most sessions are idle most of the time.
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(8 * 1024)
         .on_upgrade(move |socket| connection::serve(socket, broker))
 }

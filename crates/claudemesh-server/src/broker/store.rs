@@ -107,20 +107,36 @@ pub async fn peers(pool: &AnyPool, mesh_id: &str) -> Result<Vec<Peer>, sqlx::Err
     Ok(rows.into_iter().map(SessionRow::into_peer).collect())
 }
 
-/// How many sessions are connected in a mesh, and how many of them are this member's.
+/// How many sessions are connected in a mesh, and how many of them are
+/// this member's, not counting `session_key` (a reconnect replaces itself).
 pub async fn session_counts(
     pool: &AnyPool,
     mesh_id: &str,
     member_id: &str,
+    session_key: &str,
 ) -> Result<(i64, i64), sqlx::Error> {
     sqlx::query_as(
         "SELECT COUNT(*), COALESCE(SUM(CASE WHEN member_id = $2 THEN 1 ELSE 0 END), 0) \
-         FROM broker_sessions WHERE mesh_id = $1",
+         FROM broker_sessions WHERE mesh_id = $1 AND session_key <> $3",
     )
     .bind(mesh_id)
     .bind(member_id)
+    .bind(session_key)
     .fetch_one(pool)
     .await
+}
+
+/// The `(session_key, conn_id)` of every session recorded for an instance.
+pub async fn sessions_of_instance(
+    pool: &AnyPool,
+    instance_id: &str,
+) -> Result<std::collections::HashSet<(String, String)>, sqlx::Error> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT session_key, conn_id FROM broker_sessions WHERE instance_id = $1")
+            .bind(instance_id)
+            .fetch_all(pool)
+            .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// Records a connected session; a reconnect of the same session key takes
@@ -377,6 +393,9 @@ pub async fn deliveries_of(
     Ok(rows.into_iter().map(EnvelopeRow::into_envelope).collect())
 }
 
+/// Recipient key, member id, member name, delivered at, expires at.
+type StatusRow = (String, String, Option<String>, Option<i64>, i64);
+
 /// Where a message stands for each recipient; `None` if this member did
 /// not send it (or it is gone).
 pub async fn message_status(
@@ -385,7 +404,7 @@ pub async fn message_status(
     sender_member_id: &str,
     now: i64,
 ) -> Result<Option<Vec<RecipientStatus>>, sqlx::Error> {
-    let rows: Vec<(String, String, Option<String>, Option<i64>, i64)> = sqlx::query_as(
+    let rows: Vec<StatusRow> = sqlx::query_as(
         "SELECT d.recipient_key, d.recipient_member_id, mm.display_name, d.delivered_at, m.expires_at \
          FROM broker_messages m JOIN broker_deliveries d ON d.message_id = m.id \
          LEFT JOIN mesh_members mm ON mm.id = d.recipient_member_id \

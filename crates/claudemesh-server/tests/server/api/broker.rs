@@ -59,9 +59,11 @@ impl Mesh {
             let user = server.register(name).await;
             let key = KeyPair::generate().unwrap();
             if i == 0 {
-                let (status, mesh) = send(user.browser.post(server.url("/api/my/meshes")).json(
-                    &json!({ "name": "Broker test", "public_key": key.public_hex() }),
-                ))
+                let (status, mesh) = send(
+                    user.browser
+                        .post(server.url("/api/my/meshes"))
+                        .json(&json!({ "name": "Broker test", "public_key": key.public_hex() })),
+                )
                 .await;
                 assert_eq!(status, 201, "{mesh}");
                 mesh_id = mesh["id"].as_str().unwrap().to_owned();
@@ -127,7 +129,11 @@ impl Mesh {
         .expect("the session connects")
     }
 
-    async fn connect_as(&self, who: usize, identity: SessionIdentity) -> Result<Client, ClientError> {
+    async fn connect_as(
+        &self,
+        who: usize,
+        identity: SessionIdentity,
+    ) -> Result<Client, ClientError> {
         Client::connect(&self.server.base_url, identity, self.presence(who, &[])).await
     }
 
@@ -170,7 +176,10 @@ async fn no_message(client: &Client) {
         }
     })
     .await;
-    assert!(quiet.is_err() || quiet == Ok(None), "unexpected message {quiet:?}");
+    assert!(
+        quiet.is_err() || quiet == Ok(None),
+        "unexpected message {quiet:?}"
+    );
 }
 
 async fn peers_see_each_other_come_and_go(engine: Engine) {
@@ -225,18 +234,31 @@ async fn direct_member_group_and_broadcast_messages_arrive_decrypted(engine: Eng
     let carol = mesh.connect_in(2, &["backend"]).await;
 
     // To a member by name: every one of their sessions.
+    // (two sessions, and Bob's machine key for whichever session is next)
     let sent = alice.send("bob", "hi Bob", Priority::Next).await.unwrap();
-    assert_eq!((sent.recipients, sent.kind), (2, MessageKind::Direct));
-    assert_eq!(next_text(&bob_laptop).await, ("Alice".into(), "hi Bob".into()));
-    assert_eq!(next_text(&bob_desktop).await, ("Alice".into(), "hi Bob".into()));
+    assert_eq!((sent.recipients, sent.kind), (3, MessageKind::Direct));
+    assert_eq!(
+        next_text(&bob_laptop).await,
+        ("Alice".into(), "hi Bob".into())
+    );
+    assert_eq!(
+        next_text(&bob_desktop).await,
+        ("Alice".into(), "hi Bob".into())
+    );
 
     // To one session, by a prefix of its key.
     let prefix = &bob_desktop.session_key()[..12];
-    alice.send(prefix, "desk only", Priority::Next).await.unwrap();
+    alice
+        .send(prefix, "desk only", Priority::Next)
+        .await
+        .unwrap();
     assert_eq!(next_text(&bob_desktop).await.1, "desk only");
 
     // To a group.
-    let sent = carol.send("@backend", "backend sync at 3", Priority::Next).await.unwrap();
+    let sent = carol
+        .send("@backend", "backend sync at 3", Priority::Next)
+        .await
+        .unwrap();
     assert_eq!((sent.recipients, sent.kind), (1, MessageKind::Group));
     let group = next(&bob_laptop, |e| match e {
         Event::Message(m) => Some(m),
@@ -262,13 +284,19 @@ async fn direct_member_group_and_broadcast_messages_arrive_decrypted(engine: Eng
     no_message(&bob_laptop).await;
 
     // The sender can ask where each copy stands.
-    let status = alice.message_status(&sent_id(&alice, "carol").await).await.unwrap();
-    assert_eq!(status.len(), 1);
+    let status = alice
+        .message_status(&sent_id(&alice, "carol").await)
+        .await
+        .unwrap();
+    assert_eq!(status.len(), 2, "the session and the machine key");
 }
 
 /// Sends a message and returns its id once it was delivered.
 async fn sent_id(from: &Client, to: &str) -> String {
-    from.send(to, "status check", Priority::Next).await.unwrap().id
+    from.send(to, "status check", Priority::Next)
+        .await
+        .unwrap()
+        .id
 }
 
 /// A hello as `identity` would send it, with the parts under test replaced.
@@ -308,9 +336,8 @@ async fn raw_hello(
     refusal(&mut socket).await
 }
 
-type RawSocket = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type RawSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn read(socket: &mut RawSocket) -> Option<ServerFrame> {
     loop {
@@ -400,10 +427,17 @@ async fn every_handshake_refusal_says_why(engine: Engine) {
     assert_eq!(foreign.0, Some(BrokerErrorCode::BadAttestation));
 
     // A key that belongs to no member of this mesh, well signed.
-    let stranger = SessionIdentity::new(&mesh.id, KeyPair::generate().unwrap(), now + 60_000).unwrap();
+    let stranger =
+        SessionIdentity::new(&mesh.id, KeyPair::generate().unwrap(), now + 60_000).unwrap();
     let err = mesh.connect_as(0, stranger).await.err().unwrap();
     assert!(
-        matches!(err, ClientError::Refused { code: BrokerErrorCode::NotAMember, .. }),
+        matches!(
+            err,
+            ClientError::Refused {
+                code: BrokerErrorCode::NotAMember,
+                ..
+            }
+        ),
         "{err:?}"
     );
 
@@ -414,10 +448,17 @@ async fn every_handshake_refusal_says_why(engine: Engine) {
     .await;
     assert_eq!(status, 201);
     let member = KeyPair::from_secret_hex(&mesh.members[0].key.secret_hex()).unwrap();
-    let wrong_mesh = SessionIdentity::new(other["id"].as_str().unwrap(), member, now + 60_000).unwrap();
+    let wrong_mesh =
+        SessionIdentity::new(other["id"].as_str().unwrap(), member, now + 60_000).unwrap();
     let err = mesh.connect_as(0, wrong_mesh).await.err().unwrap();
     assert!(
-        matches!(err, ClientError::Refused { code: BrokerErrorCode::NotAMember, .. }),
+        matches!(
+            err,
+            ClientError::Refused {
+                code: BrokerErrorCode::NotAMember,
+                ..
+            }
+        ),
         "{err:?}"
     );
 
@@ -429,7 +470,10 @@ async fn every_handshake_refusal_says_why(engine: Engine) {
 async fn a_message_to_an_offline_member_waits_for_their_next_session(engine: Engine) {
     let mesh = Mesh::of(engine, &["Alice", "Bob", "Carol"]).await;
     let alice = mesh.connect(0).await;
-    let sent = alice.send("Bob", "read this when you are back", Priority::Next).await.unwrap();
+    let sent = alice
+        .send("Bob", "read this when you are back", Priority::Next)
+        .await
+        .unwrap();
     assert!(sent.waits, "Bob has no session: the message waits");
     let status = alice.message_status(&sent.id).await.unwrap();
     assert_eq!(status.len(), 1);
@@ -437,7 +481,10 @@ async fn a_message_to_an_offline_member_waits_for_their_next_session(engine: Eng
     assert_eq!(status[0].display_name, "Bob");
 
     let bob = mesh.connect(1).await;
-    assert_eq!(next_text(&bob).await, ("Alice".into(), "read this when you are back".into()));
+    assert_eq!(
+        next_text(&bob).await,
+        ("Alice".into(), "read this when you are back".into())
+    );
     let delivered = tokio::time::timeout(WAIT, async {
         loop {
             let status = alice.message_status(&sent.id).await.unwrap();
@@ -451,8 +498,13 @@ async fn a_message_to_an_offline_member_waits_for_their_next_session(engine: Eng
     assert!(delivered.is_ok(), "the acknowledgement is recorded");
 
     // Undelivered for longer than the TTL (7 days): expired, never pushed.
-    let late = alice.send("Carol", "too late", Priority::Next).await.unwrap();
-    mesh.server.clock.advance(Duration::from_secs(8 * 24 * 3600));
+    let late = alice
+        .send("Carol", "too late", Priority::Next)
+        .await
+        .unwrap();
+    mesh.server
+        .clock
+        .advance(Duration::from_secs(8 * 24 * 3600));
     let status = alice.message_status(&late.id).await.unwrap();
     assert_eq!(status[0].state, DeliveryState::Expired);
 }
@@ -497,11 +549,19 @@ async fn an_unacknowledged_message_comes_again_after_a_reconnect(engine: Engine)
         )),
     };
     socket
-        .send(Message::text(serde_json::to_string(&ClientFrame::Hello(hello)).unwrap()))
+        .send(Message::text(
+            serde_json::to_string(&ClientFrame::Hello(hello)).unwrap(),
+        ))
         .await
         .unwrap();
-    assert!(matches!(read(&mut socket).await, Some(ServerFrame::Welcome(_))));
-    let sent = alice.send("Bob", "say it twice", Priority::Next).await.unwrap();
+    assert!(matches!(
+        read(&mut socket).await,
+        Some(ServerFrame::Welcome(_))
+    ));
+    let sent = alice
+        .send("Bob", "say it twice", Priority::Next)
+        .await
+        .unwrap();
     let first = loop {
         match read(&mut socket).await {
             Some(ServerFrame::Message(envelope)) => break envelope,
@@ -514,15 +574,22 @@ async fn an_unacknowledged_message_comes_again_after_a_reconnect(engine: Engine)
 
     // The same session reconnects: the message comes again, and the client
     // shows it once.
-    let bob = Client::connect(&mesh.server.base_url, bob_identity(&bob_member), mesh.presence(1, &[]))
-        .await
-        .unwrap();
+    let bob = Client::connect(
+        &mesh.server.base_url,
+        bob_identity(&bob_member),
+        mesh.presence(1, &[]),
+    )
+    .await
+    .unwrap();
     let again = next(&bob, |e| match e {
         Event::Message(m) => Some(m),
         _ => None,
     })
     .await;
-    assert_eq!((again.id.as_str(), again.text.as_str()), (sent.id.as_str(), "say it twice"));
+    assert_eq!(
+        (again.id.as_str(), again.text.as_str()),
+        (sent.id.as_str(), "say it twice")
+    );
     no_message(&bob).await;
 }
 
@@ -533,9 +600,15 @@ async fn a_busy_session_gets_only_now_until_it_is_idle(engine: Engine) {
     bob.set_status(PeerStatus::Working).unwrap();
     next(&alice, |e| matches!(e, Event::PeerUpdated(_)).then_some(())).await;
 
-    alice.send("Bob", "when you have a minute", Priority::Next).await.unwrap();
+    alice
+        .send("Bob", "when you have a minute", Priority::Next)
+        .await
+        .unwrap();
     alice.send("Bob", "whenever", Priority::Low).await.unwrap();
-    alice.send("Bob", "prod is down", Priority::Now).await.unwrap();
+    alice
+        .send("Bob", "prod is down", Priority::Now)
+        .await
+        .unwrap();
     assert_eq!(next_text(&bob).await.1, "prod is down");
     no_message(&bob).await;
 
@@ -555,7 +628,10 @@ async fn sending_faster_than_the_rate_is_refused_with_a_wait(engine: Engine) {
             .await
             .expect("a burst of 10 passes");
     }
-    let err = alice.send("Bob", "one too many", Priority::Next).await.unwrap_err();
+    let err = alice
+        .send("Bob", "one too many", Priority::Next)
+        .await
+        .unwrap_err();
     match err {
         ClientError::Refused {
             code: BrokerErrorCode::RateLimited,
@@ -573,19 +649,36 @@ async fn bad_frames_get_an_error_and_a_close(engine: Engine) {
     let url = broker_url(&mesh.server.base_url);
     let cases: Vec<(Message, BrokerErrorCode, u16)> = vec![
         (Message::text("not json"), BrokerErrorCode::BadFrame, 1008),
-        (Message::text(r#"{"type":"list_peers","req":1}"#), BrokerErrorCode::HelloRequired, 1008),
-        (Message::binary(vec![1u8, 2, 3]), BrokerErrorCode::BadFrame, 1008),
-        (Message::text("x".repeat(70 * 1024)), BrokerErrorCode::FrameTooLarge, 1009),
+        (
+            Message::text(r#"{"type":"list_peers","req":1}"#),
+            BrokerErrorCode::HelloRequired,
+            1008,
+        ),
+        (
+            Message::binary(vec![1u8, 2, 3]),
+            BrokerErrorCode::BadFrame,
+            1008,
+        ),
+        (
+            Message::text("x".repeat(70 * 1024)),
+            BrokerErrorCode::FrameTooLarge,
+            1009,
+        ),
     ];
     for (frame, code, close) in cases {
         let (mut socket, _) = tokio_tungstenite::connect_async(&url).await.unwrap();
-        assert!(matches!(read(&mut socket).await, Some(ServerFrame::Challenge { .. })));
+        assert!(matches!(
+            read(&mut socket).await,
+            Some(ServerFrame::Challenge { .. })
+        ));
         socket.send(frame).await.unwrap();
         assert_eq!(refusal(&mut socket).await, (Some(code), Some(close)));
     }
     // After the hello too: a frame that does not parse closes the session.
     let alice = mesh.connect(0).await;
-    alice.send_raw(r#"{"type":"ack","ids":[],"extra":true}"#).unwrap();
+    alice
+        .send_raw(r#"{"type":"ack","ids":[],"extra":true}"#)
+        .unwrap();
     let closed = next(&alice, |e| match e {
         Event::Closed { code, .. } => Some(code),
         _ => None,
@@ -601,9 +694,15 @@ async fn a_removed_member_is_disconnected_and_refused(engine: Engine) {
     let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
     let bob = mesh.connect(1).await;
     let bob_member_id = mesh.member_id(&bob);
-    let (status, body) = send(mesh.members[0].user.browser.delete(
-        mesh.server.url(&format!("/api/my/meshes/{}/members/{bob_member_id}", mesh.slug)),
-    ))
+    let (status, body) = send(
+        mesh.members[0]
+            .user
+            .browser
+            .delete(mesh.server.url(&format!(
+                "/api/my/meshes/{}/members/{bob_member_id}",
+                mesh.slug
+            ))),
+    )
     .await;
     assert_eq!(status, 200, "{body}");
     let closed = tokio::time::timeout(Duration::from_secs(1), async {
@@ -620,7 +719,13 @@ async fn a_removed_member_is_disconnected_and_refused(engine: Engine) {
     assert_eq!(closed, Some(BrokerErrorCode::Removed));
     let err = mesh.connect_as(1, mesh.identity(1)).await.err().unwrap();
     assert!(
-        matches!(err, ClientError::Refused { code: BrokerErrorCode::NotAMember, .. }),
+        matches!(
+            err,
+            ClientError::Refused {
+                code: BrokerErrorCode::NotAMember,
+                ..
+            }
+        ),
         "{err:?}"
     );
 }
@@ -645,7 +750,7 @@ async fn the_server_never_holds_a_readable_message(engine: Engine) {
     .fetch_all(mesh.server.state().pool())
     .await
     .unwrap();
-    assert_eq!(rows.len(), 3);
+    assert_eq!(rows.len(), 4);
     for row in &rows {
         let all = format!("{row:?}");
         assert!(!all.contains(marker) && !all.contains("MARKER"));
@@ -672,20 +777,38 @@ async fn unknown_recipients_and_bad_sends_are_refused_without_closing(engine: En
         group: None,
         keys: vec![stranger],
         waits: false,
+        sessions: 1,
     };
-    let err = alice.send_resolved(&resolved, "to no one", Priority::Next).await.unwrap_err();
+    let err = alice
+        .send_resolved(&resolved, "to no one", Priority::Next)
+        .await
+        .unwrap_err();
     assert!(
-        matches!(err, ClientError::Refused { code: BrokerErrorCode::UnknownRecipient, .. }),
+        matches!(
+            err,
+            ClientError::Refused {
+                code: BrokerErrorCode::UnknownRecipient,
+                ..
+            }
+        ),
         "{err:?}"
     );
-    let err = alice.send("nobody-here", "x", Priority::Next).await.unwrap_err();
+    let err = alice
+        .send("nobody-here", "x", Priority::Next)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ClientError::Target(_)), "{err:?}");
     let long = "x".repeat(claudemesh_api::broker::MAX_MESSAGE_BYTES + 1);
     assert!(matches!(
         alice.send("Bob", &long, Priority::Next).await,
         Err(ClientError::Local(_))
     ));
-    assert!(alice.send("Bob", "still connected", Priority::Next).await.is_ok());
+    assert!(
+        alice
+            .send("Bob", "still connected", Priority::Next)
+            .await
+            .is_ok()
+    );
 }
 
 /// Two instances on one PostgreSQL database act as one broker.
@@ -718,21 +841,33 @@ async fn two_instances_on_one_postgres_database_are_one_broker() {
         .unwrap();
     // Presence is the same from both instances.
     assert_eq!(bob.welcome().peers.len(), 1);
-    next(&alice, |e| matches!(e, Event::PeerJoined(p) if p.display_name == "Carol").then_some(())).await;
+    next(&alice, |e| {
+        matches!(e, Event::PeerJoined(p) if p.display_name == "Carol").then_some(())
+    })
+    .await;
     assert_eq!(alice.peers().await.unwrap().0.len(), 2);
     assert_eq!(carol.peers().await.unwrap().0.len(), 2);
 
     // A → B and B → A.
-    alice.send("Bob", "across instances", Priority::Next).await.unwrap();
-    assert_eq!(next_text(&bob).await, ("Alice".into(), "across instances".into()));
+    alice
+        .send("Bob", "across instances", Priority::Next)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_text(&bob).await,
+        ("Alice".into(), "across instances".into())
+    );
     bob.send("Alice", "and back", Priority::Next).await.unwrap();
     assert_eq!(next_text(&alice).await.1, "and back");
 
     // Removing Carol through instance A closes her session on B.
     let carol_id = carol.welcome().member_id.clone();
-    let (status, _) = send(mesh.members[0].user.browser.delete(
-        mesh.server.url(&format!("/api/my/meshes/{}/members/{carol_id}", mesh.slug)),
-    ))
+    let (status, _) = send(
+        mesh.members[0].user.browser.delete(
+            mesh.server
+                .url(&format!("/api/my/meshes/{}/members/{carol_id}", mesh.slug)),
+        ),
+    )
     .await;
     assert_eq!(status, 200);
     let closed = tokio::time::timeout(Duration::from_secs(1), async {

@@ -27,7 +27,10 @@ async fn start_binary(config: &claudemesh_server::Config, log: &Path) -> Child {
     let mut command = Command::new(env!("CARGO_BIN_EXE_claudemesh-server"));
     command
         .env("CLAUDEMESH_BIND", &config.bind)
-        .env("CLAUDEMESH_PUBLIC_URL", config.public_url.as_deref().unwrap())
+        .env(
+            "CLAUDEMESH_PUBLIC_URL",
+            config.public_url.as_deref().unwrap(),
+        )
         .env("CLAUDEMESH_DATA_DIR", &config.data_dir)
         .env("CLAUDEMESH_BROKER_SENDS_PER_MINUTE", "0")
         .env("CLAUDEMESH_LOG_FORMAT", "text")
@@ -38,7 +41,7 @@ async fn start_binary(config: &claudemesh_server::Config, log: &Path) -> Child {
         Some(url) => command.env("DATABASE_URL", url),
         None => command.env_remove("DATABASE_URL"),
     };
-    let child = command.spawn().expect("the server binary starts");
+    let mut child = command.spawn().expect("the server binary starts");
     let health = format!("{}/healthz", config.public_url.as_deref().unwrap());
     for _ in 0..200 {
         if reqwest::get(&health).await.is_ok_and(|r| r.status() == 200) {
@@ -46,6 +49,8 @@ async fn start_binary(config: &claudemesh_server::Config, log: &Path) -> Child {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server binary did not come up");
 }
 
@@ -83,7 +88,11 @@ async fn every_acknowledged_message_survives_a_sigkill(engine: Engine) {
         sender.await.unwrap();
     }
     let acked = acked.lock().unwrap().clone();
-    assert!(acked.len() > 10, "only {} messages were acknowledged", acked.len());
+    assert!(
+        acked.len() > 10,
+        "only {} messages were acknowledged",
+        acked.len()
+    );
     eprintln!("{} messages acknowledged before the kill", acked.len());
 
     // Started again on the same data, with no repair: Bob gets every one.
@@ -102,8 +111,15 @@ async fn every_acknowledged_message_survives_a_sigkill(engine: Engine) {
         }
     })
     .await;
-    let missing: Vec<&String> = acked.keys().filter(|id| !received.contains_key(*id)).collect();
-    assert!(all.is_ok() && missing.is_empty(), "{} acknowledged messages lost", missing.len());
+    let missing: Vec<&String> = acked
+        .keys()
+        .filter(|id| !received.contains_key(*id))
+        .collect();
+    assert!(
+        all.is_ok() && missing.is_empty(),
+        "{} acknowledged messages lost",
+        missing.len()
+    );
     for (id, text) in &acked {
         assert_eq!(received.get(id), Some(text));
     }
@@ -112,6 +128,12 @@ async fn every_acknowledged_message_survives_a_sigkill(engine: Engine) {
 
     // The server's own log never saw a message in clear.
     let log = std::fs::read_to_string(&log).unwrap();
-    assert!(log.contains("listening on") || log.contains("DEBUG"), "the log was written");
-    assert!(!log.contains(MARKER), "a message text reached the server log");
+    assert!(
+        log.contains("listening on") || log.contains("DEBUG"),
+        "the log was written"
+    );
+    assert!(
+        !log.contains(MARKER),
+        "a message text reached the server log"
+    );
 }

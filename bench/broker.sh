@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# The broker under load, on SQLite and PostgreSQL.
+#
+# For each engine it starts the release server on a free loopback port over a
+# fresh database, with the send-rate and mesh-size limits lifted through their
+# settings, then runs bench/broker (`broker-load`):
+#   load: PEERS sessions in one mesh, each sending MESSAGES direct messages to
+#         random others (closed loop: the next after the broker's `sent`);
+#         delivered/s, p50/p99 send-to-decrypted latency, lost, duplicated,
+#         server RSS;
+#   idle: IDLE sessions spread over meshes of PER_MESH; server RSS.
+# The figures of the TypeScript original's own load test are printed beside
+# ours for reference (published in its docs/LOAD-TEST-v0.1.0.md; not run here).
+#
+# Knobs: PEERS=100 MESSAGES=1000 IDLE=10000 PER_MESH=20 ENGINES="sqlite postgres"
+#        PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
+set -euo pipefail
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+PEERS=${PEERS:-100}
+MESSAGES=${MESSAGES:-1000}
+IDLE=${IDLE:-10000}
+PER_MESH=${PER_MESH:-20}
+ENGINES=${ENGINES:-"sqlite postgres"}
+PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+OUT=$ROOT/bench/.run/broker
+log() { echo "[broker-bench] $*" >&2; }
+
+# 10,000 sessions are 10,000 sockets on each side.
+ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+log "building the release server and the load generator"
+(cd "$ROOT" && cargo build --release --locked -q -p claudemesh-server -p claudemesh-bench-broker)
+BIN=$ROOT/target/release/claudemesh-server
+LOAD=$ROOT/target/release/broker-load
+rm -rf "$OUT"
+mkdir -p "$OUT"
+
+SERVER_PID=""
+stop_server() {
+  if [ -n "$SERVER_PID" ]; then
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+  fi
+}
+trap stop_server EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# start_server ENGINE NAME
+start_server() {
+  local engine=$1 name=$2 port dir
+  port=$(free_port)
+  dir=$OUT/$engine-$name
+  mkdir -p "$dir"
+  if [ "$engine" = postgres ]; then
+    psql -q "$PG_ADMIN_URL" -c 'DROP DATABASE IF EXISTS claudemesh_broker_bench WITH (FORCE)' \
+      -c 'CREATE DATABASE claudemesh_broker_bench'
+    export DATABASE_URL="${PG_ADMIN_URL%/*}/claudemesh_broker_bench"
+  else
+    unset DATABASE_URL
+  fi
+  BASE=http://127.0.0.1:$port
+  CLAUDEMESH_BIND=127.0.0.1:$port CLAUDEMESH_DATA_DIR=$dir/data CLAUDEMESH_LOG_FORMAT=text \
+    RUST_LOG=warn CLAUDEMESH_BROKER_SENDS_PER_MINUTE=0 CLAUDEMESH_BROKER_MAX_PEERS=100000 \
+    CLAUDEMESH_BROKER_MAX_CONNECTIONS_PER_MEMBER=100000 "$BIN" >"$dir/server.log" 2>&1 &
+  SERVER_PID=$!
+  for _ in $(seq 100); do curl -fs "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -fs "$BASE/healthz" >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+}
+
+for engine in $ENGINES; do
+  log "$engine: $PEERS peers x $MESSAGES messages"
+  start_server "$engine" load
+  "$LOAD" load "$BASE" "$SERVER_PID" "$PEERS" "$MESSAGES" >"$OUT/$engine-load.json"
+  log "$engine load: $(cat "$OUT/$engine-load.json")"
+  stop_server
+  log "$engine: $IDLE idle sessions"
+  start_server "$engine" idle
+  "$LOAD" idle "$BASE" "$SERVER_PID" "$IDLE" "$PER_MESH" >"$OUT/$engine-idle.json"
+  log "$engine idle: $(cat "$OUT/$engine-idle.json")"
+  stop_server
+done
+
+OUT=$OUT ENGINES=$ENGINES python3 - <<'PY'
+import json, os
+out = os.environ["OUT"]
+print()
+print("| broker | peers x msgs | delivered/s | p50 ms | p99 ms | lost | dup | RSS after load MiB | idle sessions | RSS idle MiB | KiB/session |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+for engine in os.environ["ENGINES"].split():
+    load = json.load(open(f"{out}/{engine}-load.json"))
+    idle = json.load(open(f"{out}/{engine}-idle.json"))
+    print(f"| claudemesh ({engine}) | {load['peers']} x {load['messages_per_peer']} | "
+          f"{load['delivered_per_second']:,.0f} | {load['p50_ms']:.2f} | {load['p99_ms']:.2f} | "
+          f"{load['lost']} | {load['duplicates']} | {load['server_rss_mib']:.1f} | "
+          f"{idle['sessions']:,} | {idle['server_rss_mib']:.1f} | {idle['kib_per_session']:.1f} |")
+print("| original (TypeScript), published | 100 x 100 | n/a | n/a | 4,700 | n/a | n/a | n/a | n/a | n/a | n/a |")
+print("| original (TypeScript), published | 100 x 1,000 | n/a | n/a | 23,000 (11% timed out) | n/a | n/a | n/a | n/a | n/a | n/a |")
+PY

@@ -1,0 +1,349 @@
+//! Load for the broker, against a running `claudemesh-server` (see
+//! `bench/broker.sh`, which starts one per engine with the limits lifted).
+//!
+//! `broker-load load URL PID PEERS MESSAGES`: PEERS sessions of PEERS
+//! accounts in one mesh; each sends MESSAGES direct messages to random
+//! others, each waiting for the broker's `sent` before the next (closed
+//! loop), while every session decrypts what it receives. Prints delivered
+//! messages per second, send-to-decrypted latency, lost and duplicated
+//! counts, and the server's RSS.
+//!
+//! `broker-load idle URL PID SESSIONS PER_MESH`: SESSIONS idle sessions of
+//! one account spread over meshes of PER_MESH; prints the server's RSS.
+//!
+//! Both end with one JSON line for scripts.
+
+use claudemesh_api::broker::{MessageKind, Priority};
+use claudemesh_api::e2e::KeyPair;
+use claudemesh_client::{Client, Event, Presence, Resolved, SessionIdentity};
+use serde_json::{Value, json};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+#[tokio::main]
+async fn main() -> Result<(), BoxError> {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: broker-load load URL PID PEERS MESSAGES | idle URL PID SESSIONS PER_MESH";
+    if args.len() != 6 {
+        return Err(usage.into());
+    }
+    let (url, pid) = (args[2].clone(), args[3].parse::<u32>()?);
+    let (a, b) = (args[4].parse::<usize>()?, args[5].parse::<usize>()?);
+    match args[1].as_str() {
+        "load" => load(&url, pid, a, b).await,
+        "idle" => idle(&url, pid, a, b).await,
+        _ => Err(usage.into()),
+    }
+}
+
+/// The server's resident and peak memory, in MiB.
+fn rss_mib(pid: u32) -> (f64, f64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map_or(0.0, |kb| kb / 1024.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(0)
+}
+
+fn random_below(n: usize) -> usize {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("random");
+    usize::try_from(u64::from_le_bytes(bytes) % n as u64).unwrap_or(0)
+}
+
+/// An account with a cookie session, as a browser would have.
+struct Account {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Account {
+    async fn register(url: &str, name: &str) -> Result<Self, BoxError> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(reqwest::header::ORIGIN, url.parse()?);
+        let http = reqwest::Client::builder()
+            .cookie_store(true)
+            .default_headers(headers)
+            .build()?;
+        let mut suffix = [0u8; 6];
+        getrandom::fill(&mut suffix)?;
+        let email = format!(
+            "{name}.{}@bench.example",
+            u64::from_le_bytes([
+                suffix[0], suffix[1], suffix[2], suffix[3], suffix[4], suffix[5], 0, 0
+            ])
+        );
+        let account = Self {
+            http,
+            url: url.to_owned(),
+        };
+        account
+            .post(
+                "/api/auth/register",
+                json!({ "email": email, "password": "correct horse battery staple", "name": name }),
+            )
+            .await?;
+        Ok(account)
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Result<Value, BoxError> {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(format!("{path}: {status} {body}").into());
+        }
+        Ok(body)
+    }
+
+    /// Creates a mesh with this key; its id and slug.
+    async fn create_mesh(&self, name: &str, key: &KeyPair) -> Result<(String, String), BoxError> {
+        let mesh = self
+            .post(
+                "/api/my/meshes",
+                json!({ "name": name, "public_key": key.public_hex() }),
+            )
+            .await?;
+        Ok((
+            mesh["id"].as_str().unwrap_or_default().to_owned(),
+            mesh["slug"].as_str().unwrap_or_default().to_owned(),
+        ))
+    }
+}
+
+fn copy(key: &KeyPair) -> KeyPair {
+    KeyPair::from_secret_hex(&key.secret_hex()).expect("own secret parses")
+}
+
+async fn connect(
+    url: &str,
+    mesh_id: &str,
+    member: &KeyPair,
+    name: &str,
+) -> Result<Client, BoxError> {
+    let identity = SessionIdentity::new(mesh_id, copy(member), now_ms() + 3_600_000)?;
+    let presence = Presence {
+        display_name: name.to_owned(),
+        ..Presence::default()
+    };
+    Ok(Client::connect(url, identity, presence).await?)
+}
+
+async fn load(url: &str, pid: u32, peers: usize, messages: usize) -> Result<(), BoxError> {
+    eprintln!("[broker-load] {peers} accounts joining one mesh");
+    let admin = Account::register(url, "peer0").await?;
+    let admin_key = KeyPair::generate()?;
+    let (mesh_id, slug) = admin.create_mesh("Load", &admin_key).await?;
+    let mut keys = vec![admin_key];
+    for i in 1..peers {
+        let account = Account::register(url, &format!("peer{i}")).await?;
+        let invite = admin
+            .post(&format!("/api/my/meshes/{slug}/invites"), json!({}))
+            .await?;
+        let code = invite["code"].as_str().unwrap_or_default();
+        let key = KeyPair::generate()?;
+        account
+            .post(
+                &format!("/api/invites/{code}/accept"),
+                json!({ "public_key": key.public_hex() }),
+            )
+            .await?;
+        keys.push(key);
+    }
+    let mut clients = Vec::new();
+    for (i, key) in keys.iter().enumerate() {
+        clients.push(Arc::new(
+            connect(url, &mesh_id, key, &format!("peer{i}")).await?,
+        ));
+    }
+    let session_keys: Arc<Vec<String>> =
+        Arc::new(clients.iter().map(|c| c.session_key().to_owned()).collect());
+    eprintln!("[broker-load] {peers} sessions connected; {messages} messages each");
+
+    let start = Instant::now();
+    let received = Arc::new(AtomicU64::new(0));
+    let duplicates = Arc::new(AtomicU64::new(0));
+    let mut receivers = Vec::new();
+    for client in &clients {
+        let (client, received, duplicates) = (
+            Arc::clone(client),
+            Arc::clone(&received),
+            Arc::clone(&duplicates),
+        );
+        receivers.push(tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut seen = HashSet::new();
+            while let Some(event) = client.next_event().await {
+                if let Event::Message(message) = event {
+                    let sent_ns: u64 = message
+                        .text
+                        .split(' ')
+                        .next()
+                        .and_then(|t| t.parse().ok())
+                        .unwrap_or(0);
+                    let now_ns = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                    latencies.push(now_ns.saturating_sub(sent_ns));
+                    if seen.insert(message.id) {
+                        received.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        duplicates.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            latencies
+        }));
+    }
+    let acked = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let mut senders = Vec::new();
+    for (i, client) in clients.iter().enumerate() {
+        let (client, keys, acked, failed) = (
+            Arc::clone(client),
+            Arc::clone(&session_keys),
+            Arc::clone(&acked),
+            Arc::clone(&failed),
+        );
+        senders.push(tokio::spawn(async move {
+            for _ in 0..messages {
+                let mut to = random_below(keys.len() - 1);
+                if to >= i {
+                    to += 1;
+                }
+                let resolved = Resolved {
+                    kind: MessageKind::Direct,
+                    group: None,
+                    keys: vec![keys[to].clone()],
+                    waits: false,
+                    sessions: 1,
+                };
+                let text = format!("{} load test message", start.elapsed().as_nanos());
+                match client.send_resolved(&resolved, &text, Priority::Now).await {
+                    Ok(_) => acked.fetch_add(1, Ordering::Relaxed),
+                    Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+                };
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await?;
+    }
+    let sent_in = start.elapsed();
+    // Drain: until everything acknowledged arrived, or nothing moves for 5 s.
+    let mut last = (received.load(Ordering::Relaxed), Instant::now());
+    while received.load(Ordering::Relaxed) < acked.load(Ordering::Relaxed)
+        && last.1.elapsed() < Duration::from_secs(5)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let now = received.load(Ordering::Relaxed);
+        if now != last.0 {
+            last = (now, Instant::now());
+        }
+    }
+    let elapsed = start.elapsed();
+    let (rss, peak) = rss_mib(pid);
+    for client in &clients {
+        client.close();
+    }
+    drop(clients);
+    let mut latencies = Vec::new();
+    for receiver in receivers {
+        latencies.extend(receiver.await?);
+    }
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .map_or(0.0, |ns| *ns as f64 / 1e6)
+    };
+    let acked = acked.load(Ordering::Relaxed);
+    let delivered = received.load(Ordering::Relaxed);
+    let result = json!({
+        "peers": peers,
+        "messages_per_peer": messages,
+        "acked": acked,
+        "send_failures": failed.load(Ordering::Relaxed),
+        "delivered": delivered,
+        "lost": acked.saturating_sub(delivered),
+        "duplicates": duplicates.load(Ordering::Relaxed),
+        "seconds": elapsed.as_secs_f64(),
+        "send_seconds": sent_in.as_secs_f64(),
+        "delivered_per_second": delivered as f64 / elapsed.as_secs_f64(),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": pct(1.0),
+        "server_rss_mib": rss,
+        "server_peak_rss_mib": peak,
+    });
+    println!("{result}");
+    Ok(())
+}
+
+async fn idle(url: &str, pid: u32, sessions: usize, per_mesh: usize) -> Result<(), BoxError> {
+    let meshes = sessions.div_ceil(per_mesh);
+    eprintln!("[broker-load] {sessions} idle sessions over {meshes} meshes");
+    let account = Account::register(url, "idler").await?;
+    let (rss_before, _) = rss_mib(pid);
+    let mut plan = Vec::new();
+    for m in 0..meshes {
+        let key = Arc::new(KeyPair::generate()?);
+        let (mesh_id, _) = account.create_mesh(&format!("Idle {m}"), &key).await?;
+        for _ in 0..per_mesh.min(sessions - m * per_mesh) {
+            plan.push((mesh_id.clone(), Arc::clone(&key)));
+        }
+    }
+    let started = Instant::now();
+    let mut clients = Vec::with_capacity(sessions);
+    // A few hundred handshakes in flight at a time.
+    for chunk in plan.chunks(200) {
+        let mut handshakes = Vec::new();
+        for (mesh_id, key) in chunk {
+            let (url, mesh_id, key) = (url.to_owned(), mesh_id.clone(), Arc::clone(key));
+            handshakes.push(tokio::spawn(async move {
+                connect(&url, &mesh_id, &key, "idle")
+                    .await
+                    .map_err(|e| e.to_string())
+            }));
+        }
+        for handshake in handshakes {
+            clients.push(handshake.await??);
+        }
+    }
+    let connect_seconds = started.elapsed().as_secs_f64();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (rss, peak) = rss_mib(pid);
+    let result = json!({
+        "sessions": clients.len(),
+        "meshes": meshes,
+        "connect_seconds": connect_seconds,
+        "server_rss_mib_before": rss_before,
+        "server_rss_mib": rss,
+        "server_peak_rss_mib": peak,
+        "kib_per_session": (rss - rss_before) * 1024.0 / clients.len().max(1) as f64,
+    });
+    println!("{result}");
+    Ok(())
+}

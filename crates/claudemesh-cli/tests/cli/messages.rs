@@ -1,0 +1,601 @@
+//! The broker commands (`peers`, `send`, `inbox`) of the real binary
+//! against the real server's broker: Alice and Bob in the mesh `dev`, each
+//! on a machine (config directory) of their own. `inbox --follow` runs as a
+//! child process whose stdout and stderr are read line by line as they
+//! come; every wait is for a line the CLI prints, bounded by the safety
+//! limit, never a fixed sleep.
+
+use super::meshes::{DevMesh, alice_and_bob_in, invite_link, machine, remove_member};
+use super::*;
+
+// ------------------------------------------------------------------ harness
+
+/// A CLI left running (`inbox --follow`), read line by line on both
+/// streams. Killed if the test ends (or fails) before it does.
+struct Streaming {
+    child: Child,
+    stdout: mpsc::UnboundedReceiver<String>,
+    stderr: mpsc::UnboundedReceiver<String>,
+    seen_stderr: Vec<String>,
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends each line of `pipe` to a channel, from a thread of its own.
+fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::UnboundedReceiver<String> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+impl Invocation {
+    fn stream(mut self) -> Streaming {
+        self.command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.command.spawn().expect("the claudemesh binary starts");
+        let stdout = lines_of(child.stdout.take().expect("stdout pipe"));
+        let stderr = lines_of(child.stderr.take().expect("stderr pipe"));
+        Streaming {
+            child,
+            stdout,
+            stderr,
+            seen_stderr: Vec::new(),
+        }
+    }
+}
+
+impl Streaming {
+    /// The next line on stdout.
+    async fn stdout_line(&mut self, what: &str) -> String {
+        match tokio::time::timeout(SAFETY_LIMIT, self.stdout.recv()).await {
+            Ok(Some(line)) => line,
+            _ => panic!(
+                "the CLI never printed {what} on stdout\n--- stderr so far\n{}",
+                self.seen_stderr.join("\n")
+            ),
+        }
+    }
+
+    /// The next stdout line, as JSON.
+    async fn stdout_json(&mut self, what: &str) -> Value {
+        let line = self.stdout_line(what).await;
+        serde_json::from_str(&line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"))
+    }
+
+    /// Waits until the CLI prints a stderr line that `wanted` accepts.
+    async fn stderr_where(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let found = tokio::time::timeout(SAFETY_LIMIT, async {
+            while let Some(line) = self.stderr.recv().await {
+                self.seen_stderr.push(line.clone());
+                if wanted(&line) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!(
+                "the CLI never printed {what}\n--- stderr so far\n{}",
+                self.seen_stderr.join("\n")
+            ),
+        }
+    }
+
+    /// Ctrl-C.
+    fn interrupt(&self) {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -INT failed");
+    }
+
+    /// Waits for the exit; the exit code and the rest of stderr.
+    async fn finish(mut self) -> (i32, String) {
+        let status = tokio::time::timeout(SAFETY_LIMIT, async {
+            loop {
+                if let Some(status) = self.child.try_wait().expect("wait for the CLI") {
+                    return status;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the CLI did not exit\n{}", self.seen_stderr.join("\n")));
+        while let Some(line) = self.stderr.recv().await {
+            self.seen_stderr.push(line);
+        }
+        (status.code().unwrap_or(-1), self.seen_stderr.join("\n"))
+    }
+}
+
+fn member_id(cli: &Cli, server: &TestServer, slug: &str) -> String {
+    cli.local_mesh(server, slug)["member_id"]
+        .as_str()
+        .expect("a member id")
+        .to_owned()
+}
+
+fn args_cmd(cli: &Cli, args: &[&str]) -> Invocation {
+    let mut cmd = cli.cmd([]);
+    cmd.command.args(args);
+    cmd
+}
+
+// ------------------------------------------------ send, inbox, peers, follow
+
+async fn messages_wait_for_the_offline_and_reach_a_follower(engine: Engine) {
+    let DevMesh {
+        server,
+        alice: _alice,
+        bob: _bob,
+        alices,
+        bobs,
+    } = alice_and_bob_in(engine).await;
+    let alice_id = member_id(&alices, &server, "dev");
+    let bob_id = member_id(&bobs, &server, "dev");
+
+    // Alice has no session: the message is sealed for her machine and waits.
+    let out = bobs
+        .cmd(["send", "Alice", "while you were out", "--json"])
+        .run()
+        .await
+        .expect_code(0);
+    out.stderr_has("✔ Sent to Alice (sealed for 1 machine)\n")
+        .stderr_has("Alice has no session connected: the message waits for them (up to 7 days).\n");
+    let sent = out.stdout_json();
+    let first_id = sent["id"].as_str().expect("an id").to_owned();
+    assert!(first_id.starts_with("msg_"), "{sent}");
+    assert_eq!(sent["recipients"], 1);
+    assert_eq!(sent["kind"], "direct");
+    assert_eq!(sent["waits"], true);
+
+    // Her inbox prints it, decrypted, and acknowledges it.
+    let out = alices.cmd(["inbox"]).run().await.expect_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    assert!(
+        lines[0].ends_with(" UTC  Bob → you  [next]"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines[1], "  while you were out");
+    assert_eq!(out.stderr, "✔ 1 message in dev\n");
+
+    // From stdin, with a priority; only the id on stdout.
+    let out = bobs
+        .cmd(["send", "alice", "-", "--priority", "now"])
+        .stdin("two lines\nof text\n")
+        .run()
+        .await
+        .expect_code(0);
+    let second_id = out.stdout.trim_end().to_owned();
+    assert_eq!(out.stdout, format!("{second_id}\n"));
+    assert!(second_id.starts_with("msg_") && second_id != first_id);
+
+    // The next inbox has only the new one.
+    let json = alices
+        .cmd(["inbox", "--json"])
+        .run()
+        .await
+        .expect_code(0)
+        .stdout_json();
+    assert_eq!(json["mesh"], "dev");
+    let messages = json["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 1, "{json}");
+    assert_eq!(messages[0]["id"], second_id.as_str());
+    assert_eq!(messages[0]["text"], "two lines\nof text");
+    assert_eq!(messages[0]["priority"], "now");
+    assert_eq!(messages[0]["kind"], "direct");
+    assert_eq!(messages[0]["from"]["display_name"], "Bob");
+    assert_eq!(messages[0]["from"]["member_id"], bob_id.as_str());
+    let out = alices.cmd(["inbox"]).run().await.expect_code(0);
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.stderr, "No new messages in dev.\n");
+
+    // Alice follows; Bob sees her session, and she sees his come and go.
+    let mut follow = alices.cmd(["inbox", "--follow", "--json"]).stream();
+    follow
+        .stderr_where("that it is listening", |l| {
+            l == "✔ Connected to dev as Alice; waiting for messages (Ctrl-C to stop)"
+        })
+        .await;
+    let out = bobs.cmd(["peers"]).run().await.expect_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        2,
+        "only Alice's session, no one offline:\n{}",
+        out.stdout
+    );
+    assert!(lines[0].starts_with("SESSION   NAME   MEMBER  ROLE  GROUPS  STATUS  CONNECTED"));
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    assert_eq!(
+        row[1..6],
+        ["Alice", "Alice", "cli", "-", "idle"],
+        "{}",
+        lines[1]
+    );
+    assert_eq!(row[0].len(), 8);
+    assert_eq!(out.stderr, "");
+    follow
+        .stderr_where("Bob connecting", |l| l == "+ Bob connected (cli)")
+        .await;
+    follow
+        .stderr_where("Bob leaving", |l| l == "- Bob left")
+        .await;
+
+    let json = bobs
+        .cmd(["peers", "--json"])
+        .run()
+        .await
+        .expect_code(0)
+        .stdout_json();
+    assert_eq!(json["mesh"], "dev");
+    assert_eq!(json["member_id"], bob_id.as_str());
+    let peers = json["peers"].as_array().expect("peers");
+    assert_eq!(peers.len(), 1, "{json}");
+    assert_eq!(peers[0]["display_name"], "Alice");
+    assert_eq!(peers[0]["member_name"], "Alice");
+    assert_eq!(peers[0]["member_id"], alice_id.as_str());
+    assert_eq!(peers[0]["role"], "cli");
+    assert_eq!(peers[0]["status"], "idle");
+    assert_eq!(peers[0]["you"], false);
+    assert_eq!(json["offline"], serde_json::json!([]));
+    let session_prefix: String = peers[0]["session_key"]
+        .as_str()
+        .expect("a session key")
+        .chars()
+        .take(8)
+        .collect();
+
+    // A message to Alice now goes to the session that follows, at once.
+    let sent = bobs
+        .cmd(["send", "Alice", "hello from bob", "--json"])
+        .run()
+        .await
+        .expect_code(0)
+        .stdout_json();
+    assert_eq!(sent["waits"], false);
+    // Her session, and her machine key for whichever session comes next.
+    assert_eq!(sent["recipients"], 2);
+    assert_eq!(sent["sessions"], 1);
+    let got = follow.stdout_json("the message").await;
+    assert_eq!(got["text"], "hello from bob");
+    assert_eq!(got["id"], sent["id"]);
+    assert_eq!(got["from"]["display_name"], "Bob");
+    assert_eq!(got["kind"], "direct");
+    assert_eq!(got["priority"], "next");
+    assert!(got["sent_at"].as_str().is_some());
+
+    // To everyone connected, and to the session by its key prefix.
+    bobs.cmd(["send", "*", "deploying now", "--priority", "now"])
+        .run()
+        .await
+        .expect_code(0)
+        .stderr_has("✔ Sent to everyone connected to dev (1 session)\n");
+    let got = follow.stdout_json("the broadcast").await;
+    assert_eq!(got["text"], "deploying now");
+    assert_eq!(got["kind"], "broadcast");
+    assert_eq!(got["priority"], "now");
+    bobs.cmd(["send", &session_prefix, "just this session"])
+        .run()
+        .await
+        .expect_code(0)
+        .stderr_has(&format!("✔ Sent to {session_prefix} (1 session)\n"));
+    assert_eq!(
+        follow.stdout_json("the message to the session").await["text"],
+        "just this session"
+    );
+
+    // Ctrl-C ends it, exit 0.
+    follow.interrupt();
+    let (code, stderr) = follow.finish().await;
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.ends_with("Stopped listening to dev."), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_lists_offline_members_and_your_own_sessions() {
+    let DevMesh {
+        server,
+        alice,
+        bob: _bob,
+        alices,
+        bobs,
+    } = alice_and_bob_in(Engine::Sqlite).await;
+    let carol = server.register("Carol").await;
+    let carols = machine(&server, &carol).await;
+    let link = invite_link(&alices, ["invite"]).await;
+    carols.cmd(["join", &link]).run().await.expect_code(0);
+
+    // Alone: no one else connected, Bob and Carol offline.
+    let out = alices.cmd(["peers"]).run().await.expect_code(0);
+    out.stderr_has("No one else is connected to dev.\n");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[0].split_whitespace().collect::<Vec<_>>(),
+        ["OFFLINE", "MEMBER", "ID", "ROLE", "MACHINES"]
+    );
+    assert_eq!(lines.len(), 3, "{}", out.stdout);
+    assert!(lines[1].starts_with("Bob "), "{}", out.stdout);
+    assert!(lines[1].contains(&member_id(&bobs, &server, "dev")));
+    assert!(lines[1].ends_with("member  1"), "{}", lines[1]);
+    assert!(lines[2].starts_with("Carol "), "{}", out.stdout);
+
+    // Another session of Alice's own is marked; Bob has one now too.
+    let laptop = machine(&server, &alice).await;
+    let mut follow_own = laptop.cmd(["inbox", "--follow"]).stream();
+    follow_own
+        .stderr_where("that it is listening", |l| {
+            l.starts_with("✔ Connected to dev as Alice")
+        })
+        .await;
+    let mut follow_bob = bobs.cmd(["inbox", "--follow"]).stream();
+    follow_bob
+        .stderr_where("that it is listening", |l| {
+            l.starts_with("✔ Connected to dev as Bob")
+        })
+        .await;
+    let out = alices.cmd(["peers"]).run().await.expect_code(0);
+    let mine = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("Alice (you)"))
+        .unwrap_or_else(|| panic!("no own session:\n{}", out.stdout));
+    assert!(mine.contains(" cli "), "{mine}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains(" Bob ") && !l.contains("(you)"))
+    );
+    let offline: Vec<&str> = out
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("OFFLINE"))
+        .collect();
+    assert_eq!(offline.len(), 2, "only Carol is offline:\n{}", out.stdout);
+    assert!(offline[1].starts_with("Carol "));
+    let json = alices
+        .cmd(["peers", "--json"])
+        .run()
+        .await
+        .expect_code(0)
+        .stdout_json();
+    let you: Vec<bool> = json["peers"]
+        .as_array()
+        .expect("peers")
+        .iter()
+        .map(|p| p["you"] == true)
+        .collect();
+    assert_eq!(you.iter().filter(|y| **y).count(), 1, "{json}");
+    assert_eq!(json["offline"][0]["display_name"], "Carol");
+    assert_eq!(json["offline"][0]["role"], "member");
+
+    // A human follower sees a message laid out for people.
+    alices
+        .cmd(["send", "Bob", "for bob's eyes"])
+        .run()
+        .await
+        .expect_code(0);
+    let header = follow_bob.stdout_line("the header").await;
+    assert!(header.ends_with(" UTC  Alice → you  [next]"), "{header}");
+    assert_eq!(follow_bob.stdout_line("the text").await, "  for bob's eyes");
+    drop(follow_own);
+}
+
+// ------------------------------------------------------------- bad input
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_targets_and_meshes_are_refused_with_their_exit_codes() {
+    let DevMesh {
+        server,
+        alice: _alice,
+        bob: _bob,
+        alices,
+        bobs,
+    } = alice_and_bob_in(Engine::Sqlite).await;
+
+    // Nothing goes by that name: 5. An empty group, no one else connected: 5.
+    let out = bobs.cmd(["send", "Zoe", "hi"]).run().await.expect_code(5);
+    assert_eq!(
+        out.stderr,
+        "✘ No peer or member called `Zoe` in this mesh (see `claudemesh peers`)\n"
+    );
+    assert_eq!(out.stdout, "");
+    bobs.cmd(["send", "@ops", "hi"])
+        .run()
+        .await
+        .expect_code(5)
+        .stderr_has("✘ No one connected is in the group @ops\n");
+    bobs.cmd(["send", "*", "hi"])
+        .run()
+        .await
+        .expect_code(5)
+        .stderr_has("✘ No one else is connected to this mesh\n");
+    // Nothing to send: 3, before any connection.
+    bobs.cmd(["send", "Alice", ""])
+        .run()
+        .await
+        .expect_code(3)
+        .stderr_has("✘ The message is empty\n");
+    bobs.cmd(["send", "Alice", "-"])
+        .stdin("\n")
+        .run()
+        .await
+        .expect_code(3)
+        .stderr_has("✘ The message is empty\n");
+    bobs.cmd(["send", "Alice", &"x".repeat(16 * 1024 + 1)])
+        .run()
+        .await
+        .expect_code(3)
+        .stderr_has("at most 16384 can be sent");
+    bobs.cmd(["send", "Alice", "hi", "--priority", "urgent"])
+        .run()
+        .await
+        .expect_code(3);
+
+    // A name two members share: 3, with their ids; the id itself works.
+    let carol = server.register("Carol").await;
+    let carols = machine(&server, &carol).await;
+    let link = invite_link(&alices, ["invite"]).await;
+    carols
+        .cmd(["join", &link, "--name", "Alice"])
+        .run()
+        .await
+        .expect_code(0);
+    let alice_id = member_id(&alices, &server, "dev");
+    let out = bobs.cmd(["send", "Alice", "hi"]).run().await.expect_code(3);
+    out.stderr_has("✘ `Alice` names several members (")
+        .stderr_has(&alice_id)
+        .stderr_has("); use a member id\n");
+    bobs.cmd(["send", &alice_id, "hi", "--json"])
+        .run()
+        .await
+        .expect_code(0);
+
+    // Which mesh: not joined here is 5, a malformed slug 3, two joined 3.
+    bobs.cmd(["peers", "--mesh", "nope"])
+        .run()
+        .await
+        .expect_code(5)
+        .stderr_has("✘ No mesh called `nope` is joined on this machine\n");
+    bobs.cmd(["inbox", "--mesh", "Not A Slug"])
+        .run()
+        .await
+        .expect_code(3)
+        .stderr_has("✘ Invalid --mesh \"Not A Slug\"");
+    bobs.cmd(["create", "Ops"]).run().await.expect_code(0);
+    let out = bobs.cmd(["peers"]).run().await.expect_code(3);
+    assert_eq!(
+        out.stderr,
+        "✘ Which mesh? This machine has joined 2: dev, ops\n\
+         Give one with --mesh, e.g. `claudemesh peers --mesh dev`.\n"
+    );
+    bobs.cmd(["peers", "--mesh", "ops"])
+        .run()
+        .await
+        .expect_code(0)
+        .stderr_has("No one else is connected to ops.\n");
+
+    // No mesh joined on this machine: 5, with how to get one.
+    let dan = server.register("Dan").await;
+    let dans = machine(&server, &dan).await;
+    for args in [
+        vec!["peers"],
+        vec!["send", "Alice", "hi"],
+        vec!["inbox"],
+        vec!["inbox", "--follow"],
+    ] {
+        let out = args_cmd(&dans, &args).run().await.expect_code(5);
+        out.stderr_has("✘ No mesh is joined on this machine\n")
+            .stderr_has("claudemesh create")
+            .stderr_has("claudemesh join");
+    }
+
+    // Not signed in: 2.
+    let nobody = Cli::for_server(&server);
+    for args in [vec!["peers"], vec!["send", "Alice", "hi"], vec!["inbox"]] {
+        args_cmd(&nobody, &args)
+            .run()
+            .await
+            .expect_code(2)
+            .stderr_has("✘ Not logged in\n");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_refusals_and_lost_connections_map_to_exit_codes() {
+    let DevMesh {
+        mut server,
+        alice,
+        bob: _bob,
+        alices,
+        bobs,
+    } = alice_and_bob_in(Engine::Sqlite).await;
+
+    // Sending too fast: 1, saying when to try again. (The burst is 10, the
+    // rate 1 a second: a send takes well under that.)
+    let mut sent = 0;
+    let refused = loop {
+        let out = bobs.cmd(["send", "Alice", "spam"]).run().await;
+        if out.code != 0 {
+            break out;
+        }
+        sent += 1;
+        assert!(sent < 40, "the broker's send rate is not limited");
+    };
+    let out = refused.expect_code(1);
+    out.stderr_has("✘ Sending too fast")
+        .stderr_has("Try again in ");
+    assert!(sent >= 10, "{sent} sent before the limit");
+    alices
+        .cmd(["inbox"])
+        .run()
+        .await
+        .expect_code(0)
+        .stderr_has(&format!("✔ {sent} messages in dev\n"));
+
+    // Removed by an admin: 7, with a pointer to sync.
+    remove_member(&server, &alice, "dev", &member_id(&bobs, &server, "dev")).await;
+    let out = bobs.cmd(["peers"]).run().await.expect_code(7);
+    out.stderr_has("✘ This key belongs to no current member of this mesh\n")
+        .stderr_has("Run `claudemesh sync`");
+
+    // The server goes away under a follower: 4; and then nothing is reachable: 4.
+    let mut follow = alices.cmd(["inbox", "--follow"]).stream();
+    follow
+        .stderr_where("that it is listening", |l| {
+            l.starts_with("✔ Connected to dev")
+        })
+        .await;
+    server.stop().await;
+    let (code, stderr) = follow.finish().await;
+    assert_eq!(code, 4, "{stderr}");
+    assert!(
+        stderr.contains("✘ The server is restarting; connect again"),
+        "{stderr}"
+    );
+    alices
+        .cmd(["peers"])
+        .run()
+        .await
+        .expect_code(4)
+        .stderr_has("✘ Could not reach the claudemesh broker at ");
+}
+
+// ---------------------------------------------------------------- engines
+
+mod sqlite {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn messages_wait_for_the_offline_and_reach_a_follower() {
+        super::messages_wait_for_the_offline_and_reach_a_follower(Engine::Sqlite).await;
+    }
+}
+
+mod postgres {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn messages_wait_for_the_offline_and_reach_a_follower() {
+        super::messages_wait_for_the_offline_and_reach_a_follower(Engine::Postgres).await;
+    }
+}
