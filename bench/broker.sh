@@ -5,19 +5,21 @@
 # fresh database, with the send-rate and mesh-size limits lifted through their
 # settings, then runs bench/broker (`broker-load`):
 #   load: PEERS sessions in one mesh, each sending MESSAGES direct messages to
-#         random others (closed loop: the next after the broker's `sent`);
-#         delivered/s, p50/p99 send-to-decrypted latency, lost, duplicated,
-#         server RSS;
+#         random others (closed loop: the next after the broker's `sent`), as
+#         fast as the broker takes them (saturation), then again paced at RATE
+#         messages a second per peer (latency at a given load); delivered/s,
+#         p50/p99 send-to-decrypted latency, lost, duplicated, server RSS;
 #   idle: IDLE sessions spread over meshes of PER_MESH; server RSS.
 # The figures of the TypeScript original's own load test are printed beside
 # ours for reference (published in its docs/LOAD-TEST-v0.1.0.md; not run here).
 #
-# Knobs: PEERS=100 MESSAGES=1000 IDLE=10000 PER_MESH=20 ENGINES="sqlite postgres"
+# Knobs: PEERS=100 MESSAGES=1000 RATE=50 IDLE=10000 PER_MESH=20 ENGINES="sqlite postgres"
 #        PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PEERS=${PEERS:-100}
 MESSAGES=${MESSAGES:-1000}
+RATE=${RATE:-50}
 IDLE=${IDLE:-10000}
 PER_MESH=${PER_MESH:-20}
 ENGINES=${ENGINES:-"sqlite postgres"}
@@ -73,6 +75,11 @@ for engine in $ENGINES; do
   "$LOAD" load "$BASE" "$SERVER_PID" "$PEERS" "$MESSAGES" >"$OUT/$engine-load.json"
   log "$engine load: $(cat "$OUT/$engine-load.json")"
   stop_server
+  log "$engine: $PEERS peers x $MESSAGES messages at $RATE a second each"
+  start_server "$engine" paced
+  "$LOAD" load "$BASE" "$SERVER_PID" "$PEERS" "$MESSAGES" "$RATE" >"$OUT/$engine-paced.json"
+  log "$engine paced: $(cat "$OUT/$engine-paced.json")"
+  stop_server
   log "$engine: $IDLE idle sessions"
   start_server "$engine" idle
   "$LOAD" idle "$BASE" "$SERVER_PID" "$IDLE" "$PER_MESH" >"$OUT/$engine-idle.json"
@@ -84,15 +91,24 @@ OUT=$OUT ENGINES=$ENGINES python3 - <<'PY'
 import json, os
 out = os.environ["OUT"]
 print()
-print("| broker | peers x msgs | delivered/s | p50 ms | p99 ms | lost | dup | RSS after load MiB | idle sessions | RSS idle MiB | KiB/session |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| broker | load | delivered/s | p50 ms | p99 ms | lost | dup | RSS after load MiB |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
 for engine in os.environ["ENGINES"].split():
-    load = json.load(open(f"{out}/{engine}-load.json"))
-    idle = json.load(open(f"{out}/{engine}-idle.json"))
-    print(f"| claudemesh ({engine}) | {load['peers']} x {load['messages_per_peer']} | "
-          f"{load['delivered_per_second']:,.0f} | {load['p50_ms']:.2f} | {load['p99_ms']:.2f} | "
-          f"{load['lost']} | {load['duplicates']} | {load['server_rss_mib']:.1f} | "
-          f"{idle['sessions']:,} | {idle['server_rss_mib']:.1f} | {idle['kib_per_session']:.1f} |")
-print("| original (TypeScript), published | 100 x 100 | n/a | n/a | 4,700 | n/a | n/a | n/a | n/a | n/a | n/a |")
-print("| original (TypeScript), published | 100 x 1,000 | n/a | n/a | 23,000 (11% timed out) | n/a | n/a | n/a | n/a | n/a | n/a |")
+    for kind, label in (("load", "as fast as possible"), ("paced", "paced")):
+        r = json.load(open(f"{out}/{engine}-{kind}.json"))
+        shape = f"{r['peers']} x {r['messages_per_peer']}, {label}"
+        if r["rate_per_peer"]:
+            shape += f" ({r['rate_per_peer']:g}/s per peer)"
+        print(f"| claudemesh ({engine}) | {shape} | {r['delivered_per_second']:,.0f} | "
+              f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['lost']} | {r['duplicates']} | "
+              f"{r['server_rss_mib']:.1f} |")
+print("| original (TypeScript), its published load test, not run here | 100 x 100 | n/a | n/a | 4,700 | n/a | n/a | n/a |")
+print("| original (TypeScript), its published load test, not run here | 100 x 1,000 | n/a | n/a | 23,000 | 11% timed out | n/a | n/a |")
+print()
+print("| broker | idle sessions | meshes | RSS MiB | KiB/session | connect s |")
+print("|---|---:|---:|---:|---:|---:|")
+for engine in os.environ["ENGINES"].split():
+    i = json.load(open(f"{out}/{engine}-idle.json"))
+    print(f"| claudemesh ({engine}) | {i['sessions']:,} | {i['meshes']} | {i['server_rss_mib']:.1f} | "
+          f"{i['kib_per_session']:.1f} | {i['connect_seconds']:.1f} |")
 PY

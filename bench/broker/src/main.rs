@@ -1,10 +1,12 @@
 //! Load for the broker, against a running `claudemesh-server` (see
 //! `bench/broker.sh`, which starts one per engine with the limits lifted).
 //!
-//! `broker-load load URL PID PEERS MESSAGES`: PEERS sessions of PEERS
-//! accounts in one mesh; each sends MESSAGES direct messages to random
+//! `broker-load load URL PID PEERS MESSAGES [RATE]`: PEERS sessions of
+//! PEERS accounts in one mesh; each sends MESSAGES direct messages to random
 //! others, each waiting for the broker's `sent` before the next (closed
-//! loop), while every session decrypts what it receives. Prints delivered
+//! loop; with RATE, at most RATE a second per peer, which measures latency
+//! at a given load rather than at saturation), while every session decrypts
+//! what it receives. Prints delivered
 //! messages per second, send-to-decrypted latency, lost and duplicated
 //! counts, and the server's RSS.
 //!
@@ -27,14 +29,16 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = "usage: broker-load load URL PID PEERS MESSAGES | idle URL PID SESSIONS PER_MESH";
-    if args.len() != 6 {
+    let usage =
+        "usage: broker-load load URL PID PEERS MESSAGES [RATE] | idle URL PID SESSIONS PER_MESH";
+    if !(6..=7).contains(&args.len()) {
         return Err(usage.into());
     }
+    let rate: f64 = args.get(6).map_or(Ok(0.0), |r| r.parse())?;
     let (url, pid) = (args[2].clone(), args[3].parse::<u32>()?);
     let (a, b) = (args[4].parse::<usize>()?, args[5].parse::<usize>()?);
     match args[1].as_str() {
-        "load" => load(&url, pid, a, b).await,
+        "load" => load(&url, pid, a, b, rate).await,
         "idle" => idle(&url, pid, a, b).await,
         _ => Err(usage.into()),
     }
@@ -153,7 +157,13 @@ async fn connect(
     Ok(Client::connect(url, identity, presence).await?)
 }
 
-async fn load(url: &str, pid: u32, peers: usize, messages: usize) -> Result<(), BoxError> {
+async fn load(
+    url: &str,
+    pid: u32,
+    peers: usize,
+    messages: usize,
+    rate: f64,
+) -> Result<(), BoxError> {
     eprintln!("[broker-load] {peers} accounts joining one mesh");
     let admin = Account::register(url, "peer0").await?;
     let admin_key = KeyPair::generate()?;
@@ -228,7 +238,17 @@ async fn load(url: &str, pid: u32, peers: usize, messages: usize) -> Result<(), 
             Arc::clone(&failed),
         );
         senders.push(tokio::spawn(async move {
+            // Each peer starts at a random point of its period, so the
+            // peers' sends spread out instead of arriving in bursts of 100.
+            let mut pace = (rate > 0.0).then(|| {
+                let period = Duration::from_secs_f64(1.0 / rate);
+                let offset = period.mul_f64(random_below(1000) as f64 / 1000.0);
+                tokio::time::interval_at(tokio::time::Instant::now() + offset, period)
+            });
             for _ in 0..messages {
+                if let Some(pace) = pace.as_mut() {
+                    pace.tick().await;
+                }
                 let mut to = random_below(keys.len() - 1);
                 if to >= i {
                     to += 1;
@@ -284,6 +304,7 @@ async fn load(url: &str, pid: u32, peers: usize, messages: usize) -> Result<(), 
     let result = json!({
         "peers": peers,
         "messages_per_peer": messages,
+        "rate_per_peer": rate,
         "acked": acked,
         "send_failures": failed.load(Ordering::Relaxed),
         "delivered": delivered,

@@ -61,8 +61,80 @@ pub enum Command {
     Peers(PeersArgs),
     Send(SendArgs),
     Inbox(InboxArgs),
+    Launch(LaunchArgs),
+    #[command(hide = true)]
+    Mcp(McpArgs),
     Completions(CompletionsArgs),
 }
+
+/// Launch Claude Code in a mesh, as a live member of it
+///
+/// Signs you in if needed, picks the mesh (the one given, the only one
+/// joined here, or asks), and starts Claude Code with a session of its own in
+/// the mesh: it sees the other sessions (`list_peers`), sends and receives
+/// end-to-end encrypted messages, and peers' messages arrive in the
+/// conversation as they come (--message-mode). Claude Code gets the
+/// terminal; `launch` exits with its status. Arguments after `--` go to
+/// Claude Code. Nothing in ~/.claude.json or Claude Code's settings is
+/// changed, and --dangerously-skip-permissions is never added for you.
+///
+/// Examples:
+///   claudemesh launch
+///   claudemesh launch platform-team --name "Alex (api)" --role reviewer --groups backend,ops
+///   claudemesh launch --join https://claudemesh.com/i/k3xq9a2bmvjp3
+///   claudemesh launch --mesh platform-team -y -- "review the open pull requests"
+///   claudemesh launch --continue --message-mode inbox
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct LaunchArgs {
+    /// The mesh to launch in (its slug); the same as --mesh
+    #[arg(value_name = "SLUG")]
+    pub slug: Option<String>,
+
+    /// The mesh to launch in [default: the only one joined here; asks in a terminal]
+    #[arg(long, value_name = "SLUG")]
+    pub mesh: Option<String>,
+
+    /// Your session's name in the mesh [default: your name in the mesh]
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+
+    /// What this session does, shown to the others (e.g. reviewer) [default: asks in a terminal, else none]
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+
+    /// Groups this session is in, for messages to @group (comma-separated)
+    #[arg(long, value_name = "a,b", value_delimiter = ',')]
+    pub groups: Vec<String>,
+
+    /// How peers' messages reach Claude: pushed in full, as a one-line notice, or not at all (check_messages)
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = crate::session_dir::MessageMode::Push)]
+    pub message_mode: crate::session_dir::MessageMode,
+
+    /// Join the mesh of this invite link first, then launch in it
+    #[arg(long, value_name = "URL")]
+    pub join: Option<String>,
+
+    /// Resume this Claude Code conversation
+    #[arg(long, value_name = "ID", conflicts_with = "continue_")]
+    pub resume: Option<String>,
+
+    /// Continue the most recent Claude Code conversation here
+    #[arg(long = "continue")]
+    pub continue_: bool,
+
+    /// Ask nothing: take the defaults for whatever is not given
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// Arguments for Claude Code (after `--`)
+    #[arg(last = true, value_name = "CLAUDE-ARGS")]
+    pub claude_args: Vec<String>,
+}
+
+/// The MCP server that Claude Code starts for `claudemesh launch` (stdio; not for direct use)
+#[derive(Debug, Args)]
+pub struct McpArgs {}
 
 /// Sign this terminal into your claudemesh account
 ///

@@ -32,6 +32,10 @@ pub enum Exit {
     Conflict = 6,
     /// Not allowed: by the server, or by the file system.
     Permission = 7,
+    /// `launch`: there is no Claude Code to run.
+    ClaudeMissing = 8,
+    /// Cancelled at a prompt (Esc or Ctrl-C), as a shell reports SIGINT.
+    Cancelled = 130,
 }
 
 impl Exit {
@@ -51,11 +55,15 @@ Exit codes:
   5  not found
   6  conflict (e.g. the login code was used by another claudemesh login)
   7  permission denied (by the server or the file system)
+  8  launch: Claude Code is not installed (or CLAUDEMESH_CLAUDE_BIN is wrong)
+  130  cancelled at a prompt (Esc or Ctrl-C)
+  launch otherwise exits with Claude Code's own status
 
 Environment:
   CLAUDEMESH_TOKEN    token to use when --token is not given (beats the saved login)
   CLAUDEMESH_API_URL  server to talk to (default https://claudemesh.com)
   CLAUDEMESH_HOME     config directory (default ~/.claudemesh)
+  CLAUDEMESH_CLAUDE_BIN  the Claude Code binary launch runs (default: claude on PATH)
   NO_COLOR            disable colours";
 
 /// A failure to report: one line, an optional hint, and the exit code.
@@ -472,6 +480,8 @@ mod tests {
             (Exit::NotFound, 5),
             (Exit::Conflict, 6),
             (Exit::Permission, 7),
+            (Exit::ClaudeMissing, 8),
+            (Exit::Cancelled, 130),
         ];
         for (exit, code) in codes {
             assert_eq!(exit.code(), code);

@@ -18,9 +18,11 @@ mod context;
 mod device_info;
 mod exit;
 mod keys;
+mod mcp;
 mod output;
 mod private_file;
 mod session;
+mod session_dir;
 mod when;
 
 use clap::Parser;

@@ -12,6 +12,11 @@ pub fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+/// Milliseconds since the Unix epoch (the broker's attestation clock).
+pub fn now_ms() -> i64 {
+    i64::try_from(now().unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
 pub fn now_rfc3339() -> String {
     now()
         .replace_nanosecond(0)

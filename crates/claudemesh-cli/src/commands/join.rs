@@ -34,6 +34,11 @@ struct JoinJson<'a> {
 }
 
 pub fn run(args: &JoinArgs, ctx: &Context) -> CliResult<()> {
+    join(args, ctx).map(|_| ())
+}
+
+/// Joins the mesh of an invite on this machine; its slug.
+pub fn join(args: &JoinArgs, ctx: &Context) -> CliResult<String> {
     let code = InviteCode::parse(&args.invite).ok_or_else(|| {
         CliError::invalid_args("That is not an invite link or code")
             .with_hint("An invite link looks like https://claudemesh.com/i/k3xq9a2bmvjp3.")
@@ -73,7 +78,7 @@ pub fn run(args: &JoinArgs, ctx: &Context) -> CliResult<()> {
                 config_file: locked.path().display().to_string(),
             });
         }
-        return Ok(());
+        return Ok(detail.mesh.slug.clone());
     }
 
     show_preview(ctx, &preview);
@@ -122,7 +127,7 @@ pub fn run(args: &JoinArgs, ctx: &Context) -> CliResult<()> {
             config_file: path.display().to_string(),
         });
     }
-    Ok(())
+    Ok(mesh.slug.clone())
 }
 
 /// Whether this machine's key belongs to the account's current membership

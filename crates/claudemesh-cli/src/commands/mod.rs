@@ -5,6 +5,7 @@ mod create;
 mod inbox;
 mod invite;
 mod join;
+mod launch;
 mod leave;
 mod list;
 mod login;
@@ -36,6 +37,8 @@ pub fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
         Some(Command::Peers(args)) => peers::run(&args, ctx),
         Some(Command::Send(args)) => send::run(&args, ctx),
         Some(Command::Inbox(args)) => inbox::run(&args, ctx),
+        Some(Command::Launch(args)) => launch::run(&args, ctx),
+        Some(Command::Mcp(_)) => crate::mcp::run(ctx),
         Some(Command::Completions(args)) => completions::run(&args),
         // The launch wizard (spec flow 5) will live here; until then, help.
         None => {

@@ -29,6 +29,14 @@ ago-minutes = { $count ->
     [one] one minute ago
    *[other] { $count } minutes ago
 }
+ago-hours = { $count ->
+    [one] one hour ago
+   *[other] { $count } hours ago
+}
+ago-days = { $count ->
+    [one] one day ago
+   *[other] { $count } days ago
+}
 
 csrf-title = Request refused
 csrf-body = This form was sent from another site, or it was open too long. Nothing was changed. Open the page again and retry.

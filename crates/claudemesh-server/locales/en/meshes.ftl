@@ -1,4 +1,4 @@
-# /dashboard/meshes/{slug}: a mesh, its members and (for admins) its invites.
+# /dashboard/meshes/{slug}: a mesh, who is online, its members and (for admins) its invites.
 mesh-example-name = Name
 role-admin = Admin
 role-member = Member
@@ -26,6 +26,20 @@ mesh-not-found-title = Mesh not found
 mesh-not-found-body = You have no mesh at this address. It may not exist, or you may not be a member of it.
 mesh-not-admin-title = Only admins can do this
 mesh-not-admin-body = You are a member of { $mesh }, not an admin, so you cannot manage its invites or remove its members. Ask an admin of { $mesh }.
+
+member-online = online
+member-online-sessions = { $count ->
+    [one] One session connected
+   *[other] { $count } sessions connected
+}
+mesh-online = Online now
+online-empty = No one is connected right now.
+online-of-member = of { $member }
+online-groups = Groups
+online-connected = Connected
+online-status-idle = Idle
+online-status-working = Working
+online-status-dnd = Do not disturb
 
 mesh-invites = Invites
 invite-create = Create invite

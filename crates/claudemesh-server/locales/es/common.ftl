@@ -29,6 +29,14 @@ ago-minutes = { $count ->
     [one] hace un minuto
    *[other] hace { $count } minutos
 }
+ago-hours = { $count ->
+    [one] hace una hora
+   *[other] hace { $count } horas
+}
+ago-days = { $count ->
+    [one] hace un día
+   *[other] hace { $count } días
+}
 
 csrf-title = Solicitud rechazada
 csrf-body = Este formulario se envió desde otro sitio, o estuvo abierto demasiado tiempo. No se ha cambiado nada. Abre la página de nuevo e inténtalo otra vez.

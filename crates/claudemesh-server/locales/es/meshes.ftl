@@ -1,4 +1,4 @@
-# /dashboard/meshes/{slug}: un mesh, sus miembros y (para los administradores) sus invitaciones.
+# /dashboard/meshes/{slug}: un mesh, quién está conectado, sus miembros y (para los administradores) sus invitaciones.
 mesh-example-name = Nombre
 role-admin = Administrador
 role-member = Miembro
@@ -26,6 +26,20 @@ mesh-not-found-title = Mesh no encontrado
 mesh-not-found-body = No tienes ningún mesh en esta dirección. Puede que no exista o que no seas miembro.
 mesh-not-admin-title = Solo los administradores pueden hacer esto
 mesh-not-admin-body = Eres miembro de { $mesh }, no administrador, así que no puedes gestionar sus invitaciones ni quitar miembros. Pídeselo a un administrador de { $mesh }.
+
+member-online = en línea
+member-online-sessions = { $count ->
+    [one] Una sesión conectada
+   *[other] { $count } sesiones conectadas
+}
+mesh-online = Conectados ahora
+online-empty = Ahora mismo no hay nadie conectado.
+online-of-member = de { $member }
+online-groups = Grupos
+online-connected = Conectado
+online-status-idle = Inactivo
+online-status-working = Trabajando
+online-status-dnd = No molestar
 
 mesh-invites = Invitaciones
 invite-create = Crear invitación

@@ -72,14 +72,7 @@ async fn cli_auth_page(ctx: Ctx, client: ClientInfo) -> PageResult {
 }
 
 fn confirm(ctx: &Ctx, request: &PendingRequest, client: &ClientInfo, now: i64) -> Response {
-    let age_secs = ((now - request.created_at) / SECOND_MS).max(0);
-    let requested_ago = if age_secs < 5 {
-        ctx.t("ago-just-now")
-    } else if age_secs < 60 {
-        ctx.t_args("ago-seconds", &[("count", age_secs.into())])
-    } else {
-        ctx.t_args("ago-minutes", &[("count", (age_secs / 60).into())])
-    };
+    let requested_ago = ctx.ago(request.created_at, now);
     let request_ip = request
         .ip_address
         .clone()

@@ -1,5 +1,7 @@
 //! `/dashboard/meshes/{slug}`: one mesh of the account — its name, slug and
-//! the caller's role, its members, and for admins its invites: a form to
+//! the caller's role, who is online now (the broker's connected sessions,
+//! read from the table every instance shares), its members (marked online
+//! while they have a session), and for admins its invites: a form to
 //! create one (showing the new link and whether the email went) and revoking
 //! through a confirmation step, like the tokens page. Admins remove members,
 //! and anyone leaves, through the same kind of confirmation step.
@@ -11,8 +13,11 @@
 //! member is refused with 403).
 
 use super::dashboard::RevokePage;
-use super::{Ctx, Message, PageError, PageResult, api_caller, format_rfc3339, format_time};
+use super::{
+    Ctx, Message, PageError, PageResult, api_caller, format_rfc3339, format_time, parse_rfc3339,
+};
 use crate::auth::BrowserCaller;
+use crate::broker;
 use crate::http::ClientInfo;
 use crate::invites::{self, DEFAULT_EXPIRY_DAYS, InviteRow, MAX_EXPIRY_DAYS, MAX_USES_LIMIT};
 use crate::meshes;
@@ -25,8 +30,10 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::{Form, Router};
 use claudemesh_api::ErrorCode;
-use claudemesh_api::wire::{CreateInviteRequest, InviteStatus, MeshRole, MeshSummary};
+use claudemesh_api::broker::{Peer, PeerStatus};
+use claudemesh_api::wire::{CreateInviteRequest, InviteStatus, MeshMember, MeshRole, MeshSummary};
 use serde::Deserialize;
+use std::collections::HashMap;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -66,6 +73,15 @@ fn status_label(ctx: &Ctx, status: InviteStatus) -> (String, &'static str) {
         InviteStatus::Expired => (ctx.t("invite-status-expired"), "warn"),
         InviteStatus::Revoked => (ctx.t("invite-status-revoked"), "error"),
         InviteStatus::UsedUp => (ctx.t("invite-status-used-up"), "warn"),
+    }
+}
+
+/// A session's status as words and the class of its badge.
+fn session_status_label(ctx: &Ctx, status: PeerStatus) -> (String, &'static str) {
+    match status {
+        PeerStatus::Idle => (ctx.t("online-status-idle"), "ok"),
+        PeerStatus::Working => (ctx.t("online-status-working"), "warn"),
+        PeerStatus::Dnd => (ctx.t("online-status-dnd"), "error"),
     }
 }
 
@@ -180,9 +196,83 @@ struct MemberRow {
     joined: String,
     machines: usize,
     you: bool,
+    /// Set while the member has a session connected: "2 sessions connected".
+    online: Option<String>,
     /// "Leave" on your own row, "Remove" on others' for admins: its link
     /// (a confirmation page) and label.
     remove: Option<(String, String)>,
+}
+
+/// A connected session, as an entry of "Online now".
+struct SessionView {
+    name: String,
+    /// "of Alice": the member it belongs to, when the session goes by
+    /// another name than the member's.
+    member: Option<String>,
+    /// The role the session gave itself, if any (not the mesh role).
+    role: Option<String>,
+    groups: Vec<String>,
+    status: String,
+    status_class: &'static str,
+    summary: Option<String>,
+    /// RFC 3339, for `<time datetime>`.
+    connected_at: String,
+    /// `2026-11-23 19:05 UTC`.
+    since: String,
+    /// "5 minutes ago".
+    ago: String,
+}
+
+/// The connected sessions of the mesh's members, each member's together
+/// (members by name, then their sessions oldest first), and how many each
+/// member has. A session of someone no longer a member (removed a moment
+/// ago, its connection not yet closed) is left out.
+fn online_sessions(
+    ctx: &Ctx,
+    members: &[MeshMember],
+    mut peers: Vec<Peer>,
+    now: i64,
+) -> (Vec<SessionView>, HashMap<String, usize>) {
+    let names: HashMap<&str, &str> = members
+        .iter()
+        .map(|member| (member.id.as_str(), member.display_name.as_str()))
+        .collect();
+    peers.retain(|peer| names.contains_key(peer.member_id.as_str()));
+    let connected_ms = |peer: &Peer| parse_rfc3339(&peer.connected_at).unwrap_or(now);
+    peers.sort_by_cached_key(|peer| {
+        let member = names[peer.member_id.as_str()];
+        (
+            member.to_lowercase(),
+            peer.member_id.clone(),
+            connected_ms(peer),
+            peer.session_key.clone(),
+        )
+    });
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    let sessions = peers
+        .into_iter()
+        .map(|peer| {
+            *counts.entry(peer.member_id.clone()).or_default() += 1;
+            let member = names[peer.member_id.as_str()];
+            let (status, status_class) = session_status_label(ctx, peer.status);
+            let connected = connected_ms(&peer);
+            SessionView {
+                member: (peer.display_name != member).then(|| {
+                    ctx.t_args("online-of-member", &[("member", member.to_owned().into())])
+                }),
+                name: peer.display_name,
+                role: (!peer.role.is_empty()).then_some(peer.role),
+                groups: peer.groups,
+                status,
+                status_class,
+                summary: (!peer.summary.trim().is_empty()).then_some(peer.summary),
+                connected_at: peer.connected_at,
+                since: format_time(connected),
+                ago: ctx.ago(connected, now),
+            }
+        })
+        .collect();
+    (sessions, counts)
 }
 
 /// An invite as a row of the table.
@@ -248,6 +338,7 @@ struct MeshPage<'a> {
     is_admin: bool,
     members_summary: String,
     members: Vec<MemberRow>,
+    sessions: Vec<SessionView>,
     invites: Vec<InviteView>,
     created: Option<NewInvite>,
     notice: Option<String>,
@@ -274,6 +365,10 @@ async fn render_mesh(
         .await
         .map_err(|err| ctx.fail(err))?;
     let admins = members.iter().filter(|m| m.role == MeshRole::Admin).count();
+    let peers = broker::store::peers(state.pool(), &mesh.id)
+        .await
+        .map_err(|err| ctx.fail(err.into()))?;
+    let (sessions, online) = online_sessions(ctx, &members, peers, state.now());
     let members: Vec<MemberRow> = members
         .into_iter()
         .map(|member| {
@@ -289,7 +384,11 @@ async fn render_mesh(
                 mesh_path(&mesh.slug),
                 super::percent_encode(&member.id)
             );
+            let online = online
+                .get(&member.id)
+                .map(|&count| ctx.t_args("member-online-sessions", &[("count", count.into())]));
             MemberRow {
+                online,
                 role: role_label(ctx, member.role),
                 joined: format_rfc3339(&member.joined_at),
                 machines: member.public_keys.len(),
@@ -338,6 +437,7 @@ async fn render_mesh(
             is_admin,
             members_summary: ctx.t_args("mesh-members-count", &[("count", members.len().into())]),
             members,
+            sessions,
             invites,
             created,
             notice,

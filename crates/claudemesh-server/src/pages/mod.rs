@@ -288,6 +288,24 @@ impl Ctx {
         format!("claudemesh create \"{}\"", self.t("mesh-example-name"))
     }
 
+    /// How long before `now` the time `ms` was, in words: "just now", "5
+    /// minutes ago", "3 hours ago", "2 days ago" (a later time: "just now").
+    pub fn ago(&self, ms: i64, now: i64) -> String {
+        let seconds = ((now - ms) / crate::clock::SECOND_MS).max(0);
+        let count = |n: i64| [("count", n.into())];
+        if seconds < 5 {
+            self.t("ago-just-now")
+        } else if seconds < 60 {
+            self.t_args("ago-seconds", &count(seconds))
+        } else if seconds < 3600 {
+            self.t_args("ago-minutes", &count(seconds / 60))
+        } else if seconds < 24 * 3600 {
+            self.t_args("ago-hours", &count(seconds / 3600))
+        } else {
+            self.t_args("ago-days", &count(seconds / (24 * 3600)))
+        }
+    }
+
     /// "At least 8 characters."
     pub fn password_hint(&self) -> String {
         self.t_args(
@@ -627,14 +645,18 @@ pub fn format_time(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-/// [`format_time`] of an RFC 3339 time from the API's wire types (as given
-/// if it does not parse).
-pub fn format_rfc3339(text: &str) -> String {
+/// Epoch milliseconds of an RFC 3339 time from the API's wire types.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
     use time::format_description::well_known::Rfc3339;
     time::OffsetDateTime::parse(text, &Rfc3339)
         .ok()
         .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
-        .map_or_else(|| text.to_owned(), format_time)
+}
+
+/// [`format_time`] of an RFC 3339 time from the API's wire types (as given
+/// if it does not parse).
+pub fn format_rfc3339(text: &str) -> String {
+    parse_rfc3339(text).map_or_else(|| text.to_owned(), format_time)
 }
 
 /// `19:05:33 UTC`.

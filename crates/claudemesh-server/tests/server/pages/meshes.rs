@@ -1,11 +1,17 @@
-//! Meshes on the dashboard, the mesh page (members, invites), and `/i/{code}`.
+//! Meshes on the dashboard, the mesh page (who is online, members, invites),
+//! and `/i/{code}`.
 
 use super::browser::*;
+use claudemesh_api::broker::PeerStatus;
+use claudemesh_api::e2e::KeyPair;
+use claudemesh_client::{Client, Presence, SessionIdentity};
+use claudemesh_server::clock::Clock;
 
 on_both_engines!(
     mesh_pages_check_membership_and_role,
     each_state_of_an_invite_has_its_own_page,
     members_are_removed_and_leave_after_a_confirmation,
+    the_mesh_page_shows_who_is_online,
 );
 
 #[tokio::test]
@@ -956,4 +962,254 @@ async fn members_are_removed_and_leave_after_a_confirmation(engine: Engine) {
     assert_eq!(member_id(&alice, &slug, "Alice").await, alice_id);
     let (_, detail) = alice.api_mesh(&slug).await;
     assert_eq!(detail["member_count"], 1);
+}
+
+/// Creates a mesh over the JSON API with a real machine key (its sessions
+/// can then connect to the broker): `(mesh id, slug)`.
+async fn create_mesh_with_key(browser: &Browser, name: &str, key: &KeyPair) -> (String, String) {
+    let (status, mesh) = browser
+        .api(
+            reqwest::Method::POST,
+            "/api/my/meshes",
+            Some(json!({ "name": name, "public_key": key.public_hex() })),
+        )
+        .await;
+    assert_eq!(status, 201, "{mesh}");
+    let field = |name: &str| mesh[name].as_str().unwrap().to_owned();
+    (field("id"), field("slug"))
+}
+
+/// `member` joins with an invite from `admin`, registering a machine key.
+async fn join_with_key(admin: &Browser, member: &Browser, slug: &str, key: &KeyPair) {
+    let invite = admin.api_invite(slug, json!({})).await;
+    let code = invite["code"].as_str().unwrap();
+    let (status, body) = member
+        .api(
+            reqwest::Method::POST,
+            &format!("/api/invites/{code}/accept"),
+            Some(json!({ "public_key": key.public_hex() })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Connects a broker session of the member whose machine key is `key`, as
+/// the CLI does (`api::broker` does the same for its tests).
+async fn connect(server: &TestServer, mesh_id: &str, key: &KeyPair, presence: Presence) -> Client {
+    let member = KeyPair::from_secret_hex(&key.secret_hex()).unwrap();
+    let expires_at = server.clock.now_ms() + 23 * 3_600_000;
+    let identity = SessionIdentity::new(mesh_id, member, expires_at).unwrap();
+    Client::connect(&server.base_url, identity, presence)
+        .await
+        .expect("the session connects")
+}
+
+/// Reloads `path` until `done` says so (presence changes a moment after the
+/// connection does), for 10 seconds at most.
+async fn page_until(browser: &Browser, path: &str, done: impl Fn(&Page) -> bool) -> Page {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = browser.get(path).await;
+        if done(&page) {
+            return page;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the page did not change in time: {}",
+            page.body
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The entry of "Online now" for the session called `name`.
+fn session_item(page: &Page, name: &str) -> Option<String> {
+    let at = page.body.find(&format!(
+        r#"<strong data-testid="session-name">{name}</strong>"#
+    ))?;
+    let start = page.body[..at].rfind("<li").unwrap();
+    let end = at + page.body[at..].find("</li>").unwrap();
+    Some(page.body[start..end].to_owned())
+}
+
+fn online_marker(count: &str) -> String {
+    format!(r#"data-testid="member-online" title="{count}">online<"#)
+}
+
+async fn the_mesh_page_shows_who_is_online(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let (bob, _) = Browser::signed_in(&server, "Bob").await;
+    let alice_key = KeyPair::generate().unwrap();
+    let bob_key = KeyPair::generate().unwrap();
+    let (mesh_id, slug) = create_mesh_with_key(&alice, "Team", &alice_key).await;
+    join_with_key(&alice, &bob, &slug, &bob_key).await;
+    let path = format!("/dashboard/meshes/{slug}");
+
+    // Nobody is connected yet.
+    let page = bob.get(&path).await;
+    assert!(page.contains(r#"<h2 id="online-title">Online now</h2>"#));
+    assert!(page.contains(r#"data-testid="online-empty">No one is connected right now.<"#));
+    assert!(!page.raw_contains(r#"data-testid="member-online""#));
+
+    // Alice connects under her own name, busy; Bob under another name.
+    let alice_session = connect(
+        &server,
+        &mesh_id,
+        &alice_key,
+        Presence {
+            display_name: "Alice".into(),
+            role: "reviewer".into(),
+            groups: vec!["backend".into(), "ops".into()],
+            status: PeerStatus::Working,
+            summary: "Fixing <the> broker & its tests".into(),
+        },
+    )
+    .await;
+    let bob_session = connect(
+        &server,
+        &mesh_id,
+        &bob_key,
+        Presence {
+            display_name: "Bob's <laptop>".into(),
+            ..Presence::default()
+        },
+    )
+    .await;
+    // A session's row is written before its welcome: no wait needed. A
+    // member who is not an admin sees who is online too.
+    let page = bob.get(&path).await;
+    assert!(!page.raw_contains(r#"data-testid="online-empty""#));
+    let item = session_item(&page, "Alice").expect("Alice's session is listed");
+    assert!(
+        item.contains(r#"data-testid="session-status">Working<"#),
+        "{item}"
+    );
+    assert!(
+        item.contains(r#"data-testid="session-role">reviewer<"#),
+        "{item}"
+    );
+    assert!(item.contains(">Fixing <the> broker & its tests<"), "{item}");
+    assert!(
+        item.contains("<code>@backend</code> <code>@ops</code>"),
+        "{item}"
+    );
+    assert!(
+        item.contains(r#" UTC</time> <span class="muted">(just now)</span>"#),
+        "{item}"
+    );
+    assert!(
+        !item.contains("session-member"),
+        "named after the member: {item}"
+    );
+    let item = session_item(&page, "Bob's <laptop>").expect("Bob's session is listed");
+    assert!(
+        item.contains(r#"data-testid="session-member">of Bob<"#),
+        "{item}"
+    );
+    assert!(
+        item.contains(r#"data-testid="session-status">Idle<"#),
+        "{item}"
+    );
+    for absent in ["session-summary", "session-role", "session-groups"] {
+        assert!(!item.contains(absent), "{absent}: {item}");
+    }
+    for raw in ["<the>", "& its", "<laptop>"] {
+        assert!(
+            !page.raw_contains(raw),
+            "what sessions say is escaped: {raw}"
+        );
+    }
+    for name in ["Alice", "Bob"] {
+        let row = member_row(&page, name).unwrap();
+        assert!(
+            row.contains(&online_marker("One session connected")),
+            "{row}"
+        );
+    }
+
+    // Later, Alice opens a second session and Bob goes do-not-disturb: the
+    // page follows, each member's sessions together, oldest first.
+    server.clock.advance(Duration::from_secs(2 * 3600 + 60));
+    let ci_session = connect(
+        &server,
+        &mesh_id,
+        &alice_key,
+        Presence {
+            display_name: "Alice (CI)".into(),
+            ..Presence::default()
+        },
+    )
+    .await;
+    bob_session.set_status(PeerStatus::Dnd).unwrap();
+    bob_session.set_summary("Back after lunch").unwrap();
+    let page = page_until(&bob, &path, |page| {
+        session_item(page, "Bob's <laptop>").is_some_and(|item| item.contains("Back after lunch"))
+    })
+    .await;
+    let bobs = session_item(&page, "Bob's <laptop>").unwrap();
+    assert!(
+        bobs.contains(r#"data-testid="session-status">Do not disturb<"#),
+        "{bobs}"
+    );
+    assert!(bobs.contains("(2 hours ago)"), "{bobs}");
+    let ci = session_item(&page, "Alice (CI)").unwrap();
+    assert!(
+        ci.contains(r#"data-testid="session-member">of Alice<"#),
+        "{ci}"
+    );
+    assert!(ci.contains("(just now)"), "{ci}");
+    let position = |name: &str| page.body.find(&session_item(&page, name).unwrap()).unwrap();
+    assert!(position("Alice") < position("Alice (CI)"));
+    assert!(position("Alice (CI)") < position("Bob's <laptop>"));
+    let row = member_row(&page, "Alice").unwrap();
+    assert!(
+        row.contains(&online_marker("2 sessions connected")),
+        "{row}"
+    );
+
+    // In Spanish.
+    let spanish = alice.get(&format!("{path}?lang=es")).await;
+    assert!(spanish.contains(r#"<h2 id="online-title">Conectados ahora</h2>"#));
+    let bobs = session_item(&spanish, "Bob's <laptop>").unwrap();
+    assert!(
+        bobs.contains(r#"data-testid="session-status">No molestar<"#),
+        "{bobs}"
+    );
+    assert!(
+        bobs.contains(r#"data-testid="session-member">de Bob<"#),
+        "{bobs}"
+    );
+    assert!(bobs.contains("(hace 2 horas)"), "{bobs}");
+    let row = member_row(&spanish, "Alice").unwrap();
+    assert!(
+        row.contains(r#"data-testid="member-online" title="2 sesiones conectadas">en línea<"#),
+        "{row}"
+    );
+
+    // Alice's first session disconnects: it is gone, she is still online.
+    alice_session.close();
+    drop(alice_session);
+    let page = page_until(&bob, &path, |page| session_item(page, "Alice").is_none()).await;
+    assert!(session_item(&page, "Alice (CI)").is_some());
+    let row = member_row(&page, "Alice").unwrap();
+    assert!(
+        row.contains(&online_marker("One session connected")),
+        "{row}"
+    );
+
+    // Everyone disconnects: nobody is online.
+    ci_session.close();
+    bob_session.close();
+    drop((ci_session, bob_session));
+    let page = page_until(&bob, &path, |page| {
+        page.raw_contains(r#"data-testid="online-empty""#)
+    })
+    .await;
+    assert!(page.contains("No one is connected right now."));
+    assert!(!page.raw_contains(r#"data-testid="session""#));
+    assert!(!page.raw_contains(r#"data-testid="member-online""#));
+    let spanish = alice.get(&path).await;
+    assert!(spanish.contains(r#"<h2 id="online-title">Conectados ahora</h2>"#));
+    assert!(spanish.contains("Ahora mismo no hay nadie conectado."));
 }

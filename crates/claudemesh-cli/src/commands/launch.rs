@@ -1,0 +1,493 @@
+//! `claudemesh launch`: Claude Code, started as a live member of a mesh.
+//!
+//! What is missing is resolved in this order: the login (the device-code
+//! sign-in, in a terminal), the mesh (flag, the only one joined here, else a
+//! picker), the name (flag, else your name in the mesh), the role. Then a
+//! session directory is made ([`crate::session_dir`]) and Claude Code runs
+//! with the terminal:
+//!
+//! `claude [ARGS before --] [--resume ID | --continue] --mcp-config <dir>/mcp.json
+//!  --dangerously-load-development-channels server:claudemesh [-- ARGS after]`
+//!
+//! Both of those flags take several values, so they come after the user's
+//! own arguments (a prompt among them cannot be swallowed as a config file
+//! or a channel) and before a `--` the user gave (after it, they would be
+//! taken as a prompt). `launch` never edits `~/.claude.json` or Claude
+//! Code's settings, and adds `--dangerously-skip-permissions` only if the
+//! user passes it (with a warning).
+//!
+//! Exit: Claude Code's own status (128 + N when it died of signal N), or
+//! [`Exit::ClaudeMissing`] when there is no Claude Code to run.
+
+use super::{join, login, sync};
+use crate::cli::{JoinArgs, LaunchArgs, LoginArgs};
+use crate::config_store::JoinedMesh;
+use crate::context::{Account, Context};
+use crate::exit::{CliError, CliResult, Exit};
+use crate::session_dir::{self, MCP_SERVER_NAME, SessionDir, SessionFile};
+use crate::{session, when};
+use claudemesh_api::Slug;
+use claudemesh_api::broker::{is_clean_label, is_group_name};
+use claudemesh_api::e2e::{self, KeyPair};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+/// How long the launch's attestation lasts; `claudemesh mcp` attests the
+/// session key again (with the member key) when it runs out.
+const ATTEST_FOR_MS: i64 = 23 * 60 * 60 * 1000;
+pub const CLAUDE_BIN_ENV: &str = "CLAUDEMESH_CLAUDE_BIN";
+/// What Claude Code's environment says about the session.
+pub const DISPLAY_NAME_ENV: &str = "CLAUDEMESH_DISPLAY_NAME";
+
+pub fn run(args: &LaunchArgs, ctx: &Context) -> CliResult<()> {
+    let swept = session_dir::sweep(&ctx.config_dir);
+    if swept > 0 {
+        ctx.out.line(format!(
+            "Removed {swept} session director{} of earlier launches",
+            if swept == 1 { "y" } else { "ies" }
+        ));
+    }
+    let interactive = std::io::stdin().is_terminal() && ctx.out.stderr_is_terminal() && !args.yes;
+    let plan = resolve(args, ctx, interactive)?;
+    let claude = find_claude()?;
+    let status = start(ctx, &plan, &claude, args)?;
+    // Claude Code's own status is this command's: exit with it directly.
+    std::process::exit(exit_code(status));
+}
+
+/// Everything a launch needs, resolved.
+pub struct Plan {
+    pub account: Account,
+    pub mesh: JoinedMesh,
+    pub display_name: String,
+    pub role: String,
+    pub groups: Vec<String>,
+}
+
+/// Login, mesh, name and role, from the flags, the saved state, or (in a
+/// terminal) by asking.
+pub fn resolve(args: &LaunchArgs, ctx: &Context, interactive: bool) -> CliResult<Plan> {
+    let account = match ctx.account() {
+        Ok(account) => account,
+        Err(err)
+            if err.exit == Exit::Auth
+                && interactive
+                && ctx.token_flag().is_none()
+                && !ctx.env_token_set() =>
+        {
+            ctx.out.line("You are not signed in; signing in first.");
+            login::run(
+                &LoginArgs {
+                    with_token: false,
+                    no_browser: false,
+                    device_name: None,
+                },
+                ctx,
+            )?;
+            ctx.account()?
+        }
+        Err(err) => return Err(err),
+    };
+    let joined_slug = match &args.join {
+        Some(url) => Some(join::join(
+            &JoinArgs {
+                invite: url.clone(),
+                display_name: args.name.clone(),
+            },
+            ctx,
+        )?),
+        None => None,
+    };
+    let given = match (&args.slug, &args.mesh) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(CliError::invalid_args(format!(
+                "Two meshes given: `{a}` and --mesh `{b}`"
+            )));
+        }
+        (Some(slug), _) | (None, Some(slug)) => Some(super::slug_arg(slug, "mesh")?),
+        (None, None) => joined_slug
+            .as_deref()
+            .map(|s| super::slug_arg(s, "mesh"))
+            .transpose()?,
+    };
+    let mesh = pick_mesh(ctx, &account, given.as_ref(), interactive)?;
+    let display_name = match &args.name {
+        Some(name) => clean_label(name, "--name", false)?,
+        None => session::presence_name(&mesh.display_name),
+    };
+    let role = match &args.role {
+        Some(role) => clean_label(role, "--role", true)?,
+        None if interactive => ask_role()?,
+        None => String::new(),
+    };
+    let mut groups = Vec::new();
+    for group in &args.groups {
+        let group = group.trim().trim_start_matches('@').to_ascii_lowercase();
+        if group.is_empty() {
+            continue;
+        }
+        if !is_group_name(&group) {
+            return Err(CliError::invalid_args(format!(
+                "Invalid group {group:?}: 1 to 40 of a-z, 0-9, - and _"
+            )));
+        }
+        if !groups.contains(&group) {
+            groups.push(group);
+        }
+    }
+    Ok(Plan {
+        account,
+        mesh,
+        display_name,
+        role,
+        groups,
+    })
+}
+
+fn clean_label(text: &str, flag: &str, may_be_empty: bool) -> CliResult<String> {
+    let text = text.trim().to_owned();
+    if is_clean_label(&text, may_be_empty) {
+        Ok(text)
+    } else {
+        Err(CliError::invalid_args(format!(
+            "Invalid {flag} {text:?}: at most {} characters, no control characters",
+            claudemesh_api::broker::MAX_NAME_CHARS
+        )))
+    }
+}
+
+/// The mesh to launch in: the one named, else the only one joined here
+/// (syncing first when none is), else a picker in a terminal.
+fn pick_mesh(
+    ctx: &Context,
+    account: &Account,
+    given: Option<&Slug>,
+    interactive: bool,
+) -> CliResult<JoinedMesh> {
+    let load = || -> CliResult<Vec<JoinedMesh>> {
+        let config = ctx.config().load(&ctx.out)?;
+        Ok(config
+            .meshes(&account.server, &account.user.id)
+            .filter(|m| m.on_server())
+            .cloned()
+            .collect())
+    };
+    let mut joined = load()?;
+    let named_missing = given.is_some_and(|slug| !joined.iter().any(|m| m.slug == slug.as_str()));
+    if joined.is_empty() || named_missing {
+        // Meshes the account is in but this machine has not joined yet.
+        sync::reconcile(ctx, &account.api, &account.server, &account.user.id, false)?;
+        joined = load()?;
+    }
+    let records: Vec<&JoinedMesh> = joined.iter().collect();
+    if given.is_none() && records.len() > 1 && interactive {
+        let items: Vec<String> = records
+            .iter()
+            .map(|m| format!("{} ({})", m.name, m.slug))
+            .collect();
+        let choice = dialoguer::Select::new()
+            .with_prompt(format!("Mesh ({} available)", items.len()))
+            .items(&items)
+            .default(0)
+            .interact_opt()
+            .map_err(cancelled)?
+            .ok_or_else(cancelled_plain)?;
+        return Ok(records[choice].clone());
+    }
+    session::choose(&records, given, "launch").cloned()
+}
+
+fn ask_role() -> CliResult<String> {
+    let role: String = dialoguer::Input::new()
+        .with_prompt("Role in the mesh (optional, e.g. reviewer)")
+        .allow_empty(true)
+        .validate_with(|text: &String| {
+            if is_clean_label(text.trim(), true) {
+                Ok(())
+            } else {
+                Err("At most 100 characters")
+            }
+        })
+        .interact_text()
+        .map_err(cancelled)?;
+    Ok(role.trim().to_owned())
+}
+
+fn cancelled(_: dialoguer::Error) -> CliError {
+    cancelled_plain()
+}
+
+fn cancelled_plain() -> CliError {
+    CliError::new(Exit::Cancelled, "Cancelled")
+}
+
+/// The Claude Code binary: `CLAUDEMESH_CLAUDE_BIN`, then `claude` on
+/// `PATH`, then where its installers put it.
+pub fn find_claude() -> CliResult<PathBuf> {
+    if let Some(bin) = std::env::var_os(CLAUDE_BIN_ENV).filter(|b| !b.is_empty()) {
+        let bin = PathBuf::from(bin);
+        return if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(missing_claude().with_hint(format!(
+                "{CLAUDE_BIN_ENV} names {}, which is not a file.",
+                bin.display()
+            )))
+        };
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("claude"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    let home = std::env::home_dir().unwrap_or_default();
+    let usual = [
+        home.join(".claude/local/claude"),
+        home.join(".local/bin/claude"),
+        home.join(".npm-global/bin/claude"),
+        PathBuf::from("/usr/local/bin/claude"),
+        PathBuf::from("/opt/homebrew/bin/claude"),
+    ];
+    on_path
+        .into_iter()
+        .chain(usual)
+        .find(|candidate| is_executable(candidate))
+        .ok_or_else(missing_claude)
+}
+
+fn is_executable(path: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        path.is_file()
+    }
+}
+
+fn missing_claude() -> CliError {
+    CliError::new(Exit::ClaudeMissing, "Claude Code is not installed (no `claude` found)").with_hint(
+        "Install it with `npm install -g @anthropic-ai/claude-code` (see https://docs.claude.com/claude-code), \
+         or point CLAUDEMESH_CLAUDE_BIN at it.",
+    )
+}
+
+/// Claude Code's arguments: the user's, with the launch's flags placed so
+/// that neither swallows the other (see the module docs).
+pub fn claude_args(mcp_config: &Path, args: &LaunchArgs) -> Vec<String> {
+    let (before, after) = match args.claude_args.iter().position(|a| a == "--") {
+        Some(i) => (&args.claude_args[..i], Some(&args.claude_args[i + 1..])),
+        None => (&args.claude_args[..], None),
+    };
+    let mut argv: Vec<String> = before.to_vec();
+    if let Some(id) = &args.resume {
+        argv.extend(["--resume".to_owned(), id.clone()]);
+    }
+    if args.continue_ {
+        argv.push("--continue".to_owned());
+    }
+    argv.extend([
+        "--mcp-config".to_owned(),
+        mcp_config.display().to_string(),
+        "--dangerously-load-development-channels".to_owned(),
+        format!("server:{MCP_SERVER_NAME}"),
+    ]);
+    if let Some(after) = after {
+        argv.push("--".to_owned());
+        argv.extend(after.iter().cloned());
+    }
+    argv
+}
+
+/// Makes the session directory, runs Claude Code with the terminal, and
+/// removes the directory after.
+fn start(ctx: &Context, plan: &Plan, claude: &Path, args: &LaunchArgs) -> CliResult<ExitStatus> {
+    if args
+        .claude_args
+        .iter()
+        .any(|a| a == "--dangerously-skip-permissions")
+    {
+        ctx.out.warn(
+            "--dangerously-skip-permissions: peers in the mesh can send text into this session, \
+             and Claude Code will act on it without asking you.",
+        );
+    }
+    let member = KeyPair::from_secret_hex(&plan.mesh.secret_key).ok_or_else(|| {
+        CliError::failure(format!(
+            "The key of mesh `{}` in config.json is damaged",
+            plan.mesh.slug
+        ))
+    })?;
+    let session_key = KeyPair::generate().map_err(|_| {
+        CliError::failure("Could not make a session key: the system's random source failed")
+    })?;
+    let expires_at = when::now_ms() + ATTEST_FOR_MS;
+    let attestation = member.sign_hex(&e2e::attestation_bytes(
+        &plan.mesh.mesh_id,
+        &session_key.public_hex(),
+        expires_at,
+    ));
+    let file = SessionFile {
+        version: SessionFile::new_version(),
+        server: plan.account.server.clone(),
+        user_id: plan.account.user.id.clone(),
+        mesh_id: plan.mesh.mesh_id.clone(),
+        mesh_slug: plan.mesh.slug.clone(),
+        mesh_name: plan.mesh.name.clone(),
+        display_name: plan.display_name.clone(),
+        role: plan.role.clone(),
+        groups: plan.groups.clone(),
+        message_mode: args.message_mode,
+        session_secret_key: session_key.secret_hex(),
+        session_public_key: session_key.public_hex(),
+        attestation_expires_at: expires_at,
+        attestation_signature: attestation,
+        launcher_pid: std::process::id(),
+        created_at: when::now_rfc3339(),
+    };
+    let exe = std::env::current_exe()
+        .map_err(|err| CliError::failure(format!("Cannot find the claudemesh binary: {err}")))?;
+    let dir = SessionDir::create(&ctx.config_dir, &file, &exe)?;
+    ctx.out.success(format!(
+        "Launching Claude Code in {} as {}",
+        plan.mesh.slug, plan.display_name
+    ));
+    let mut command = Command::new(claude);
+    command
+        .args(claude_args(&dir.mcp_config_path(), args))
+        .env(session_dir::CONFIG_DIR_ENV, &dir.path)
+        .env(DISPLAY_NAME_ENV, &plan.display_name);
+    let result = run_child(command);
+    dir.remove();
+    result.map_err(|err| CliError::failure(format!("Could not run {}: {err}", claude.display())))
+}
+
+/// Runs Claude Code with this terminal until it exits. In a terminal, Ctrl-C
+/// reaches it from the terminal itself (this process only ignores it);
+/// SIGTERM and SIGHUP sent to this process are passed on, and so is
+/// SIGINT when there is no terminal to deliver it.
+fn run_child(command: Command) -> std::io::Result<ExitStatus> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let mut child = tokio::process::Command::from(command).spawn()?;
+        let pid = child.id();
+        let terminal = std::io::stdin().is_terminal();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut interrupt = signal(SignalKind::interrupt())?;
+            let mut terminate = signal(SignalKind::terminate())?;
+            let mut hangup = signal(SignalKind::hangup())?;
+            loop {
+                tokio::select! {
+                    status = child.wait() => return status,
+                    _ = interrupt.recv() => if !terminal { forward(pid, "INT") },
+                    _ = terminate.recv() => forward(pid, "TERM"),
+                    _ = hangup.recv() => forward(pid, "HUP"),
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = (pid, terminal);
+            child.wait().await
+        }
+    })
+}
+
+/// Sends a signal to the child (with kill(1): this crate has no unsafe code).
+fn forward(pid: Option<u32>, signal: &str) {
+    if let Some(pid) = pid {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status();
+    }
+}
+
+/// The exit code for Claude Code's status: its own, or 128 + the signal
+/// that ended it, as a shell reports it.
+fn exit_code(status: ExitStatus) -> i32 {
+    if let Some(code) = status.code() {
+        return code;
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            return 128 + signal;
+        }
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cli::Cli;
+    use clap::Parser;
+
+    fn launch(argv: &[&str]) -> LaunchArgs {
+        let cli = Cli::try_parse_from(argv).unwrap();
+        match cli.command {
+            Some(crate::cli::Command::Launch(args)) => args,
+            other => panic!("not a launch: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_prompt_is_never_swallowed_by_the_variadic_flags() {
+        let config = Path::new("/s/mcp.json");
+        let args = launch(&["claudemesh", "launch", "--", "fix the flaky test"]);
+        assert_eq!(
+            claude_args(config, &args),
+            [
+                "fix the flaky test",
+                "--mcp-config",
+                "/s/mcp.json",
+                "--dangerously-load-development-channels",
+                "server:claudemesh"
+            ]
+        );
+        let args = launch(&[
+            "claudemesh",
+            "launch",
+            "--resume",
+            "abc",
+            "--",
+            "--model",
+            "opus",
+            "--",
+            "-x starts with a dash",
+        ]);
+        assert_eq!(
+            claude_args(config, &args),
+            [
+                "--model",
+                "opus",
+                "--resume",
+                "abc",
+                "--mcp-config",
+                "/s/mcp.json",
+                "--dangerously-load-development-channels",
+                "server:claudemesh",
+                "--",
+                "-x starts with a dash"
+            ]
+        );
+    }
+
+    #[test]
+    fn resume_and_continue_exclude_each_other() {
+        assert!(
+            Cli::try_parse_from(["claudemesh", "launch", "--resume", "a", "--continue"]).is_err()
+        );
+    }
+}

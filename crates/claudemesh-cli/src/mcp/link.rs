@@ -1,0 +1,300 @@
+//! The MCP server's connection to the broker, as the launched session.
+//!
+//! It connects in the background and again after any drop, with backoff
+//! (0.5 s doubling to 30 s); each connection is attested afresh by the
+//! member key when the launch's attestation is near its end, so a Claude
+//! Code session can outlive the 24-hour bound. What it hears becomes
+//! [`Notice`]s for the MCP server; message ids are remembered across
+//! reconnects, so Claude sees each message once.
+
+use claudemesh_api::broker::{BrokerErrorCode, PeerStatus};
+use claudemesh_api::e2e::KeyPair;
+use claudemesh_client::{Client, ClientError, Event, Presence, Received, SessionIdentity};
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+
+use crate::session_dir::SessionFile;
+
+/// A new attestation is made when the one at hand ends within this.
+const REATTEST_BEFORE_MS: i64 = 10 * 60 * 1000;
+/// How long a fresh attestation lasts: under the broker's 24 h bound.
+const ATTEST_FOR_MS: i64 = 23 * 60 * 60 * 1000;
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const MAX_RETRY: Duration = Duration::from_secs(30);
+const REMEMBERED_IDS: usize = 10_000;
+
+/// What the MCP server is told.
+pub enum Notice {
+    Message(Box<Received>),
+    Joined(String),
+    Left(String),
+    /// The session can no longer be in the mesh (removed, or its key no
+    /// longer belongs to a member); the link stops.
+    Gone(String),
+}
+
+/// Where the link stands, for tools and `mesh_info`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    Connecting,
+    Connected,
+    /// Waiting to try again, after this.
+    Retrying(String),
+    Gone(String),
+}
+
+struct Shared {
+    client: Option<Arc<Client>>,
+    state: State,
+    status: PeerStatus,
+    summary: String,
+    seen: HashSet<String>,
+    seen_order: VecDeque<String>,
+}
+
+#[derive(Clone)]
+pub struct Link {
+    shared: Arc<Mutex<Shared>>,
+    connected: watch::Receiver<bool>,
+}
+
+impl Link {
+    /// Starts connecting; notices arrive on the returned receiver.
+    pub fn start(
+        session: SessionFile,
+        member: KeyPair,
+        log: impl Fn(&str) + Send + Sync + 'static,
+    ) -> (Self, mpsc::UnboundedReceiver<Notice>) {
+        let shared = Arc::new(Mutex::new(Shared {
+            client: None,
+            state: State::Connecting,
+            status: PeerStatus::Idle,
+            summary: String::new(),
+            seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+        }));
+        let (notices, notices_rx) = mpsc::unbounded_channel();
+        let (connected_tx, connected) = watch::channel(false);
+        let link = Self { shared, connected };
+        tokio::spawn(run(
+            link.clone(),
+            session,
+            member,
+            notices,
+            connected_tx,
+            Arc::new(log),
+        ));
+        (link, notices_rx)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Waits up to `within` for the first connection.
+    pub async fn wait_connected(&self, within: Duration) -> bool {
+        let mut connected = self.connected.clone();
+        tokio::time::timeout(within, connected.wait_for(|c| *c))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    pub fn client(&self) -> Option<Arc<Client>> {
+        self.lock().client.clone()
+    }
+
+    pub fn state(&self) -> State {
+        self.lock().state.clone()
+    }
+
+    pub fn status(&self) -> (PeerStatus, String) {
+        let shared = self.lock();
+        (shared.status, shared.summary.clone())
+    }
+
+    /// Sets the status now and for every later connection.
+    pub fn set_status(&self, status: PeerStatus) -> Result<(), ClientError> {
+        let client = {
+            let mut shared = self.lock();
+            shared.status = status;
+            shared.client.clone()
+        };
+        client.map_or(Ok(()), |c| c.set_status(status))
+    }
+
+    pub fn set_summary(&self, summary: &str) -> Result<(), ClientError> {
+        let client = {
+            let mut shared = self.lock();
+            shared.summary = summary.to_owned();
+            shared.client.clone()
+        };
+        client.map_or(Ok(()), |c| c.set_summary(summary))
+    }
+
+    /// Whether this message id is new to this session (and remembers it).
+    fn first_time(&self, id: &str) -> bool {
+        let mut shared = self.lock();
+        if !shared.seen.insert(id.to_owned()) {
+            return false;
+        }
+        shared.seen_order.push_back(id.to_owned());
+        if shared.seen_order.len() > REMEMBERED_IDS
+            && let Some(old) = shared.seen_order.pop_front()
+        {
+            shared.seen.remove(&old);
+        }
+        true
+    }
+
+    fn set(&self, state: State, client: Option<Arc<Client>>) {
+        let mut shared = self.lock();
+        shared.state = state;
+        shared.client = client;
+    }
+}
+
+fn now_ms() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX)
+}
+
+/// The session's identity for the next connection: the launch's
+/// attestation while it lasts, then a fresh one from the member key.
+fn identity(session: &SessionFile, member: &KeyPair) -> Option<SessionIdentity> {
+    let key = KeyPair::from_secret_hex(&session.session_secret_key)?;
+    let member = KeyPair::from_secret_hex(&member.secret_hex())?;
+    if session.attestation_expires_at - now_ms() > REATTEST_BEFORE_MS {
+        return Some(SessionIdentity {
+            mesh_id: session.mesh_id.clone(),
+            member,
+            session: key,
+            attestation: claudemesh_api::broker::Attestation {
+                expires_at: session.attestation_expires_at,
+                signature: session.attestation_signature.clone(),
+            },
+        });
+    }
+    Some(SessionIdentity::with_session(
+        &session.mesh_id,
+        member,
+        key,
+        now_ms() + ATTEST_FOR_MS,
+    ))
+}
+
+/// Refusals after which trying again cannot help.
+fn final_refusal(code: BrokerErrorCode) -> bool {
+    matches!(
+        code,
+        BrokerErrorCode::NotAMember | BrokerErrorCode::Removed | BrokerErrorCode::Replaced
+    )
+}
+
+async fn run(
+    link: Link,
+    session: SessionFile,
+    member: KeyPair,
+    notices: mpsc::UnboundedSender<Notice>,
+    connected: watch::Sender<bool>,
+    log: Arc<dyn Fn(&str) + Send + Sync>,
+) {
+    let mut retry = FIRST_RETRY;
+    loop {
+        let Some(identity) = identity(&session, &member) else {
+            let why = "the session's keys in session.json are damaged".to_owned();
+            link.set(State::Gone(why.clone()), None);
+            let _ = notices.send(Notice::Gone(why));
+            return;
+        };
+        let (status, summary) = link.status();
+        let presence = Presence {
+            display_name: session.display_name.clone(),
+            role: session.role.clone(),
+            groups: session.groups.clone(),
+            status,
+            summary,
+        };
+        let why = match Client::connect(&session.server, identity, presence).await {
+            Ok(client) => {
+                let client = Arc::new(client);
+                log(&format!(
+                    "connected to the broker as {} in {}",
+                    session.display_name, session.mesh_slug
+                ));
+                link.set(State::Connected, Some(Arc::clone(&client)));
+                let _ = connected.send(true);
+                retry = FIRST_RETRY;
+                let (code, message) = pump(&link, &client, &notices).await;
+                link.set(State::Retrying(message.clone()), None);
+                if let Some(code) = code
+                    && final_refusal(code)
+                {
+                    let why = format!("{message} ({})", code.as_str());
+                    log(&format!("the broker ended this session: {why}"));
+                    link.set(State::Gone(why.clone()), None);
+                    let _ = notices.send(Notice::Gone(why));
+                    return;
+                }
+                message
+            }
+            Err(ClientError::Refused { code, message, .. }) if final_refusal(code) => {
+                let why = format!("{message} ({})", code.as_str());
+                log(&format!("the broker refused this session: {why}"));
+                link.set(State::Gone(why.clone()), None);
+                let _ = notices.send(Notice::Gone(why));
+                return;
+            }
+            Err(err) => err.to_string(),
+        };
+        log(&format!(
+            "broker connection lost ({why}); retrying in {retry:?}"
+        ));
+        link.set(State::Retrying(why), None);
+        tokio::time::sleep(retry).await;
+        retry = (retry * 2).min(MAX_RETRY);
+    }
+}
+
+/// Passes on what one connection hears, until it closes.
+async fn pump(
+    link: &Link,
+    client: &Client,
+    notices: &mpsc::UnboundedSender<Notice>,
+) -> (Option<BrokerErrorCode>, String) {
+    // Names of the sessions present, to say who left.
+    let mut names: std::collections::HashMap<String, String> = client
+        .welcome()
+        .peers
+        .iter()
+        .map(|p| (p.session_key.clone(), p.display_name.clone()))
+        .collect();
+    while let Some(event) = client.next_event().await {
+        match event {
+            Event::Message(message) => {
+                if link.first_time(&message.id) {
+                    let _ = notices.send(Notice::Message(Box::new(message)));
+                }
+            }
+            Event::PeerJoined(peer) => {
+                names.insert(peer.session_key, peer.display_name.clone());
+                let _ = notices.send(Notice::Joined(peer.display_name));
+            }
+            Event::PeerLeft(key) => {
+                let name = names
+                    .remove(&key)
+                    .unwrap_or_else(|| format!("session {}", &key[..key.len().min(8)]));
+                let _ = notices.send(Notice::Left(name));
+            }
+            Event::PeerUpdated(_) | Event::Rejected { .. } => {}
+            Event::Closed { code, message } => return (code, message),
+        }
+    }
+    (None, "the connection closed".into())
+}
