@@ -22,7 +22,8 @@ use clap::{Args, Parser, Subcommand};
     version,
     propagate_version = true,
     after_help = EXIT_CODES_HELP,
-    max_term_width = 100
+    max_term_width = 100,
+    allow_external_subcommands = true
 )]
 pub struct Cli {
     /// Use this token (cm_pat_… or cm_session_…) instead of CLAUDEMESH_TOKEN or the saved login
@@ -65,6 +66,9 @@ pub enum Command {
     #[command(hide = true)]
     Mcp(McpArgs),
     Completions(CompletionsArgs),
+    /// `claudemesh <invite link>`: join that mesh and launch in it.
+    #[command(external_subcommand)]
+    External(Vec<String>),
 }
 
 /// Launch Claude Code in a mesh, as a live member of it

@@ -48,7 +48,7 @@ impl Exit {
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
-  1  failure, or cancelled (login denied or timed out)
+  1  failure (e.g. login denied or timed out, or `leave` answered no)
   2  authentication: not logged in, or the token was rejected, expired or revoked
   3  invalid arguments
   4  network: the server could not be reached or failed

@@ -82,6 +82,11 @@ impl Output {
         self.paint(Paint::Bold, text)
     }
 
+    /// `✔`, green where colours are on (status rows, success lines).
+    pub fn check(&self) -> String {
+        self.paint(Paint::Green, "✔")
+    }
+
     /// A plain line on stderr.
     pub fn line(&self, text: impl AsRef<str>) {
         let _ = writeln!(std::io::stderr().lock(), "{}", text.as_ref());

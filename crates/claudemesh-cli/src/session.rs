@@ -45,6 +45,21 @@ pub fn pick_mesh(
     choose(&records, given, command).cloned()
 }
 
+/// The signed-in account and the mesh a command acts in, from its
+/// `--mesh` flag (checked) or the only mesh joined here.
+pub fn account_and_mesh(
+    ctx: &Context,
+    mesh_flag: Option<&str>,
+    command: &str,
+) -> CliResult<(Account, JoinedMesh)> {
+    let given = mesh_flag
+        .map(|text| crate::commands::slug_arg(text, "--mesh"))
+        .transpose()?;
+    let account = ctx.account()?;
+    let mesh = pick_mesh(ctx, &account, given.as_ref(), command)?;
+    Ok((account, mesh))
+}
+
 /// [`pick_mesh`] over the records already read.
 pub fn choose<'a>(
     records: &[&'a JoinedMesh],

@@ -193,15 +193,22 @@ pub fn sweep(config_dir: &Path) -> usize {
         }
         let alive = match load(&path) {
             Ok(file) => launcher_alive(file.launcher_pid, &path),
-            // A directory without a readable session file is a launch that
-            // died while making it.
-            Err(_) => false,
+            // No readable session file: a launch that died while making the
+            // directory, or one making it right now (between the directory
+            // and session.json). The name tells whose it is.
+            Err(_) => pid_in_name(&path).is_some_and(|pid| launcher_alive(pid, &path)),
         };
         if !alive && std::fs::remove_dir_all(&path).is_ok() {
             removed += 1;
         }
     }
     removed
+}
+
+/// The launcher's pid a session directory's name starts with
+/// (`<pid>-<key prefix>`, see [`SessionDir::create`]).
+fn pid_in_name(dir: &Path) -> Option<u32> {
+    dir.file_name()?.to_str()?.split_once('-')?.0.parse().ok()
 }
 
 /// Whether the launch that made `dir` may still be running.
@@ -286,8 +293,15 @@ mod tests {
         dead_session.session_public_key = "cd".repeat(32);
         let dead = SessionDir::create(home.path(), &dead_session, Path::new("/x")).unwrap();
         std::fs::create_dir_all(home.path().join(SESSIONS_DIR).join("half-made")).unwrap();
+        // A launch still making its directory: no session.json yet.
+        let being_made = home
+            .path()
+            .join(SESSIONS_DIR)
+            .join(format!("{}-0123456789ab", std::process::id()));
+        std::fs::create_dir_all(&being_made).unwrap();
         assert_eq!(sweep(home.path()), 2);
         assert!(live.path.exists());
         assert!(!dead.path.exists());
+        assert!(being_made.exists());
     }
 }

@@ -25,6 +25,8 @@ const SAFETY_LIMIT: Duration = Duration::from_secs(180);
 
 const AUTH_FAILED: &str = "✘ Authentication failed (token expired or revoked)\nRun claudemesh login to re-authenticate.\n";
 
+#[path = "cli/launch.rs"]
+mod launch;
 #[path = "cli/meshes.rs"]
 mod meshes;
 #[path = "cli/messages.rs"]

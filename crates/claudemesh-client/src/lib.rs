@@ -30,6 +30,33 @@ pub use target::{Resolved, TargetError};
 /// Message ids remembered to drop repeats (the broker delivers at least once).
 const REMEMBERED_IDS: usize = 10_000;
 
+/// The last [`REMEMBERED_IDS`] message ids seen, to show each message once.
+#[derive(Default)]
+pub struct SeenIds {
+    ids: HashSet<String>,
+    order: VecDeque<String>,
+}
+
+impl SeenIds {
+    pub fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Whether `id` is new (and remembers it, forgetting the oldest).
+    pub fn first_time(&mut self, id: &str) -> bool {
+        if !self.ids.insert(id.to_owned()) {
+            return false;
+        }
+        self.order.push_back(id.to_owned());
+        if self.order.len() > REMEMBERED_IDS
+            && let Some(old) = self.order.pop_front()
+        {
+            self.ids.remove(&old);
+        }
+        true
+    }
+}
+
 /// The keys a session speaks with, and the member key's word for it.
 pub struct SessionIdentity {
     pub mesh_id: String,
@@ -148,6 +175,24 @@ pub struct Sent {
     pub sessions: u32,
 }
 
+/// How a client behaves beyond the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Acknowledge each message as soon as it is received and opened (the
+    /// default). Off, the caller acknowledges with [`Client::ack`] once the
+    /// message is really handled (read by a person, shown to a model); until
+    /// then the broker keeps it for the next session of this member.
+    pub ack_on_receipt: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            ack_on_receipt: true,
+        }
+    }
+}
+
 enum Command {
     /// A frame to send, and where its answer goes (for frames with a `req`).
     Request(
@@ -197,6 +242,16 @@ impl Client {
         server: &str,
         identity: SessionIdentity,
         presence: Presence,
+    ) -> Result<Self, ClientError> {
+        Self::connect_with(server, identity, presence, Options::default()).await
+    }
+
+    /// [`Client::connect`] with [`Options`].
+    pub async fn connect_with(
+        server: &str,
+        identity: SessionIdentity,
+        presence: Presence,
+        options: Options,
     ) -> Result<Self, ClientError> {
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(MAX_FRAME_BYTES * 4);
@@ -249,8 +304,8 @@ impl Client {
             view: Arc::clone(&view),
             events: event_tx,
             pending: HashMap::new(),
-            seen: HashSet::new(),
-            seen_order: VecDeque::new(),
+            seen: SeenIds::default(),
+            ack_on_receipt: options.ack_on_receipt,
             attested: HashSet::new(),
             opening: HashMap::new(),
         };
@@ -424,6 +479,17 @@ impl Client {
         }
     }
 
+    /// Acknowledges messages (with [`Options::ack_on_receipt`] off): the
+    /// broker records them as delivered and sends them no more.
+    pub fn ack(&self, ids: Vec<String>) -> Result<(), ClientError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.commands
+            .send(Command::Frame(ClientFrame::Ack { ids }))
+            .map_err(|_| closed())
+    }
+
     pub fn set_status(&self, status: PeerStatus) -> Result<(), ClientError> {
         self.commands
             .send(Command::Frame(ClientFrame::SetStatus { status }))
@@ -517,8 +583,8 @@ struct Task {
     view: Arc<Mutex<View>>,
     events: mpsc::UnboundedSender<Event>,
     pending: HashMap<u64, oneshot::Sender<Result<ServerFrame, ClientError>>>,
-    seen: HashSet<String>,
-    seen_order: VecDeque<String>,
+    seen: SeenIds,
+    ack_on_receipt: bool,
     /// Attestations already verified: (session key, member key, expiry,
     /// signature), all of what the signature covers or proves.
     attested: HashSet<(String, String, i64, String)>,
@@ -642,8 +708,13 @@ impl Task {
         match frame {
             ServerFrame::Message(envelope) => {
                 let id = envelope.id.clone();
-                if !self.remember(&id) {
-                    return vec![id];
+                if !self.seen.first_time(&id) {
+                    // A repeat: acknowledged now if the first copy was.
+                    return if self.ack_on_receipt {
+                        vec![id]
+                    } else {
+                        Vec::new()
+                    };
                 }
                 let event = match self.open(&envelope) {
                     Ok(text) => Event::Message(Received {
@@ -660,8 +731,14 @@ impl Task {
                         reason,
                     },
                 };
+                // A message that fails its checks is never worth keeping.
+                let rejected = matches!(event, Event::Rejected { .. });
                 let _ = self.events.send(event);
-                vec![id]
+                if self.ack_on_receipt || rejected {
+                    vec![id]
+                } else {
+                    Vec::new()
+                }
             }
             ServerFrame::PeerJoined { peer } => {
                 let mut view = self.view.lock().unwrap_or_else(|e| e.into_inner());
@@ -697,20 +774,6 @@ impl Task {
             }
             _ => Vec::new(),
         }
-    }
-
-    /// Whether this id is new (and remembers it).
-    fn remember(&mut self, id: &str) -> bool {
-        if !self.seen.insert(id.to_owned()) {
-            return false;
-        }
-        self.seen_order.push_back(id.to_owned());
-        if self.seen_order.len() > REMEMBERED_IDS
-            && let Some(old) = self.seen_order.pop_front()
-        {
-            self.seen.remove(&old);
-        }
-        true
     }
 
     /// Checks who sealed a message and opens it.

@@ -11,7 +11,7 @@ use crate::commands::{shell_word, short_id, slug_arg};
 use crate::config_store::JoinedMesh;
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
-use crate::keys::KeyPair;
+
 use crate::when;
 use claudemesh_api::wire::{CreateMeshRequest, MeshSummary};
 use claudemesh_api::{ErrorCode, Slug};
@@ -42,7 +42,7 @@ pub fn run(args: &CreateArgs, ctx: &Context) -> CliResult<()> {
     let locked = store.lock()?;
     let mut config = locked.load(&ctx.out)?;
 
-    let keys = KeyPair::generate()?;
+    let keys = crate::keys::generate()?;
     let request = CreateMeshRequest {
         name: name.to_owned(),
         slug: slug.as_ref().map(|s| s.as_str().to_owned()),

@@ -11,7 +11,6 @@
 //! arrives.
 
 use crate::cli::InboxArgs;
-use crate::commands::slug_arg;
 use crate::config_store::JoinedMesh;
 use crate::context::Context;
 use crate::exit::CliResult;
@@ -74,13 +73,7 @@ impl<'a> From<&'a Received> for MessageJson<'a> {
 }
 
 pub fn run(args: &InboxArgs, ctx: &Context) -> CliResult<()> {
-    let given = args
-        .mesh
-        .as_deref()
-        .map(|text| slug_arg(text, "--mesh"))
-        .transpose()?;
-    let account = ctx.account()?;
-    let mesh = session::pick_mesh(ctx, &account, given.as_ref(), "inbox")?;
+    let (account, mesh) = session::account_and_mesh(ctx, args.mesh.as_deref(), "inbox")?;
     let runtime = session::runtime()?;
     if args.follow {
         runtime.block_on(follow(&ctx.out, &account.server, &mesh))

@@ -13,7 +13,7 @@ use crate::commands::role_name;
 use crate::config_store::JoinedMesh;
 use crate::context::Context;
 use crate::exit::{CliError, CliResult, Exit};
-use crate::keys::KeyPair;
+
 use crate::when;
 use claudemesh_api::Slug;
 use claudemesh_api::wire::{
@@ -86,7 +86,7 @@ pub fn join(args: &JoinArgs, ctx: &Context) -> CliResult<String> {
         refuse_unusable(&preview)?;
     }
 
-    let keys = KeyPair::generate()?;
+    let keys = crate::keys::generate()?;
     let accepted = api
         .accept_invite(
             &code,

@@ -6,13 +6,15 @@
 //! session directory is made ([`crate::session_dir`]) and Claude Code runs
 //! with the terminal:
 //!
-//! `claude [ARGS before --] [--resume ID | --continue] --mcp-config <dir>/mcp.json
-//!  --dangerously-load-development-channels server:claudemesh [-- ARGS after]`
+//! `claude [ARGS before --] [--resume=ID | --continue] --mcp-config=<dir>/mcp.json
+//!  --dangerously-load-development-channels=server:claudemesh [-- ARGS after]`
 //!
-//! Both of those flags take several values, so they come after the user's
-//! own arguments (a prompt among them cannot be swallowed as a config file
-//! or a channel) and before a `--` the user gave (after it, they would be
-//! taken as a prompt). `launch` never edits `~/.claude.json` or Claude
+//! Both of those flags take several values (`<configs...>`, `<servers...>`):
+//! written with `=`, each list ends with its one value (checked against
+//! Claude Code 2.1.332: a prompt after the space-separated form is read as a
+//! channel and refused). They also come after the user's own arguments and
+//! before a `--` the user gave (after it, Claude Code takes only a prompt).
+//! `--resume` takes an optional value, so it is written with `=` too. `launch` never edits `~/.claude.json` or Claude
 //! Code's settings, and adds `--dangerously-skip-permissions` only if the
 //! user passes it (with a warning).
 //!
@@ -20,7 +22,7 @@
 //! [`Exit::ClaudeMissing`] when there is no Claude Code to run.
 
 use super::{join, login, sync};
-use crate::cli::{JoinArgs, LaunchArgs, LoginArgs};
+use crate::cli::{JoinArgs, LaunchArgs};
 use crate::config_store::JoinedMesh;
 use crate::context::{Account, Context};
 use crate::exit::{CliError, CliResult, Exit};
@@ -41,6 +43,14 @@ pub const CLAUDE_BIN_ENV: &str = "CLAUDEMESH_CLAUDE_BIN";
 pub const DISPLAY_NAME_ENV: &str = "CLAUDEMESH_DISPLAY_NAME";
 
 pub fn run(args: &LaunchArgs, ctx: &Context) -> CliResult<()> {
+    let interactive = std::io::stdin().is_terminal() && ctx.out.stderr_is_terminal() && !args.yes;
+    let plan = resolve(args, ctx, interactive)?;
+    start_plan(ctx, &plan, args)
+}
+
+/// Runs Claude Code for a resolved plan and exits with its status (the
+/// wizard ends here too).
+pub fn start_plan(ctx: &Context, plan: &Plan, args: &LaunchArgs) -> CliResult<()> {
     let swept = session_dir::sweep(&ctx.config_dir);
     if swept > 0 {
         ctx.out.line(format!(
@@ -48,12 +58,27 @@ pub fn run(args: &LaunchArgs, ctx: &Context) -> CliResult<()> {
             if swept == 1 { "y" } else { "ies" }
         ));
     }
-    let interactive = std::io::stdin().is_terminal() && ctx.out.stderr_is_terminal() && !args.yes;
-    let plan = resolve(args, ctx, interactive)?;
     let claude = find_claude()?;
-    let status = start(ctx, &plan, &claude, args)?;
+    let status = start(ctx, plan, &claude, args)?;
     // Claude Code's own status is this command's: exit with it directly.
     std::process::exit(exit_code(status));
+}
+
+/// The launch options a wizard launch uses: everything default.
+pub fn default_args() -> LaunchArgs {
+    LaunchArgs {
+        slug: None,
+        mesh: None,
+        name: None,
+        role: None,
+        groups: Vec::new(),
+        message_mode: crate::session_dir::MessageMode::Push,
+        join: None,
+        resume: None,
+        continue_: false,
+        yes: true,
+        claude_args: Vec::new(),
+    }
 }
 
 /// Everything a launch needs, resolved.
@@ -77,14 +102,7 @@ pub fn resolve(args: &LaunchArgs, ctx: &Context, interactive: bool) -> CliResult
                 && !ctx.env_token_set() =>
         {
             ctx.out.line("You are not signed in; signing in first.");
-            login::run(
-                &LoginArgs {
-                    with_token: false,
-                    no_browser: false,
-                    device_name: None,
-                },
-                ctx,
-            )?;
+            login::interactive(ctx)?;
             ctx.account()?
         }
         Err(err) => return Err(err),
@@ -159,26 +177,18 @@ fn clean_label(text: &str, flag: &str, may_be_empty: bool) -> CliResult<String> 
 
 /// The mesh to launch in: the one named, else the only one joined here
 /// (syncing first when none is), else a picker in a terminal.
-fn pick_mesh(
+pub fn pick_mesh(
     ctx: &Context,
     account: &Account,
     given: Option<&Slug>,
     interactive: bool,
 ) -> CliResult<JoinedMesh> {
-    let load = || -> CliResult<Vec<JoinedMesh>> {
-        let config = ctx.config().load(&ctx.out)?;
-        Ok(config
-            .meshes(&account.server, &account.user.id)
-            .filter(|m| m.on_server())
-            .cloned()
-            .collect())
-    };
-    let mut joined = load()?;
+    let mut joined = joined_here(ctx, account)?;
     let named_missing = given.is_some_and(|slug| !joined.iter().any(|m| m.slug == slug.as_str()));
     if joined.is_empty() || named_missing {
         // Meshes the account is in but this machine has not joined yet.
         sync::reconcile(ctx, &account.api, &account.server, &account.user.id, false)?;
-        joined = load()?;
+        joined = joined_here(ctx, account)?;
     }
     let records: Vec<&JoinedMesh> = joined.iter().collect();
     if given.is_none() && records.len() > 1 && interactive {
@@ -196,6 +206,16 @@ fn pick_mesh(
         return Ok(records[choice].clone());
     }
     session::choose(&records, given, "launch").cloned()
+}
+
+/// The meshes joined on this machine for the account, still on the server.
+pub fn joined_here(ctx: &Context, account: &Account) -> CliResult<Vec<JoinedMesh>> {
+    let config = ctx.config().load(&ctx.out)?;
+    Ok(config
+        .meshes(&account.server, &account.user.id)
+        .filter(|m| m.on_server())
+        .cloned()
+        .collect())
 }
 
 fn ask_role() -> CliResult<String> {
@@ -230,10 +250,16 @@ pub fn find_claude() -> CliResult<PathBuf> {
         return if bin.is_file() {
             Ok(bin)
         } else {
-            Err(missing_claude().with_hint(format!(
-                "{CLAUDE_BIN_ENV} names {}, which is not a file.",
-                bin.display()
-            )))
+            // The install hint stays: the variable may point at where
+            // Claude Code was meant to be installed.
+            Err(CliError::new(
+                Exit::ClaudeMissing,
+                format!(
+                    "{CLAUDE_BIN_ENV} names {}, which is not a file",
+                    bin.display()
+                ),
+            )
+            .with_hint(INSTALL_HINT))
         };
     }
     let on_path = std::env::var_os("PATH")
@@ -270,11 +296,15 @@ fn is_executable(path: &Path) -> bool {
     }
 }
 
+const INSTALL_HINT: &str = "Install it with `npm install -g @anthropic-ai/claude-code` \
+     (see https://docs.claude.com/claude-code), or point CLAUDEMESH_CLAUDE_BIN at it.";
+
 fn missing_claude() -> CliError {
-    CliError::new(Exit::ClaudeMissing, "Claude Code is not installed (no `claude` found)").with_hint(
-        "Install it with `npm install -g @anthropic-ai/claude-code` (see https://docs.claude.com/claude-code), \
-         or point CLAUDEMESH_CLAUDE_BIN at it.",
+    CliError::new(
+        Exit::ClaudeMissing,
+        "Claude Code is not installed (no `claude` found)",
     )
+    .with_hint(INSTALL_HINT)
 }
 
 /// Claude Code's arguments: the user's, with the launch's flags placed so
@@ -286,16 +316,14 @@ pub fn claude_args(mcp_config: &Path, args: &LaunchArgs) -> Vec<String> {
     };
     let mut argv: Vec<String> = before.to_vec();
     if let Some(id) = &args.resume {
-        argv.extend(["--resume".to_owned(), id.clone()]);
+        argv.push(format!("--resume={id}"));
     }
     if args.continue_ {
         argv.push("--continue".to_owned());
     }
     argv.extend([
-        "--mcp-config".to_owned(),
-        mcp_config.display().to_string(),
-        "--dangerously-load-development-channels".to_owned(),
-        format!("server:{MCP_SERVER_NAME}"),
+        format!("--mcp-config={}", mcp_config.display()),
+        format!("--dangerously-load-development-channels=server:{MCP_SERVER_NAME}"),
     ]);
     if let Some(after) = after {
         argv.push("--".to_owned());
@@ -450,10 +478,8 @@ mod tests {
             claude_args(config, &args),
             [
                 "fix the flaky test",
-                "--mcp-config",
-                "/s/mcp.json",
-                "--dangerously-load-development-channels",
-                "server:claudemesh"
+                "--mcp-config=/s/mcp.json",
+                "--dangerously-load-development-channels=server:claudemesh"
             ]
         );
         let args = launch(&[
@@ -472,12 +498,9 @@ mod tests {
             [
                 "--model",
                 "opus",
-                "--resume",
-                "abc",
-                "--mcp-config",
-                "/s/mcp.json",
-                "--dangerously-load-development-channels",
-                "server:claudemesh",
+                "--resume=abc",
+                "--mcp-config=/s/mcp.json",
+                "--dangerously-load-development-channels=server:claudemesh",
                 "--",
                 "-x starts with a dash"
             ]

@@ -74,6 +74,29 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> CliResult<()> {
     finish(ctx, &server, result, previous)
 }
 
+/// Signs in with a token pasted at a prompt (the welcome wizard).
+pub fn with_token_text(ctx: &Context, text: &str) -> CliResult<()> {
+    let token = Token::parse(text)
+        .map_err(|_| CliError::failure("Invalid token format (expected cm_pat_…)"))?;
+    let server = ctx.requested_server();
+    ctx.store().prepare()?;
+    let previous = previous_login(ctx);
+    let result = token_login(ctx, &server, token)?;
+    finish(ctx, &server, result, previous)
+}
+
+/// The device-code sign-in with the defaults (the wizard, `launch`).
+pub fn interactive(ctx: &Context) -> CliResult<()> {
+    run(
+        &LoginArgs {
+            with_token: false,
+            no_browser: false,
+            device_name: None,
+        },
+        ctx,
+    )
+}
+
 /// What a successful login produced, before it is saved.
 struct LoggedIn {
     token: Token,

@@ -14,11 +14,11 @@ mod peers;
 mod send;
 mod sync;
 mod whoami;
+mod wizard;
 
 use crate::cli::{Cli, Command};
 use crate::context::Context;
 use crate::exit::{CliError, CliResult};
-use clap::CommandFactory;
 use claudemesh_api::Slug;
 use claudemesh_api::wire::MeshRole;
 use std::fmt::Write as _;
@@ -40,11 +40,17 @@ pub fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
         Some(Command::Launch(args)) => launch::run(&args, ctx),
         Some(Command::Mcp(_)) => crate::mcp::run(ctx),
         Some(Command::Completions(args)) => completions::run(&args),
-        // The launch wizard (spec flow 5) will live here; until then, help.
-        None => {
-            let _ = Cli::command().print_help();
-            Ok(())
-        }
+        // `claudemesh <invite link>`: join and launch.
+        Some(Command::External(words)) => match words.as_slice() {
+            [word] if looks_like_invite(word) => wizard::join_and_launch(ctx, word),
+            _ => Err(CliError::invalid_args(format!(
+                "Unknown command `{}`",
+                words.first().map(String::as_str).unwrap_or_default()
+            ))
+            .with_hint("See `claudemesh --help`.")),
+        },
+        // Bare `claudemesh`: the welcome wizard (help, off a terminal).
+        None => wizard::run(ctx),
     }
 }
 
@@ -59,6 +65,11 @@ pub fn role_name(role: MeshRole) -> &'static str {
 pub fn slug_arg(text: &str, flag: &str) -> CliResult<Slug> {
     Slug::parse(text.trim())
         .map_err(|err| CliError::invalid_args(format!("Invalid {flag} {text:?}: {err}")))
+}
+
+/// An invite link (`https://host/i/<code>`), as `claudemesh <link>` takes.
+fn looks_like_invite(word: &str) -> bool {
+    (word.starts_with("https://") || word.starts_with("http://")) && word.contains("/i/")
 }
 
 /// `1 mesh`, `2 meshes`.

@@ -3,7 +3,7 @@
 //! connected, then the members with none connected (offline).
 
 use crate::cli::PeersArgs;
-use crate::commands::{columns, role_name, short_id, slug_arg};
+use crate::commands::{columns, role_name, short_id};
 use crate::context::Context;
 use crate::exit::CliResult;
 use crate::session::{self, MeshSession};
@@ -35,13 +35,7 @@ struct PeerJson<'a> {
 }
 
 pub fn run(args: &PeersArgs, ctx: &Context) -> CliResult<()> {
-    let given = args
-        .mesh
-        .as_deref()
-        .map(|text| slug_arg(text, "--mesh"))
-        .transpose()?;
-    let account = ctx.account()?;
-    let mesh = session::pick_mesh(ctx, &account, given.as_ref(), "peers")?;
+    let (account, mesh) = session::account_and_mesh(ctx, args.mesh.as_deref(), "peers")?;
     let out = &ctx.out;
     let (peers, members, me) = session::runtime()?.block_on(async {
         let session = MeshSession::connect(&account.server, &mesh, session::SHORT_LIFETIME).await?;

@@ -4,7 +4,6 @@
 //! id goes to stdout, so `ID=$(claudemesh send …)` works.
 
 use crate::cli::SendArgs;
-use crate::commands::slug_arg;
 use crate::context::Context;
 use crate::exit::{CliError, CliResult};
 use crate::session::{self, MeshSession};
@@ -33,13 +32,7 @@ pub fn run(args: &SendArgs, ctx: &Context) -> CliResult<()> {
         return Err(CliError::invalid_args("Send to whom? The target is empty")
             .with_hint("See `claudemesh send --help` for the targets, `claudemesh peers` for who is there."));
     }
-    let given = args
-        .mesh
-        .as_deref()
-        .map(|text| slug_arg(text, "--mesh"))
-        .transpose()?;
-    let account = ctx.account()?;
-    let mesh = session::pick_mesh(ctx, &account, given.as_ref(), "send")?;
+    let (account, mesh) = session::account_and_mesh(ctx, args.mesh.as_deref(), "send")?;
     let out = &ctx.out;
     let text = message_text(&args.message, out)?;
     let priority = session::priority(args.priority);

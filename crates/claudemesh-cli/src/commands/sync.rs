@@ -17,7 +17,6 @@ use crate::commands::{meshes_count, role_name};
 use crate::config_store::JoinedMesh;
 use crate::context::Context;
 use crate::exit::{CliError, CliResult};
-use crate::keys::KeyPair;
 use crate::output::Mark;
 use crate::when;
 use claudemesh_api::Slug;
@@ -178,7 +177,7 @@ pub fn reconcile(
                 report.meshes.push(mesh.slug.clone());
             }
             None => {
-                let keys = KeyPair::generate()?;
+                let keys = crate::keys::generate()?;
                 match api.register_key(&slug, &keys.public_hex()) {
                     Ok(_) => {
                         config.upsert(server, JoinedMesh::new(mesh, user_id, &keys, &now));

@@ -9,8 +9,9 @@
 
 use claudemesh_api::broker::{BrokerErrorCode, PeerStatus};
 use claudemesh_api::e2e::KeyPair;
-use claudemesh_client::{Client, ClientError, Event, Presence, Received, SessionIdentity};
-use std::collections::{HashSet, VecDeque};
+use claudemesh_client::{
+    Client, ClientError, Event, Options, Presence, Received, SeenIds, SessionIdentity,
+};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -23,7 +24,6 @@ const REATTEST_BEFORE_MS: i64 = 10 * 60 * 1000;
 const ATTEST_FOR_MS: i64 = 23 * 60 * 60 * 1000;
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(30);
-const REMEMBERED_IDS: usize = 10_000;
 
 /// What the MCP server is told.
 pub enum Notice {
@@ -50,8 +50,10 @@ struct Shared {
     state: State,
     status: PeerStatus,
     summary: String,
-    seen: HashSet<String>,
-    seen_order: VecDeque<String>,
+    seen: SeenIds,
+    /// Messages handled (pushed to Claude, or read with check_messages) and
+    /// acknowledged; a repeat of one is acknowledged again.
+    handled: SeenIds,
 }
 
 #[derive(Clone)]
@@ -72,8 +74,8 @@ impl Link {
             state: State::Connecting,
             status: PeerStatus::Idle,
             summary: String::new(),
-            seen: HashSet::new(),
-            seen_order: VecDeque::new(),
+            seen: SeenIds::default(),
+            handled: SeenIds::default(),
         }));
         let (notices, notices_rx) = mpsc::unbounded_channel();
         let (connected_tx, connected) = watch::channel(false);
@@ -133,19 +135,29 @@ impl Link {
         client.map_or(Ok(()), |c| c.set_summary(summary))
     }
 
-    /// Whether this message id is new to this session (and remembers it).
+    /// Whether this message id is new to this session (across reconnects).
     fn first_time(&self, id: &str) -> bool {
-        let mut shared = self.lock();
-        if !shared.seen.insert(id.to_owned()) {
-            return false;
+        self.lock().seen.first_time(id)
+    }
+
+    /// Records that Claude has these messages (pushed, or read): the broker
+    /// keeps a message until then, so one that arrived but was never shown
+    /// (Claude Code exited first) goes to the member's next session.
+    pub fn handled(&self, ids: Vec<String>) {
+        let client = {
+            let mut shared = self.lock();
+            for id in &ids {
+                shared.handled.first_time(id);
+            }
+            shared.client.clone()
+        };
+        if let Some(client) = client {
+            let _ = client.ack(ids);
         }
-        shared.seen_order.push_back(id.to_owned());
-        if shared.seen_order.len() > REMEMBERED_IDS
-            && let Some(old) = shared.seen_order.pop_front()
-        {
-            shared.seen.remove(&old);
-        }
-        true
+    }
+
+    fn was_handled(&self, id: &str) -> bool {
+        self.lock().handled.contains(id)
     }
 
     fn set(&self, state: State, client: Option<Arc<Client>>) {
@@ -221,7 +233,11 @@ async fn run(
             status,
             summary,
         };
-        let why = match Client::connect(&session.server, identity, presence).await {
+        // Messages are acknowledged once Claude has them (see `handled`).
+        let options = Options {
+            ack_on_receipt: false,
+        };
+        let why = match Client::connect_with(&session.server, identity, presence, options).await {
             Ok(client) => {
                 let client = Arc::new(client);
                 log(&format!(
@@ -280,6 +296,8 @@ async fn pump(
             Event::Message(message) => {
                 if link.first_time(&message.id) {
                     let _ = notices.send(Notice::Message(Box::new(message)));
+                } else if link.was_handled(&message.id) {
+                    let _ = client.ack(vec![message.id]);
                 }
             }
             Event::PeerJoined(peer) => {

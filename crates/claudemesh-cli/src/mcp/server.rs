@@ -10,8 +10,8 @@ use claudemesh_client::{ClientError, Received, TargetError};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolResult, ContentBlock, CustomNotification, Implementation, ServerCapabilities,
-    ServerConfig, ServerNotification,
+    CallToolResult, ContentBlock, CustomNotification, Implementation, ProtocolVersion,
+    ServerCapabilities, ServerConfig, ServerNotification,
 };
 use rmcp::{ErrorData, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
@@ -50,15 +50,23 @@ pub async fn serve(
         .map_err(|err| crate::exit::CliError::failure(format!("MCP handshake failed: {err}")))?;
     let peer = running.peer().clone();
     let notify_log = Arc::clone(&log);
+    let notify_link = link.clone();
     tokio::spawn(async move {
         while let Some(notice) = notices.recv().await {
             if let Some(params) = channel_params(&notice, mode, &mesh_slug, &unread) {
                 let notification = CustomNotification::new(CHANNEL_METHOD, Some(params));
-                if let Err(err) = peer
+                match peer
                     .send_notification(ServerNotification::CustomNotification(notification))
                     .await
                 {
-                    notify_log.line(&format!("could not push a notification: {err}"));
+                    // Pushed in full: Claude has it.
+                    Ok(()) if mode == MessageMode::Push => {
+                        if let Notice::Message(message) = &notice {
+                            notify_link.handled(vec![message.id.clone()]);
+                        }
+                    }
+                    Ok(()) => {}
+                    Err(err) => notify_log.line(&format!("could not push a notification: {err}")),
                 }
             }
         }
@@ -358,8 +366,10 @@ impl MeshServer {
         }
         match client.send(&args.to, &args.message, priority).await {
             Ok(sent) if sent.waits => text(format!(
-                "Sent (id {}). {} has no session connected: it waits and is delivered when one connects (up to 7 days).",
-                sent.id, args.to
+                "Sent (id {}). {} has no session connected: it waits and is delivered when one connects (for up to {} days).",
+                sent.id,
+                args.to,
+                client.welcome().limits.message_ttl_seconds.div_ceil(86_400)
             )),
             Ok(sent) => text(format!(
                 "Sent to {} ({} session{}), id {}.",
@@ -430,6 +440,8 @@ impl MeshServer {
             });
         }
         let lines: Vec<String> = messages.iter().map(describe_message).collect();
+        self.link
+            .handled(messages.iter().map(|m| m.id.clone()).collect());
         text(format!(
             "{} message(s):\n{}",
             messages.len(),
@@ -564,6 +576,15 @@ impl MeshServer {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for MeshServer {
+    /// Protocol versions up to 2025-11-25 only. Claude Code probes with
+    /// `server/discover` first and, offered 2026-07-28, takes the "modern"
+    /// protocol, on which it has no path for channel notifications: peers'
+    /// messages would silently never reach the model (Claude Code 2.1.332;
+    /// `scripts/claude-code-check` fails if this regresses).
+    fn supported_protocol_versions(&self) -> std::borrow::Cow<'static, [ProtocolVersion]> {
+        std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
+    }
+
     fn get_info(&self) -> ServerConfig {
         let mut capabilities = ServerCapabilities::builder().enable_tools().build();
         let mut experimental = std::collections::BTreeMap::new();

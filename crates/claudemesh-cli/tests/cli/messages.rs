@@ -27,7 +27,7 @@ impl Drop for Streaming {
 }
 
 /// Sends each line of `pipe` to a channel, from a thread of its own.
-fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::UnboundedReceiver<String> {
+pub(super) fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::UnboundedReceiver<String> {
     let (tx, rx) = mpsc::unbounded_channel();
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines() {
@@ -125,7 +125,7 @@ impl Streaming {
     }
 }
 
-fn member_id(cli: &Cli, server: &TestServer, slug: &str) -> String {
+pub(super) fn member_id(cli: &Cli, server: &TestServer, slug: &str) -> String {
     cli.local_mesh(server, slug)["member_id"]
         .as_str()
         .expect("a member id")

@@ -63,29 +63,20 @@ fn payload(instance_id: &str, event: &BusEvent) -> String {
     .unwrap_or_default()
 }
 
-/// Queues a notification in a transaction: sent only if it commits.
-pub async fn notify_in(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+/// Sends an event to the other instances. In a transaction, it is sent
+/// only if the transaction commits.
+pub async fn notify<'e, E>(
+    executor: E,
     instance_id: &str,
     event: &BusEvent,
-) -> Result<(), sqlx::Error> {
+) -> Result<(), sqlx::Error>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(CHANNEL)
         .bind(payload(instance_id, event))
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
-pub async fn notify(
-    pool: &sqlx::AnyPool,
-    instance_id: &str,
-    event: &BusEvent,
-) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_notify($1, $2)")
-        .bind(CHANNEL)
-        .bind(payload(instance_id, event))
-        .execute(pool)
+        .execute(executor)
         .await?;
     Ok(())
 }

@@ -364,7 +364,7 @@ async fn write_pool(
                     mesh_id: mesh_id.to_owned(),
                     ids: ids.to_vec(),
                 };
-                bus::notify_in(&mut tx, instance_id, &event).await?;
+                bus::notify(&mut *tx, instance_id, &event).await?;
             }
         }
     }

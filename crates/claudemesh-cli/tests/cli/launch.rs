@@ -1,0 +1,955 @@
+//! `claudemesh launch` and the `claudemesh mcp` it configures, through a
+//! test double of Claude Code (`examples/fake_claude.rs`, run as
+//! `CLAUDEMESH_CLAUDE_BIN`): the real binary launches the double, the double
+//! starts the MCP server from the configuration it was given (as Claude Code
+//! does), and the test drives the double through launch's stdin, which it
+//! inherits, and reads what it reports, one JSON object per line, on launch's
+//! stdout. Every wait is for a line, bounded by the safety limit; the only
+//! short waits are for something that must *not* come.
+
+use super::meshes::{DevMesh, alice_and_bob_in, machine, remove_member};
+use super::messages::{lines_of, member_id};
+use super::*;
+use serde_json::json;
+use std::process::ChildStdin;
+
+/// How long to wait for a notification that must not come.
+const NOTHING_COMES_WITHIN: Duration = Duration::from_millis(700);
+
+// ------------------------------------------------------------------ harness
+
+/// The test double of Claude Code, built by `cargo test` as an example of
+/// this package: `target/debug/examples/fake_claude` beside the test
+/// binary's `target/debug/deps/`.
+fn fake_claude() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|dir| dir.join("examples").join("fake_claude"))
+        .expect("the test binary lives in target/<profile>/deps");
+    assert!(
+        path.is_file(),
+        "the test double of Claude Code is missing at {}; `cargo test -p claudemesh-cli` \
+         builds it (a `--test cli` run alone does not: `cargo build -p claudemesh-cli \
+         --example fake_claude` first)",
+        path.display()
+    );
+    path
+}
+
+/// `claudemesh launch ARGS` with the double as Claude Code.
+fn launch_cmd(cli: &Cli, args: &[&str]) -> Invocation {
+    let mut cmd = cli.cmd(["launch"]);
+    cmd.command
+        .args(args)
+        .env("CLAUDEMESH_CLAUDE_BIN", fake_claude());
+    cmd
+}
+
+/// A launch whose Claude Code (the double) has started its MCP server.
+/// Dropping it closes the double's stdin (it then exits, stopping its MCP
+/// server) and kills launch.
+struct Launched {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: mpsc::UnboundedReceiver<String>,
+    stderr: mpsc::UnboundedReceiver<String>,
+    seen_stdout: Vec<String>,
+    seen_stderr: Vec<String>,
+    /// What the double reported as it started.
+    started: Value,
+    args: Value,
+    mcp_config: Value,
+    initialized: Value,
+    tools: Value,
+}
+
+impl Drop for Launched {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How a launch ended.
+#[derive(Debug)]
+struct Exited {
+    code: i32,
+    /// The double's last report (`exiting`).
+    exiting: Value,
+    stderr: String,
+}
+
+impl Invocation {
+    /// Starts launch with pipes on all three streams and waits until the
+    /// double has reported its MCP server's tools.
+    async fn launch(mut self) -> Launched {
+        self.command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.command.spawn().expect("the claudemesh binary starts");
+        let stdin = child.stdin.take();
+        let stdout = lines_of(child.stdout.take().expect("stdout pipe"));
+        let stderr = lines_of(child.stderr.take().expect("stderr pipe"));
+        let mut launched = Launched {
+            child,
+            stdin,
+            stdout,
+            stderr,
+            seen_stdout: Vec::new(),
+            seen_stderr: Vec::new(),
+            started: Value::Null,
+            args: Value::Null,
+            mcp_config: Value::Null,
+            initialized: Value::Null,
+            tools: Value::Null,
+        };
+        launched.started = launched.expect("started").await;
+        launched.args = launched.expect("args").await;
+        launched.mcp_config = launched.expect("mcp_config").await;
+        launched.initialized = launched.expect("initialized").await;
+        launched.tools = launched.expect("tools").await;
+        launched
+    }
+}
+
+impl Launched {
+    fn context(&mut self) -> String {
+        while let Ok(line) = self.stderr.try_recv() {
+            self.seen_stderr.push(line);
+        }
+        format!(
+            "--- the double's reports so far\n{}\n--- launch's stderr so far\n{}",
+            self.seen_stdout.join("\n"),
+            self.seen_stderr.join("\n")
+        )
+    }
+
+    /// The double's next report.
+    async fn next(&mut self, what: &str) -> Value {
+        self.next_within(what, SAFETY_LIMIT).await
+    }
+
+    /// The double's next report, within `limit`.
+    async fn next_within(&mut self, what: &str, limit: Duration) -> Value {
+        match tokio::time::timeout(limit, self.stdout.recv()).await {
+            Ok(Some(line)) => {
+                self.seen_stdout.push(line.clone());
+                serde_json::from_str(&line)
+                    .unwrap_or_else(|err| panic!("not JSON ({err}): {line}\n{}", self.context()))
+            }
+            _ => panic!("the double never reported {what}\n{}", self.context()),
+        }
+    }
+
+    /// The next report, which must be a `kind` event.
+    async fn expect(&mut self, kind: &str) -> Value {
+        let event = self.next(kind).await;
+        if event["event"] != kind {
+            panic!("expected a {kind} event, got {event}\n{}", self.context());
+        }
+        event
+    }
+
+    /// Sends the double a command.
+    fn send(&mut self, command: Value) {
+        let stdin = self.stdin.as_mut().expect("the double's stdin is open");
+        writeln!(stdin, "{command}").expect("write to the double");
+        stdin.flush().expect("flush");
+    }
+
+    /// Calls a tool; the `result` event.
+    async fn call(&mut self, tool: &str, args: Value) -> Value {
+        self.send(json!({"call": tool, "args": args}));
+        let result = self.expect("result").await;
+        assert_eq!(result["tool"], tool);
+        result
+    }
+
+    /// Calls a tool that must succeed; its text.
+    async fn call_ok(&mut self, tool: &str, args: Value) -> String {
+        let result = self.call(tool, args).await;
+        if result["is_error"] != false {
+            panic!("{tool} failed: {result}\n{}", self.context());
+        }
+        result["text"].as_str().expect("a text").to_owned()
+    }
+
+    /// The next channel notification within `limit`, if one comes. Every
+    /// one must have string-only meta (Claude Code drops any other).
+    async fn notification(&mut self, limit: Duration) -> Option<Value> {
+        self.send(json!({"wait": "notification", "timeout_ms": limit.as_millis() as u64}));
+        // The double answers by the end of `limit`: the rest is slack.
+        let event = self
+            .next_within("a notification or a timeout", limit + SAFETY_LIMIT)
+            .await;
+        match event["event"].as_str() {
+            Some("timeout") => None,
+            Some("notification") => {
+                let params = event["params"].clone();
+                assert!(
+                    params["content"].is_string(),
+                    "a notification without a text content: {params}"
+                );
+                let meta = params["meta"]
+                    .as_object()
+                    .unwrap_or_else(|| panic!("a notification without a meta object: {params}"));
+                assert!(
+                    meta.values().all(Value::is_string),
+                    "a meta value that is not a string: {params}"
+                );
+                Some(params)
+            }
+            _ => panic!("unexpected report {event}\n{}", self.context()),
+        }
+    }
+
+    /// Waits for the channel notification that `wanted` accepts, passing
+    /// over others (peers joining and leaving).
+    async fn notification_where(&mut self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + SAFETY_LIMIT;
+        let mut passed = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.notification(left).await {
+                Some(params) if wanted(&params) => return params,
+                Some(params) => passed.push(params.to_string()),
+                None => panic!(
+                    "no notification {what}; passed over:\n{}\n{}",
+                    passed.join("\n"),
+                    self.context()
+                ),
+            }
+        }
+    }
+
+    /// Calls `list_peers` until its text shows `name` connected (the MCP
+    /// server connects to the broker in the background).
+    async fn until_peer_listed(&mut self, name: &str) -> String {
+        let deadline = tokio::time::Instant::now() + SAFETY_LIMIT;
+        let line_start = format!("- {name} [");
+        loop {
+            let result = self.call("list_peers", json!({})).await;
+            let text = result["text"].as_str().unwrap_or_default().to_owned();
+            if result["is_error"] == false && text.lines().any(|l| l.starts_with(&line_start)) {
+                return text;
+            }
+            if tokio::time::Instant::now() > deadline {
+                panic!("{name} never listed; last: {result}\n{}", self.context());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The session directory launch made (from the double's environment).
+    fn session_dir(&self) -> PathBuf {
+        PathBuf::from(
+            self.started["env"]["CLAUDEMESH_CONFIG_DIR"]
+                .as_str()
+                .expect("CLAUDEMESH_CONFIG_DIR is set"),
+        )
+    }
+
+    /// Waits for a stderr line of launch's (or its children's) that
+    /// `wanted` accepts.
+    async fn stderr_where(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        if let Some(line) = self.seen_stderr.iter().find(|l| wanted(l)) {
+            return line.clone();
+        }
+        let found = tokio::time::timeout(SAFETY_LIMIT, async {
+            while let Some(line) = self.stderr.recv().await {
+                self.seen_stderr.push(line.clone());
+                if wanted(&line) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!("launch never printed {what}\n{}", self.context()),
+        }
+    }
+
+    /// Tells the double to exit with `code`; waits for launch to exit and
+    /// for every process it started to let go of its stdout and stderr.
+    async fn exit(mut self, code: i32) -> Exited {
+        self.send(json!({"exit": code}));
+        let exiting = self.expect("exiting").await;
+        self.finish(exiting).await
+    }
+
+    /// Sends launch a signal (`TERM`, `INT`, …), as a process manager or a
+    /// closing terminal would.
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+
+    /// Waits for launch to exit and for every process it started to let go
+    /// of its stdout and stderr.
+    async fn finish(mut self, exiting: Value) -> Exited {
+        drop(self.stdin.take());
+        let status = tokio::time::timeout(SAFETY_LIMIT, async {
+            loop {
+                if let Some(status) = self.child.try_wait().expect("wait for launch") {
+                    return status;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("launch did not exit\n{}", self.context()));
+        let drained = tokio::time::timeout(SAFETY_LIMIT, async {
+            while let Some(line) = self.stdout.recv().await {
+                self.seen_stdout.push(line);
+            }
+            while let Some(line) = self.stderr.recv().await {
+                self.seen_stderr.push(line);
+            }
+        })
+        .await;
+        if drained.is_err() {
+            panic!(
+                "launch exited, but something it started still holds its output\n{}",
+                self.context()
+            );
+        }
+        Exited {
+            code: status.code().unwrap_or(-1),
+            exiting,
+            stderr: self.seen_stderr.join("\n"),
+        }
+    }
+}
+
+fn tool_names(launched: &Launched) -> Vec<String> {
+    let mut names: Vec<String> = launched.tools["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .map(|t| t["name"].as_str().expect("a name").to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+fn tool_schema(launched: &Launched, name: &str) -> Value {
+    launched.tools["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no tool {name}"))["input_schema"]
+        .clone()
+}
+
+fn sorted_strings(value: &Value) -> Vec<String> {
+    let mut strings: Vec<String> = value
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {value}"))
+        .iter()
+        .map(|v| v.as_str().expect("a string").to_owned())
+        .collect();
+    strings.sort();
+    strings
+}
+
+// ------------------------------------------------- two sessions, messages
+
+async fn two_launched_sessions_talk_through_the_mesh(engine: Engine) {
+    let DevMesh {
+        server,
+        alice: _alice,
+        bob: _bob,
+        alices,
+        bobs,
+    } = alice_and_bob_in(engine).await;
+    let alice_id = member_id(&alices, &server, "dev");
+    let mut a = launch_cmd(&alices, &["-y"]).launch().await;
+
+    // Bob is offline: the message waits for him, and reaches the session
+    // he launches.
+    let waits = a
+        .call_ok(
+            "send_message",
+            json!({"to": "Bob", "message": "while you were out"}),
+        )
+        .await;
+    assert!(
+        waits.starts_with("Sent (id msg_")
+            && waits.contains(
+                "Bob has no session connected: it waits and is delivered when one connects"
+            ),
+        "{waits}"
+    );
+    let mut b = launch_cmd(&bobs, &["-y"]).launch().await;
+    let got = b
+        .notification_where("with the message that waited", |p| {
+            p["meta"]["kind"] == "direct"
+        })
+        .await;
+    assert_eq!(got["content"], "Alice: while you were out");
+
+    // What Claude Code learns at initialize.
+    for (session, name) in [(&a, "Alice"), (&b, "Bob")] {
+        let init = &session.initialized;
+        // Claude Code probes with server/discover first, and delivers
+        // channel notifications only on the legacy (initialize) protocol.
+        assert_eq!(init["era"], "legacy", "{init}");
+        assert_eq!(init["protocol_version"], "2025-11-25", "{init}");
+        assert_eq!(init["server"]["name"], "claudemesh", "{init}");
+        assert_eq!(init["experimental"], json!(["claude/channel"]), "{init}");
+        let instructions = init["instructions"].as_str().expect("instructions");
+        assert!(
+            instructions.starts_with(&format!(
+                "You are \"{name}\", a Claude Code session in the claudemesh mesh \"Dev\" (dev)."
+            )),
+            "{instructions}"
+        );
+        assert!(instructions.contains("<channel source=\"claudemesh\">"));
+        assert_eq!(
+            tool_names(session),
+            [
+                "check_messages",
+                "list_peers",
+                "mesh_info",
+                "message_status",
+                "send_message",
+                "set_status",
+                "set_summary"
+            ]
+        );
+        let send = tool_schema(session, "send_message");
+        assert_eq!(send["type"], "object", "{send}");
+        assert_eq!(
+            sorted_strings(&send["required"]),
+            ["message", "to"],
+            "{send}"
+        );
+        assert!(send["properties"]["priority"].is_object(), "{send}");
+        assert_eq!(session.started["env"]["CLAUDEMESH_DISPLAY_NAME"], name);
+    }
+
+    // Each sees the other.
+    let peers = a.until_peer_listed("Bob").await;
+    assert!(peers.starts_with("1 connected:\n"), "{peers}");
+    assert!(!peers.contains("- Alice ["), "not itself: {peers}");
+    b.until_peer_listed("Alice").await;
+    b.call_ok("set_status", json!({"status": "working"})).await;
+    b.call_ok("set_summary", json!({"summary": "fixing the flaky test"}))
+        .await;
+    let deadline = tokio::time::Instant::now() + SAFETY_LIMIT;
+    loop {
+        let peers = a.call_ok("list_peers", json!({})).await;
+        if peers.contains("- Bob [working]") && peers.contains(" — fixing the flaky test") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{peers}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // While B works, a message that is not urgent waits; back to idle, B
+    // gets it.
+    let waited = a
+        .call_ok(
+            "send_message",
+            json!({"to": "Bob", "message": "when you have a minute"}),
+        )
+        .await;
+    assert!(waited.starts_with("Sent to Bob ("), "{waited}");
+    assert_eq!(b.notification(NOTHING_COMES_WITHIN).await, None);
+    b.call_ok("set_status", json!({"status": "idle"})).await;
+    let got = b
+        .notification_where("once idle", |p| p["meta"]["kind"] == "direct")
+        .await;
+    assert_eq!(got["content"], "Alice: when you have a minute");
+    let info = a.call_ok("mesh_info", json!({})).await;
+    assert!(info.starts_with("Mesh: Dev (dev)\nYou: Alice\n"), "{info}");
+    assert!(info.contains("Messages: push mode"), "{info}");
+    assert!(info.contains("Broker: connected to "), "{info}");
+
+    // A writes to B by name; B's Claude Code gets it pushed.
+    let sent = a
+        .call_ok(
+            "send_message",
+            json!({"to": "Bob", "message": "the flaky test is in auth.rs"}),
+        )
+        .await;
+    assert!(sent.starts_with("Sent to Bob ("), "{sent}");
+    let id = sent
+        .rsplit("id ")
+        .next()
+        .expect("an id")
+        .trim_end_matches('.')
+        .to_owned();
+    assert!(id.starts_with("msg_"), "{sent}");
+    let got = b
+        .notification_where("with A's message", |p| p["meta"]["kind"] == "direct")
+        .await;
+    assert_eq!(got["content"], "Alice: the flaky test is in auth.rs");
+    let meta = &got["meta"];
+    assert_eq!(meta["from_name"], "Alice");
+    assert_eq!(meta["from_member_id"], alice_id.as_str());
+    assert_eq!(meta["message_id"], id.as_str());
+    assert_eq!(meta["mesh"], "dev");
+    assert_eq!(meta["priority"], "next");
+    assert!(meta["sent_at"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(
+        meta["from_session_key"]
+            .as_str()
+            .is_some_and(|s| s.len() == 64)
+    );
+    // Pushed in full: nothing left for check_messages.
+    assert!(
+        b.call_ok("check_messages", json!({}))
+            .await
+            .starts_with("No unread messages")
+    );
+
+    // B replies, urgently; A gets it.
+    b.call_ok(
+        "send_message",
+        json!({"to": "Alice", "message": "on it", "priority": "now"}),
+    )
+    .await;
+    let got = a
+        .notification_where("with B's reply", |p| p["meta"]["kind"] == "direct")
+        .await;
+    assert_eq!(got["content"], "[URGENT] Bob: on it");
+    assert_eq!(got["meta"]["from_name"], "Bob");
+    assert_eq!(got["meta"]["priority"], "now");
+
+    // Where A's message stands, and an unknown name.
+    let status = a.call_ok("message_status", json!({"id": id})).await;
+    assert!(status.contains("- Bob ("), "{status}");
+    let unknown = a
+        .call("send_message", json!({"to": "Zoe", "message": "hi"}))
+        .await;
+    assert_eq!(unknown["is_error"], true, "{unknown}");
+    assert!(
+        unknown["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("No one called `Zoe` in this mesh")),
+        "{unknown}"
+    );
+
+    // B leaves: A is told, as a system notice.
+    let exited = b.exit(0).await;
+    assert_eq!(exited.code, 0, "{exited:?}");
+    let left = a
+        .notification_where("that Bob left", |p| p["meta"]["event"] == "peer_left")
+        .await;
+    assert_eq!(left["meta"]["kind"], "system");
+    assert_eq!(left["meta"]["peer_name"], "Bob");
+    assert_eq!(left["content"], "Bob left the mesh");
+    assert_eq!(a.exit(0).await.code, 0);
+}
+
+// -------------------------------------------------------- Claude's argv
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_passes_its_flags_so_that_a_prompt_stays_a_prompt() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let alices = machine(&server, &alice).await;
+    alices.cmd(["create", "Dev"]).run().await.expect_code(0);
+
+    let a = launch_cmd(&alices, &["-y", "--", "fix the flaky test"])
+        .launch()
+        .await;
+    let mcp_json = a.session_dir().join("mcp.json");
+    // Read as Claude Code reads its options: the prompt is neither a
+    // configuration nor a channel.
+    let args = &a.args;
+    assert_eq!(args["prompt"], "fix the flaky test", "{args}");
+    assert_eq!(args["positionals"], json!(["fix the flaky test"]));
+    assert_eq!(args["mcp_config"], json!([mcp_json.display().to_string()]));
+    assert_eq!(args["channels"], json!(["server:claudemesh"]));
+    assert_eq!(args["resume"], Value::Null);
+    assert_eq!(args["continue"], false);
+    assert_eq!(args["dangerously_skip_permissions"], false);
+    // The MCP configuration names this binary's `mcp`, and the directory.
+    let server_entry = &a.mcp_config["servers"]["claudemesh"];
+    assert_eq!(server_entry["command"], env!("CARGO_BIN_EXE_claudemesh"));
+    assert_eq!(server_entry["args"], json!(["mcp"]));
+    assert_eq!(
+        server_entry["env"]["CLAUDEMESH_CONFIG_DIR"],
+        a.session_dir().display().to_string()
+    );
+    assert_eq!(
+        server_entry["env"]["CLAUDEMESH_HOME"],
+        alices.config_dir.display().to_string()
+    );
+    let exited = a.exit(0).await;
+    assert_eq!(exited.code, 0, "{exited:?}");
+    assert!(
+        !exited.stderr.contains("dangerously-skip-permissions"),
+        "{}",
+        exited.stderr
+    );
+
+    // --resume, and the user's own options and `--`: what follows it stays
+    // positional, even when it starts with a dash.
+    let a = launch_cmd(
+        &alices,
+        &[
+            "-y",
+            "--resume",
+            "abc123",
+            "--",
+            "--model",
+            "opus",
+            "--",
+            "-x starts with a dash",
+        ],
+    )
+    .launch()
+    .await;
+    let args = &a.args;
+    assert_eq!(args["resume"], "abc123", "{args}");
+    assert_eq!(args["options"]["model"], "opus", "{args}");
+    assert_eq!(args["positionals"], json!(["-x starts with a dash"]));
+    assert_eq!(args["channels"], json!(["server:claudemesh"]));
+    assert_eq!(args["mcp_config"].as_array().map(Vec::len), Some(1));
+    a.exit(0).await;
+
+    // --continue, with a prompt.
+    let a = launch_cmd(&alices, &["-y", "--continue", "--", "and the docs"])
+        .launch()
+        .await;
+    assert_eq!(a.args["continue"], true, "{}", a.args);
+    assert_eq!(a.args["resume"], Value::Null);
+    assert_eq!(a.args["prompt"], "and the docs");
+    assert_eq!(a.args["channels"], json!(["server:claudemesh"]));
+    a.exit(0).await;
+
+    // --dangerously-skip-permissions only when the user passes it, with a
+    // warning, and only once.
+    let mut a = launch_cmd(&alices, &["-y", "--", "--dangerously-skip-permissions"])
+        .launch()
+        .await;
+    a.stderr_where("the warning", |l| {
+        l.starts_with("⚠ --dangerously-skip-permissions: peers in the mesh can send text")
+    })
+    .await;
+    assert_eq!(a.args["dangerously_skip_permissions"], true);
+    let given = a.started["argv"]
+        .as_array()
+        .expect("argv")
+        .iter()
+        .filter(|v| *v == "--dangerously-skip-permissions")
+        .count();
+    assert_eq!(given, 1, "{}", a.started);
+    assert_eq!(a.args["positionals"], json!([]));
+    a.exit(0).await;
+}
+
+// ----------------------------------------------------- inbox and off modes
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inbox_mode_pushes_a_notice_and_off_mode_nothing() {
+    let DevMesh {
+        server: _server,
+        alice: _alice,
+        bob: _bob,
+        alices,
+        bobs,
+    } = alice_and_bob_in(Engine::Sqlite).await;
+    let mut a = launch_cmd(&alices, &["-y"]).launch().await;
+
+    // Inbox: a one-line notice, the text through check_messages.
+    let mut b = launch_cmd(&bobs, &["-y", "--message-mode", "inbox"])
+        .launch()
+        .await;
+    assert!(
+        b.initialized["instructions"]
+            .as_str()
+            .is_some_and(|i| i.contains("read the messages with check_messages")),
+        "{}",
+        b.initialized
+    );
+    a.until_peer_listed("Bob").await;
+    a.call_ok(
+        "send_message",
+        json!({"to": "Bob", "message": "secret plans for the release"}),
+    )
+    .await;
+    let notice = b
+        .notification_where("with the notice", |p| p["meta"]["kind"] == "inbox_notice")
+        .await;
+    let content = notice["content"].as_str().expect("content");
+    assert_eq!(
+        content,
+        "New message from Alice; read it with check_messages"
+    );
+    assert!(!content.contains('\n') && !content.contains("secret plans"));
+    assert_eq!(notice["meta"]["from_name"], "Alice");
+    let inbox = b.call_ok("check_messages", json!({})).await;
+    assert!(inbox.starts_with("1 message(s):\n"), "{inbox}");
+    assert!(
+        inbox.contains("Alice (next, id msg_")
+            && inbox.ends_with("): secret plans for the release"),
+        "{inbox}"
+    );
+    assert_eq!(
+        b.call_ok("check_messages", json!({})).await,
+        "No unread messages."
+    );
+    assert!(
+        b.call_ok("mesh_info", json!({}))
+            .await
+            .contains("Messages: inbox mode")
+    );
+    assert_eq!(b.exit(0).await.code, 0);
+
+    // Off: nothing pushed, not even peers coming and going.
+    let mut b = launch_cmd(&bobs, &["-y", "--message-mode", "off"])
+        .launch()
+        .await;
+    a.until_peer_listed("Bob").await;
+    a.call_ok(
+        "send_message",
+        json!({"to": "Bob", "message": "read this when you like"}),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + SAFETY_LIMIT;
+    let inbox = loop {
+        let inbox = b.call_ok("check_messages", json!({})).await;
+        if inbox.contains("read this when you like") {
+            break inbox;
+        }
+        assert_eq!(inbox, "No unread messages.");
+        assert!(tokio::time::Instant::now() < deadline, "never arrived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(inbox.contains("Alice (next, id msg_"), "{inbox}");
+    // The message is in; no notification of it (or of anything) came.
+    assert_eq!(b.notification(NOTHING_COMES_WITHIN).await, None);
+    assert_eq!(b.exit(0).await.code, 0);
+    assert_eq!(a.exit(0).await.code, 0);
+}
+
+// ------------------------------------------------ the session directory
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_directory_lives_as_long_as_claude_code() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let alices = machine(&server, &alice).await;
+    alices.cmd(["create", "Dev"]).run().await.expect_code(0);
+    let sessions = alices.config_dir.join("sessions");
+
+    // A leftover of a launch that died: its launcher pid cannot exist.
+    let mut a = launch_cmd(&alices, &["-y"]).launch().await;
+    let live = a.session_dir();
+    let mut leftover: Value =
+        serde_json::from_str(&std::fs::read_to_string(live.join("session.json")).expect("read"))
+            .expect("session.json is JSON");
+    leftover["launcher_pid"] = json!(u32::MAX - 1);
+    let dead = sessions.join("4294967294-0123456789ab");
+    std::fs::create_dir(&dead).expect("mkdir");
+    std::fs::write(dead.join("session.json"), leftover.to_string()).expect("write");
+    std::fs::write(dead.join("mcp.json"), "{}").expect("write");
+    let half_made = sessions.join("4294967293-half-made");
+    std::fs::create_dir(&half_made).expect("mkdir");
+
+    // While Claude Code runs: private, in the config directory.
+    assert_eq!(live.parent(), Some(sessions.as_path()));
+    assert_eq!(mode(&live), 0o700);
+    assert_eq!(mode(&sessions), 0o700);
+    assert_eq!(mode(&live.join("session.json")), 0o600);
+    assert!(live.join("mcp.json").is_file());
+    assert!(live.join("mcp.log").is_file(), "the MCP server logs there");
+    let session: Value =
+        serde_json::from_str(&std::fs::read_to_string(live.join("session.json")).expect("read"))
+            .expect("JSON");
+    assert_eq!(session["mesh_slug"], "dev");
+    assert_eq!(session["display_name"], "Alice");
+    assert_eq!(session["message_mode"], "push");
+    assert_eq!(session["launcher_pid"], json!(a.child.id()));
+
+    // A second launch sweeps the dead ones, not the live one.
+    let b = launch_cmd(&alices, &["-y"]).launch().await;
+    assert!(!dead.exists(), "the dead launch's directory is swept");
+    assert!(!half_made.exists(), "a half-made directory is swept");
+    assert!(live.exists(), "a running launch's directory is kept");
+    assert_ne!(b.session_dir(), live);
+    let exited = b.exit(0).await;
+    assert!(
+        exited
+            .stderr
+            .contains("Removed 2 session directories of earlier launches"),
+        "{}",
+        exited.stderr
+    );
+
+    // Claude Code's status is launch's; the directory goes with it.
+    a.stderr_where("the launch line", |l| {
+        l == "✔ Launching Claude Code in dev as Alice"
+    })
+    .await;
+    let exited = a.exit(7).await;
+    assert_eq!(exited.code, 7, "{exited:?}");
+    assert_eq!(exited.exiting["code"], 7);
+    // The MCP server stopped when its stdin closed, before any signal.
+    let stopped = exited.exiting["mcp_stopped_after_ms"]
+        .as_u64()
+        .expect("the MCP server stopped");
+    assert!(stopped < 3000, "{stopped} ms: it needed a signal");
+    assert!(!live.exists(), "the session directory is removed");
+    assert_eq!(
+        std::fs::read_dir(&sessions).expect("sessions").count(),
+        0,
+        "nothing is left in {}",
+        sessions.display()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_to_launch_reaches_claude_code_and_the_directory_goes() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+    let alices = machine(&server, &alice).await;
+    alices.cmd(["create", "Dev"]).run().await.expect_code(0);
+
+    let a = launch_cmd(&alices, &["-y"]).launch().await;
+    let dir = a.session_dir();
+    assert!(dir.exists());
+    a.signal("TERM");
+    // The double dies of it; launch reports it as a shell does, 128 + 15.
+    let exited = a.finish(Value::Null).await;
+    assert_eq!(exited.code, 143, "{exited:?}");
+    assert!(!dir.exists(), "the session directory is removed");
+}
+
+// ------------------------------------------------------ refusals
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn launch_refuses_without_claude_code_or_a_login() {
+    let server = server(Engine::Sqlite).await;
+    let alice = server.register("Alice").await;
+
+    // Not signed in, no terminal: 2, without asking anything.
+    let nobody = Cli::for_server(&server);
+    for args in [vec!["-y"], vec![]] {
+        let out = launch_cmd(&nobody, &args).run().await.expect_code(2);
+        out.stderr_has("✘ Not logged in\n");
+        assert!(!out.stderr.contains("signing in first"), "{}", out.stderr);
+        assert!(!out.stderr.contains("cli-auth?code="), "{}", out.stderr);
+        assert_eq!(out.stdout, "", "Claude Code never started");
+    }
+
+    // CLAUDEMESH_CLAUDE_BIN naming nothing: 8, with how to install it.
+    let alices = machine(&server, &alice).await;
+    alices.cmd(["create", "Dev"]).run().await.expect_code(0);
+    let missing = alices.config_dir.join("no-such-claude");
+    let out = launch_cmd(&alices, &["-y"])
+        .env("CLAUDEMESH_CLAUDE_BIN", &missing.display().to_string())
+        .run()
+        .await
+        .expect_code(8);
+    out.stderr_has(&format!(
+        "✘ CLAUDEMESH_CLAUDE_BIN names {}, which is not a file\n",
+        missing.display()
+    ))
+    .stderr_has("npm install -g @anthropic-ai/claude-code");
+    assert_eq!(out.stdout, "");
+    let sessions = alices.config_dir.join("sessions");
+    assert!(
+        !sessions.exists() || std::fs::read_dir(&sessions).expect("read").count() == 0,
+        "no session directory is left"
+    );
+}
+
+// ------------------------------------------------ removed from the mesh
+
+async fn a_removed_members_session_loses_the_mesh(engine: Engine) {
+    let DevMesh {
+        server,
+        alice,
+        bob: _bob,
+        alices,
+        bobs,
+    } = alice_and_bob_in(engine).await;
+    let bob_id = member_id(&bobs, &server, "dev");
+    let mut a = launch_cmd(&alices, &["-y"]).launch().await;
+    let mut b = launch_cmd(&bobs, &["-y"]).launch().await;
+    b.until_peer_listed("Alice").await;
+    a.until_peer_listed("Bob").await;
+
+    remove_member(&server, &alice, "dev", &bob_id).await;
+    let ended = b
+        .notification_where("that the session ended", |p| {
+            p["meta"]["event"] == "session_ended"
+        })
+        .await;
+    assert_eq!(ended["meta"]["kind"], "system");
+    assert_eq!(ended["meta"]["mesh"], "dev");
+    assert!(
+        ended["content"]
+            .as_str()
+            .is_some_and(|c| c.starts_with("This session is no longer in the mesh dev: ")),
+        "{ended}"
+    );
+    let refused = b
+        .call(
+            "send_message",
+            json!({"to": "Alice", "message": "still here?"}),
+        )
+        .await;
+    assert_eq!(refused["is_error"], true, "{refused}");
+    assert!(
+        refused["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("This session is no longer in the mesh")),
+        "{refused}"
+    );
+    assert!(
+        b.call_ok("mesh_info", json!({}))
+            .await
+            .contains("Broker: this session is no longer in the mesh")
+    );
+    a.notification_where("that Bob left", |p| p["meta"]["event"] == "peer_left")
+        .await;
+    // Claude Code goes on; its status is still launch's.
+    assert_eq!(b.exit(3).await.code, 3);
+    assert_eq!(a.exit(0).await.code, 0);
+}
+
+// ---------------------------------------------------------------- engines
+
+mod sqlite {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_launched_sessions_talk_through_the_mesh() {
+        super::two_launched_sessions_talk_through_the_mesh(Engine::Sqlite).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_removed_members_session_loses_the_mesh() {
+        super::a_removed_members_session_loses_the_mesh(Engine::Sqlite).await;
+    }
+}
+
+mod postgres {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_launched_sessions_talk_through_the_mesh() {
+        super::two_launched_sessions_talk_through_the_mesh(Engine::Postgres).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_removed_members_session_loses_the_mesh() {
+        super::a_removed_members_session_loses_the_mesh(Engine::Postgres).await;
+    }
+}
