@@ -3,13 +3,24 @@
 #
 # For each engine (SQLite, PostgreSQL) it starts the release server on a free
 # loopback port over a fresh database, registers a user, creates a PAT, and
-# drives two routes of the same server with wrk (-t2 -c32, as the anchor):
+# drives two routes of the same server with wrk (-t2 -c32, as the anchor),
+# with the per-token request limit off:
 #   GET /healthz          no auth (the floor)
 #   GET /api/my/whoami    Authorization: Bearer cm_pat_… (a database read per request)
 # Then, in the same sitting, Better Auth's apiKey anchor (../shared/anchors)
 # runs the same shape of workload on Node, and a side-by-side table is printed.
 #
+# The cost of the per-token request limit, in the same run: two servers on
+# the same database, one with the limit off, one with it on (LIMIT_ON a
+# minute per token, far above what one connection sends, so every request is
+# counted and passes), and GET /api/my/whoami with one token per connection
+# (wrk-tokens.lua) against each: LIMIT_PAIRS back-to-back pairs of
+# LIMIT_DURATION in alternating order (off-on, on-off, …), so that drift in
+# the machine's load cancels out; halfway, both servers start afresh in the
+# other order. Throughput and the servers' CPU time per request are compared.
+#
 # Knobs: RUNS=3 DURATION=10s THREADS=2 CONNS=32 WARMUP=3s ENGINES="sqlite postgres" ANCHOR=1
+#        LIMIT_ON=6000000 LIMIT_PAIRS=8 LIMIT_DURATION=5s
 #        PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,6 +32,9 @@ CONNS=${CONNS:-32}
 WARMUP=${WARMUP:-3s}
 ENGINES=${ENGINES:-"sqlite postgres"}
 ANCHOR=${ANCHOR:-1}
+LIMIT_ON=${LIMIT_ON:-6000000}
+LIMIT_PAIRS=${LIMIT_PAIRS:-8}
+LIMIT_DURATION=${LIMIT_DURATION:-5s}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 OUT=$HERE/.run
 log() { echo "[bench] $*" >&2; }
@@ -35,17 +49,34 @@ BIN=$ROOT/target/release/claudemesh-server
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
-SERVER_PID=""
-stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
+# One token per connection, then the report, in one wrk script.
+cat "$HERE/wrk-tokens.lua" "$HERE/wrk-report.lua" >"$OUT/wrk-tokens-report.lua"
+SERVER_PIDS=()
+stop_servers() {
+  for pid in "${SERVER_PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  SERVER_PIDS=()
 }
-trap stop_server EXIT
+trap stop_servers EXIT
+
+# CPU time a process has used, in clock ticks (user + system).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+# start_server LOG PORT REQUESTS_PER_MINUTE DATA_DIR [DATABASE_URL]: sets STARTED_PID
+start_server() {
+  local log_file=$1 port=$2 limit=$3 data_dir=$4 database_url=${5:-}
+  env -u DATABASE_URL RUST_LOG=warn CLAUDEMESH_LOG_FORMAT=text CLAUDEMESH_BIND="127.0.0.1:$port" \
+    CLAUDEMESH_DATA_DIR="$data_dir" CLAUDEMESH_TOKEN_REQUESTS_PER_MINUTE="$limit" \
+    ${database_url:+DATABASE_URL="$database_url"} "$BIN" >"$log_file" 2>&1 &
+  STARTED_PID=$!
+  SERVER_PIDS+=("$STARTED_PID")
+  for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+  curl -fs "http://127.0.0.1:$port/healthz" >/dev/null || { cat "$log_file" >&2; exit 1; }
+}
 
 # bench_engine NAME [DATABASE_URL]
 bench_engine() {
@@ -54,13 +85,9 @@ bench_engine() {
   local base="http://127.0.0.1:$port"
   local dir="$OUT/$engine"
   mkdir -p "$dir"
-  log "$engine: starting the server on $base"
-  env -u DATABASE_URL RUST_LOG=warn CLAUDEMESH_LOG_FORMAT=text CLAUDEMESH_BIND="127.0.0.1:$port" \
-    CLAUDEMESH_DATA_DIR="$dir/data" ${database_url:+DATABASE_URL="$database_url"} \
-    "$BIN" >"$dir/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 100); do curl -fs "$base/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-  curl -fs "$base/healthz" >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+  log "$engine: starting the server on $base (request limit off)"
+  start_server "$dir/server.log" "$port" 0 "$dir/data" "$database_url"
+  local server_pid=$STARTED_PID
 
   local jar="$dir/cookies"
   curl -fs -c "$jar" -H 'content-type: application/json' -H "origin: $base" \
@@ -71,6 +98,13 @@ bench_engine() {
     -d '{"name":"bench"}' "$base/api/my/cli/tokens" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
   local auth=(-H "Authorization: Bearer $token")
   [ "$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$base/api/my/whoami")" = 200 ] || { log "whoami failed"; exit 1; }
+  # One token per connection, for the request-limit comparison.
+  for n in $(seq "$CONNS"); do
+    curl -fs -b "$jar" -H 'content-type: application/json' -H "origin: $base" \
+      -d "{\"name\":\"bench-$n\"}" "$base/api/my/cli/tokens" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])'
+  done >"$dir/tokens.txt"
+  local tokens=(-s "$OUT/wrk-tokens-report.lua")
+  export WRK_TOKENS="$dir/tokens.txt" WRK_THREADS="$THREADS"
 
   wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "$base/healthz" >/dev/null
   wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "${auth[@]}" "$base/api/my/whoami" >/dev/null
@@ -82,13 +116,48 @@ bench_engine() {
     log "$engine run $i: noauth $(cat "$dir/noauth-$i.json")"
     log "$engine run $i: whoami $(cat "$dir/whoami-$i.json")"
   done
-  grep -E '^Vm(HWM|RSS)' "/proc/$SERVER_PID/status" | awk '{print $1, $2}' >"$dir/memory.txt"
+  grep -E '^Vm(HWM|RSS)' "/proc/$server_pid/status" | awk '{print $1, $2}' >"$dir/memory.txt"
   # After the load, a revoked token must be refused at once.
   local id
   id=$(curl -fs "${auth[@]}" "$base/api/my/whoami" | python3 -c 'import json,sys; print(json.load(sys.stdin)["credential"]["token"]["id"])')
   curl -fs -X DELETE "${auth[@]}" "$base/api/my/cli/tokens/$id" >/dev/null
   [ "$(curl -s -o /dev/null -w '%{http_code}' "${auth[@]}" "$base/api/my/whoami")" = 401 ] || { log "revoked token still accepted"; exit 1; }
-  stop_server
+  stop_servers
+
+  # The request limit's cost: two fresh servers on the same database, the
+  # limit off on one and on on the other. Halfway, both start afresh in the
+  # other order, so that neither the start order nor the port favours a side.
+  local -A url pid
+  local half=$(((LIMIT_PAIRS + 1) / 2)) order side
+  for i in $(seq "$LIMIT_PAIRS"); do
+    if [ "$i" = 1 ] || [ "$i" = $((half + 1)) ]; then
+      stop_servers
+      order="off on"
+      [ "$i" = 1 ] || order="on off"
+      for side in $order; do
+        local side_port limit=0
+        side_port=$(free_port)
+        [ "$side" = on ] && limit=$LIMIT_ON
+        start_server "$dir/server-limit-$side-$i.log" "$side_port" "$limit" "$dir/data" "$database_url"
+        url[$side]="http://127.0.0.1:$side_port"
+        pid[$side]=$STARTED_PID
+        wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "${tokens[@]}" "${url[$side]}/api/my/whoami" >/dev/null
+      done
+      log "$engine: request limit off at ${url[off]}, on ($LIMIT_ON a minute per token) at ${url[on]}"
+    fi
+    if [ $((i % 2)) = 1 ]; then order="off on"; else order="on off"; fi
+    for side in $order; do
+      local before
+      before=$(cpu_ticks "${pid[$side]}")
+      wrk -t"$THREADS" -c"$CONNS" -d"$LIMIT_DURATION" --latency "${tokens[@]}" "${url[$side]}/api/my/whoami" \
+        | sed -n 's/^RESULT //p' >"$dir/tokens-$side-$i.json"
+      echo $(($(cpu_ticks "${pid[$side]}") - before)) >"$dir/tokens-$side-$i.ticks"
+    done
+    log "$engine pair $i: whoami, $CONNS tokens, limit off $(cat "$dir/tokens-off-$i.json")"
+    log "$engine pair $i: whoami, $CONNS tokens, limit on  $(cat "$dir/tokens-on-$i.json")"
+  done
+  grep -E '^Vm(HWM|RSS)' "/proc/${pid[on]}/status" | awk '{print $1, $2}' >"$dir/memory-limited.txt"
+  stop_servers
 }
 
 for engine in $ENGINES; do
@@ -109,7 +178,8 @@ if [ "$ANCHOR" = 1 ] && [ -x "$(command -v node)" ] && [ -f "$ANCHOR_SCRIPT" ]; 
     bash "$ANCHOR_SCRIPT" 2>"$OUT/anchor.log" | tail -n 1) || log "the anchor failed: see $OUT/anchor.log"
 fi
 
-OUT=$OUT ENGINES=$ENGINES RUNS=$RUNS CONNS=$CONNS ANCHOR_LINE=$ANCHOR_LINE \
+OUT=$OUT ENGINES=$ENGINES RUNS=$RUNS CONNS=$CONNS LIMIT_ON=$LIMIT_ON LIMIT_PAIRS=$LIMIT_PAIRS \
+  LIMIT_DURATION=$LIMIT_DURATION ANCHOR_LINE=$ANCHOR_LINE \
   ANCHOR_SUMMARY=$(dirname "$ANCHOR_SCRIPT")/.bench-run/summary.json python3 - <<'PY'
 import json, os, statistics
 out, runs = os.environ["OUT"], int(os.environ["RUNS"])
@@ -151,4 +221,32 @@ if anchor.startswith("better-auth"):
     base = rows[-1][3]
     for row in rows[:-1]:
         print(f"{row[0]}: {row[3] / base:.0f}x Better Auth's verified requests per second")
+
+# The request limit's cost: the same route, one token per connection, with
+# the limit off and on, in back-to-back pairs of alternating order.
+limit, pairs = int(os.environ["LIMIT_ON"]), int(os.environ["LIMIT_PAIRS"])
+print(f"\nthe per-token request limit: GET /api/my/whoami with {os.environ['CONNS']} tokens, one per connection, "
+      f"{pairs} pairs of {os.environ['LIMIT_DURATION']} (off-on, on-off, ...); limit on = {limit:,} a minute per token "
+      f"(far above each token's rate: every request counted and passed)\n")
+print("| server | limit off rps | limit off p99 ms | limit on rps | limit on p99 ms | throughput cost (median of pairs) | server CPU per request, off → on | CPU cost (all requests) | RSS after load MB (limit on) | errors |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+ticks = os.sysconf("SC_CLK_TCK")
+for engine in os.environ["ENGINES"].split():
+    pair = lambda side: [json.load(open(f"{out}/{engine}/tokens-{side}-{i}.json")) for i in range(1, pairs + 1)]
+    off, on = pair("off"), pair("on")
+    med = lambda runs, key: statistics.median(r[key] for r in runs)
+    costs = [1 - b["rps"] / a["rps"] for a, b in zip(off, on)]
+    # Server CPU per request: what the limit adds to each request's work,
+    # less swayed than throughput by whatever else shares the cores.
+    cpu = lambda side, runs: sum(int(open(f"{out}/{engine}/tokens-{side}-{i}.ticks").read())
+                                 for i in range(1, pairs + 1)) / ticks * 1e6 / sum(r["requests"] for r in runs)
+    cpu_off, cpu_on = cpu("off", off), cpu("on", on)
+    mem = dict(line.split() for line in open(f"{out}/{engine}/memory-limited.txt"))
+    bad = sum(r["non2xx"] + r["socket_errors"] for r in off + on)
+    print(f"| claudemesh ({engine}) | {med(off, 'rps'):,.0f} | {med(off, 'p99_us') / 1000:.2f} "
+          f"| {med(on, 'rps'):,.0f} | {med(on, 'p99_us') / 1000:.2f} | {statistics.median(costs):+.1%} "
+          f"| {cpu_off:.1f} µs → {cpu_on:.1f} µs | {cpu_on / cpu_off - 1:+.1%} "
+          f"| {int(mem['VmRSS:']) / 1024:.1f} | {bad} |")
+    print(f"  {engine}, throughput cost of each pair: {', '.join(f'{c:+.1%}' for c in costs)}")
+print("(throughput cost: 1 - limit on / limit off; CPU cost: limit on / limit off - 1; negative: the limit-on side did better)")
 PY

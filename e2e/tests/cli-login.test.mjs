@@ -1,8 +1,9 @@
 // The spec's happy path with the real CLI: `claudemesh login --no-browser`
 // prints a link and a code; a signed-out browser opens the link, signs in,
 // comes back to the approval card, checks the code and device, approves; the
-// CLI finishes and saves auth.json. Also: Deny, and the pages for unknown and
-// typed codes.
+// CLI finishes and saves auth.json, within a second of the click (its poll is
+// held by the server and answered by the approval; the time is printed).
+// Also: Deny, and the pages for unknown and typed codes.
 
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
@@ -89,12 +90,20 @@ test("claudemesh login, approved in the browser", async () => {
   // The GETs above approved nothing: the CLI is still waiting.
   assert.equal(cli.process.exitCode, null);
 
+  // The CLI says it saved auth.json right after writing it.
+  const savedLine = cli.waitForStderr(/✔ Token saved to .*auth\.json/, 30_000).then(() => performance.now());
   const clicked = performance.now();
   await Promise.all([page.waitForURL(`${server.url}/cli-auth/approved`), page.click("button[value=approve]")]);
   assert.equal(await page.textContent("h1"), "✓ CLI authenticated. Return to your terminal.");
+  const savedAt = await savedLine;
   const result = await cli.done;
-  console.log(`# approve click → CLI success: ${Math.round(result.at - clicked)} ms`);
+  const toSaved = Math.round(savedAt - clicked);
+  console.log(`# approve click → auth.json written: ${toSaved} ms`);
+  console.log(`# approve click → CLI success (exit, after the mesh sync): ${Math.round(result.at - clicked)} ms`);
   assert.equal(result.code, 0, result.stderr);
+  // Typically tens of milliseconds; a second is the product's promise, far
+  // from the 1.5 s a polling CLI could take.
+  assert.ok(toSaved < 1000, `auth.json written ${toSaved} ms after the click`);
   assert.match(result.stderr, /Authenticated as Bea/);
   const authFile = join(home, "auth.json");
   assert.ok(existsSync(authFile), "auth.json is written");
@@ -123,9 +132,11 @@ test("Deny in the browser ends the CLI with its message", async () => {
   const page = await context.newPage();
   await page.goto(url);
   await signInOnPage(page, { email });
+  const clicked = performance.now();
   await Promise.all([page.waitForURL(`${server.url}/cli-auth/denied`), page.click("button[value=deny]")]);
   assert.equal(await page.textContent("h1"), "Login request denied");
   const result = await cli.done;
+  console.log(`# deny click → CLI exit: ${Math.round(result.at - clicked)} ms`);
   assert.equal(result.code, 1, result.stderr);
   assert.match(result.stderr, /Denied in browser/);
   assert.ok(!existsSync(join(home, "auth.json")), "nothing saved");

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     /// A cookie-authenticated change came from another origin without a CSRF token.
     CsrfRejected,
     Forbidden,
+    /// Too many requests with one API token; `Retry-After` says when to try again.
+    RateLimited,
     // Accounts.
     EmailTaken,
     WeakPassword,
@@ -70,6 +72,7 @@ impl ErrorCode {
             Self::InvalidCredentials => "invalid_credentials",
             Self::CsrfRejected => "csrf_rejected",
             Self::Forbidden => "forbidden",
+            Self::RateLimited => "rate_limited",
             Self::EmailTaken => "email_taken",
             Self::WeakPassword => "weak_password",
             Self::InvalidUserCode => "invalid_user_code",
@@ -112,6 +115,7 @@ mod tests {
             ErrorCode::InvalidJson,
             ErrorCode::CsrfRejected,
             ErrorCode::SlowDown,
+            ErrorCode::RateLimited,
         ] {
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(json, format!("\"{}\"", code.as_str()));

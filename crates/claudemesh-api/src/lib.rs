@@ -10,6 +10,7 @@ pub mod e2e;
 pub mod error;
 mod secret;
 pub mod slug;
+pub mod telemetry;
 pub mod token;
 pub mod user_code;
 pub mod wire;

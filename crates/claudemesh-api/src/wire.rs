@@ -18,6 +18,7 @@ macro_rules! wire {
         $item
     )*};
 }
+pub(crate) use wire;
 
 // ---------------------------------------------------------------- accounts
 wire! {

@@ -4,15 +4,22 @@
 //! Errors keep what a caller needs to decide (retry or not) and nothing
 //! secret: the device code is part of the poll URL, so no error message ever
 //! includes a request URL, only the server's base URL.
+//!
+//! A request refused for too many requests with this token (429
+//! `rate_limited`) is asked once more after the server's `Retry-After`, up
+//! to [`MAX_RATE_LIMIT_WAIT`], when it only reads; a change is never sent
+//! twice, and its refusal goes back to the command.
 
 use crate::exit::CliError;
+use crate::output::Output;
+use crate::telemetry::Telemetry;
 use claudemesh_api::wire::{
     AcceptInviteRequest, AcceptedInvite, CreateInviteRequest, CreateMeshRequest, CreatedInvite,
     DeviceCodeRequest, DeviceCodeResponse, DevicePollResponse, InvitePreview, MeshDetail, MeshList,
     MeshSummary, OkResponse, RegisterKeyRequest, RevokeRequest, SessionList, SlowDownBody,
     WhoAmIResponse,
 };
-use claudemesh_api::{ErrorBody, Slug, Token};
+use claudemesh_api::{ErrorBody, ErrorCode, Slug, Token};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
@@ -21,6 +28,43 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Error bodies and API answers are small; refuse to buffer a runaway one.
 const MAX_BODY_BYTES: u64 = 4 * 1024 * 1024;
+/// The longest `Retry-After` a read waits out before asking again; a longer
+/// one is reported instead. The server's own limit never asks for more than
+/// a minute.
+pub const MAX_RATE_LIMIT_WAIT: Duration = Duration::from_secs(60);
+
+/// The server's route templates this client calls (as in its OpenAPI
+/// document): what `cli.api.error` reports instead of a URL.
+pub mod route {
+    pub const DEVICE_CODE: &str = "/api/auth/cli/device-code";
+    pub const DEVICE_CODE_POLL: &str = "/api/auth/cli/device-code/{code}";
+    pub const REVOKE: &str = "/api/auth/cli/revoke";
+    pub const WHOAMI: &str = "/api/my/whoami";
+    pub const SESSIONS: &str = "/api/my/cli/sessions";
+    pub const MESHES: &str = "/api/my/meshes";
+    pub const MESH: &str = "/api/my/meshes/{slug}";
+    pub const MESH_KEYS: &str = "/api/my/meshes/{slug}/keys";
+    pub const MESH_MEMBER: &str = "/api/my/meshes/{slug}/members/{member}";
+    pub const MESH_INVITES: &str = "/api/my/meshes/{slug}/invites";
+    pub const INVITE: &str = "/api/invites/{code}";
+    pub const INVITE_ACCEPT: &str = "/api/invites/{code}/accept";
+
+    #[cfg(test)]
+    pub const ALL: [&str; 12] = [
+        DEVICE_CODE,
+        DEVICE_CODE_POLL,
+        REVOKE,
+        WHOAMI,
+        SESSIONS,
+        MESHES,
+        MESH,
+        MESH_KEYS,
+        MESH_MEMBER,
+        MESH_INVITES,
+        INVITE,
+        INVITE_ACCEPT,
+    ];
+}
 
 /// Why a request did not produce the expected answer.
 #[derive(Debug)]
@@ -29,6 +73,12 @@ pub enum ApiError {
     Transport(String),
     /// 429 on a device-code poll: wait this many seconds.
     SlowDown { interval: f64 },
+    /// 429 `rate_limited`: too many requests with this token; the server
+    /// accepts the next one after `retry_after` seconds, when it said.
+    RateLimited {
+        retry_after: Option<u64>,
+        body: ErrorBody,
+    },
     /// An error status; `body` when it was the API's JSON error shape.
     Status {
         status: u16,
@@ -44,13 +94,26 @@ impl ApiError {
         match self {
             Self::Transport(_) => true,
             Self::Status { status, .. } => matches!(status, 408 | 500..=599),
-            Self::SlowDown { .. } | Self::Decode(_) => false,
+            Self::SlowDown { .. } | Self::RateLimited { .. } | Self::Decode(_) => false,
         }
     }
 
     pub fn status(&self) -> Option<u16> {
         match self {
             Self::Status { status, .. } => Some(*status),
+            Self::RateLimited { .. } => Some(429),
+            _ => None,
+        }
+    }
+
+    /// How long to wait before asking again, when this is a refusal for too
+    /// many requests whose wait is short enough to sit out.
+    pub fn rate_limit_wait(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited {
+                retry_after: Some(seconds),
+                ..
+            } => Some(Duration::from_secs(*seconds)).filter(|wait| *wait <= MAX_RATE_LIMIT_WAIT),
             _ => None,
         }
     }
@@ -62,6 +125,7 @@ impl ApiError {
             Self::SlowDown { .. } => CliError::failure("The server asked to slow down")
                 .with_hint("Wait a little and try again."),
             Self::Status { status, body } => CliError::from_api(status, body.as_ref()),
+            Self::RateLimited { retry_after, body } => CliError::rate_limited(&body, retry_after),
             Self::Decode(detail) => CliError::failure(format!(
                 "Unexpected answer from the server at {server} ({detail})"
             ))
@@ -112,6 +176,10 @@ pub struct Api {
     agent: ureq::Agent,
     base: String,
     token: Option<Token>,
+    /// Where to say that a request waits (stderr, as every notice).
+    out: Output,
+    /// Where error answers are reported (`cli.api.error`).
+    telemetry: Telemetry,
 }
 
 impl Api {
@@ -131,7 +199,53 @@ impl Api {
             agent: config.new_agent(),
             base: base.to_owned(),
             token,
+            out: Output::from_env(false),
+            telemetry: Telemetry::off(),
         }
+    }
+
+    /// Error answers are reported to `telemetry` (by route template).
+    pub fn with_telemetry(mut self, telemetry: &Telemetry) -> Self {
+        self.telemetry = telemetry.clone();
+        self
+    }
+
+    /// Reports an error answer as `cli.api.error`: the route template
+    /// (never the URL, which holds slugs, invite and device codes), the
+    /// status and the error code. The result goes on as it came.
+    fn reported<T>(
+        &self,
+        template: &'static str,
+        result: Result<T, ApiError>,
+    ) -> Result<T, ApiError> {
+        let answer = match &result {
+            Err(ApiError::Status { status, body }) => Some((*status, body.as_ref())),
+            Err(ApiError::RateLimited { body, .. }) => Some((429, Some(body))),
+            _ => None,
+        };
+        if let Some((status, body)) = answer {
+            self.telemetry
+                .api_error(&self.base, template, status, body.map(|b| b.error));
+        }
+        result
+    }
+
+    /// Notices (a wait for the server's rate limit) go through `out`.
+    pub fn with_output(mut self, out: &Output) -> Self {
+        self.out = out.clone();
+        self
+    }
+
+    /// Runs a request that only reads. Refused for too many requests with
+    /// a short enough `Retry-After`, it says so, waits, and asks once more.
+    fn read<T>(&self, request: impl Fn() -> Result<T, ApiError>) -> Result<T, ApiError> {
+        retry_read(request, |wait| {
+            self.out.warn(format!(
+                "Too many requests with this token; waiting {} s…",
+                wait.as_secs()
+            ));
+            std::thread::sleep(wait);
+        })
     }
 
     fn url(&self, path: &str) -> String {
@@ -180,12 +294,22 @@ impl Api {
         &self,
         request: &DeviceCodeRequest,
     ) -> Result<DeviceCodeResponse, ApiError> {
-        decode(self.post("/api/auth/cli/device-code", request)?)
+        self.reported(
+            route::DEVICE_CODE,
+            decode(self.post("/api/auth/cli/device-code", request)?),
+        )
     }
 
-    /// `GET /api/auth/cli/device-code/{device_code}`: one poll. A 429 is
-    /// [`ApiError::SlowDown`] with the interval the server asks for.
-    pub fn poll_device_code(&self, device_code: &str) -> Result<DevicePollResponse, ApiError> {
+    /// `GET /api/auth/cli/device-code/{device_code}?wait=N`: one poll, which
+    /// the server may hold up to `wait` (whole seconds) and answer as soon as
+    /// the code is decided; a server that does not know `wait` answers at
+    /// once. A 429 is [`ApiError::SlowDown`] with the interval the server asks
+    /// for.
+    pub fn poll_device_code(
+        &self,
+        device_code: &str,
+        wait: Duration,
+    ) -> Result<DevicePollResponse, ApiError> {
         // The code is base32 from the server; refuse anything that would
         // change the path rather than sending it.
         if device_code.is_empty() || !device_code.bytes().all(|b| b.is_ascii_alphanumeric()) {
@@ -193,7 +317,18 @@ impl Api {
                 "the server sent a malformed device code".into(),
             ));
         }
-        let response = self.get(&format!("/api/auth/cli/device-code/{device_code}"))?;
+        let mut path = format!("/api/auth/cli/device-code/{device_code}");
+        if wait.as_secs() > 0 {
+            path.push_str(&format!("?wait={}", wait.as_secs()));
+        }
+        // The server may take the whole wait before it answers.
+        let response = self
+            .prepare(self.agent.get(self.url(&path)))
+            .config()
+            .timeout_global(Some(REQUEST_TIMEOUT + wait))
+            .build()
+            .call()
+            .map_err(|err| ApiError::Transport(transport_detail(&err)))?;
         if response.status().as_u16() == 429 {
             let body = read_text(response)?;
             let interval = serde_json::from_str::<SlowDownBody>(&body)
@@ -201,17 +336,23 @@ impl Api {
                 .unwrap_or(0.0);
             return Err(ApiError::SlowDown { interval });
         }
-        decode(response)
+        self.reported(route::DEVICE_CODE_POLL, decode(response))
     }
 
     /// `GET /api/my/whoami`.
     pub fn whoami(&self) -> Result<WhoAmIResponse, ApiError> {
-        decode(self.get("/api/my/whoami")?)
+        self.reported(
+            route::WHOAMI,
+            self.read(|| decode(self.get("/api/my/whoami")?)),
+        )
     }
 
     /// `GET /api/my/cli/sessions`.
     pub fn sessions(&self) -> Result<SessionList, ApiError> {
-        decode(self.get("/api/my/cli/sessions")?)
+        self.reported(
+            route::SESSIONS,
+            self.read(|| decode(self.get("/api/my/cli/sessions")?)),
+        )
     }
 
     /// `POST /api/auth/cli/revoke`: revoke a token by possession (no other
@@ -220,22 +361,31 @@ impl Api {
         let body = RevokeRequest {
             token: token.expose().to_owned(),
         };
-        decode(self.post("/api/auth/cli/revoke", &body)?)
+        self.reported(
+            route::REVOKE,
+            decode(self.post("/api/auth/cli/revoke", &body)?),
+        )
     }
 
     /// `POST /api/my/meshes`: create a mesh; the caller is its first admin.
     pub fn create_mesh(&self, request: &CreateMeshRequest) -> Result<MeshSummary, ApiError> {
-        decode(self.post("/api/my/meshes", request)?)
+        self.reported(route::MESHES, decode(self.post("/api/my/meshes", request)?))
     }
 
     /// `GET /api/my/meshes`: every mesh the account belongs to.
     pub fn meshes(&self) -> Result<MeshList, ApiError> {
-        decode(self.get("/api/my/meshes")?)
+        self.reported(
+            route::MESHES,
+            self.read(|| decode(self.get("/api/my/meshes")?)),
+        )
     }
 
     /// `GET /api/my/meshes/{slug}`: a mesh with its members and their keys.
     pub fn mesh(&self, slug: &Slug) -> Result<MeshDetail, ApiError> {
-        decode(self.get(&format!("/api/my/meshes/{slug}"))?)
+        self.reported(
+            route::MESH,
+            self.read(|| decode(self.get(&format!("/api/my/meshes/{slug}"))?)),
+        )
     }
 
     /// `POST /api/my/meshes/{slug}/keys`: add this machine's public key to
@@ -244,12 +394,18 @@ impl Api {
         let body = RegisterKeyRequest {
             public_key: public_key.to_owned(),
         };
-        decode(self.post(&format!("/api/my/meshes/{slug}/keys"), &body)?)
+        self.reported(
+            route::MESH_KEYS,
+            decode(self.post(&format!("/api/my/meshes/{slug}/keys"), &body)?),
+        )
     }
 
     /// `DELETE /api/my/meshes/{slug}/members/me`: leave a mesh.
     pub fn leave_mesh(&self, slug: &Slug) -> Result<OkResponse, ApiError> {
-        decode(self.delete(&format!("/api/my/meshes/{slug}/members/me"))?)
+        self.reported(
+            route::MESH_MEMBER,
+            decode(self.delete(&format!("/api/my/meshes/{slug}/members/me"))?),
+        )
     }
 
     /// `POST /api/my/meshes/{slug}/invites` (admins only).
@@ -258,12 +414,18 @@ impl Api {
         slug: &Slug,
         request: &CreateInviteRequest,
     ) -> Result<CreatedInvite, ApiError> {
-        decode(self.post(&format!("/api/my/meshes/{slug}/invites"), request)?)
+        self.reported(
+            route::MESH_INVITES,
+            decode(self.post(&format!("/api/my/meshes/{slug}/invites"), request)?),
+        )
     }
 
     /// `GET /api/invites/{code}`: what an invite leads to (no sign-in needed).
     pub fn preview_invite(&self, code: &InviteCode) -> Result<InvitePreview, ApiError> {
-        decode(self.get(&format!("/api/invites/{}", code.as_str()))?)
+        self.reported(
+            route::INVITE,
+            self.read(|| decode(self.get(&format!("/api/invites/{}", code.as_str()))?)),
+        )
     }
 
     /// `POST /api/invites/{code}/accept`: join with this machine's key.
@@ -272,7 +434,10 @@ impl Api {
         code: &InviteCode,
         request: &AcceptInviteRequest,
     ) -> Result<AcceptedInvite, ApiError> {
-        decode(self.post(&format!("/api/invites/{}/accept", code.as_str()), request)?)
+        self.reported(
+            route::INVITE_ACCEPT,
+            decode(self.post(&format!("/api/invites/{}/accept", code.as_str()), request)?),
+        )
     }
 }
 
@@ -327,17 +492,43 @@ fn read_text(mut response: ureq::http::Response<ureq::Body>) -> Result<String, A
         .map_err(|err| ApiError::Transport(transport_detail(&err)))
 }
 
-/// A success body as `T`; an error status as [`ApiError::Status`].
+/// `request`, and once more after the wait a `rate_limited` refusal asks
+/// for (`wait` does the waiting), if it is short enough.
+fn retry_read<T>(
+    mut request: impl FnMut() -> Result<T, ApiError>,
+    wait: impl FnOnce(Duration),
+) -> Result<T, ApiError> {
+    match request() {
+        Err(err) => match err.rate_limit_wait() {
+            Some(delay) => {
+                wait(delay);
+                request()
+            }
+            None => Err(err),
+        },
+        answer => answer,
+    }
+}
+
+/// A success body as `T`; an error status as [`ApiError::Status`], or
+/// [`ApiError::RateLimited`] with the `Retry-After` seconds.
 fn decode<T: DeserializeOwned>(response: ureq::http::Response<ureq::Body>) -> Result<T, ApiError> {
     let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
     let text = read_text(response)?;
     if (200..300).contains(&status) {
-        serde_json::from_str(&text).map_err(|err| ApiError::Decode(err.to_string()))
-    } else {
-        Err(ApiError::Status {
-            status,
-            body: serde_json::from_str(&text).ok(),
-        })
+        return serde_json::from_str(&text).map_err(|err| ApiError::Decode(err.to_string()));
+    }
+    let body: Option<ErrorBody> = serde_json::from_str(&text).ok();
+    match body {
+        Some(body) if status == 429 && body.error == ErrorCode::RateLimited => {
+            Err(ApiError::RateLimited { retry_after, body })
+        }
+        body => Err(ApiError::Status { status, body }),
     }
 }
 
@@ -383,6 +574,88 @@ mod tests {
         assert!(!ApiError::Decode("x".into()).is_transient());
     }
 
+    fn rate_limited(retry_after: Option<u64>) -> ApiError {
+        ApiError::RateLimited {
+            retry_after,
+            body: ErrorBody {
+                error: ErrorCode::RateLimited,
+                message: "Too many requests with this token: at most 100 a minute".into(),
+                suggestion: None,
+            },
+        }
+    }
+
+    #[test]
+    fn a_read_refused_for_too_many_requests_waits_as_told_and_asks_once_more() {
+        use std::cell::Cell;
+        let calls = Cell::new(0);
+        let waited = Cell::new(None);
+        let answer = retry_read(
+            || {
+                calls.set(calls.get() + 1);
+                if calls.get() == 1 {
+                    Err(rate_limited(Some(12)))
+                } else {
+                    Ok("answer")
+                }
+            },
+            |wait| waited.set(Some(wait)),
+        );
+        assert_eq!(answer.unwrap(), "answer");
+        assert_eq!(calls.get(), 2);
+        assert_eq!(waited.get(), Some(Duration::from_secs(12)));
+
+        // Refused again: that refusal is the answer, with no third try.
+        calls.set(0);
+        let answer = retry_read(
+            || {
+                calls.set(calls.get() + 1);
+                Err::<(), _>(rate_limited(Some(1)))
+            },
+            |_| {},
+        );
+        assert!(matches!(answer, Err(ApiError::RateLimited { .. })));
+        assert_eq!(calls.get(), 2);
+
+        // A wait over a minute, no Retry-After, or another error: no wait.
+        for err in [
+            rate_limited(Some(61)),
+            rate_limited(None),
+            ApiError::Status {
+                status: 429,
+                body: None,
+            },
+            ApiError::Transport("refused".into()),
+        ] {
+            calls.set(0);
+            let mut err = Some(err);
+            let answer = retry_read(
+                || {
+                    calls.set(calls.get() + 1);
+                    Err::<(), _>(err.take().expect("asked once only"))
+                },
+                |_| panic!("no wait"),
+            );
+            assert!(answer.is_err());
+            assert_eq!(calls.get(), 1);
+        }
+    }
+
+    #[test]
+    fn a_rate_limited_refusal_says_when_to_try_again() {
+        let err = rate_limited(Some(30)).into_cli("http://s");
+        assert_eq!(err.exit, Exit::Failure);
+        assert_eq!(
+            err.message,
+            "Too many requests with this token: at most 100 a minute"
+        );
+        assert_eq!(err.hint.as_deref(), Some("Try again in 30 seconds."));
+        let err = rate_limited(None).into_cli("http://s");
+        assert_eq!(err.hint.as_deref(), Some("Wait a minute and try again."));
+        assert!(!rate_limited(Some(1)).is_transient());
+        assert_eq!(rate_limited(Some(1)).status(), Some(429));
+    }
+
     #[test]
     fn transport_errors_become_network_exits_naming_the_server() {
         let err = ApiError::Transport("connection refused".into()).into_cli("http://127.0.0.1:9");
@@ -396,7 +669,10 @@ mod tests {
         let api = Api::new("http://127.0.0.1:9", None);
         for bad in ["", "../my/whoami", "abc?x=1", "a/b"] {
             assert!(
-                matches!(api.poll_device_code(bad), Err(ApiError::Decode(_))),
+                matches!(
+                    api.poll_device_code(bad, Duration::ZERO),
+                    Err(ApiError::Decode(_))
+                ),
                 "{bad}"
             );
         }
@@ -432,6 +708,16 @@ mod tests {
         }
         // Only the last segment is ever used.
         assert_eq!(code("../../my/whoami").as_deref(), Some("whoami"));
+    }
+
+    #[test]
+    fn telemetry_gets_route_templates_never_urls() {
+        for template in route::ALL {
+            assert!(
+                claudemesh_api::telemetry::is_route_template(template),
+                "{template}"
+            );
+        }
     }
 
     #[test]

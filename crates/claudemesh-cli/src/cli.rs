@@ -66,6 +66,7 @@ pub enum Command {
     #[command(hide = true)]
     Mcp(McpArgs),
     Completions(CompletionsArgs),
+    Telemetry(TelemetryArgs),
     /// `claudemesh <invite link>`: join that mesh and launch in it.
     #[command(external_subcommand)]
     External(Vec<String>),
@@ -495,6 +496,40 @@ pub struct InboxArgs {
     /// Stay connected and print messages as they arrive, until Ctrl-C
     #[arg(long, short = 'f')]
     pub follow: bool,
+}
+
+/// Turn usage telemetry on or off, or see what it holds
+///
+/// claudemesh records which command ran (its name only), how long it took
+/// and its exit code; logins and logouts (the method, your account's id,
+/// why a login failed); the API errors met (the route, never the URL); with
+/// a random install id, the CLI's version, the OS and the architecture.
+/// Never a token, an email, a file path, a mesh name, a message or an
+/// argument. Events go only to the claudemesh server you are signed in to,
+/// in the background; a command never waits more than 300 ms for them.
+/// docs/telemetry.md lists every field.
+///
+/// Off means nothing is recorded or sent; turning it off deletes the events
+/// not sent yet. CLAUDEMESH_TELEMETRY=0 or DO_NOT_TRACK=1 turn it off too,
+/// whatever was set here.
+///
+/// Examples:
+///   claudemesh telemetry
+///   claudemesh telemetry off
+///   claudemesh telemetry status --json
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct TelemetryArgs {
+    /// on, off, or status (what is set, the install id, the events waiting)
+    #[arg(value_enum, default_value_t = TelemetryAction::Status)]
+    pub action: TelemetryAction,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TelemetryAction {
+    On,
+    Off,
+    Status,
 }
 
 /// Print a shell completion script

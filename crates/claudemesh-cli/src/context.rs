@@ -8,6 +8,7 @@ use crate::cli::Cli;
 use crate::config_store::ConfigStore;
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output::Output;
+use crate::telemetry::Telemetry;
 use claudemesh_api::Token;
 use claudemesh_api::wire::UserSummary;
 use std::path::PathBuf;
@@ -21,6 +22,8 @@ pub struct Context {
     api_url: Option<String>,
     token_flag: Option<String>,
     env_token: Option<String>,
+    /// Usage events of this command (off until `main` starts it).
+    pub telemetry: Telemetry,
 }
 
 /// `CLAUDEMESH_HOME` if set, else `~/.claudemesh`.
@@ -52,6 +55,7 @@ impl Context {
             env_token: std::env::var("CLAUDEMESH_TOKEN")
                 .ok()
                 .filter(|t| !t.trim().is_empty()),
+            telemetry: Telemetry::off(),
         })
     }
 
@@ -124,7 +128,10 @@ impl Context {
     }
 
     pub fn api(&self, server: &str, token: Option<Token>) -> Api {
+        self.telemetry.talking_to(server);
         Api::new(server, token)
+            .with_output(&self.out)
+            .with_telemetry(&self.telemetry)
     }
 }
 
@@ -151,6 +158,7 @@ mod tests {
             api_url: api_url.map(str::to_owned),
             token_flag: None,
             env_token: None,
+            telemetry: Telemetry::off(),
         }
     }
 

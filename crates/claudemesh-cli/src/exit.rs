@@ -48,7 +48,7 @@ impl Exit {
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
-  1  failure (e.g. login denied or timed out, or `leave` answered no)
+  1  failure (e.g. login denied or timed out, `leave` answered no, too many requests)
   2  authentication: not logged in, or the token was rejected, expired or revoked
   3  invalid arguments
   4  network: the server could not be reached or failed
@@ -64,7 +64,8 @@ Environment:
   CLAUDEMESH_API_URL  server to talk to (default https://claudemesh.com)
   CLAUDEMESH_HOME     config directory (default ~/.claudemesh)
   CLAUDEMESH_CLAUDE_BIN  the Claude Code binary launch runs (default: claude on PATH)
-  NO_COLOR            disable colours";
+  NO_COLOR            disable colours
+  CLAUDEMESH_TELEMETRY=0, DO_NOT_TRACK=1  no usage telemetry (see `claudemesh telemetry`)";
 
 /// A failure to report: one line, an optional hint, and the exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +154,8 @@ impl CliError {
             ),
             C::SlowDown | C::TooManyAttempts => Self::failure(server_says("Too many requests"))
                 .with_hint("Wait a little and try again."),
+            C::RateLimited => Self::failure(server_says("Too many requests with this token"))
+                .with_hint("Wait a minute and try again."),
             C::CodeExpired => Self::failure(server_says("The login code expired")),
             C::InviteExpired | C::InviteRevoked | C::InviteUsedUp => {
                 Self::failure(server_says("The invite can no longer be used"))
@@ -168,6 +171,17 @@ impl CliError {
                     .with_hint("Is claudemesh up to date? See claudemesh --version.")
             }
             C::Unknown => Self::from_status(status, server_says(&format!("HTTP {status}"))),
+        }
+    }
+
+    /// 429 `rate_limited`: too many requests with this token (exit 1), and
+    /// when the server said, how long until it takes the next one. Reads
+    /// have already waited once (`api.rs`); what remains is the user's call.
+    pub fn rate_limited(body: &ErrorBody, retry_after: Option<u64>) -> Self {
+        let refusal = Self::from_api(429, Some(body));
+        match retry_after {
+            Some(seconds) => refusal.with_hint(format!("Try again in {}.", seconds_text(seconds))),
+            None => refusal,
         }
     }
 
@@ -256,9 +270,8 @@ impl CliError {
             B::RateLimited => {
                 let seconds =
                     retry_after.map_or(1, |wait| wait.as_secs_f64().ceil().max(1.0) as u64);
-                let unit = if seconds == 1 { "second" } else { "seconds" };
                 Self::failure(broker_says("Sending too fast"))
-                    .with_hint(format!("Try again in {seconds} {unit}."))
+                    .with_hint(format!("Try again in {}.", seconds_text(seconds)))
             }
             B::UnknownRecipient | B::NotFound => Self::new(
                 Exit::NotFound,
@@ -298,6 +311,12 @@ impl CliError {
             B::Unknown => Self::failure(broker_says("The broker refused")),
         }
     }
+}
+
+/// `1 second`, `30 seconds`.
+fn seconds_text(seconds: u64) -> String {
+    let unit = if seconds == 1 { "second" } else { "seconds" };
+    format!("{seconds} {unit}")
 }
 
 impl fmt::Display for CliError {
@@ -351,6 +370,7 @@ mod tests {
             (ErrorCode::Internal, 500, Exit::Network),
             (ErrorCode::Unavailable, 503, Exit::Network),
             (ErrorCode::SlowDown, 429, Exit::Failure),
+            (ErrorCode::RateLimited, 429, Exit::Failure),
             (ErrorCode::InvalidJson, 400, Exit::Failure),
             (ErrorCode::CodeExpired, 410, Exit::Failure),
         ];

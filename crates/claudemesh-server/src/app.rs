@@ -7,8 +7,10 @@ use crate::db::{Db, DbError};
 use crate::http::{self, MAX_BODY_BYTES};
 use crate::mail::Mailer;
 use crate::openapi::ApiDoc;
+use crate::request_limit::RequestLimit;
 use crate::state::{AppState, Settings};
-use crate::{accounts, device_codes, invites, meshes, oauth, tokens};
+use crate::wakeups::Wakeups;
+use crate::{accounts, device_codes, invites, meshes, oauth, telemetry, tokens};
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
@@ -40,6 +42,8 @@ pub struct Application {
     router: Router,
     state: AppState,
     local_addr: SocketAddr,
+    /// Days telemetry events are kept (0: forever).
+    telemetry_retention_days: u32,
 }
 
 impl Application {
@@ -80,12 +84,15 @@ impl Application {
                 source,
             })
         })?;
+        let wakeups = Wakeups::start(db.engine, config.database_url.as_deref()).await;
         let state = AppState::new(
             db,
             clock,
             Settings::new(&public_url, config.trust_proxy),
             mailer,
             broker,
+            RequestLimit::new(config.token_requests_per_minute),
+            wakeups,
         );
         let router = router(state.clone());
         Ok(Self {
@@ -93,6 +100,7 @@ impl Application {
             router,
             state,
             local_addr,
+            telemetry_retention_days: config.telemetry_retention_days,
         })
     }
 
@@ -125,22 +133,34 @@ impl Application {
         let service = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        // WebSockets outlive the HTTP connections that upgraded them: close
-        // them when the server is told to stop.
+        // WebSockets outlive the HTTP connections that upgraded them, and a
+        // waiting device-code poll would hold its connection up to 20 s: end
+        // both when the server is told to stop.
         let broker = self.state.broker.clone();
+        let wakeups = self.state.wakeups.clone();
         let shutdown = async move {
             shutdown.await;
             broker.shut_down();
+            wakeups.close();
         };
-        axum::serve(self.listener, service)
+        let retention =
+            telemetry::spawn_retention(self.state.clone(), self.telemetry_retention_days);
+        let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
-            .map_err(StartError::Serve)
+            .map_err(StartError::Serve);
+        if let Some(retention) = retention {
+            retention.abort();
+        }
+        served
     }
 }
 
 /// The whole HTTP surface, assembled in one place.
 pub fn router(state: AppState) -> Router {
+    // A telemetry event's `endpoint` must be one of the API's route
+    // templates, known once every route is in.
+    let templates = telemetry::RouteTemplates::default();
     let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(accounts::routes())
         .merge(device_codes::routes())
@@ -148,7 +168,9 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::routes())
         .merge(meshes::routes())
         .merge(invites::routes())
+        .merge(telemetry::routes(templates.clone()))
         .split_for_parts();
+    templates.learn(&openapi);
     let openapi = Arc::new(openapi);
     api.route(
         "/api/openapi.json",

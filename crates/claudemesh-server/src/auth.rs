@@ -6,7 +6,9 @@
 //!   must not be able to do (approving a device code, changing the password).
 //!
 //! Tokens are checked against the database on every request, so revocation
-//! takes effect at once on every instance. Cookie-authenticated requests that
+//! takes effect at once on every instance; a verified token then counts
+//! against its per-minute limit ([`crate::request_limit`]; cookie sessions
+//! are not limited). Cookie-authenticated requests that
 //! change state must come from our own origin or carry the session's CSRF
 //! token; bearer requests cannot be forged by a browser and skip that check.
 
@@ -81,6 +83,7 @@ impl FromRequestParts<AppState> for Caller {
                     )
                 })?;
             let (user, token) = tokens::authenticate(state, bearer).await?;
+            state.request_limit.check(&token.id, state.now())?;
             return Ok(Self {
                 user,
                 via: Via::Token(token),

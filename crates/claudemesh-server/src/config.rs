@@ -45,6 +45,23 @@ pub struct Config {
     #[arg(long, env = "CLAUDEMESH_TRUST_PROXY", default_value_t = false)]
     pub trust_proxy: bool,
 
+    /// Requests one API token may make in any minute, counted per server
+    /// instance (0: no limit). Browser sessions are not limited.
+    #[arg(
+        long,
+        env = "CLAUDEMESH_TOKEN_REQUESTS_PER_MINUTE",
+        default_value_t = 100
+    )]
+    pub token_requests_per_minute: u32,
+
+    /// Days the CLI's telemetry events are kept (0: forever).
+    #[arg(
+        long,
+        env = "CLAUDEMESH_TELEMETRY_RETENTION_DAYS",
+        default_value_t = 90
+    )]
+    pub telemetry_retention_days: u32,
+
     /// Broker: messages one member may send in a burst.
     #[arg(long, env = "CLAUDEMESH_BROKER_SEND_BURST", default_value_t = 10)]
     pub broker_send_burst: u32,
@@ -92,6 +109,8 @@ impl Config {
             db_pool_size: None,
             mail_from: "claudemesh <noreply@claudemesh.localhost>".into(),
             trust_proxy: false,
+            token_requests_per_minute: 100,
+            telemetry_retention_days: 90,
             broker_send_burst: 10,
             broker_sends_per_minute: 60,
             broker_max_peers: 100,

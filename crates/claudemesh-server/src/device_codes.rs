@@ -13,6 +13,16 @@
 //! the once-a-second poll limit holds across server instances; a refused poll
 //! does not move it, and a poll up to 20% early is tolerated (clocks drift).
 //!
+//! A poll may wait (`?wait=N`, up to [`MAX_WAIT_SECS`]): it answers as soon
+//! as the code stops being pending (approved, denied, claimed, expired), or
+//! `pending` when the wait runs out. It sleeps in [`crate::wakeups`], holding
+//! no database connection, and is woken by the approval on any instance. A
+//! waiting poll is never refused as too early, whatever the time since the
+//! previous answer: it costs one read when it starts and the usual poll when
+//! it answers, which is when its time is recorded (an early one is answered
+//! without being recorded, so it cannot push the limit on). Plain polls keep
+//! the limit, and so does the RFC 8628 endpoint, whose clients expect it.
+//!
 //! This module holds the state machine and the spec's JSON endpoints; the
 //! standard OAuth face of the same machine is in [`crate::oauth`].
 
@@ -25,7 +35,8 @@ use crate::http::{ApiJson, ClientInfo};
 use crate::state::AppState;
 use crate::tokens::{self, SESSION_LIFETIME_MS};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use claudemesh_api::wire::{
@@ -33,7 +44,10 @@ use claudemesh_api::wire::{
     DevicePollResponse, SlowDownBody, UserSummary,
 };
 use claudemesh_api::{DeviceCode, ErrorBody, ErrorCode, Token, TokenKind, UserCode};
+use serde::Deserialize;
 use serde_json::json;
+use std::time::Duration;
+use tokio::time::Instant;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// How long a code can be approved.
@@ -49,6 +63,12 @@ pub const POLL_TOLERANCE_MS: i64 = MIN_POLL_GAP_MS / 5;
 pub const CLAIM_GRACE_MS: i64 = MINUTE_MS;
 /// Finished rows are kept this long (for audit), then deleted lazily.
 pub const RETENTION_MS: i64 = 7 * DAY_MS;
+/// The longest a poll may wait for news, in seconds: well under the usual
+/// 30 to 60 s idle timeouts of proxies and clients.
+pub const MAX_WAIT_SECS: u64 = 20;
+/// A waiting poll looks at the clock at least this often, so that it sees an
+/// expiry even when the clock jumps (NTP; the tests' manual clock).
+const CLOCK_CHECK: Duration = Duration::from_secs(1);
 const MAX_DEVICE_FIELD_CHARS: usize = 100;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -173,12 +193,85 @@ struct PolledRow {
     device_arch: String,
 }
 
-/// One poll by the CLI: rate limit, then the state machine.
+/// One plain poll (the spec's endpoint without `wait`, and RFC 8628's):
+/// rate limit, then the state machine.
 pub async fn poll(state: &AppState, device_code_text: &str) -> AppResult<PollOutcome> {
     let Ok(device_code) = DeviceCode::parse(device_code_text) else {
         return Ok(PollOutcome::NotFound);
     };
+    answer(state, &device_code.digest(), Early::Refuse).await
+}
+
+/// A poll that waits up to `wait` for the code to stop being pending (see
+/// the module's first lines). A zero wait, or no room left among the
+/// waiters, makes it a plain poll.
+pub async fn poll_waiting(
+    state: &AppState,
+    device_code_text: &str,
+    wait: Duration,
+) -> AppResult<PollOutcome> {
+    let Ok(device_code) = DeviceCode::parse(device_code_text) else {
+        return Ok(PollOutcome::NotFound);
+    };
     let hash = device_code.digest();
+    let waiter = if wait.is_zero() {
+        None
+    } else {
+        state.wakeups.waiter(&hash)
+    };
+    let Some(waiter) = waiter else {
+        return answer(state, &hash, Early::Refuse).await;
+    };
+    let deadline = Instant::now() + wait;
+    // Taken before each read, so a wake-up between the read and the wait
+    // is not lost.
+    let mut woken = Box::pin(waiter.woken());
+    let mut pending = pending_until(state, &hash).await?;
+    while let Some(expires_at) = pending {
+        let now = state.now();
+        let left = deadline.saturating_duration_since(Instant::now());
+        if now >= expires_at || left.is_zero() || waiter.closing() {
+            break;
+        }
+        let to_expiry = Duration::from_millis(u64::try_from(expires_at - now).unwrap_or(0));
+        let nap = left.min(to_expiry).min(CLOCK_CHECK);
+        let was_woken = tokio::select! {
+            () = &mut woken => true,
+            () = tokio::time::sleep(nap) => false,
+        };
+        if was_woken {
+            woken = Box::pin(waiter.woken());
+            pending = pending_until(state, &hash).await?;
+        }
+    }
+    drop(woken);
+    drop(waiter);
+    answer(state, &hash, Early::Answer).await
+}
+
+/// The expiry of a code that is still pending; `None` for any other state
+/// or an unknown code. A plain read: the waiting poll has not answered yet.
+async fn pending_until(state: &AppState, hash: &str) -> AppResult<Option<i64>> {
+    let row: Option<(String, i64)> = sqlx::query_as(
+        "SELECT status, expires_at FROM cli_device_codes WHERE device_code_hash = $1",
+    )
+    .bind(hash)
+    .fetch_optional(state.pool())
+    .await?;
+    Ok(row.and_then(|(status, expires_at)| (status == "pending").then_some(expires_at)))
+}
+
+/// What a poll that comes sooner than the limit allows gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Early {
+    /// `slow_down` (a plain poll).
+    Refuse,
+    /// Its answer, without recording it as the last poll (a waiting poll).
+    Answer,
+}
+
+/// Answers a poll: records it (if not early) and runs the state machine.
+async fn answer(state: &AppState, hash: &str, early: Early) -> AppResult<PollOutcome> {
     let now = state.now();
     // Recording the poll and checking the gap are one statement, so two
     // racing polls cannot both pass; a refused poll changes nothing.
@@ -188,25 +281,30 @@ pub async fn poll(state: &AppState, device_code_text: &str) -> AppResult<PollOut
          RETURNING status, user_id, expires_at, decided_at, device_name, device_os, device_arch",
     )
     .bind(now)
-    .bind(&hash)
+    .bind(hash)
     .bind(now - (MIN_POLL_GAP_MS - POLL_TOLERANCE_MS))
     .fetch_optional(state.pool())
     .await?;
-    let Some(row) = polled else {
-        let exists: Option<(String,)> =
-            sqlx::query_as("SELECT status FROM cli_device_codes WHERE device_code_hash = $1")
-                .bind(&hash)
-                .fetch_optional(state.pool())
-                .await?;
-        return Ok(if exists.is_some() {
-            PollOutcome::SlowDown
-        } else {
-            PollOutcome::NotFound
-        });
+    let row = match polled {
+        Some(row) => row,
+        None => {
+            let early_row: Option<PolledRow> = sqlx::query_as(
+                "SELECT status, user_id, expires_at, decided_at, device_name, device_os, device_arch \
+                 FROM cli_device_codes WHERE device_code_hash = $1",
+            )
+            .bind(hash)
+            .fetch_optional(state.pool())
+            .await?;
+            match (early_row, early) {
+                (None, _) => return Ok(PollOutcome::NotFound),
+                (Some(_), Early::Refuse) => return Ok(PollOutcome::SlowDown),
+                (Some(row), Early::Answer) => row,
+            }
+        }
     };
     match row.status.as_str() {
         "pending" if now >= row.expires_at => {
-            mark_expired(state, &hash).await?;
+            mark_expired(state, hash).await?;
             Ok(PollOutcome::Expired)
         }
         "pending" => Ok(PollOutcome::Pending),
@@ -219,7 +317,7 @@ pub async fn poll(state: &AppState, device_code_text: &str) -> AppResult<PollOut
             if now >= claimable_until {
                 return Ok(PollOutcome::Expired);
             }
-            claim(state, &hash, row, now).await
+            claim(state, hash, row, now).await
         }
         _ => Ok(PollOutcome::Expired),
     }
@@ -283,7 +381,10 @@ async fn claim(state: &AppState, hash: &str, row: PolledRow, now: i64) -> AppRes
         json!({ "token_id": record.id, "device_name": device.name, "device_os": device.os, "device_arch": device.arch }),
     )
     .await?;
+    // Any other poll waiting on this code answers `already_claimed` now.
+    state.wakeups.announce(&mut *tx, hash).await?;
     tx.commit().await?;
+    state.wakeups.wake(hash);
     Ok(PollOutcome::Issued {
         token,
         user: UserSummary {
@@ -381,18 +482,18 @@ pub async fn decide(
         Decision::Deny => ("denied", audit::SESSION_DENIED, DeviceCodeStatus::Denied),
     };
     let mut tx = state.pool().begin().await?;
-    let decided = sqlx::query(
+    let decided: Option<(String,)> = sqlx::query_as(
         "UPDATE cli_device_codes SET status = $1, user_id = $2, decided_at = $3 \
-         WHERE user_code = $4 AND status = 'pending' AND expires_at > $3",
+         WHERE user_code = $4 AND status = 'pending' AND expires_at > $3 \
+         RETURNING device_code_hash",
     )
     .bind(new_status)
     .bind(&user.id)
     .bind(now)
     .bind(&request.user_code)
-    .execute(&mut *tx)
-    .await?
-    .rows_affected();
-    if decided == 0 {
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((hash,)) = decided else {
         tx.rollback().await?;
         return Err(match request.effective_status(now) {
             "pending" | "expired" => AppError::new(
@@ -406,7 +507,7 @@ pub async fn decide(
                 "This code has already been approved or denied",
             ),
         });
-    }
+    };
     let detail = json!({
         "user_code": request.user_code,
         "device_name": request.device_name,
@@ -423,7 +524,10 @@ pub async fn decide(
         detail,
     )
     .await?;
+    // The CLI's waiting poll, on whichever instance, answers now.
+    state.wakeups.announce(&mut *tx, &hash).await?;
     tx.commit().await?;
+    state.wakeups.wake(&hash);
     Ok(answer)
 }
 
@@ -449,16 +553,50 @@ async fn create_device_code(
     }))
 }
 
+/// The query of a poll.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct PollQuery {
+    /// Wait up to this many seconds (a whole number from 0 to 20) for the
+    /// code to be approved, denied or expired, and answer as soon as it is;
+    /// `pending` when the wait runs out. A waiting poll is never answered
+    /// `slow_down`. Without it (or 0), the poll answers at once.
+    #[param(value_type = Option<u8>, minimum = 0, maximum = 20)]
+    wait: Option<String>,
+}
+
+/// The wait a poll asks for: whole seconds, 0 to [`MAX_WAIT_SECS`].
+fn parse_wait(raw: Option<&str>) -> AppResult<Duration> {
+    let Some(raw) = raw else {
+        return Ok(Duration::ZERO);
+    };
+    match raw.parse::<u64>() {
+        Ok(secs) if secs <= MAX_WAIT_SECS && raw.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(Duration::from_secs(secs))
+        }
+        _ => Err(AppError::bad_request(format!(
+            "wait must be a whole number of seconds from 0 to {MAX_WAIT_SECS}"
+        ))),
+    }
+}
+
 /// Poll a device code. The token is in the first answer after approval only;
-/// later polls answer `approved` with `already_claimed: true`. Polling faster
-/// than once a second answers 429 `slow_down`.
+/// later polls answer `approved` with `already_claimed: true`. With `wait`, the
+/// answer comes as soon as the code is decided or expires. Plain polls faster
+/// than once a second answer 429 `slow_down`.
 #[utoipa::path(get, path = "/api/auth/cli/device-code/{code}", tag = "device codes",
-    params(("code" = String, Path, description = "The device_code")),
-    responses((status = 200, body = DevicePollResponse), (status = 404, body = ErrorBody), (status = 429, body = SlowDownBody)))]
+    params(("code" = String, Path, description = "The device_code"), PollQuery),
+    responses((status = 200, body = DevicePollResponse), (status = 400, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 429, body = SlowDownBody)))]
 async fn poll_device_code(
     State(state): State<AppState>,
     Path(code): Path<String>,
+    query: Result<Query<PollQuery>, QueryRejection>,
 ) -> AppResult<Response> {
+    let wait = match query {
+        Ok(Query(query)) => parse_wait(query.wait.as_deref())?,
+        Err(rejection) => return Err(AppError::bad_request(rejection.body_text())),
+    };
     let answer = |status, token: Option<Token>, user, already_claimed| {
         Json(DevicePollResponse {
             status,
@@ -468,7 +606,7 @@ async fn poll_device_code(
         })
         .into_response()
     };
-    Ok(match poll(&state, &code).await? {
+    Ok(match poll_waiting(&state, &code, wait).await? {
         PollOutcome::NotFound => {
             return Err(AppError::not_found(
                 "Unknown device code; run `claudemesh login` again",
@@ -478,7 +616,7 @@ async fn poll_device_code(
             StatusCode::TOO_MANY_REQUESTS,
             Json(SlowDownBody {
                 error: ErrorCode::SlowDown,
-                message: "Polling too fast; wait `interval` seconds between polls".into(),
+                message: "Polling too fast; wait `interval` seconds between polls, or poll with `?wait=20`".into(),
                 slow_down: true,
                 interval: POLL_INTERVAL_SECS,
             }),

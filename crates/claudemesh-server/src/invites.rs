@@ -134,7 +134,7 @@ pub async fn find_by_code(state: &AppState, code: &str) -> AppResult<InviteRow> 
 /// Create an invite (admins only), and email it when an address is given.
 #[utoipa::path(post, path = "/api/my/meshes/{slug}/invites", tag = "invites", request_body = CreateInviteRequest,
     params(("slug" = String, Path, description = "Mesh slug")),
-    responses((status = 201, body = CreatedInvite), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 201, body = CreatedInvite), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn create_invite(
     State(state): State<AppState>,
     caller: Caller,
@@ -259,7 +259,7 @@ fn invite_mail(lang: Lang, to: &str, inviter: &str, mesh_name: &str, invite: &In
 /// The mesh's invites, newest first (admins only).
 #[utoipa::path(get, path = "/api/my/meshes/{slug}/invites", tag = "invites",
     params(("slug" = String, Path, description = "Mesh slug")),
-    responses((status = 200, body = InviteList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = InviteList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn list_invites(
     State(state): State<AppState>,
     caller: Caller,
@@ -286,7 +286,7 @@ pub async fn list(state: &AppState, mesh_id: &str) -> AppResult<Vec<InviteRow>> 
 /// Revoke an invite (admins only).
 #[utoipa::path(delete, path = "/api/my/meshes/{slug}/invites/{id}", tag = "invites",
     params(("slug" = String, Path, description = "Mesh slug"), ("id" = String, Path, description = "Invite id")),
-    responses((status = 200, body = OkResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn revoke_invite(
     State(state): State<AppState>,
     caller: Caller,
@@ -367,7 +367,7 @@ pub async fn preview(state: &AppState, code: &str) -> AppResult<InvitePreview> {
 #[utoipa::path(post, path = "/api/invites/{code}/accept", tag = "invites", request_body = AcceptInviteRequest,
     params(("code" = String, Path, description = "Invite code")),
     responses((status = 200, body = AcceptedInvite), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 410, body = ErrorBody)))]
+        (status = 409, body = ErrorBody), (status = 410, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn accept_invite(
     State(state): State<AppState>,
     caller: Caller,

@@ -2,8 +2,9 @@
 //! same [`Application`].
 //!
 //! Resources each own a module (routes, queries, tests): [`accounts`],
-//! [`device_codes`] (with its RFC 8628 face in [`oauth`]), [`tokens`],
-//! [`meshes`] and [`invites`] (with [`mail`]), and the message [`broker`].
+//! [`device_codes`] (with its RFC 8628 face in [`oauth`] and its waiting
+//! polls in [`wakeups`]), [`tokens`], [`meshes`] and [`invites`] (with
+//! [`mail`]), and the message [`broker`].
 //! Shared plumbing sits beside them: [`config`], [`db`], [`error`], [`auth`]
 //! (who is calling), [`http`] (extractors), [`audit`], [`clock`].
 
@@ -28,9 +29,12 @@ pub mod oauth;
 pub mod openapi;
 pub mod pages;
 pub mod passwords;
+pub mod request_limit;
 pub mod sqlite_reader;
 pub mod state;
+pub mod telemetry;
 pub mod tokens;
+pub mod wakeups;
 
 pub use app::Application;
 pub use config::Config;

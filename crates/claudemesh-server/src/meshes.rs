@@ -216,7 +216,7 @@ async fn suggest_slug(state: &AppState, taken: &Slug) -> AppResult<Slug> {
 
 /// Create a mesh; the caller becomes its first admin.
 #[utoipa::path(post, path = "/api/my/meshes", tag = "meshes", request_body = CreateMeshRequest,
-    responses((status = 201, body = MeshSummary), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = MeshSummary), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn create_mesh(
     State(state): State<AppState>,
     caller: Caller,
@@ -309,7 +309,7 @@ pub async fn create(
 
 /// List every mesh the account belongs to.
 #[utoipa::path(get, path = "/api/my/meshes", tag = "meshes",
-    responses((status = 200, body = MeshList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = MeshList), (status = 401, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn list_meshes(State(state): State<AppState>, caller: Caller) -> AppResult<Json<MeshList>> {
     Ok(Json(MeshList {
         meshes: my_meshes(&state, &caller.user.id).await?,
@@ -365,7 +365,7 @@ pub async fn members(
 /// A mesh with its members.
 #[utoipa::path(get, path = "/api/my/meshes/{slug}", tag = "meshes",
     params(("slug" = String, Path, description = "Mesh slug")),
-    responses((status = 200, body = MeshDetail), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = MeshDetail), (status = 404, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn get_mesh(
     State(state): State<AppState>,
     caller: Caller,
@@ -380,7 +380,7 @@ async fn get_mesh(
 /// `claudemesh sync` does on a new machine). Idempotent.
 #[utoipa::path(post, path = "/api/my/meshes/{slug}/keys", tag = "meshes", request_body = RegisterKeyRequest,
     params(("slug" = String, Path, description = "Mesh slug")),
-    responses((status = 200, body = OkResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn register_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -399,7 +399,7 @@ async fn register_key(
     params(("slug" = String, Path, description = "Mesh slug"),
            ("member" = String, Path, description = "Member id, or `me`")),
     responses((status = 200, body = OkResponse), (status = 403, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,

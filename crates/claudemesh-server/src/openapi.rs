@@ -13,6 +13,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
         (name = "oauth", description = "The same login as RFC 8628"),
         (name = "tokens", description = "Personal access tokens and CLI sessions"),
         (name = "accounts", description = "Registration and browser sign-in"),
+        (name = "telemetry", description = "CLI usage events (docs/telemetry.md)"),
     )
 )]
 pub struct ApiDoc;

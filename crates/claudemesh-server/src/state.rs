@@ -1,10 +1,13 @@
 //! What every handler can reach: the store, the clock, the settings, the
-//! mailer, the broker.
+//! mailer, the broker, the per-token request limit, the waiting device-code
+//! polls.
 
 use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::db::Db;
 use crate::mail::Mailer;
+use crate::request_limit::RequestLimit;
+use crate::wakeups::Wakeups;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -16,6 +19,10 @@ pub struct Inner {
     pub settings: Settings,
     pub mailer: Mailer,
     pub broker: Broker,
+    /// Requests per API token in the last minute (this instance's count).
+    pub request_limit: RequestLimit,
+    /// Device-code polls waiting for news on this instance.
+    pub wakeups: Wakeups,
 }
 
 /// Settings derived once at start-up.
@@ -57,6 +64,8 @@ impl AppState {
         settings: Settings,
         mailer: Mailer,
         broker: Broker,
+        request_limit: RequestLimit,
+        wakeups: Wakeups,
     ) -> Self {
         Self(Arc::new(Inner {
             db,
@@ -64,6 +73,8 @@ impl AppState {
             settings,
             mailer,
             broker,
+            request_limit,
+            wakeups,
         }))
     }
 

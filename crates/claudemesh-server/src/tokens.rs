@@ -268,7 +268,7 @@ async fn touch(state: &AppState, record: &mut TokenRecord, now: i64) -> AppResul
 
 /// Who the caller is, and which credential it used.
 #[utoipa::path(get, path = "/api/my/whoami", tag = "tokens",
-    responses((status = 200, body = WhoAmIResponse), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = WhoAmIResponse), (status = 401, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn whoami(caller: Caller) -> Json<WhoAmIResponse> {
     let credential = match &caller.via {
         Via::Token(token) => CredentialInfo {
@@ -314,7 +314,7 @@ pub fn clean_name(raw: &str, what: &str) -> AppResult<String> {
 
 /// Create a personal access token. The raw token is in this answer only.
 #[utoipa::path(post, path = "/api/my/cli/tokens", tag = "tokens", request_body = CreatePatRequest,
-    responses((status = 201, body = CreatedPat), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 201, body = CreatedPat), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn create_pat(
     State(state): State<AppState>,
     caller: Caller,
@@ -398,7 +398,7 @@ pub async fn list_of_kind(
 
 /// List the account's live personal access tokens (metadata only).
 #[utoipa::path(get, path = "/api/my/cli/tokens", tag = "tokens",
-    responses((status = 200, body = TokenList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = TokenList), (status = 401, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn list_pats(State(state): State<AppState>, caller: Caller) -> AppResult<Json<TokenList>> {
     let tokens = list_of_kind(&state, &caller.user.id, TokenKind::Pat).await?;
     Ok(Json(TokenList {
@@ -454,7 +454,7 @@ pub async fn revoke_owned(
 /// Revoke a personal access token.
 #[utoipa::path(delete, path = "/api/my/cli/tokens/{id}", tag = "tokens",
     params(("id" = String, Path, description = "Token id")),
-    responses((status = 200, body = OkResponse), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = 404, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn revoke_pat(
     State(state): State<AppState>,
     caller: Caller,
@@ -467,7 +467,7 @@ async fn revoke_pat(
 
 /// List the account's live CLI sessions, marking the one making the request.
 #[utoipa::path(get, path = "/api/my/cli/sessions", tag = "tokens",
-    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = SessionList), (status = 401, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn list_sessions(
     State(state): State<AppState>,
     caller: Caller,
@@ -488,7 +488,7 @@ async fn list_sessions(
 /// Revoke one CLI session.
 #[utoipa::path(delete, path = "/api/my/cli/sessions/{id}", tag = "tokens",
     params(("id" = String, Path, description = "Session id")),
-    responses((status = 200, body = OkResponse), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = 404, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn revoke_session(
     State(state): State<AppState>,
     caller: Caller,
@@ -501,7 +501,7 @@ async fn revoke_session(
 
 /// Revoke the CLI session token this request is made with.
 #[utoipa::path(delete, path = "/api/my/cli/sessions/current", tag = "tokens",
-    responses((status = 200, body = OkResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = OkResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), crate::request_limit::RateLimited))]
 async fn revoke_current_session(
     State(state): State<AppState>,
     caller: Caller,

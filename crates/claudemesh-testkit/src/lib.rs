@@ -54,6 +54,9 @@ pub struct Options {
     pub smtp_url: Option<String>,
     /// Take client addresses from `X-Forwarded-For`, as behind a proxy.
     pub trust_proxy: bool,
+    /// Requests a minute per API token (0: no limit); the server's default
+    /// (100) when `None`.
+    pub token_requests_per_minute: Option<u32>,
 }
 
 /// A running server and everything needed to restart it on the same port
@@ -106,6 +109,9 @@ impl TestServer {
         let mut config = Config::for_tests(data_dir.path().to_owned(), database_url);
         config.smtp_url = options.smtp_url;
         config.trust_proxy = options.trust_proxy;
+        if let Some(per_minute) = options.token_requests_per_minute {
+            config.token_requests_per_minute = per_minute;
+        }
         let mut server = Self {
             base_url: String::new(),
             port: 0,

@@ -60,8 +60,11 @@ pub fn start_plan(ctx: &Context, plan: &Plan, args: &LaunchArgs) -> CliResult<()
     }
     let claude = find_claude()?;
     let status = start(ctx, plan, &claude, args)?;
-    // Claude Code's own status is this command's: exit with it directly.
-    std::process::exit(exit_code(status));
+    // Claude Code's own status is this command's: exit with it directly,
+    // once telemetry has had its (at most 300 ms) say.
+    let code = exit_code(status);
+    ctx.telemetry.finish(u8::try_from(code).unwrap_or(u8::MAX));
+    std::process::exit(code);
 }
 
 /// The launch options a wizard launch uses: everything default.

@@ -2,12 +2,16 @@
 //! path for CI (spec flow 2, `--token` / `--with-token`).
 //!
 //! Device code: ask the server for a code, show the link and the code (and a
-//! QR code on a terminal), open the browser unless headless, then poll at the
-//! server's interval until the code is approved, denied, claimed by another
-//! poller or expired. Network failures while polling are retried on the
-//! [`Backoff`] schedule until the code's deadline; a `slow_down` answer sets
-//! the interval to the one the server asks for. The decisions live in
-//! [`Poller`], which does no I/O and is unit-tested.
+//! QR code on a terminal), open the browser unless headless, then poll until
+//! the code is approved, denied, claimed by another poller or expired. Each
+//! poll asks the server to hold it up to [`POLL_WAIT`] and answer as soon as
+//! the code is decided, so an approval reaches the terminal at once; polls
+//! start at most once per the server's interval, so against a server that
+//! answers at once (one that predates `wait`) this is plain polling at its
+//! interval. Network failures while polling are retried on the [`Backoff`]
+//! schedule until the code's deadline; a `slow_down` answer sets the interval
+//! to the one the server asks for. The decisions live in [`Poller`], which
+//! does no I/O and is unit-tested.
 
 use crate::api::ApiError;
 use crate::auth_store::{AuthFile, AuthSource, FILE_VERSION, SavedLogin};
@@ -19,6 +23,7 @@ use crate::device_info::{self, Browser};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::when;
+use claudemesh_api::telemetry::{LoginFailure, LoginMethod};
 use claudemesh_api::wire::{DeviceCodeStatus, DevicePollResponse, UserSummary};
 use claudemesh_api::{Token, TokenKind, UserCode};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -31,10 +36,62 @@ use std::time::{Duration, Instant};
 const MIN_INTERVAL: Duration = Duration::from_secs(1);
 const MAX_INTERVAL: Duration = Duration::from_secs(60);
 const DEFAULT_INTERVAL: Duration = Duration::from_millis(1500);
+/// How long each poll asks the server to wait for a decision (its maximum).
+pub const POLL_WAIT: Duration = Duration::from_secs(20);
 /// A pasted token is short; refuse to read a runaway stdin.
 const MAX_STDIN_BYTES: u64 = 64 * 1024;
+/// Failures told apart for telemetry ([`failure_reason`]).
+const BAD_TOKEN_FORMAT: &str = "Invalid token format (expected cm_pat_…)";
+const DENIED: &str = "Denied in browser";
+const TIMED_OUT: &str = "Login timed out, run `claudemesh login` to retry";
 
 pub fn run(args: &LoginArgs, ctx: &Context) -> CliResult<()> {
+    let method = if args.with_token || ctx.token_flag().is_some() {
+        LoginMethod::Pat
+    } else {
+        LoginMethod::DeviceCode
+    };
+    reported(ctx, method, || sign_in(args, ctx))
+}
+
+/// Records the login's start and, if it fails, why (`finish` records a
+/// success): `cli.login.*` for the server signed in to.
+fn reported(
+    ctx: &Context,
+    method: LoginMethod,
+    login: impl FnOnce() -> CliResult<()>,
+) -> CliResult<()> {
+    let server = ctx.requested_server();
+    ctx.telemetry.login_started(&server, method);
+    let result = login();
+    if let Err(err) = &result {
+        ctx.telemetry
+            .login_failed(&server, method, failure_reason(err));
+    }
+    result
+}
+
+/// Why a login failed, for telemetry.
+fn failure_reason(err: &CliError) -> LoginFailure {
+    match err.exit {
+        Exit::Auth => LoginFailure::TokenRejected,
+        Exit::Conflict => LoginFailure::AlreadyClaimed,
+        Exit::Network => LoginFailure::Network,
+        Exit::Cancelled => LoginFailure::Cancelled,
+        _ if err.message == DENIED => LoginFailure::Denied,
+        _ if err.message == TIMED_OUT => LoginFailure::Expired,
+        _ if err.message == BAD_TOKEN_FORMAT => LoginFailure::InvalidTokenFormat,
+        // The directory or the file auth.json (auth_store.rs).
+        _ if err.message.starts_with("Refusing to save")
+            || err.message.starts_with("Could not save the login") =>
+        {
+            LoginFailure::NotSaved
+        }
+        _ => LoginFailure::Other,
+    }
+}
+
+fn sign_in(args: &LoginArgs, ctx: &Context) -> CliResult<()> {
     if args.with_token && ctx.token_flag().is_some() {
         return Err(CliError::invalid_args(
             "Give the token either with --token or on stdin with --with-token, not both",
@@ -52,10 +109,7 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> CliResult<()> {
     };
     // A mistyped token fails here, before any request or file change.
     let token = token_text
-        .map(|text| {
-            Token::parse(&text)
-                .map_err(|_| CliError::failure("Invalid token format (expected cm_pat_…)"))
-        })
+        .map(|text| Token::parse(&text).map_err(|_| CliError::failure(BAD_TOKEN_FORMAT)))
         .transpose()?;
     let server = ctx.requested_server();
     if token.is_none() {
@@ -76,13 +130,14 @@ pub fn run(args: &LoginArgs, ctx: &Context) -> CliResult<()> {
 
 /// Signs in with a token pasted at a prompt (the welcome wizard).
 pub fn with_token_text(ctx: &Context, text: &str) -> CliResult<()> {
-    let token = Token::parse(text)
-        .map_err(|_| CliError::failure("Invalid token format (expected cm_pat_…)"))?;
-    let server = ctx.requested_server();
-    ctx.store().prepare()?;
-    let previous = previous_login(ctx);
-    let result = token_login(ctx, &server, token)?;
-    finish(ctx, &server, result, previous)
+    reported(ctx, LoginMethod::Pat, || {
+        let token = Token::parse(text).map_err(|_| CliError::failure(BAD_TOKEN_FORMAT))?;
+        let server = ctx.requested_server();
+        ctx.store().prepare()?;
+        let previous = previous_login(ctx);
+        let result = token_login(ctx, &server, token)?;
+        finish(ctx, &server, result, previous)
+    })
 }
 
 /// The device-code sign-in with the defaults (the wizard, `launch`).
@@ -166,6 +221,11 @@ fn finish(
             return Err(err);
         }
     };
+    let method = match done.source {
+        AuthSource::DeviceCode => LoginMethod::DeviceCode,
+        AuthSource::Pat => LoginMethod::Pat,
+    };
+    ctx.telemetry.login_succeeded(server, method, &done.user.id);
     let via = done.via.map(|v| format!(" ({v})")).unwrap_or_default();
     ctx.out
         .success(format!("Authenticated as {}{via}", done.user.name));
@@ -332,19 +392,22 @@ fn device_code_login(args: &LoginArgs, ctx: &Context, server: &str) -> CliResult
 
     let progress = Progress::start(out);
     let mut poller = Poller::new(code.interval, server);
-    let mut wait = poller.interval();
+    // The first poll goes at once: the server holds it until there is news.
+    let mut pause = Duration::ZERO;
     let outcome = loop {
         let now = Instant::now();
         if now >= deadline {
             break Outcome::Expired;
         }
-        std::thread::sleep(wait.min(deadline - now));
-        match poller.handle(api.poll_device_code(&code.device_code)) {
+        std::thread::sleep(pause.min(deadline - now));
+        let sent = Instant::now();
+        let answer = api.poll_device_code(&code.device_code, POLL_WAIT);
+        match poller.handle(answer, sent.elapsed()) {
             Step::Wait { delay, notice } => {
                 if let Some(notice) = notice {
                     progress.notice(&notice);
                 }
-                wait = delay;
+                pause = delay;
             }
             Step::Finish(outcome) => break outcome,
             Step::Fail(err) => {
@@ -372,10 +435,8 @@ fn device_code_login(args: &LoginArgs, ctx: &Context, server: &str) -> CliResult
                 via: None,
             })
         }
-        Outcome::Denied => Err(CliError::failure("Denied in browser")),
-        Outcome::Expired => Err(CliError::failure(
-            "Login timed out, run `claudemesh login` to retry",
-        )),
+        Outcome::Denied => Err(CliError::failure(DENIED)),
+        Outcome::Expired => Err(CliError::failure(TIMED_OUT)),
         Outcome::AlreadyClaimed => Err(CliError::new(
             Exit::Conflict,
             "This code was already used by another claudemesh login",
@@ -462,18 +523,23 @@ impl Poller {
         }
     }
 
+    #[cfg(test)]
     pub fn interval(&self) -> Duration {
         self.interval
     }
 
-    pub fn handle(&mut self, result: Result<DevicePollResponse, ApiError>) -> Step {
+    /// What to do after a poll that took `took` to answer. After `pending`
+    /// the next poll starts one interval after this one did: at once after a
+    /// poll the server held (it waited for news), one interval later after
+    /// one it answered at once.
+    pub fn handle(&mut self, result: Result<DevicePollResponse, ApiError>, took: Duration) -> Step {
         match result {
             Ok(answer) => {
                 let notice = (self.backoff.failures() > 0).then_some(Notice::Reconnected);
                 self.backoff.reset();
                 match answer.status {
                     DeviceCodeStatus::Pending => Step::Wait {
-                        delay: self.interval,
+                        delay: self.interval.saturating_sub(took),
                         notice,
                     },
                     DeviceCodeStatus::Denied => Step::Finish(Outcome::Denied),
@@ -597,6 +663,9 @@ mod tests {
         Poller::new(1.5, "http://server")
     }
 
+    /// How long a poll takes that the server answers at once.
+    const QUICK: Duration = Duration::from_millis(5);
+
     #[test]
     fn polls_at_the_servers_interval_within_bounds() {
         assert_eq!(poller().interval(), Duration::from_millis(1500));
@@ -607,12 +676,34 @@ mod tests {
     }
 
     #[test]
-    fn pending_waits_one_interval() {
+    fn a_quick_pending_waits_out_the_interval_from_the_start_of_the_poll() {
+        // A server that does not know `wait` answers at once: plain polling.
         let mut p = poller();
-        let step = p.handle(Ok(answer(DeviceCodeStatus::Pending, None, false)));
+        let step = p.handle(Ok(answer(DeviceCodeStatus::Pending, None, false)), QUICK);
         assert!(
-            matches!(step, Step::Wait { delay, notice: None } if delay == Duration::from_millis(1500))
+            matches!(step, Step::Wait { delay, notice: None } if delay == Duration::from_millis(1495))
         );
+        let step = p.handle(
+            Ok(answer(DeviceCodeStatus::Pending, None, false)),
+            Duration::from_millis(600),
+        );
+        assert!(matches!(step, Step::Wait { delay, .. } if delay == Duration::from_millis(900)));
+    }
+
+    #[test]
+    fn after_a_poll_the_server_held_the_next_goes_at_once() {
+        let mut p = poller();
+        for took in [
+            POLL_WAIT,
+            Duration::from_millis(1500),
+            Duration::from_secs(3),
+        ] {
+            let step = p.handle(Ok(answer(DeviceCodeStatus::Pending, None, false)), took);
+            assert!(
+                matches!(step, Step::Wait { delay, notice: None } if delay.is_zero()),
+                "{took:?}"
+            );
+        }
     }
 
     #[test]
@@ -620,18 +711,21 @@ mod tests {
         let token = Token::generate(TokenKind::Session);
         let mut p = poller();
         assert!(matches!(
-            p.handle(Ok(answer(DeviceCodeStatus::Denied, None, false))),
+            p.handle(Ok(answer(DeviceCodeStatus::Denied, None, false)), QUICK),
             Step::Finish(Outcome::Denied)
         ));
         assert!(matches!(
-            p.handle(Ok(answer(DeviceCodeStatus::Expired, None, false))),
+            p.handle(Ok(answer(DeviceCodeStatus::Expired, None, false)), QUICK),
             Step::Finish(Outcome::Expired)
         ));
-        match p.handle(Ok(answer(
-            DeviceCodeStatus::Approved,
-            Some(token.expose().into()),
-            false,
-        ))) {
+        match p.handle(
+            Ok(answer(
+                DeviceCodeStatus::Approved,
+                Some(token.expose().into()),
+                false,
+            )),
+            QUICK,
+        ) {
             Step::Finish(Outcome::Approved { token: got, .. }) => assert_eq!(got, token),
             other => panic!("{other:?}"),
         }
@@ -641,7 +735,7 @@ mod tests {
     fn approved_without_a_token_is_already_claimed() {
         for flag in [true, false] {
             assert!(matches!(
-                poller().handle(Ok(answer(DeviceCodeStatus::Approved, None, flag))),
+                poller().handle(Ok(answer(DeviceCodeStatus::Approved, None, flag)), QUICK),
                 Step::Finish(Outcome::AlreadyClaimed)
             ));
         }
@@ -649,11 +743,14 @@ mod tests {
 
     #[test]
     fn a_malformed_token_fails_without_echoing_it() {
-        let step = poller().handle(Ok(answer(
-            DeviceCodeStatus::Approved,
-            Some("cm_pat_secretjunk".into()),
-            false,
-        )));
+        let step = poller().handle(
+            Ok(answer(
+                DeviceCodeStatus::Approved,
+                Some("cm_pat_secretjunk".into()),
+                false,
+            )),
+            QUICK,
+        );
         match step {
             Step::Fail(err) => assert!(!err.message.contains("secretjunk")),
             other => panic!("{other:?}"),
@@ -663,14 +760,16 @@ mod tests {
     #[test]
     fn slow_down_adopts_the_interval_the_server_asks_for() {
         let mut p = poller();
-        let step = p.handle(Err(ApiError::SlowDown { interval: 5.0 }));
+        let step = p.handle(Err(ApiError::SlowDown { interval: 5.0 }), QUICK);
         assert!(matches!(step, Step::Wait { delay, .. } if delay == Duration::from_secs(5)));
         assert_eq!(p.interval(), Duration::from_secs(5));
-        // Later pending answers keep the slower pace.
-        let step = p.handle(Ok(answer(DeviceCodeStatus::Pending, None, false)));
-        assert!(matches!(step, Step::Wait { delay, .. } if delay == Duration::from_secs(5)));
+        // Later quick pending answers keep the slower pace.
+        let step = p.handle(Ok(answer(DeviceCodeStatus::Pending, None, false)), QUICK);
+        assert!(
+            matches!(step, Step::Wait { delay, .. } if delay == Duration::from_secs(5) - QUICK)
+        );
         // A slow_down without a usable interval doubles it.
-        p.handle(Err(ApiError::SlowDown { interval: 0.0 }));
+        p.handle(Err(ApiError::SlowDown { interval: 0.0 }), QUICK);
         assert_eq!(p.interval(), Duration::from_secs(10));
     }
 
@@ -679,7 +778,7 @@ mod tests {
         let mut p = poller();
         let mut delays = Vec::new();
         for _ in 0..7 {
-            match p.handle(Err(ApiError::Transport("connection refused".into()))) {
+            match p.handle(Err(ApiError::Transport("connection refused".into())), QUICK) {
                 Step::Wait {
                     delay,
                     notice: Some(Notice::Retrying { .. }),
@@ -688,12 +787,15 @@ mod tests {
             }
         }
         assert_eq!(delays, [1.5, 3.0, 6.0, 12.0, 24.0, 30.0, 30.0]);
-        let step = p.handle(Err(ApiError::Status {
-            status: 503,
-            body: None,
-        }));
+        let step = p.handle(
+            Err(ApiError::Status {
+                status: 503,
+                body: None,
+            }),
+            QUICK,
+        );
         assert!(matches!(step, Step::Wait { delay, .. } if delay == Duration::from_secs(30)));
-        let step = p.handle(Ok(answer(DeviceCodeStatus::Pending, None, false)));
+        let step = p.handle(Ok(answer(DeviceCodeStatus::Pending, None, false)), QUICK);
         assert!(matches!(
             step,
             Step::Wait {
@@ -702,24 +804,30 @@ mod tests {
             }
         ));
         // The schedule starts over after a success.
-        let step = p.handle(Err(ApiError::Transport("reset".into())));
+        let step = p.handle(Err(ApiError::Transport("reset".into())), QUICK);
         assert!(matches!(step, Step::Wait { delay, .. } if delay == Duration::from_millis(1500)));
     }
 
     #[test]
     fn an_unknown_code_or_a_client_error_stops_at_once() {
-        let step = poller().handle(Err(ApiError::Status {
-            status: 404,
-            body: None,
-        }));
+        let step = poller().handle(
+            Err(ApiError::Status {
+                status: 404,
+                body: None,
+            }),
+            QUICK,
+        );
         assert!(matches!(step, Step::Fail(err) if err.exit == Exit::Failure));
         let body: ErrorBody =
             serde_json::from_str(r#"{"error":"invalid_request","message":"bad"}"#)
                 .expect("an error body");
-        let step = poller().handle(Err(ApiError::Status {
-            status: 400,
-            body: Some(body),
-        }));
+        let step = poller().handle(
+            Err(ApiError::Status {
+                status: 400,
+                body: Some(body),
+            }),
+            QUICK,
+        );
         assert!(matches!(step, Step::Fail(err) if err.exit == Exit::InvalidArgs));
     }
 
@@ -745,5 +853,40 @@ mod tests {
         let qr = qr_code("https://claudemesh.com/cli-auth?code=BCDF-GHJK").unwrap();
         assert!(qr.lines().count() > 10);
         assert!(qr.contains('█') || qr.contains('▀') || qr.contains('▄'));
+    }
+
+    #[test]
+    fn failed_logins_are_told_apart_for_telemetry() {
+        let cases = [
+            (CliError::failure(DENIED), LoginFailure::Denied),
+            (CliError::failure(TIMED_OUT), LoginFailure::Expired),
+            (
+                CliError::failure(BAD_TOKEN_FORMAT),
+                LoginFailure::InvalidTokenFormat,
+            ),
+            (
+                CliError::new(Exit::Auth, "Token rejected"),
+                LoginFailure::TokenRejected,
+            ),
+            (
+                CliError::new(Exit::Conflict, "This code was already used"),
+                LoginFailure::AlreadyClaimed,
+            ),
+            (
+                CliError::unreachable("http://s", "refused"),
+                LoginFailure::Network,
+            ),
+            (
+                CliError::failure("Could not save the login to /x: disk full"),
+                LoginFailure::NotSaved,
+            ),
+            (
+                CliError::failure("The server sent a malformed token"),
+                LoginFailure::Other,
+            ),
+        ];
+        for (err, reason) in cases {
+            assert_eq!(failure_reason(&err), reason, "{err}");
+        }
     }
 }

@@ -40,10 +40,14 @@ fn log_out_saved(ctx: &Context) -> CliResult<LogoutJson> {
     let path = store.path();
     // The token is revoked at the server that issued it, whatever server
     // was asked for: a token is never sent anywhere else.
+    let mut user_id = None;
     let target = match store.load(&ctx.out) {
-        Ok(Some(saved)) => saved_server(&saved.file)
-            .ok()
-            .map(|server| (saved.token, server)),
+        Ok(Some(saved)) => {
+            user_id = Some(saved.file.user.id.clone());
+            saved_server(&saved.file)
+                .ok()
+                .map(|server| (saved.token, server))
+        }
         Ok(None) => {
             ctx.out.line(format!(
                 "Not logged in (no saved login at {})",
@@ -58,6 +62,7 @@ fn log_out_saved(ctx: &Context) -> CliResult<LogoutJson> {
         Err(err) => return Err(err),
     };
     let mut result = LogoutJson::default();
+    let server = target.as_ref().map(|(_, server)| server.clone());
     match target {
         Some((token, server)) => result.revoked_on_server = revoke(ctx, &server, &token),
         None => ctx
@@ -65,6 +70,9 @@ fn log_out_saved(ctx: &Context) -> CliResult<LogoutJson> {
             .warn("It holds no token and server to revoke it at; removing it anyway"),
     }
     remove(ctx, &store, &mut result)?;
+    if result.removed.is_some() {
+        ctx.telemetry.logout(server.as_deref(), user_id.as_deref());
+    }
     Ok(result)
 }
 
@@ -92,8 +100,10 @@ fn revoke_given_token(ctx: &Context, text: &str) -> CliResult<LogoutJson> {
             "The token was not revoked; try again when the server can be reached",
         ));
     }
-    if saved.is_some_and(|s| s.token == token) {
+    if let Some(saved) = saved.filter(|s| s.token == token) {
         remove(ctx, &store, &mut result)?;
+        ctx.telemetry
+            .logout(Some(&server), Some(&saved.file.user.id));
     }
     Ok(result)
 }

@@ -13,6 +13,7 @@ mod logout;
 mod peers;
 mod send;
 mod sync;
+mod telemetry;
 mod whoami;
 mod wizard;
 
@@ -40,6 +41,7 @@ pub fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
         Some(Command::Launch(args)) => launch::run(&args, ctx),
         Some(Command::Mcp(_)) => crate::mcp::run(ctx),
         Some(Command::Completions(args)) => completions::run(&args),
+        Some(Command::Telemetry(args)) => telemetry::run(&args, ctx),
         // `claudemesh <invite link>`: join and launch.
         Some(Command::External(words)) => match words.as_slice() {
             [word] if looks_like_invite(word) => wizard::join_and_launch(ctx, word),
@@ -68,7 +70,7 @@ pub fn slug_arg(text: &str, flag: &str) -> CliResult<Slug> {
 }
 
 /// An invite link (`https://host/i/<code>`), as `claudemesh <link>` takes.
-fn looks_like_invite(word: &str) -> bool {
+pub fn looks_like_invite(word: &str) -> bool {
     (word.starts_with("https://") || word.starts_with("http://")) && word.contains("/i/")
 }
 

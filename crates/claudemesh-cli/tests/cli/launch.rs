@@ -21,7 +21,7 @@ const NOTHING_COMES_WITHIN: Duration = Duration::from_millis(700);
 /// The test double of Claude Code, built by `cargo test` as an example of
 /// this package: `target/debug/examples/fake_claude` beside the test
 /// binary's `target/debug/deps/`.
-fn fake_claude() -> PathBuf {
+pub(super) fn fake_claude() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let path = exe
         .parent()

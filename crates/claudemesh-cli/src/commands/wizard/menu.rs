@@ -3,7 +3,7 @@
 //! stderr, erased after, the cursor shown again however it ends.
 
 use crate::exit::{CliError, CliResult, Exit};
-use dialoguer::console::{Key, Term};
+use dialoguer::console::{Key, Term, measure_text_width};
 
 /// One line of a menu: what it says and, for status rows, a mark before it.
 pub struct Item {
@@ -27,12 +27,12 @@ pub fn choose(term: &Term, header: &[String], items: &[Item], default: usize) ->
     let mut at = default.min(items.len().saturating_sub(1));
     let _ = term.hide_cursor();
     let result = loop {
-        draw(term, header, items, at);
+        let drawn = draw(term, header, items, at);
         let key = match term.read_key_raw() {
             Ok(key) => key,
             Err(_) => break Err(cancelled()),
         };
-        erase(term, header, items);
+        let _ = term.clear_last_lines(drawn);
         match key {
             Key::ArrowUp | Key::Char('k') | Key::BackTab => {
                 at = if at == 0 { items.len() - 1 } else { at - 1 };
@@ -55,16 +55,21 @@ pub fn choose(term: &Term, header: &[String], items: &[Item], default: usize) ->
     result
 }
 
-fn draw(term: &Term, header: &[String], items: &[Item], at: usize) {
-    for line in header {
-        let _ = term.write_line(line);
+/// Draws the menu; the terminal rows it took (a line wider than the
+/// terminal wraps onto more than one, and all of them are erased after).
+fn draw(term: &Term, header: &[String], items: &[Item], at: usize) -> usize {
+    let width = usize::from(term.size().1).max(1);
+    let mut rows = 0;
+    let mut line = |text: &str| {
+        let _ = term.write_line(text);
+        rows += measure_text_width(text).div_ceil(width).max(1);
+    };
+    for text in header {
+        line(text);
     }
     for (i, item) in items.iter().enumerate() {
         let marker = if i == at { "▸" } else { " " };
-        let _ = term.write_line(&format!("{marker} {}. {}", i + 1, item.label));
+        line(&format!("{marker} {}. {}", i + 1, item.label));
     }
-}
-
-fn erase(term: &Term, header: &[String], items: &[Item]) {
-    let _ = term.clear_last_lines(header.len() + items.len());
+    rows
 }

@@ -215,7 +215,9 @@ fn launch_screen(
             1 => choices.mesh = None,
             2 => {
                 let name = ask(t.name_prompt, choices.name.as_deref().unwrap_or_default())?;
-                if claudemesh_api::broker::is_clean_label(&name, false) {
+                if name.is_empty() {
+                    ctx.out.error(t.empty_name);
+                } else if claudemesh_api::broker::is_clean_label(&name, false) {
                     choices.name = Some(name);
                 } else {
                     ctx.out.error(t.bad_name);
@@ -356,18 +358,31 @@ struct InterruptGuard {
 }
 
 impl InterruptGuard {
+    /// Returns once the handler is in place: a Ctrl-C that came while it
+    /// was being installed would be swallowed, leaving the prompt waiting.
     fn arm() -> Self {
         let armed = Arc::new(AtomicBool::new(true));
         let watching = Arc::clone(&armed);
+        let (ready_tx, ready) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
             else {
+                let _ = ready_tx.send(());
+                return;
+            };
+            // Registered here, not at the first poll of a future.
+            let interrupts = {
+                let _entered = runtime.enter();
+                interrupts()
+            };
+            let _ = ready_tx.send(());
+            let Ok(mut interrupts) = interrupts else {
                 return;
             };
             runtime.block_on(async move {
-                while tokio::signal::ctrl_c().await.is_ok() {
+                while interrupts.recv().await.is_some() {
                     if watching.load(Ordering::SeqCst) {
                         restore_terminal();
                         eprintln!();
@@ -376,12 +391,23 @@ impl InterruptGuard {
                 }
             });
         });
+        let _ = ready.recv();
         Self { armed }
     }
 
     fn disarm(&self) {
         self.armed.store(false, Ordering::SeqCst);
     }
+}
+
+#[cfg(unix)]
+fn interrupts() -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+}
+
+#[cfg(windows)]
+fn interrupts() -> std::io::Result<tokio::signal::windows::CtrlC> {
+    tokio::signal::windows::ctrl_c()
 }
 
 fn restore_terminal() {

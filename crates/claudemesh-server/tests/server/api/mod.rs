@@ -8,6 +8,8 @@ mod crash;
 mod device_codes;
 mod meshes;
 mod oauth;
+mod request_limit;
 mod startup;
 pub mod support;
+mod telemetry;
 mod tokens;

@@ -113,6 +113,7 @@ async fn the_api_describes_itself(engine: Engine) {
         "/api/auth/sign-in",
         "/oauth/device_authorization",
         "/oauth/token",
+        "/api/telemetry",
     ] {
         assert!(
             doc["paths"][path].is_object(),
