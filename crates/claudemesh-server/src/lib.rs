@@ -6,7 +6,8 @@
 //! polls in [`wakeups`]), [`tokens`], [`meshes`] and [`invites`] (with
 //! [`mail`]), and the message [`broker`].
 //! Shared plumbing sits beside them: [`config`], [`db`], [`error`], [`auth`]
-//! (who is calling, and [`request_limit`] on each token), [`http`] (extractors), [`audit`], [`clock`].
+//! (who is calling, and [`request_limit`] on each token), [`http`]
+//! (extractors), [`audit`], [`clock`].
 
 pub mod accounts;
 pub mod app;
