@@ -297,6 +297,8 @@ impl Client {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::unbounded_channel();
         let task = Task {
+            member_key: identity.member.public_hex(),
+            session_key: session_key.clone(),
             member: identity.member,
             session: KeyPair::from_secret_hex(&identity.session.secret_hex())
                 .expect("a key pair's own secret parses"),
@@ -579,6 +581,9 @@ async fn next_frame(socket: &mut Socket) -> Result<ServerFrame, ClientError> {
 struct Task {
     member: KeyPair,
     session: KeyPair,
+    /// The two keys' public halves (hex), which key boxes are addressed to.
+    member_key: String,
+    session_key: String,
     mesh_id: String,
     view: Arc<Mutex<View>>,
     events: mpsc::UnboundedSender<Event>,
@@ -815,9 +820,9 @@ impl Task {
         if !known_member {
             return Err("the sender's member key belongs to no member of this mesh".into());
         }
-        let to_member = if envelope.key.to == self.session.public_hex() {
+        let to_member = if envelope.key.to == self.session_key {
             false
-        } else if envelope.key.to == self.member.public_hex() {
+        } else if envelope.key.to == self.member_key {
             true
         } else {
             return Err("the message is sealed for another key".into());

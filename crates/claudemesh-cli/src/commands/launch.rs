@@ -21,6 +21,7 @@
 //! Exit: Claude Code's own status (128 + N when it died of signal N), or
 //! [`Exit::ClaudeMissing`] when there is no Claude Code to run.
 
+use super::wizard::menu;
 use super::{join, login, sync};
 use crate::cli::{JoinArgs, LaunchArgs};
 use crate::config_store::JoinedMesh;
@@ -31,6 +32,7 @@ use crate::{session, when};
 use claudemesh_api::Slug;
 use claudemesh_api::broker::{is_clean_label, is_group_name};
 use claudemesh_api::e2e::{self, KeyPair};
+use dialoguer::console::Term;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -195,17 +197,13 @@ pub fn pick_mesh(
     }
     let records: Vec<&JoinedMesh> = joined.iter().collect();
     if given.is_none() && records.len() > 1 && interactive {
-        let items: Vec<String> = records
+        // The wizard's menu: the same keys, and Esc or Ctrl-C exit 130.
+        let items: Vec<menu::Item> = records
             .iter()
-            .map(|m| format!("{} ({})", m.name, m.slug))
+            .map(|m| menu::Item::new(format!("{} ({})", m.name, m.slug)))
             .collect();
-        let choice = dialoguer::Select::new()
-            .with_prompt(format!("Mesh ({} available)", items.len()))
-            .items(&items)
-            .default(0)
-            .interact_opt()
-            .map_err(cancelled)?
-            .ok_or_else(cancelled_plain)?;
+        let header = vec![format!("Mesh ({} available):", items.len())];
+        let choice = menu::choose(&Term::stderr(), &header, &items, 0)?;
         return Ok(records[choice].clone());
     }
     session::choose(&records, given, "launch").cloned()
@@ -233,16 +231,8 @@ fn ask_role() -> CliResult<String> {
             }
         })
         .interact_text()
-        .map_err(cancelled)?;
+        .map_err(|_| menu::cancelled())?;
     Ok(role.trim().to_owned())
-}
-
-fn cancelled(_: dialoguer::Error) -> CliError {
-    cancelled_plain()
-}
-
-fn cancelled_plain() -> CliError {
-    CliError::new(Exit::Cancelled, "Cancelled")
 }
 
 /// The Claude Code binary: `CLAUDEMESH_CLAUDE_BIN`, then `claude` on

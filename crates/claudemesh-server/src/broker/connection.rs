@@ -163,7 +163,6 @@ struct Session {
     member_id: String,
     peer: Peer,
     attestation: claudemesh_api::broker::Attestation,
-    attestation_expires_at: i64,
     /// Messages sent on this connection and not yet acknowledged.
     unacked: HashSet<String>,
     /// The last backlog read was full: read again once these are acked.
@@ -324,7 +323,6 @@ async fn admit(
             member_id: membership.member_id,
             peer,
             attestation: hello.attestation,
-            attestation_expires_at: expires_at,
             unacked: HashSet::new(),
             more_waiting: false,
             handle,
@@ -426,7 +424,7 @@ async fn run(
                     tracing::debug!("broker: session silent; dropping it");
                     return;
                 }
-                if session.attestation_expires_at <= broker.now() {
+                if session.attestation.expires_at <= broker.now() {
                     Next::Close(None, refuse(Code::AttestationExpired, "The session's attestation has expired"))
                 } else if socket.send(Message::Ping(Default::default())).await.is_err() {
                     return;

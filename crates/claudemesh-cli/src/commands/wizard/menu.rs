@@ -5,7 +5,7 @@
 use crate::exit::{CliError, CliResult, Exit};
 use dialoguer::console::{Key, Term, measure_text_width};
 
-/// One line of a menu: what it says and, for status rows, a mark before it.
+/// One line of a menu.
 pub struct Item {
     pub label: String,
 }

@@ -11,7 +11,7 @@
 //! waits for input that cannot come. Esc, q and Ctrl-C cancel at any point
 //! with the terminal restored (exit 130). Spanish when the locale is.
 
-mod menu;
+pub(super) mod menu;
 mod text;
 
 use super::{create, join, launch, login};
@@ -253,9 +253,8 @@ fn status_rows(ctx: &Context, t: &Text, account: &Account, choices: &Choices) ->
     let done = |label: &str, value: &str| format!("{label:<8} {} {value}", ctx.out.check());
     let mut rows = vec![ctx.out.bold("██ claudemesh launch"), String::new()];
     rows.push(done(t.account, &account.user.name));
-    match &choices.mesh {
-        Some(mesh) => rows.push(done(t.mesh, &format!("{} ({})", mesh.name, mesh.slug))),
-        None => rows.push(format!("{:<8} ▸", t.mesh)),
+    if let Some(mesh) = &choices.mesh {
+        rows.push(done(t.mesh, &format!("{} ({})", mesh.name, mesh.slug)));
     }
     rows.push(done(t.name, choices.name.as_deref().unwrap_or_default()));
     if choices.role.is_empty() {
