@@ -63,6 +63,7 @@ start_server() {
   BASE=http://127.0.0.1:$port
   CLAUDEMESH_BIND=127.0.0.1:$port CLAUDEMESH_DATA_DIR=$dir/data CLAUDEMESH_LOG_FORMAT=text \
     RUST_LOG=warn CLAUDEMESH_BROKER_SENDS_PER_MINUTE=0 CLAUDEMESH_BROKER_MAX_PEERS=100000 \
+    CLAUDEMESH_SIGN_UPS_PER_IP_PER_MINUTE=0 \
     CLAUDEMESH_BROKER_MAX_CONNECTIONS_PER_MEMBER=100000 "$BIN" >"$dir/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do curl -fs "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -43,7 +43,8 @@ start_server() {
   local name=$1 database_url=${2:-}
   local port; port=$(free_port)
   env -u DATABASE_URL RUST_LOG=warn CLAUDEMESH_LOG_FORMAT=text CLAUDEMESH_BIND="127.0.0.1:$port" \
-    CLAUDEMESH_DATA_DIR="$OUT/$name/data" ${database_url:+DATABASE_URL="$database_url"} \
+    CLAUDEMESH_DATA_DIR="$OUT/$name/data" CLAUDEMESH_DEVICE_CODES_PER_IP_PER_MINUTE=0 \
+    ${database_url:+DATABASE_URL="$database_url"} \
     "$SERVER" >"$OUT/$name.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done

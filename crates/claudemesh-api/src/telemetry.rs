@@ -10,6 +10,7 @@
 //! argument: a route template is one of the server's own routes, never a URL.
 
 use crate::ErrorCode;
+use crate::rules;
 use crate::wire::{Timestamp, wire};
 use serde::{Deserialize, Serialize};
 
@@ -25,13 +26,18 @@ wire! {
     #[serde(deny_unknown_fields)]
     pub struct TelemetryBatch {
         /// Random, made on the first run (`claudemesh telemetry status` shows it).
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::install_id))]
         pub install_id: String,
         /// The CLI's version, e.g. `0.12.0`.
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::cli_version))]
         pub cli_version: String,
         /// `std::env::consts::OS`, e.g. `linux`.
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::os))]
         pub os: String,
         /// `std::env::consts::ARCH`, e.g. `x86_64`.
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::arch))]
         pub arch: String,
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::events))]
         pub events: Vec<TelemetryEvent>,
     }
 
@@ -40,17 +46,53 @@ wire! {
     #[serde(tag = "event", deny_unknown_fields)]
     pub enum TelemetryEvent {
         #[serde(rename = "cli.login.started")]
-        LoginStarted { id: String, at: Timestamp, properties: LoginStartedProperties },
+        LoginStarted {
+            #[cfg_attr(feature = "openapi", schema(schema_with = field::event_id))]
+            id: String,
+            #[cfg_attr(feature = "openapi", schema(schema_with = field::occurred_at))]
+            at: Timestamp,
+            properties: LoginStartedProperties,
+        },
         #[serde(rename = "cli.login.succeeded")]
-        LoginSucceeded { id: String, at: Timestamp, properties: LoginSucceededProperties },
+        LoginSucceeded {
+            #[cfg_attr(feature = "openapi", schema(schema_with = field::event_id))]
+            id: String,
+            #[cfg_attr(feature = "openapi", schema(schema_with = field::occurred_at))]
+            at: Timestamp,
+            properties: LoginSucceededProperties,
+        },
         #[serde(rename = "cli.login.failed")]
-        LoginFailed { id: String, at: Timestamp, properties: LoginFailedProperties },
+        LoginFailed {
+            #[cfg_attr(feature = "openapi", schema(schema_with = field::event_id))]
+            id: String,
+            #[cfg_attr(feature = "openapi", schema(schema_with = field::occurred_at))]
+            at: Timestamp,
+            properties: LoginFailedProperties,
+        },
         #[serde(rename = "cli.logout")]
-        Logout { id: String, at: Timestamp, properties: LogoutProperties },
+        Logout {
+            #[cfg_attr(feature = "openapi", schema(schema_with = field::event_id))]
+            id: String,
+            #[cfg_attr(feature = "openapi", schema(schema_with = field::occurred_at))]
+            at: Timestamp,
+            properties: LogoutProperties,
+        },
         #[serde(rename = "cli.command.executed")]
-        CommandExecuted { id: String, at: Timestamp, properties: CommandExecutedProperties },
+        CommandExecuted {
+            #[cfg_attr(feature = "openapi", schema(schema_with = field::event_id))]
+            id: String,
+            #[cfg_attr(feature = "openapi", schema(schema_with = field::occurred_at))]
+            at: Timestamp,
+            properties: CommandExecutedProperties,
+        },
         #[serde(rename = "cli.api.error")]
-        ApiError { id: String, at: Timestamp, properties: ApiErrorProperties },
+        ApiError {
+            #[cfg_attr(feature = "openapi", schema(schema_with = field::event_id))]
+            id: String,
+            #[cfg_attr(feature = "openapi", schema(schema_with = field::occurred_at))]
+            at: Timestamp,
+            properties: ApiErrorProperties,
+        },
     }
 
     #[serde(deny_unknown_fields)]
@@ -62,6 +104,7 @@ wire! {
     pub struct LoginSucceededProperties {
         pub method: LoginMethod,
         /// The account's id (`usr_…`), never its name or email.
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::user_id))]
         pub user_id: String,
     }
 
@@ -74,6 +117,7 @@ wire! {
     #[serde(deny_unknown_fields)]
     pub struct LogoutProperties {
         /// `null` when the saved login was too damaged to say whose it was.
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::logout_user_id))]
         pub user_id: Option<String>,
     }
 
@@ -81,7 +125,11 @@ wire! {
     pub struct CommandExecutedProperties {
         /// The subcommand's name only, never its arguments.
         pub command: CliCommand,
+        #[serde(deserialize_with = "rules::whole")]
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::exit_code))]
         pub exit_code: u8,
+        #[serde(deserialize_with = "rules::whole")]
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::duration_ms))]
         pub duration_ms: u64,
         /// Whether the command ran with a credential (a saved login, `--token`
         /// or `CLAUDEMESH_TOKEN`).
@@ -91,10 +139,14 @@ wire! {
     #[serde(deny_unknown_fields)]
     pub struct ApiErrorProperties {
         /// The route template (`/api/my/meshes/{slug}`), never the URL.
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::endpoint))]
         pub endpoint: String,
         /// The HTTP status of the answer.
+        #[serde(deserialize_with = "rules::whole")]
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::status))]
         pub status: u16,
         /// The error code of the answer; `null` when it had none (a proxy's page).
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::error_code))]
         pub error_code: Option<ErrorCode>,
     }
 
@@ -245,6 +297,21 @@ impl TelemetryBatch {
     }
 }
 
+/// Characters in a route template.
+pub const MAX_ROUTE_TEMPLATE_CHARS: usize = 128;
+
+/// [`is_random_id`] as a pattern.
+pub const RANDOM_ID_PATTERN: &str = "^[a-z2-7]{26}$";
+/// [`is_user_id`] as a pattern.
+pub const USER_ID_PATTERN: &str = "^usr_[A-Za-z0-9]{1,64}$";
+/// [`is_route_template`] as a pattern (with a length of at most
+/// [`MAX_ROUTE_TEMPLATE_CHARS`]).
+pub const ROUTE_TEMPLATE_PATTERN: &str = "^(/([a-z0-9_-]+|\\{[a-z0-9_-]+\\}))+$";
+/// [`is_version`] as a pattern.
+pub const VERSION_PATTERN: &str = "^[0-9][A-Za-z0-9.+-]{0,31}$";
+/// [`is_platform_word`] as a pattern.
+pub const PLATFORM_WORD_PATTERN: &str = "^[a-z0-9_]{1,16}$";
+
 /// A random id: [`RANDOM_ID_CHARS`] characters of lowercase base32.
 pub fn is_random_id(text: &str) -> bool {
     text.len() == RANDOM_ID_CHARS && text.bytes().all(|b| matches!(b, b'a'..=b'z' | b'2'..=b'7'))
@@ -260,7 +327,7 @@ pub fn is_user_id(text: &str) -> bool {
 /// The shape of a route template: `/`-separated lowercase words or
 /// `{params}`, at most 128 characters.
 pub fn is_route_template(text: &str) -> bool {
-    text.len() <= 128
+    text.len() <= MAX_ROUTE_TEMPLATE_CHARS
         && text.starts_with('/')
         && text[1..].split('/').all(|segment| {
             let word = |w: &str| {
@@ -290,6 +357,110 @@ pub fn is_platform_word(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// The schemas of the fields above that a type alone would leave too wide.
+#[cfg(feature = "openapi")]
+mod field {
+    use super::*;
+    use utoipa::openapi::schema::{ArrayBuilder, KnownFormat, ObjectBuilder, SchemaFormat, Type};
+    use utoipa::openapi::{Array, Object, Ref};
+
+    fn text(pattern: &str, description: &str) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(pattern))
+            .description(Some(description))
+    }
+
+    pub fn install_id() -> Object {
+        text(
+            RANDOM_ID_PATTERN,
+            "Random, made on the first run (`claudemesh telemetry status` shows it).",
+        )
+        .build()
+    }
+    pub fn cli_version() -> Object {
+        text(VERSION_PATTERN, "The CLI's version, e.g. `0.12.0`.").build()
+    }
+    pub fn os() -> Object {
+        text(
+            PLATFORM_WORD_PATTERN,
+            "`std::env::consts::OS`, e.g. `linux`.",
+        )
+        .build()
+    }
+    pub fn arch() -> Object {
+        text(
+            PLATFORM_WORD_PATTERN,
+            "`std::env::consts::ARCH`, e.g. `x86_64`.",
+        )
+        .build()
+    }
+    pub fn events() -> Array {
+        ArrayBuilder::new()
+            .items(Ref::from_schema_name("TelemetryEvent"))
+            .max_items(Some(MAX_EVENTS_PER_BATCH))
+            .build()
+    }
+    pub fn event_id() -> Object {
+        text(
+            RANDOM_ID_PATTERN,
+            "Random: a batch sent again is stored once.",
+        )
+        .build()
+    }
+    pub fn occurred_at() -> Object {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+            .description(Some("When it happened, on the CLI's clock (RFC 3339)."))
+            .build()
+    }
+    pub fn user_id() -> Object {
+        text(
+            USER_ID_PATTERN,
+            "The account's id (`usr_…`), never its name or email.",
+        )
+        .build()
+    }
+    pub fn logout_user_id() -> Object {
+        ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([Type::String, Type::Null]))
+            .pattern(Some(USER_ID_PATTERN))
+            .description(Some("The account's id; `null` when the saved login was too damaged to say whose it was."))
+            .build()
+    }
+    pub fn exit_code() -> Object {
+        rules::schema::whole("The command's exit code.", 0, u64::from(u8::MAX))
+    }
+    pub fn duration_ms() -> Object {
+        rules::schema::whole("How long the command ran, in milliseconds.", 0, u64::MAX)
+    }
+    pub fn endpoint() -> Object {
+        text(
+            ROUTE_TEMPLATE_PATTERN,
+            "The route template (`/api/my/meshes/{slug}`), never the URL: one of this server's.",
+        )
+        .max_length(Some(MAX_ROUTE_TEMPLATE_CHARS))
+        .build()
+    }
+    /// Any text: a code that this server does not know (from a newer
+    /// server) reads as `unknown`, as in the CLI.
+    pub fn error_code() -> Object {
+        ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::SchemaType::from_iter([
+                Type::String,
+                Type::Null,
+            ]))
+            .description(Some(
+                "The error code of the answer (`ErrorCode`; one this server does not know is kept as `unknown`); `null` when it had none (a proxy's page).",
+            ))
+            .build()
+    }
+    pub fn status() -> Object {
+        rules::schema::whole("The HTTP status of the answer.", 0, u64::from(u16::MAX))
+    }
 }
 
 #[cfg(test)]
@@ -401,5 +572,38 @@ mod tests {
         let events = vec![one; MAX_EVENTS_PER_BATCH + 1].join(",");
         let parsed: TelemetryBatch = serde_json::from_str(&batch(&events)).unwrap();
         assert!(parsed.problem().unwrap().contains("at most 100 events"));
+    }
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::*;
+    use proptest::prelude::*;
+    use regex_lite::Regex;
+
+    fn matches(pattern: &str, text: &str) -> bool {
+        Regex::new(pattern).unwrap().is_match(text)
+    }
+
+    proptest! {
+        #[test]
+        fn each_pattern_is_its_check(text in "[a-zA-Z0-9_./{}+ @-]{0,30}|usr_[a-zA-Z0-9]{0,66}|[a-z2-7]{25,27}") {
+            prop_assert_eq!(matches(RANDOM_ID_PATTERN, &text), is_random_id(&text));
+            prop_assert_eq!(matches(USER_ID_PATTERN, &text), is_user_id(&text));
+            prop_assert_eq!(matches(VERSION_PATTERN, &text), is_version(&text));
+            prop_assert_eq!(matches(PLATFORM_WORD_PATTERN, &text), is_platform_word(&text));
+            let short_enough = text.len() <= MAX_ROUTE_TEMPLATE_CHARS;
+            prop_assert_eq!(matches(ROUTE_TEMPLATE_PATTERN, &text) && short_enough, is_route_template(&text));
+        }
+    }
+
+    #[test]
+    fn route_templates_match() {
+        for good in ["/api/my/meshes/{slug}", "/oauth/token", "/a"] {
+            assert!(matches(ROUTE_TEMPLATE_PATTERN, good), "{good}");
+        }
+        for bad in ["/", "/api/", "api", "/api//x", "/{a", "/A"] {
+            assert!(!matches(ROUTE_TEMPLATE_PATTERN, bad), "{bad}");
+        }
     }
 }

@@ -3,6 +3,7 @@
 //!
 //! Times are RFC 3339 strings in UTC (`2026-11-23T19:05:33Z`).
 
+use crate::rules;
 use crate::token::TokenKind;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -24,8 +25,11 @@ pub(crate) use wire;
 wire! {
     #[serde(deny_unknown_fields)]
     pub struct RegisterRequest {
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::account_email))]
         pub email: String,
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::new_password))]
         pub password: String,
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::account_name))]
         pub name: String,
     }
 
@@ -38,6 +42,7 @@ wire! {
     #[serde(deny_unknown_fields)]
     pub struct ChangePasswordRequest {
         pub current_password: String,
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::new_password))]
         pub new_password: String,
     }
 
@@ -67,8 +72,11 @@ wire! {
     /// What the CLI tells the server about the machine asking to sign in.
     #[serde(deny_unknown_fields)]
     pub struct DeviceCodeRequest {
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::device_name))]
         pub device_name: String,
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::device_os))]
         pub device_os: String,
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::device_arch))]
         pub device_arch: String,
     }
 
@@ -150,10 +158,11 @@ wire! {
 
     #[serde(deny_unknown_fields)]
     pub struct CreatePatRequest {
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::token_name))]
         pub name: String,
         /// 30, 90 or 365; `null` for a token that never expires; absent for the default (365).
-        #[serde(default, deserialize_with = "present_or_null", skip_serializing_if = "Option::is_none")]
-        #[cfg_attr(feature = "openapi", schema(value_type = Option<u32>))]
+        #[serde(default, deserialize_with = "present_or_null_whole", skip_serializing_if = "Option::is_none")]
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::pat_expiry))]
         pub expires_in_days: Option<Option<u32>>,
     }
 
@@ -212,14 +221,18 @@ wire! {
 
     #[serde(deny_unknown_fields)]
     pub struct CreateMeshRequest {
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::mesh_name))]
         pub name: String,
         /// Derived from the name when absent.
         #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::mesh_slug))]
         pub slug: Option<String>,
         /// The creator's ed25519 public key, 64 hex characters.
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::creator_key))]
         pub public_key: String,
         /// The creator's name in this mesh; the account name when absent.
         #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::creator_display_name))]
         pub display_name: Option<String>,
     }
 
@@ -260,6 +273,7 @@ wire! {
     /// Registers this machine's key for the caller's membership.
     #[serde(deny_unknown_fields)]
     pub struct RegisterKeyRequest {
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::machine_key))]
         pub public_key: String,
     }
 
@@ -267,14 +281,17 @@ wire! {
     pub struct CreateInviteRequest {
         /// Send the invite link to this address.
         #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::invite_email))]
         pub email: Option<String>,
         #[serde(default)]
         pub role: Option<MeshRole>,
         /// 1 to 365; 7 when absent.
-        #[serde(default)]
+        #[serde(default, deserialize_with = "rules::optional_whole")]
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::invite_expiry))]
         pub expires_in_days: Option<u32>,
-        /// 1 when absent.
-        #[serde(default)]
+        /// 1 to 1000; 1 when absent.
+        #[serde(default, deserialize_with = "rules::optional_whole")]
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::invite_uses))]
         pub max_uses: Option<u32>,
         /// Language of the email, `en` or `es`; from Accept-Language when absent.
         #[serde(default)]
@@ -332,9 +349,11 @@ wire! {
     #[serde(deny_unknown_fields)]
     pub struct AcceptInviteRequest {
         /// This machine's ed25519 public key, 64 hex characters.
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::machine_key))]
         pub public_key: String,
         /// The name to show in the mesh; the account name when absent.
         #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::member_display_name))]
         pub display_name: Option<String>,
     }
 
@@ -377,9 +396,13 @@ wire! {
 
     /// `POST /oauth/token`, form-encoded (RFC 8628 §3.4).
     pub struct OAuthTokenRequest {
+        /// Only `urn:ietf:params:oauth:grant-type:device_code`.
         #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::grant_type, required = true))]
         pub grant_type: Option<String>,
+        /// The `device_code` from `/oauth/device_authorization`.
         #[serde(default)]
+        #[cfg_attr(feature = "openapi", schema(value_type = String, required = true))]
         pub device_code: Option<String>,
         #[serde(default)]
         pub client_id: Option<String>,
@@ -400,13 +423,106 @@ wire! {
     }
 }
 
-/// Keeps "absent" (outer `None`) apart from an explicit `null` (`Some(None)`).
-fn present_or_null<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+/// Keeps "absent" (outer `None`) apart from an explicit `null`
+/// (`Some(None)`), for a whole number ([`rules::optional_whole`]).
+fn present_or_null_whole<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
-    T: Deserialize<'de>,
+    T: TryFrom<u64>,
 {
-    Option::<T>::deserialize(deserializer).map(Some)
+    rules::optional_whole(deserializer).map(Some)
+}
+
+/// The schemas of request fields that follow [`rules`]: a field's type
+/// alone would let through values that the server refuses.
+#[cfg(feature = "openapi")]
+mod field {
+    use super::DEVICE_CODE_GRANT_TYPE;
+    use crate::rules::{self, schema};
+    use utoipa::openapi::{Object, RefOr, Schema};
+
+    pub fn account_email() -> Object {
+        schema::email("The account's email address; unique whatever its case.")
+    }
+    pub fn new_password() -> Object {
+        schema::password("The new password.")
+    }
+    pub fn account_name() -> Object {
+        schema::label(false, "The account holder's name.")
+    }
+    pub fn device_name() -> Object {
+        schema::label(false, "The machine's name, e.g. its host name.")
+    }
+    pub fn device_os() -> Object {
+        schema::label(false, "The machine's operating system, e.g. `linux`.")
+    }
+    pub fn device_arch() -> Object {
+        schema::label(false, "The machine's architecture, e.g. `x86_64`.")
+    }
+    pub fn token_name() -> Object {
+        schema::label(false, "What the token is for.")
+    }
+    pub fn pat_expiry() -> RefOr<Schema> {
+        schema::one_of_or_null(
+            "Days until the token expires: 30, 90 or 365; `null` for a token that never expires; absent for the default (365).",
+            &rules::PAT_EXPIRY_DAYS,
+        )
+    }
+    pub fn mesh_name() -> Object {
+        schema::label(false, "The mesh's name.")
+    }
+    pub fn mesh_slug() -> Object {
+        schema::slug(
+            true,
+            "The mesh's handle; derived from the name when absent or `null`.",
+        )
+    }
+    pub fn creator_key() -> Object {
+        schema::public_key("The creator's ed25519 public key, 64 hex characters.")
+    }
+    pub fn creator_display_name() -> Object {
+        schema::label(
+            true,
+            "The creator's name in this mesh; the account name when absent.",
+        )
+    }
+    pub fn machine_key() -> Object {
+        schema::public_key("This machine's ed25519 public key, 64 hex characters.")
+    }
+    pub fn member_display_name() -> Object {
+        schema::label(
+            true,
+            "The name to show in the mesh; the account name when absent.",
+        )
+    }
+    pub fn invite_email() -> Object {
+        schema::blank_or_email(
+            "Send the invite link to this address; blank or absent: send nothing.",
+        )
+    }
+    pub fn invite_expiry() -> Object {
+        schema::optional_whole(
+            "Days the invite is valid; 7 when absent.",
+            1,
+            u64::from(rules::MAX_INVITE_EXPIRY_DAYS),
+        )
+    }
+    pub fn invite_uses() -> Object {
+        schema::optional_whole(
+            "How many people may join with the invite; 1 when absent.",
+            1,
+            u64::from(rules::MAX_INVITE_USES),
+        )
+    }
+    pub fn grant_type() -> Object {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some([DEVICE_CODE_GRANT_TYPE]))
+            .description(Some(
+                "The RFC 8628 grant; another answers 400 `unsupported_grant_type`.",
+            ))
+            .build()
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The saved login, `auth.json` in the config directory, and which token a
-//! command uses.
+//! The saved login, `auth.json` in the config directory, where its token is
+//! kept, and which token a command uses.
 //!
 //! The file is written only by a successful `claudemesh login`: mode 0600 in
 //! a directory of mode 0700, through a temporary file renamed over the old
@@ -7,20 +7,35 @@
 //! wider mode is warned about and fixed. A file that does not parse, or holds
 //! no well-formed token, is "corrupted" (exit 2), never silently ignored.
 //!
-//! Token resolution: `--token` > `CLAUDEMESH_TOKEN` > `auth.json`.
+//! The token itself goes to the OS credential store when there is one
+//! ([`credential_store`]): `auth.json` then keeps everything but the token,
+//! and names the store's entry in its place (`"keyring": {"service":
+//! "claudemesh", "user": "<config dir>"}`). When no store takes it within
+//! 2 s (headless, CI, SSH, a locked keyring), or with `login
+//! --insecure-storage`, the token is in `auth.json` itself (`"token"`); a
+//! fallback is told once per config directory ([`NOTICE_FILE`] remembers
+//! it). `logout` removes both.
+//!
+//! Token resolution: `--token` > `CLAUDEMESH_TOKEN` > the saved login.
 
+use crate::credential_store::{EntryName, Failure, Keyring};
 use crate::exit::{CliError, CliResult, Exit};
 use crate::output::Output;
 use crate::private_file::{self, Read};
 use claudemesh_api::Token;
 use claudemesh_api::wire::UserSummary;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 pub const AUTH_FILE: &str = "auth.json";
 pub const FILE_VERSION: u32 = 1;
+/// The field of `auth.json` that names the credential store's entry.
+pub const KEYRING_FIELD: &str = "keyring";
+/// Remembers that the fallback to the file was told (when, and why).
+pub const NOTICE_FILE: &str = "keyring.json";
 
 /// How the saved token was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +45,8 @@ pub enum AuthSource {
     Pat,
 }
 
-/// `auth.json`. The raw token is in it, so it never implements `Debug`.
+/// The saved login, with its token wherever that is kept. The raw token is
+/// in it, so it never implements `Debug`.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct AuthFile {
     pub version: u32,
@@ -42,21 +58,81 @@ pub struct AuthFile {
     pub server: String,
 }
 
+/// `auth.json` of a login whose token is in the credential store.
+#[derive(Serialize)]
+struct WithoutToken<'a> {
+    version: u32,
+    keyring: &'a EntryName,
+    user: &'a UserSummary,
+    created_at: &'a str,
+    source: AuthSource,
+    server: &'a str,
+}
+
 /// The saved login, checked: its token is well formed.
 pub struct SavedLogin {
     pub token: Token,
     pub file: AuthFile,
 }
 
-/// Reads and writes `auth.json` in one config directory.
+/// Where `login` keeps the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenStorage {
+    /// The OS credential store (`login` tries it first).
+    Keyring,
+    /// `auth.json` itself (`login --insecure-storage`, or no store).
+    File,
+}
+
+/// Where a login was saved.
+#[derive(Debug)]
+pub struct Saved {
+    /// `auth.json`.
+    pub path: PathBuf,
+    /// Where its token went.
+    pub storage: TokenStorage,
+}
+
+impl Saved {
+    /// `Token saved to …`, for the login's success line.
+    pub fn describe(&self) -> String {
+        match self.storage {
+            TokenStorage::Keyring => format!(
+                "Token saved to the OS credential store (the rest of the login in {})",
+                self.path.display()
+            ),
+            TokenStorage::File => format!("Token saved to {}", self.path.display()),
+        }
+    }
+}
+
+/// What became of the credential store's copy of the token at logout.
+#[derive(Debug, PartialEq, Eq)]
+pub enum KeyringRemoval {
+    Removed,
+    /// No entry, or no store (and `auth.json` named none).
+    NoneThere,
+    /// `auth.json` named an entry and it could not be removed.
+    Failed(Failure),
+}
+
+/// Reads and writes the saved login of one config directory.
 #[derive(Debug, Clone)]
 pub struct AuthStore {
     dir: PathBuf,
+    keyring: Keyring,
 }
 
 impl AuthStore {
+    /// The store of `dir`, with the credential store `CLAUDEMESH_KEYRING`
+    /// chooses (the OS one by default).
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+        Self::with_keyring(dir, Keyring::from_env())
+    }
+
+    pub fn with_keyring(dir: PathBuf, keyring: Keyring) -> Self {
+        Self { dir, keyring }
     }
 
     pub fn path(&self) -> PathBuf {
@@ -64,7 +140,8 @@ impl AuthStore {
     }
 
     /// The saved login, or `None` when there is none. Fixes a too-open mode
-    /// (with a warning); a file that cannot be understood is an error.
+    /// (with a warning); a file that cannot be understood is an error, and
+    /// so is a token the credential store does not give back (exit 2).
     pub fn load(&self, out: &Output) -> CliResult<Option<SavedLogin>> {
         let path = self.path();
         let text = match private_file::read(&path, out) {
@@ -78,43 +155,197 @@ impl AuthStore {
                 ));
             }
         };
-        parse(&text)
-            .map(Some)
-            .ok_or_else(CliError::auth_file_corrupted)
+        self.decode(&text).map(Some)
     }
 
-    /// The token and its server from a file whose rest is damaged: logout
-    /// uses them to revoke what it can before removing the file. Without a
-    /// server there is nowhere safe to send the token, so nothing is returned.
-    pub fn salvage(&self) -> Option<(Token, String)> {
+    fn decode(&self, text: &str) -> CliResult<SavedLogin> {
+        let mut value: Value =
+            serde_json::from_str(text).map_err(|_| CliError::auth_file_corrupted())?;
+        let Some(object) = value.as_object_mut() else {
+            return Err(CliError::auth_file_corrupted());
+        };
+        // A file of another version is not worth a trip to the store.
+        if object.get("version") != Some(&Value::from(FILE_VERSION)) {
+            return Err(CliError::auth_file_corrupted());
+        }
+        if !object.contains_key("token") {
+            let entry = keyring_entry(object).ok_or_else(CliError::auth_file_corrupted)?;
+            let secret = self.read_keyring(&entry)?;
+            object.insert("token".to_owned(), Value::String(secret));
+        }
+        parse(value).ok_or_else(CliError::auth_file_corrupted)
+    }
+
+    fn read_keyring(&self, entry: &EntryName) -> CliResult<String> {
+        match self.keyring.get(entry) {
+            Ok(Some(secret)) => Ok(secret),
+            Ok(None) => Err(CliError::new(
+                Exit::Auth,
+                "The saved login's token is missing from the OS credential store",
+            )
+            .with_hint("Run `claudemesh login` to sign in again.")),
+            Err(failure) => Err(CliError::new(
+                Exit::Auth,
+                format!(
+                    "Cannot read the saved login's token from the OS credential store: {failure}"
+                ),
+            )
+            .with_hint(
+                "Unlock the credential store and try again, or run `claudemesh login --insecure-storage` to keep the token in a file.",
+            )),
+        }
+    }
+
+    /// `auth.json` as JSON, read quietly; `None` when missing or not JSON.
+    fn raw(&self) -> Option<serde_json::Map<String, Value>> {
         let text = fs::read_to_string(self.path()).ok()?;
-        let value: serde_json::Value = serde_json::from_str(&text).ok()?;
-        let token = Token::parse(value.get("token")?.as_str()?).ok()?;
-        let server = crate::api::normalize_base_url(value.get("server")?.as_str()?).ok()?;
+        match serde_json::from_str(&text).ok()? {
+            Value::Object(object) => Some(object),
+            _ => None,
+        }
+    }
+
+    /// The server of the saved login, and its token when `auth.json` holds
+    /// it (`None` when it is in the credential store, or damaged), from a
+    /// file whose rest may be damaged; read quietly, never asking the
+    /// credential store. Without a server there is nowhere safe to send a
+    /// token, so nothing is returned.
+    pub fn salvage(&self) -> Option<(Option<Token>, String)> {
+        let object = self.raw()?;
+        let server = crate::api::normalize_base_url(object.get("server")?.as_str()?).ok()?;
+        let token = object
+            .get("token")
+            .and_then(Value::as_str)
+            .and_then(|text| Token::parse(text).ok());
         Some((token, server))
     }
 
-    /// Writes the file atomically with mode 0600, in a directory made 0700.
-    /// Refuses (exit 1) when the directory cannot be made private.
-    pub fn save(&self, file: &AuthFile) -> CliResult<PathBuf> {
+    /// [`salvage`](Self::salvage), with the token fetched from the
+    /// credential store when `auth.json` names an entry: what `logout`
+    /// revokes when the rest of the file is damaged.
+    pub fn salvage_token(&self) -> Option<(Token, String)> {
+        let (token, server) = self.salvage()?;
+        let token = match token {
+            Some(token) => token,
+            None => {
+                let entry = keyring_entry(&self.raw()?)?;
+                Token::parse(&self.keyring.get(&entry).ok()??).ok()?
+            }
+        };
+        Some((token, server))
+    }
+
+    /// Saves the login: its token in the credential store when `storage`
+    /// asks for it and the store takes it within 2 s, else in the file; the
+    /// file atomically with mode 0600, in a directory made 0700. Refuses
+    /// (exit 1) when the directory cannot be made private. A fallback to
+    /// the file is told once per config directory. The token of the login
+    /// this one replaces is removed from the store if it stays unused there.
+    pub fn save(&self, file: &AuthFile, storage: TokenStorage, out: &Output) -> CliResult<Saved> {
         self.prepare()?;
-        let text = serde_json::to_string_pretty(file)
-            .map_err(|err| CliError::failure(format!("Could not encode the login: {err}")))?;
-        private_file::write_atomic(&self.dir, AUTH_FILE, text.as_bytes()).map_err(|err| {
-            CliError::failure(format!(
-                "Could not save the login to {}: {err}",
-                self.path().display()
-            ))
+        let previous = self.raw().as_ref().and_then(keyring_entry);
+        let entry = EntryName::for_dir(&self.dir);
+        let in_keyring = storage == TokenStorage::Keyring
+            && self.keyring != Keyring::Off
+            && match self.keyring.set(&entry, &file.token) {
+                Ok(()) => true,
+                Err(failure) => {
+                    self.tell_fallback_once(&failure, out);
+                    false
+                }
+            };
+        let encoded = if in_keyring {
+            serde_json::to_string_pretty(&WithoutToken {
+                version: file.version,
+                keyring: &entry,
+                user: &file.user,
+                created_at: &file.created_at,
+                source: file.source,
+                server: &file.server,
+            })
+        } else {
+            serde_json::to_string_pretty(file)
+        };
+        let written = encoded
+            .map_err(|err| CliError::failure(format!("Could not encode the login: {err}")))
+            .and_then(|text| {
+                private_file::write_atomic(&self.dir, AUTH_FILE, text.as_bytes()).map_err(|err| {
+                    CliError::failure(format!(
+                        "Could not save the login to {}: {err}",
+                        self.path().display()
+                    ))
+                })
+            });
+        let path = match written {
+            Ok(path) => path,
+            Err(err) => {
+                if in_keyring {
+                    let _ = self.keyring.delete(&entry);
+                }
+                return Err(err);
+            }
+        };
+        if let Some(old) = previous.filter(|old| !in_keyring || *old != entry) {
+            let _ = self.keyring.delete(&old);
+        }
+        Ok(Saved {
+            path,
+            storage: if in_keyring {
+                TokenStorage::Keyring
+            } else {
+                TokenStorage::File
+            },
         })
     }
 
-    /// Deletes the file; `Ok(false)` when there was none.
+    /// Says, the first time only, that the token went to the file.
+    fn tell_fallback_once(&self, failure: &Failure, out: &Output) {
+        if self.dir.join(NOTICE_FILE).exists() {
+            return;
+        }
+        out.warn(format!(
+            "No OS credential store could keep the token ({failure}); it is saved in {} instead, readable only by you. (Said once.)",
+            self.path().display()
+        ));
+        let note = serde_json::json!({
+            "file_fallback_told_at": crate::when::now_rfc3339(),
+            "reason": failure.to_string(),
+        });
+        let _ = private_file::write_atomic(&self.dir, NOTICE_FILE, note.to_string().as_bytes());
+    }
+
+    /// Deletes `auth.json`; `Ok(false)` when there was none.
     pub fn remove(&self) -> io::Result<bool> {
         match fs::remove_file(self.path()) {
             Ok(()) => Ok(true),
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(err) => Err(err),
         }
+    }
+
+    /// Deletes the token from the credential store: the entry `auth.json`
+    /// names, and this directory's own (left by a login whose file has gone
+    /// since). Call it before [`remove`](Self::remove): it reads the file.
+    /// Not reaching the store counts only when `auth.json` named an entry.
+    pub fn remove_from_keyring(&self) -> KeyringRemoval {
+        let named = self.raw().as_ref().and_then(keyring_entry);
+        let own = EntryName::for_dir(&self.dir);
+        let mut entries: Vec<&EntryName> = named.iter().collect();
+        if named.as_ref() != Some(&own) {
+            entries.push(&own);
+        }
+        let mut outcome = KeyringRemoval::NoneThere;
+        for entry in entries {
+            match self.keyring.delete(entry) {
+                Ok(true) => outcome = KeyringRemoval::Removed,
+                Ok(false) => {}
+                Err(failure) if named.as_ref() == Some(entry) => {
+                    return KeyringRemoval::Failed(failure);
+                }
+                Err(_) => {}
+            }
+        }
+        outcome
     }
 
     /// Makes the config directory exist with mode 0700, or refuses (exit
@@ -130,8 +361,16 @@ impl AuthStore {
     }
 }
 
-fn parse(text: &str) -> Option<SavedLogin> {
-    let file: AuthFile = serde_json::from_str(text).ok()?;
+/// The credential store's entry a file without a token names.
+fn keyring_entry(object: &serde_json::Map<String, Value>) -> Option<EntryName> {
+    if object.contains_key("token") {
+        return None;
+    }
+    serde_json::from_value(object.get(KEYRING_FIELD)?.clone()).ok()
+}
+
+fn parse(value: Value) -> Option<SavedLogin> {
+    let file: AuthFile = serde_json::from_value(value).ok()?;
     if file.version != FILE_VERSION {
         return None;
     }
@@ -147,7 +386,8 @@ pub enum TokenSource {
     Flag,
     /// `CLAUDEMESH_TOKEN`.
     Env,
-    /// The saved login, `auth.json`.
+    /// The saved login, `auth.json` (its token there or in the OS
+    /// credential store).
     File,
 }
 
@@ -169,7 +409,7 @@ pub struct Credential {
     pub saved: Option<AuthFile>,
 }
 
-/// `--token` > `CLAUDEMESH_TOKEN` > `auth.json`. The file is read only when
+/// `--token` > `CLAUDEMESH_TOKEN` > the saved login. The file is read only when
 /// neither of the others is given, so a damaged file does not get in the way
 /// of an explicit token. Empty values count as absent. A malformed flag or
 /// variable is an authentication error (exit 2): it cannot authenticate.
@@ -215,6 +455,12 @@ mod tests {
 
     fn quiet() -> Output {
         Output::from_env(true)
+    }
+
+    /// A store that keeps tokens in the file (no credential store is ever
+    /// touched by these tests).
+    fn file_store(dir: PathBuf) -> AuthStore {
+        AuthStore::with_keyring(dir, Keyring::Off)
     }
 
     fn sample(token: &Token) -> AuthFile {
@@ -288,9 +534,13 @@ mod tests {
     #[test]
     fn save_then_load_round_trips_with_private_modes() {
         let home = tempfile::tempdir().unwrap();
-        let store = AuthStore::new(home.path().join("nested").join(".claudemesh"));
+        let store = file_store(home.path().join("nested").join(".claudemesh"));
         let token = Token::generate(TokenKind::Session);
-        let path = store.save(&sample(&token)).unwrap();
+        let saved = store
+            .save(&sample(&token), TokenStorage::Keyring, &quiet())
+            .unwrap();
+        assert_eq!(saved.storage, TokenStorage::File);
+        let path = saved.path;
         assert_eq!(path, store.path());
         let loaded = store.load(&quiet()).unwrap().unwrap();
         assert_eq!(loaded.token, token);
@@ -333,7 +583,7 @@ mod tests {
     #[test]
     fn damaged_files_are_corrupted_not_ignored() {
         let home = tempfile::tempdir().unwrap();
-        let store = AuthStore::new(home.path().to_owned());
+        let store = file_store(home.path().to_owned());
         let token = Token::generate(TokenKind::Pat);
         let mut wrong_version = serde_json::to_value(sample(&token)).unwrap();
         wrong_version["version"] = 2.into();
@@ -353,8 +603,9 @@ mod tests {
         let (salvaged, server) = store.salvage().unwrap();
         assert_eq!(
             (salvaged, server.as_str()),
-            (token, "http://127.0.0.1:3000")
+            (Some(token.clone()), "http://127.0.0.1:3000")
         );
+        assert_eq!(store.salvage_token().unwrap().0, token);
         let mut no_server = wrong_version.clone();
         no_server.as_object_mut().unwrap().remove("server");
         fs::write(store.path(), no_server.to_string()).unwrap();
@@ -366,9 +617,11 @@ mod tests {
     fn a_too_open_file_is_fixed_on_load() {
         use std::os::unix::fs::PermissionsExt;
         let home = tempfile::tempdir().unwrap();
-        let store = AuthStore::new(home.path().join("cm"));
+        let store = file_store(home.path().join("cm"));
         let token = Token::generate(TokenKind::Pat);
-        store.save(&sample(&token)).unwrap();
+        store
+            .save(&sample(&token), TokenStorage::Keyring, &quiet())
+            .unwrap();
         fs::set_permissions(store.path(), fs::Permissions::from_mode(0o644)).unwrap();
         assert!(store.load(&quiet()).unwrap().is_some());
         let mode = fs::metadata(store.path()).unwrap().permissions().mode() & 0o777;
@@ -383,9 +636,13 @@ mod tests {
         let dir = home.path().join("cm");
         fs::create_dir(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-        let store = AuthStore::new(dir.clone());
+        let store = file_store(dir.clone());
         store
-            .save(&sample(&Token::generate(TokenKind::Pat)))
+            .save(
+                &sample(&Token::generate(TokenKind::Pat)),
+                TokenStorage::File,
+                &quiet(),
+            )
             .unwrap();
         let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o700);
@@ -396,9 +653,13 @@ mod tests {
         let home = tempfile::tempdir().unwrap();
         let blocker = home.path().join("file");
         fs::write(&blocker, "not a directory").unwrap();
-        let store = AuthStore::new(blocker.join("cm"));
+        let store = file_store(blocker.join("cm"));
         let err = store
-            .save(&sample(&Token::generate(TokenKind::Pat)))
+            .save(
+                &sample(&Token::generate(TokenKind::Pat)),
+                TokenStorage::Keyring,
+                &quiet(),
+            )
             .err()
             .unwrap();
         assert_eq!(err.exit, Exit::Failure);
@@ -406,6 +667,249 @@ mod tests {
             err.message.starts_with("Refusing to save the token"),
             "{}",
             err.message
+        );
+    }
+}
+
+/// The token in the OS credential store, with keyring-core's mock store and
+/// the test doubles that fail or hang (never the machine's own store).
+#[cfg(all(test, feature = "keyring"))]
+mod keyring_tests {
+    use super::*;
+    use crate::credential_store::{self, EntryName, Failure, Keyring};
+    use claudemesh_api::TokenKind;
+
+    fn quiet() -> Output {
+        Output::from_env(true)
+    }
+
+    fn sample(token: &Token) -> AuthFile {
+        AuthFile {
+            version: 1,
+            token: token.expose().to_owned(),
+            user: UserSummary {
+                id: "usr_1".into(),
+                name: "Alice".into(),
+                email: "alice@example.com".into(),
+            },
+            created_at: "2026-01-01T00:00:00Z".into(),
+            source: AuthSource::DeviceCode,
+            server: "http://127.0.0.1:3000".into(),
+        }
+    }
+
+    fn file_text(store: &AuthStore) -> String {
+        fs::read_to_string(store.path()).unwrap()
+    }
+
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// Saved with `storage` into a fresh directory: the store, and where the
+    /// token went.
+    fn saved_with(
+        keyring: Keyring,
+        storage: TokenStorage,
+    ) -> (tempfile::TempDir, AuthStore, Token) {
+        let home = tempfile::tempdir().unwrap();
+        let store = AuthStore::with_keyring(home.path().join(".claudemesh"), keyring);
+        let token = Token::generate(TokenKind::Session);
+        let saved = store.save(&sample(&token), storage, &quiet()).unwrap();
+        assert_eq!(saved.path, store.path());
+        (home, store, token)
+    }
+
+    /// The fallback: the token is in a 0600 file, and the notice was told
+    /// (and remembered, so it is told once).
+    fn assert_in_the_file(store: &AuthStore, token: &Token, told: bool) {
+        let text = file_text(store);
+        assert!(text.contains(token.expose()), "the token is in the file");
+        assert!(!text.contains(&format!("\"{KEYRING_FIELD}\"")));
+        #[cfg(unix)]
+        assert_eq!(mode(&store.path()), 0o600);
+        assert_eq!(store.dir.join(NOTICE_FILE).exists(), told);
+        let loaded = store.load(&quiet()).unwrap().unwrap();
+        assert_eq!(&loaded.token, token);
+    }
+
+    #[test]
+    fn the_mock_store_round_trips_and_the_file_keeps_all_but_the_token() {
+        let (_home, store, token) = saved_with(Keyring::Mock, TokenStorage::Keyring);
+        let text = file_text(&store);
+        assert!(!text.contains(token.expose()), "no token in auth.json");
+        let value: Value = serde_json::from_str(&text).unwrap();
+        assert!(value.get("token").is_none());
+        assert_eq!(value["version"], 1);
+        assert_eq!(value["user"]["name"], "Alice");
+        assert_eq!(value["server"], "http://127.0.0.1:3000");
+        let entry = EntryName::for_dir(&store.dir);
+        assert_eq!(value[KEYRING_FIELD]["service"], "claudemesh");
+        assert_eq!(value[KEYRING_FIELD]["user"], entry.user.as_str());
+        #[cfg(unix)]
+        assert_eq!(mode(&store.path()), 0o600);
+        assert!(!store.dir.join(NOTICE_FILE).exists(), "nothing to tell");
+        assert_eq!(
+            Keyring::Mock.get(&entry).unwrap().as_deref(),
+            Some(token.expose())
+        );
+
+        // Another store of the same directory (another command) loads it.
+        let again = AuthStore::with_keyring(store.dir.clone(), Keyring::Mock);
+        let loaded = again.load(&quiet()).unwrap().unwrap();
+        assert_eq!(loaded.token, token);
+        assert_eq!(loaded.file.token, token.expose());
+        assert_eq!(loaded.file.user.email, "alice@example.com");
+        // Quietly, and without the store, the server; with it, the token.
+        assert_eq!(
+            again.salvage(),
+            Some((None, "http://127.0.0.1:3000".to_owned()))
+        );
+        assert_eq!(again.salvage_token().unwrap().0, token);
+
+        // A new login replaces the token in the same entry.
+        let newer = Token::generate(TokenKind::Pat);
+        let saved = again
+            .save(&sample(&newer), TokenStorage::Keyring, &quiet())
+            .unwrap();
+        assert_eq!(saved.storage, TokenStorage::Keyring);
+        assert!(
+            saved
+                .describe()
+                .starts_with("Token saved to the OS credential store")
+        );
+        assert_eq!(again.load(&quiet()).unwrap().unwrap().token, newer);
+    }
+
+    #[test]
+    fn a_store_that_fails_falls_back_to_the_file_and_says_so_once() {
+        let (_home, store, token) = saved_with(Keyring::Fail, TokenStorage::Keyring);
+        assert_in_the_file(&store, &token, true);
+        let note: Value =
+            serde_json::from_str(&fs::read_to_string(store.dir.join(NOTICE_FILE)).unwrap())
+                .unwrap();
+        assert!(
+            note["reason"]
+                .as_str()
+                .unwrap()
+                .contains("failing test store"),
+            "{note}"
+        );
+        assert!(note["file_fallback_told_at"].is_string());
+
+        // The mock store failing the one call, as a locked keyring does.
+        let home = tempfile::tempdir().unwrap();
+        let store = AuthStore::with_keyring(home.path().join("cm"), Keyring::Mock);
+        credential_store::mock_fails_next(&EntryName::for_dir(&store.dir));
+        let token = Token::generate(TokenKind::Pat);
+        let saved = store
+            .save(&sample(&token), TokenStorage::Keyring, &quiet())
+            .unwrap();
+        assert_eq!(saved.storage, TokenStorage::File);
+        assert_eq!(
+            saved.describe(),
+            format!("Token saved to {}", store.path().display())
+        );
+        assert_in_the_file(&store, &token, true);
+        // The next login reaches the store; the notice stays told.
+        let next = Token::generate(TokenKind::Pat);
+        let saved = store
+            .save(&sample(&next), TokenStorage::Keyring, &quiet())
+            .unwrap();
+        assert_eq!(saved.storage, TokenStorage::Keyring);
+        assert!(!file_text(&store).contains(next.expose()));
+    }
+
+    #[test]
+    fn a_store_that_hangs_falls_back_to_the_file() {
+        let (_home, store, token) = saved_with(Keyring::Hang, TokenStorage::Keyring);
+        assert_in_the_file(&store, &token, true);
+        let note = fs::read_to_string(store.dir.join(NOTICE_FILE)).unwrap();
+        assert!(note.contains(&Failure::NoAnswer.to_string()), "{note}");
+    }
+
+    #[test]
+    fn insecure_storage_keeps_the_token_in_the_file_and_clears_the_store() {
+        let (_home, store, token) = saved_with(Keyring::Mock, TokenStorage::Keyring);
+        let entry = EntryName::for_dir(&store.dir);
+        assert!(Keyring::Mock.get(&entry).unwrap().is_some());
+
+        let next = Token::generate(TokenKind::Pat);
+        let saved = store
+            .save(&sample(&next), TokenStorage::File, &quiet())
+            .unwrap();
+        assert_eq!(saved.storage, TokenStorage::File);
+        // Asked for, so not a fallback: nothing to tell.
+        assert_in_the_file(&store, &next, false);
+        assert_eq!(
+            Keyring::Mock.get(&entry).unwrap(),
+            None,
+            "the replaced token does not linger in the store"
+        );
+        assert!(!file_text(&store).contains(token.expose()));
+    }
+
+    #[test]
+    fn logout_removes_the_store_entry_and_the_file() {
+        let (_home, store, _token) = saved_with(Keyring::Mock, TokenStorage::Keyring);
+        let entry = EntryName::for_dir(&store.dir);
+        assert_eq!(store.remove_from_keyring(), KeyringRemoval::Removed);
+        assert!(store.remove().unwrap());
+        assert_eq!(Keyring::Mock.get(&entry).unwrap(), None);
+        assert!(!store.path().exists());
+        assert!(store.load(&quiet()).unwrap().is_none());
+        assert_eq!(store.remove_from_keyring(), KeyringRemoval::NoneThere);
+        assert!(!store.remove().unwrap());
+
+        // A token left in the store by a login whose file has gone.
+        Keyring::Mock.set(&entry, "left over").unwrap();
+        assert_eq!(store.remove_from_keyring(), KeyringRemoval::Removed);
+        assert_eq!(Keyring::Mock.get(&entry).unwrap(), None);
+
+        // A store that cannot be reached: told only when the file said the
+        // token was there.
+        let (_home, store, _token) = saved_with(Keyring::Mock, TokenStorage::Keyring);
+        let unreachable = AuthStore::with_keyring(store.dir.clone(), Keyring::Fail);
+        assert!(matches!(
+            unreachable.remove_from_keyring(),
+            KeyringRemoval::Failed(Failure::Failed(_))
+        ));
+        let (_home, store, _token) = saved_with(Keyring::Off, TokenStorage::Keyring);
+        let unreachable = AuthStore::with_keyring(store.dir.clone(), Keyring::Fail);
+        assert_eq!(unreachable.remove_from_keyring(), KeyringRemoval::NoneThere);
+    }
+
+    #[test]
+    fn a_token_the_store_does_not_give_back_is_an_auth_error() {
+        let (_home, store, token) = saved_with(Keyring::Mock, TokenStorage::Keyring);
+        let entry = EntryName::for_dir(&store.dir);
+
+        credential_store::mock_fails_next(&entry);
+        let err = store.load(&quiet()).err().unwrap();
+        assert_eq!(err.exit, Exit::Auth);
+        assert!(
+            err.message
+                .starts_with("Cannot read the saved login's token from the OS credential store"),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains(token.expose()));
+
+        let switched_off = AuthStore::with_keyring(store.dir.clone(), Keyring::Off);
+        assert_eq!(switched_off.load(&quiet()).err().unwrap().exit, Exit::Auth);
+
+        assert_eq!(Keyring::Mock.delete(&entry), Ok(true));
+        let err = store.load(&quiet()).err().unwrap();
+        assert_eq!(err.exit, Exit::Auth);
+        assert!(err.message.contains("missing"), "{}", err.message);
+
+        // Not a token at all: corrupted.
+        Keyring::Mock.set(&entry, "cm_pat_garbage").unwrap();
+        assert_eq!(
+            store.load(&quiet()).err().unwrap(),
+            CliError::auth_file_corrupted()
         );
     }
 }

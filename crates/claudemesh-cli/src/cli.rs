@@ -147,14 +147,17 @@ pub struct McpArgs {}
 /// code (the device-code flow); over SSH or without a display it prints the
 /// link and the code for you to open on any device. With --token or
 /// --with-token, checks a personal access token with the server instead.
-/// Either way the token is saved to ~/.claudemesh/auth.json (mode 0600),
-/// replacing any earlier login.
+/// Either way the login replaces any earlier one: the token goes to the OS
+/// credential store (Keychain, Secret Service, Credential Manager) and the
+/// rest to ~/.claudemesh/auth.json (mode 0600); when no store answers within
+/// 2 s (headless, CI, SSH), or with --insecure-storage, the token is saved
+/// in auth.json too.
 ///
 /// Examples:
 ///   claudemesh login
 ///   claudemesh login --no-browser
 ///   claudemesh login --with-token < token.txt
-///   echo "$CLAUDEMESH_PAT" | claudemesh login --with-token
+///   echo "$CLAUDEMESH_PAT" | claudemesh login --with-token --insecure-storage
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct LoginArgs {
@@ -169,16 +172,21 @@ pub struct LoginArgs {
     /// How this machine is named on the approval page and in session lists [default: host name]
     #[arg(long, value_name = "NAME")]
     pub device_name: Option<String>,
+
+    /// Save the token in auth.json (mode 0600), not in the OS credential store
+    #[arg(long)]
+    pub insecure_storage: bool,
 }
 
-/// Sign out: revoke the saved token on the server and delete auth.json
+/// Sign out: revoke the saved token on the server and delete it here
 ///
-/// If the server cannot be reached, the local file is still removed and a
+/// The token is removed from the OS credential store and auth.json is
+/// deleted. If the server cannot be reached, both are still removed and a
 /// warning says the token stays valid until it expires (revoke it in the
 /// dashboard). Not being logged in is not an error (exit 0).
 ///
 /// With --token, revokes that token on the server instead (for a token that
-/// leaked), and removes auth.json only if it holds that same token.
+/// leaked), and removes the saved login only if it is that same token.
 ///
 /// Examples:
 ///   claudemesh logout

@@ -16,6 +16,7 @@ mod cli;
 mod commands;
 mod config_store;
 mod context;
+mod credential_store;
 mod device_info;
 mod exit;
 mod keys;

@@ -25,6 +25,8 @@ const SAFETY_LIMIT: Duration = Duration::from_secs(180);
 
 const AUTH_FAILED: &str = "✘ Authentication failed (token expired or revoked)\nRun claudemesh login to re-authenticate.\n";
 
+#[path = "cli/keyring.rs"]
+mod keyring;
 #[path = "cli/launch.rs"]
 mod launch;
 #[path = "cli/meshes.rs"]
@@ -80,8 +82,10 @@ impl Cli {
     }
 
     /// `claudemesh ARGS` in a clean environment: no inherited token, display,
-    /// SSH session, colour setting or proxy, and no usage telemetry (the
-    /// telemetry tests turn it on: `Invocation::telemetry_on`).
+    /// SSH session, colour setting or proxy, no usage telemetry (the
+    /// telemetry tests turn it on: `Invocation::telemetry_on`), and the token
+    /// kept in auth.json with no word about a credential store (the keyring
+    /// tests choose their store: `CLAUDEMESH_KEYRING`).
     fn cmd<const N: usize>(&self, args: [&str; N]) -> Invocation {
         let mut command = Command::new(env!("CARGO_BIN_EXE_claudemesh"));
         command
@@ -89,7 +93,8 @@ impl Cli {
             .env_clear()
             .env("CLAUDEMESH_HOME", &self.config_dir)
             .env("CLAUDEMESH_API_URL", &self.api_url)
-            .env("CLAUDEMESH_TELEMETRY", "0");
+            .env("CLAUDEMESH_TELEMETRY", "0")
+            .env("CLAUDEMESH_KEYRING", "off");
         Invocation {
             command,
             stdin: None,

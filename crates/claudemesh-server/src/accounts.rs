@@ -4,15 +4,17 @@
 //! case-insensitively. A wrong password and an unknown email get the same
 //! answer in about the same time.
 
+use crate::address_limits::Write;
 use crate::audit;
 use crate::auth::{self, BrowserCaller};
 use crate::error::{AppError, AppResult};
 use crate::guessing;
 use crate::http::{ApiJson, ClientInfo};
 use crate::ids::new_id;
+use crate::openapi::{BrowserOnly, CsrfRejected, JsonBodyRejected};
 use crate::passwords;
 use crate::state::AppState;
-use crate::tokens;
+use crate::token_store;
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -21,13 +23,11 @@ use claudemesh_api::wire::{
     AccountResponse, ChangePasswordRequest, ChangePasswordResponse, OkResponse, RegisterRequest,
     SignInRequest, UserSummary,
 };
-use claudemesh_api::{ErrorBody, ErrorCode};
+use claudemesh_api::{ErrorBody, ErrorCode, rules};
 use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub const MIN_PASSWORD_CHARS: usize = 8;
-const MAX_PASSWORD_CHARS: usize = 256;
-const MAX_EMAIL_CHARS: usize = 254;
+pub use claudemesh_api::rules::{MAX_EMAIL_CHARS, MAX_PASSWORD_CHARS, MIN_PASSWORD_CHARS};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -37,17 +37,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(change_password))
 }
 
-/// Trims and checks an email address; the lowercase form is the unique key.
+/// Checks an email address ([`rules::is_email`]) and trims it; the
+/// lowercase form is the unique key.
 pub fn clean_email(raw: &str) -> AppResult<(String, String)> {
-    let email = raw.trim();
-    let valid = email.chars().count() <= MAX_EMAIL_CHARS
-        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
-        && email.split_once('@').is_some_and(|(local, domain)| {
-            !local.is_empty() && domain.contains('.') && !domain.contains('@')
-        });
-    if !valid {
+    if !rules::is_email(raw) {
         return Err(AppError::bad_request("That is not a valid email address"));
     }
+    let email = raw.trim();
     Ok((email.to_owned(), email.to_lowercase()))
 }
 
@@ -72,9 +68,14 @@ fn signed_in(status: StatusCode, cookie: String, user: UserSummary) -> Response 
         .into_response()
 }
 
-/// Create an account and sign this browser in.
+/// Create an account and sign this browser in. One client address may
+/// create 10 a minute (the server's setting).
 #[utoipa::path(post, path = "/api/auth/register", tag = "accounts", request_body = RegisterRequest,
-    responses((status = 201, body = AccountResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = AccountResponse), JsonBodyRejected,
+        (status = 400, body = ErrorBody, description = "`invalid_request`: not a valid email address or name; `weak_password`: the password is not 8 to 256 characters; `invalid_json`: the body is not JSON"),
+        (status = 409, body = ErrorBody, description = "`email_taken`: an account has this email already"),
+        (status = 429, body = ErrorBody, description = "`rate_limited`: too many accounts created from this client address (per server instance; 10 a minute by default)",
+            headers(("Retry-After" = u64, description = "Seconds until a sign-up from this address is accepted again")))))]
 async fn register(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -86,13 +87,18 @@ async fn register(
 }
 
 /// Validates and stores a new account (shared by the JSON API and the pages).
+/// Every attempt counts against the client address's sign-up limit, before
+/// the password is hashed.
 pub async fn create_account(
     state: &AppState,
     client: &ClientInfo,
     body: &RegisterRequest,
 ) -> AppResult<UserSummary> {
+    state
+        .address_limits
+        .check(Write::SignUp, &client.ip, state.now())?;
     let (email, email_normalized) = clean_email(&body.email)?;
-    let name = tokens::clean_name(&body.name, "name")?;
+    let name = token_store::clean_name(&body.name, "name")?;
     check_password_strength(&body.password)?;
     let password_hash = passwords::hash(body.password.clone()).await?;
     let now = state.now();
@@ -147,13 +153,18 @@ struct CredentialRow {
 
 /// Checks an email and password (shared by the JSON API and the pages).
 /// Too many recent failures for this email, or from this IP, answer 429
-/// `too_many_attempts` without looking at the password, right or wrong.
+/// `too_many_attempts` without looking at the password, right or wrong; too
+/// many attempts of any outcome from this address in a minute, 429
+/// `rate_limited` (a right password is a hash and a session row too).
 pub async fn check_credentials(
     state: &AppState,
     client: &ClientInfo,
     email: &str,
     password: &str,
 ) -> AppResult<UserSummary> {
+    state
+        .address_limits
+        .check(Write::SignIn, &client.ip, state.now())?;
     let email_normalized = email.trim().to_lowercase();
     let row: Option<CredentialRow> = sqlx::query_as(
         "SELECT id, name, email, password_hash FROM users WHERE email_normalized = $1",
@@ -213,7 +224,10 @@ async fn verify_limited(
 
 /// Sign in with email and password; sets the session cookie.
 #[utoipa::path(post, path = "/api/auth/sign-in", tag = "accounts", request_body = SignInRequest,
-    responses((status = 200, body = AccountResponse), (status = 401, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = AccountResponse), JsonBodyRejected,
+        (status = 401, body = ErrorBody, description = "`invalid_credentials`: wrong email or password"),
+        (status = 429, body = ErrorBody, description = "`too_many_attempts`: too many wrong passwords lately for this email or from this address (15 minutes); or `rate_limited`: too many sign-ins of any outcome from this client address (per server instance; 30 a minute by default)",
+            headers(("Retry-After" = u64, description = "Seconds until a sign-in is accepted again")))))]
 async fn sign_in(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -226,7 +240,8 @@ async fn sign_in(
 
 /// Sign this browser out.
 #[utoipa::path(post, path = "/api/auth/sign-out", tag = "accounts",
-    responses((status = 200, body = OkResponse), (status = 403, body = ErrorBody)))]
+    security((), ("cookie" = [])),
+    responses((status = 200, body = OkResponse, description = "Signed out, or was not signed in"), CsrfRejected))]
 async fn sign_out(
     State(state): State<AppState>,
     caller: Result<BrowserCaller, AppError>,
@@ -249,7 +264,13 @@ async fn sign_out(
 /// Change the password. Revokes every CLI session token of the account (not
 /// its PATs) and signs out its other browsers.
 #[utoipa::path(post, path = "/api/my/password", tag = "accounts", request_body = ChangePasswordRequest,
-    responses((status = 200, body = ChangePasswordResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)))]
+    security(("cookie" = [])),
+    responses((status = 200, body = ChangePasswordResponse), JsonBodyRejected,
+        (status = 400, body = ErrorBody, description = "`weak_password`: the new password is not 8 to 256 characters; `invalid_json`, `invalid_request`: the body is not of the documented shape"),
+        BrowserOnly,
+        (status = 401, body = ErrorBody, description = "`unauthenticated`: no browser session (a bearer token is not accepted here); `invalid_credentials`: the current password is wrong"),
+        (status = 429, body = ErrorBody, description = "`too_many_attempts`: too many wrong passwords lately for this account or from this address",
+            headers(("Retry-After" = u64, description = "Seconds until a password is checked again")))))]
 async fn change_password(
     State(state): State<AppState>,
     caller: BrowserCaller,
@@ -290,7 +311,7 @@ pub async fn change_password_for(
         .bind(&caller.user.id)
         .execute(&mut *tx)
         .await?;
-    let revoked = tokens::revoke_all_sessions(&mut *tx, &caller.user.id, now).await?;
+    let revoked = token_store::revoke_all_sessions(&mut *tx, &caller.user.id, now).await?;
     sqlx::query("DELETE FROM browser_sessions WHERE user_id = $1 AND id_hash <> $2")
         .bind(&caller.user.id)
         .bind(&caller.session.id_hash)

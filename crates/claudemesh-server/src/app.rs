@@ -1,5 +1,6 @@
 //! Building and running the server: store, router, listener.
 
+use crate::address_limits::AddressLimits;
 use crate::broker::{Broker, BrokerSettings};
 use crate::clock::Clock;
 use crate::config::Config;
@@ -88,10 +89,14 @@ impl Application {
         let state = AppState::new(
             db,
             clock,
-            Settings::new(&public_url, config.trust_proxy),
+            Settings {
+                telemetry_batches_per_minute: config.telemetry_batches_per_minute,
+                ..Settings::new(&public_url, config.trust_proxy)
+            },
             mailer,
             broker,
             RequestLimit::new(config.token_requests_per_minute),
+            AddressLimits::from_config(&config),
             wakeups,
         );
         let router = router(state.clone());
@@ -168,9 +173,14 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::routes())
         .merge(meshes::routes())
         .merge(invites::routes())
-        .merge(telemetry::routes(templates.clone()))
+        .merge(telemetry::routes(
+            templates.clone(),
+            state.settings.telemetry_batches_per_minute,
+        ))
         .split_for_parts();
     templates.learn(&openapi);
+    let mut openapi = openapi;
+    telemetry::document_events(&mut openapi);
     let openapi = Arc::new(openapi);
     api.route(
         "/api/openapi.json",

@@ -13,10 +13,11 @@
 //! token; bearer requests cannot be forged by a browser and skip that check.
 
 use crate::clock::DAY_MS;
+use crate::csrf;
 use crate::error::{AppError, AppResult};
 use crate::ids::random_base32;
-use crate::state::{AppState, origin_of};
-use crate::tokens::{self, TokenRecord};
+use crate::state::AppState;
+use crate::token_store::{self, TokenRecord};
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, Method, StatusCode, header, request::Parts};
 use claudemesh_api::wire::UserSummary;
@@ -82,7 +83,7 @@ impl FromRequestParts<AppState> for Caller {
                         "Authorization must be `Bearer cm_…`",
                     )
                 })?;
-            let (user, token) = tokens::authenticate(state, bearer).await?;
+            let (user, token) = token_store::authenticate(state, bearer).await?;
             state.request_limit.check(&token.id, state.now())?;
             return Ok(Self {
                 user,
@@ -119,37 +120,36 @@ fn is_safe(method: &Method) -> bool {
 
 /// Accepts a state-changing cookie request only from our own origin (the
 /// `Origin` header, or the `Referer` when there is none) or with the
-/// session's CSRF token in the `x-csrf-token` header.
+/// session's CSRF token in the `x-csrf-token` header: [`csrf::allows`].
 pub fn check_csrf(
     headers: &HeaderMap,
     state: &AppState,
     session: &BrowserSession,
 ) -> AppResult<()> {
     let header_text = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let claimed_origin = match header_text(header::ORIGIN) {
-        Some(origin) => Some(origin.to_ascii_lowercase()),
-        None => header_text(header::REFERER).and_then(origin_of),
+    let claims = csrf::Claims {
+        origin: header_text(header::ORIGIN),
+        referer: header_text(header::REFERER),
+        token: headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()),
     };
-    let same_origin = claimed_origin.as_deref() == Some(state.settings.public_origin.as_str());
-    let token_ok = headers
-        .get(CSRF_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|token| csrf_token_matches(session, token));
-    if same_origin || token_ok {
+    if csrf::allows(
+        claims,
+        &state.settings.public_origin,
+        Some(&session.csrf_token),
+    ) {
         Ok(())
     } else {
-        Err(AppError::new(
-            StatusCode::FORBIDDEN,
-            ErrorCode::CsrfRejected,
-            "Cross-site request refused: send it from this site or with the CSRF token",
-        ))
+        Err(csrf_rejected())
     }
 }
 
-/// Compares a submitted CSRF token with the session's (by digest, so the
-/// comparison time says nothing about the token).
-pub fn csrf_token_matches(session: &BrowserSession, submitted: &str) -> bool {
-    sha256_hex(submitted) == sha256_hex(&session.csrf_token)
+/// The API's answer to a request [`csrf::allows`] refuses.
+pub fn csrf_rejected() -> AppError {
+    AppError::new(
+        StatusCode::FORBIDDEN,
+        ErrorCode::CsrfRejected,
+        "Cross-site request refused: send it from this site or with the CSRF token",
+    )
 }
 
 /// The value of one cookie from the `Cookie` headers.

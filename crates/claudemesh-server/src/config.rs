@@ -4,6 +4,20 @@
 use clap::{Parser, ValueEnum};
 use std::path::PathBuf;
 
+// Defaults of the limits per client address, a minute, counted per instance
+// (0 turns each off). Here, with the settings, so that the modules that apply
+// them depend on this one and not the other way round.
+/// Device codes one address may start.
+pub const DEVICE_CODES_PER_IP_PER_MINUTE: u32 = 30;
+/// Accounts one address may create.
+pub const SIGN_UPS_PER_IP_PER_MINUTE: u32 = 10;
+/// Sign-ins, right or wrong, one address may attempt.
+pub const SIGN_INS_PER_IP_PER_MINUTE: u32 = 30;
+/// Telemetry batches one address may send. A command sends one (its own
+/// events, at exit), so a person never comes near it; a CI farm behind one
+/// address may, and its CLIs keep their events and try later.
+pub const TELEMETRY_BATCHES_PER_IP_PER_MINUTE: u32 = 60;
+
 #[derive(Parser, Clone)]
 #[command(name = "claudemesh-server", version, about = "The claudemesh server")]
 pub struct Config {
@@ -53,6 +67,42 @@ pub struct Config {
         default_value_t = 100
     )]
     pub token_requests_per_minute: u32,
+
+    /// CLI logins (device codes, both faces) one client address may start
+    /// in any minute, counted per server instance (0: no limit).
+    #[arg(
+        long,
+        env = "CLAUDEMESH_DEVICE_CODES_PER_IP_PER_MINUTE",
+        default_value_t = DEVICE_CODES_PER_IP_PER_MINUTE
+    )]
+    pub device_codes_per_ip_per_minute: u32,
+
+    /// Accounts one client address may create in any minute, counted per
+    /// server instance (0: no limit).
+    #[arg(
+        long,
+        env = "CLAUDEMESH_SIGN_UPS_PER_IP_PER_MINUTE",
+        default_value_t = SIGN_UPS_PER_IP_PER_MINUTE
+    )]
+    pub sign_ups_per_ip_per_minute: u32,
+
+    /// Sign-ins, right or wrong, one client address may attempt in any
+    /// minute, counted per server instance (0: no limit).
+    #[arg(
+        long,
+        env = "CLAUDEMESH_SIGN_INS_PER_IP_PER_MINUTE",
+        default_value_t = SIGN_INS_PER_IP_PER_MINUTE
+    )]
+    pub sign_ins_per_ip_per_minute: u32,
+
+    /// Telemetry batches one client address may send in any minute, counted
+    /// per server instance (0: no limit).
+    #[arg(
+        long,
+        env = "CLAUDEMESH_TELEMETRY_BATCHES_PER_MINUTE",
+        default_value_t = TELEMETRY_BATCHES_PER_IP_PER_MINUTE
+    )]
+    pub telemetry_batches_per_minute: u32,
 
     /// Days the CLI's telemetry events are kept (0: forever).
     #[arg(
@@ -110,6 +160,10 @@ impl Config {
             mail_from: "claudemesh <noreply@claudemesh.localhost>".into(),
             trust_proxy: false,
             token_requests_per_minute: 100,
+            device_codes_per_ip_per_minute: DEVICE_CODES_PER_IP_PER_MINUTE,
+            sign_ups_per_ip_per_minute: SIGN_UPS_PER_IP_PER_MINUTE,
+            sign_ins_per_ip_per_minute: SIGN_INS_PER_IP_PER_MINUTE,
+            telemetry_batches_per_minute: TELEMETRY_BATCHES_PER_IP_PER_MINUTE,
             telemetry_retention_days: 90,
             broker_send_burst: 10,
             broker_sends_per_minute: 60,

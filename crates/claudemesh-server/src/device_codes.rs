@@ -26,18 +26,22 @@
 //! This module holds the state machine and the spec's JSON endpoints; the
 //! standard OAuth face of the same machine is in [`crate::oauth`].
 
+use crate::address_limits::Write;
 use crate::audit;
 use crate::auth::BrowserCaller;
 use crate::clock::{DAY_MS, MINUTE_MS, SECOND_MS, rfc3339};
+use crate::credential_mail;
 use crate::error::{AppError, AppResult};
 use crate::guessing;
 use crate::http::{ApiJson, ClientInfo};
+use crate::i18n::{self, Lang};
+use crate::openapi::{BrowserOnly, JsonBodyRejected};
 use crate::state::AppState;
-use crate::tokens::{self, SESSION_LIFETIME_MS};
+use crate::token_store::{self, SESSION_LIFETIME_MS};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use claudemesh_api::wire::{
     DeviceCodeRequest, DeviceCodeResponse, DeviceCodeStatus, DeviceDecisionResponse, DeviceInfo,
@@ -63,13 +67,15 @@ pub const POLL_TOLERANCE_MS: i64 = MIN_POLL_GAP_MS / 5;
 pub const CLAIM_GRACE_MS: i64 = MINUTE_MS;
 /// Finished rows are kept this long (for audit), then deleted lazily.
 pub const RETENTION_MS: i64 = 7 * DAY_MS;
+/// Rows past [`RETENTION_MS`] that one start deletes at most (see [`start`]).
+pub const CLEANUP_BATCH: i64 = 100;
 /// The longest a poll may wait for news, in seconds: well under the usual
 /// 30 to 60 s idle timeouts of proxies and clients.
 pub const MAX_WAIT_SECS: u64 = 20;
 /// A waiting poll looks at the clock at least this often, so that it sees an
 /// expiry even when the clock jumps (NTP; the tests' manual clock).
 const CLOCK_CHECK: Duration = Duration::from_secs(1);
-const MAX_DEVICE_FIELD_CHARS: usize = 100;
+const MAX_DEVICE_FIELD_CHARS: usize = claudemesh_api::rules::MAX_LABEL_CHARS;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -111,16 +117,12 @@ pub enum PollOutcome {
 }
 
 fn clean_device_field(raw: &str, what: &str) -> AppResult<String> {
-    let value = raw.trim();
-    if value.is_empty()
-        || value.chars().count() > MAX_DEVICE_FIELD_CHARS
-        || value.chars().any(char::is_control)
-    {
+    if !claudemesh_api::rules::is_label(raw) {
         return Err(AppError::bad_request(format!(
             "{what} must be 1 to {MAX_DEVICE_FIELD_CHARS} printable characters"
         )));
     }
-    Ok(value.to_owned())
+    Ok(raw.trim().to_owned())
 }
 
 /// Validates what the CLI says about its machine.
@@ -132,14 +134,32 @@ pub fn clean_device(request: &DeviceCodeRequest) -> AppResult<DeviceInfo> {
     })
 }
 
-/// Starts a device authorization, deleting long-finished ones on the way.
+/// Starts a device authorization, deleting long-finished ones on the way;
+/// refused with 429 `rate_limited` past the client address's limit.
+///
+/// The clean-up finds old rows through the index on `expires_at`, so it
+/// costs a look-up however large the table, and deletes at most
+/// [`CLEANUP_BATCH`]: a start after a quiet week that follows a flood does
+/// not pay for the whole backlog, and as each start removes up to a hundred
+/// old rows for the one it adds, the backlog still goes.
 pub async fn start(
     state: &AppState,
     device: &DeviceInfo,
     client: &ClientInfo,
 ) -> AppResult<Started> {
     let now = state.now();
-    sqlx::query("DELETE FROM cli_device_codes WHERE expires_at < $1")
+    state
+        .address_limits
+        .check(Write::DeviceCode, &client.ip, now)?;
+    // The batch is written into the statement, not bound: with a bound
+    // LIMIT, PostgreSQL's generic plan for the prepared statement expects
+    // thousands of rows and joins them to a scan of the whole table.
+    let cleanup = format!(
+        "DELETE FROM cli_device_codes WHERE device_code_hash IN \
+         (SELECT device_code_hash FROM cli_device_codes WHERE expires_at < $1 \
+         ORDER BY expires_at LIMIT {CLEANUP_BATCH})"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(cleanup))
         .bind(now - RETENTION_MS)
         .execute(state.pool())
         .await?;
@@ -191,6 +211,9 @@ struct PolledRow {
     device_name: String,
     device_os: String,
     device_arch: String,
+    /// The terminal's IP when it asked to sign in, for the new-session mail.
+    ip_address: Option<String>,
+    approver_lang: Option<String>,
 }
 
 /// One plain poll (the spec's endpoint without `wait`, and RFC 8628's):
@@ -278,7 +301,8 @@ async fn answer(state: &AppState, hash: &str, early: Early) -> AppResult<PollOut
     let polled: Option<PolledRow> = sqlx::query_as(
         "UPDATE cli_device_codes SET last_poll_at = $1 \
          WHERE device_code_hash = $2 AND (last_poll_at IS NULL OR last_poll_at <= $3) \
-         RETURNING status, user_id, expires_at, decided_at, device_name, device_os, device_arch",
+         RETURNING status, user_id, expires_at, decided_at, device_name, device_os, device_arch, \
+         ip_address, approver_lang",
     )
     .bind(now)
     .bind(hash)
@@ -289,8 +313,8 @@ async fn answer(state: &AppState, hash: &str, early: Early) -> AppResult<PollOut
         Some(row) => row,
         None => {
             let early_row: Option<PolledRow> = sqlx::query_as(
-                "SELECT status, user_id, expires_at, decided_at, device_name, device_os, device_arch \
-                 FROM cli_device_codes WHERE device_code_hash = $1",
+                "SELECT status, user_id, expires_at, decided_at, device_name, device_os, device_arch, \
+                 ip_address, approver_lang FROM cli_device_codes WHERE device_code_hash = $1",
             )
             .bind(hash)
             .fetch_optional(state.pool())
@@ -343,7 +367,7 @@ async fn claim(state: &AppState, hash: &str, row: PolledRow, now: i64) -> AppRes
         arch: row.device_arch,
     };
     let mut tx = state.pool().begin().await?;
-    let (token, record) = tokens::mint(
+    let (token, record) = token_store::mint(
         &mut *tx,
         now,
         &user_id,
@@ -385,6 +409,23 @@ async fn claim(state: &AppState, hash: &str, row: PolledRow, now: i64) -> AppRes
     state.wakeups.announce(&mut *tx, hash).await?;
     tx.commit().await?;
     state.wakeups.wake(hash);
+    credential_mail::notify(
+        state,
+        credential_mail::NewCredential {
+            user_id: user_id.clone(),
+            token_id: record.id.clone(),
+            kind: TokenKind::Session,
+            label: format!("{} · {} · {}", device.name, device.os, device.arch),
+            ip: row.ip_address,
+            at: now,
+            lang: row
+                .approver_lang
+                .as_deref()
+                .and_then(Lang::parse)
+                .unwrap_or(Lang::En),
+        },
+    )
+    .await;
     Ok(PollOutcome::Issued {
         token,
         user: UserSummary {
@@ -463,13 +504,15 @@ pub enum Decision {
     Deny,
 }
 
-/// Approves or denies a pending code on behalf of the signed-in user.
+/// Approves or denies a pending code on behalf of the signed-in user, whose
+/// language (`lang`) the new-session mail will be in.
 pub async fn decide(
     state: &AppState,
     user: &UserSummary,
     typed: &str,
     decision: Decision,
     client: &ClientInfo,
+    lang: Lang,
 ) -> AppResult<DeviceCodeStatus> {
     let request = lookup(state, &user.id, typed, client).await?;
     let now = state.now();
@@ -483,7 +526,7 @@ pub async fn decide(
     };
     let mut tx = state.pool().begin().await?;
     let decided: Option<(String,)> = sqlx::query_as(
-        "UPDATE cli_device_codes SET status = $1, user_id = $2, decided_at = $3 \
+        "UPDATE cli_device_codes SET status = $1, user_id = $2, decided_at = $3, approver_lang = $5 \
          WHERE user_code = $4 AND status = 'pending' AND expires_at > $3 \
          RETURNING device_code_hash",
     )
@@ -491,6 +534,7 @@ pub async fn decide(
     .bind(&user.id)
     .bind(now)
     .bind(&request.user_code)
+    .bind(lang.code())
     .fetch_optional(&mut *tx)
     .await?;
     let Some((hash,)) = decided else {
@@ -532,8 +576,14 @@ pub async fn decide(
 }
 
 /// Start a CLI login: get a device code to poll and a user code to show.
+/// One client address may start 30 a minute (the server's setting).
 #[utoipa::path(post, path = "/api/auth/cli/device-code", tag = "device codes", request_body = DeviceCodeRequest,
-    responses((status = 200, body = DeviceCodeResponse), (status = 400, body = ErrorBody)))]
+    responses((status = 200, body = DeviceCodeResponse, links(
+            ("approve" = (operation_id = "approve_device_code", parameters(("code" = "$response.body#/user_code")))),
+            ("deny" = (operation_id = "deny_device_code", parameters(("code" = "$response.body#/user_code")))))),
+        JsonBodyRejected,
+        (status = 429, body = ErrorBody, description = "`rate_limited`: too many logins started from this client address (per server instance; 30 a minute by default)",
+            headers(("Retry-After" = u64, description = "Seconds until a login from this address is accepted again")))))]
 async fn create_device_code(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -586,8 +636,10 @@ fn parse_wait(raw: Option<&str>) -> AppResult<Duration> {
 /// than once a second answer 429 `slow_down`.
 #[utoipa::path(get, path = "/api/auth/cli/device-code/{code}", tag = "device codes",
     params(("code" = String, Path, description = "The device_code"), PollQuery),
-    responses((status = 200, body = DevicePollResponse), (status = 400, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 429, body = SlowDownBody)))]
+    responses((status = 200, body = DevicePollResponse),
+        (status = 400, body = ErrorBody, description = "`invalid_request`: `wait` is not a whole number from 0 to 20"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no such device code (or it was deleted, a week after it ended)"),
+        (status = 429, body = SlowDownBody, description = "`slow_down`: a plain poll less than a second after the previous one")))]
 async fn poll_device_code(
     State(state): State<AppState>,
     Path(code): Path<String>,
@@ -635,29 +687,51 @@ async fn poll_device_code(
 /// Approve a login request from a signed-in browser.
 #[utoipa::path(post, path = "/api/auth/cli/device-code/{code}/approve", tag = "device codes",
     params(("code" = String, Path, description = "The user_code, e.g. BCDF-GHJK")),
-    responses((status = 200, body = DeviceDecisionResponse), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 410, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    security(("cookie" = [])),
+    responses((status = 200, body = DeviceDecisionResponse), BrowserOnly,
+        (status = 404, body = ErrorBody, description = "`user_code_not_found`: no login request has this code"),
+        (status = 409, body = ErrorBody, description = "`code_already_used`: the code was approved or denied already"),
+        (status = 410, body = ErrorBody, description = "`code_expired`: the code expired"),
+        (status = 429, body = ErrorBody, description = "`too_many_attempts`: too many codes not found lately for this account or from this address",
+            headers(("Retry-After" = u64, description = "Seconds until a code is looked up again")))))]
 async fn approve_device_code(
     State(state): State<AppState>,
     caller: BrowserCaller,
     client: ClientInfo,
+    headers: HeaderMap,
     Path(code): Path<String>,
 ) -> AppResult<Json<DeviceDecisionResponse>> {
-    let status = decide(&state, &caller.user, &code, Decision::Approve, &client).await?;
+    let lang = i18n::negotiate(None, &headers).lang;
+    let status = decide(
+        &state,
+        &caller.user,
+        &code,
+        Decision::Approve,
+        &client,
+        lang,
+    )
+    .await?;
     Ok(Json(DeviceDecisionResponse { status }))
 }
 
 /// Deny a login request from a signed-in browser.
 #[utoipa::path(post, path = "/api/auth/cli/device-code/{code}/deny", tag = "device codes",
     params(("code" = String, Path, description = "The user_code, e.g. BCDF-GHJK")),
-    responses((status = 200, body = DeviceDecisionResponse), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 410, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    security(("cookie" = [])),
+    responses((status = 200, body = DeviceDecisionResponse), BrowserOnly,
+        (status = 404, body = ErrorBody, description = "`user_code_not_found`: no login request has this code"),
+        (status = 409, body = ErrorBody, description = "`code_already_used`: the code was approved or denied already"),
+        (status = 410, body = ErrorBody, description = "`code_expired`: the code expired"),
+        (status = 429, body = ErrorBody, description = "`too_many_attempts`: too many codes not found lately for this account or from this address",
+            headers(("Retry-After" = u64, description = "Seconds until a code is looked up again")))))]
 async fn deny_device_code(
     State(state): State<AppState>,
     caller: BrowserCaller,
     client: ClientInfo,
+    headers: HeaderMap,
     Path(code): Path<String>,
 ) -> AppResult<Json<DeviceDecisionResponse>> {
-    let status = decide(&state, &caller.user, &code, Decision::Deny, &client).await?;
+    let lang = i18n::negotiate(None, &headers).lang;
+    let status = decide(&state, &caller.user, &code, Decision::Deny, &client, lang).await?;
     Ok(Json(DeviceDecisionResponse { status }))
 }

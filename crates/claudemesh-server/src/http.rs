@@ -9,6 +9,7 @@ use axum::http::{StatusCode, request::Parts};
 use axum::middleware::Next;
 use axum::response::Response;
 use claudemesh_api::ErrorCode;
+use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -17,22 +18,33 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// `axum::Json`, but a bad body answers `{ error, message }` like every other
 /// error: 400 `invalid_json` for broken syntax, 400 `invalid_request` for the
-/// wrong shape (missing or unknown fields), 415 without a JSON content type,
-/// 413 past [`MAX_BODY_BYTES`].
+/// wrong shape (missing or unknown fields, or not an object), 415 without a
+/// JSON content type, 413 past [`MAX_BODY_BYTES`].
+///
+/// Every request body is an object: serde would also read a struct from an
+/// array of its fields in order (`[null, null]`), which the OpenAPI document
+/// does not allow, so that is refused first.
 pub struct ApiJson<T>(pub T);
 
 impl<T, S> FromRequest<S> for ApiJson<T>
 where
-    axum::Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    T: DeserializeOwned,
     S: Send + Sync,
 {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(value)) => Ok(Self(value)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        let axum::Json(value) = axum::Json::<serde_json::Value>::from_request(req, state)
+            .await
+            .map_err(json_rejection)?;
+        if !value.is_object() {
+            return Err(AppError::bad_request("The body must be a JSON object"));
         }
+        T::deserialize(value).map(Self).map_err(|err| {
+            AppError::bad_request(format!(
+                "Failed to deserialize the JSON body into the target type: {err}"
+            ))
+        })
     }
 }
 

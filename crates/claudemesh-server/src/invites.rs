@@ -11,14 +11,15 @@ use crate::auth::Caller;
 use crate::clock::{DAY_MS, rfc3339};
 use crate::error::{AppError, AppResult};
 use crate::http::{ApiJson, ClientInfo};
+use crate::i18n::{self, Lang};
 use crate::ids::{new_id, random_base32};
 use crate::mail::Mail;
 use crate::meshes::{
     self, add_key, clean_public_key, my_mesh, require_admin, role_from_db, role_to_db,
 };
-use crate::pages::i18n::{self, Lang};
+use crate::openapi::{JsonBodyRejected, Unauthorized};
 use crate::state::AppState;
-use crate::tokens::clean_name;
+use crate::token_store::clean_name;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -26,14 +27,14 @@ use claudemesh_api::wire::{
     AcceptInviteRequest, AcceptedInvite, CreateInviteRequest, CreatedInvite, InviteInfo,
     InviteList, InvitePreview, InviteStatus, OkResponse,
 };
-use claudemesh_api::{ErrorBody, ErrorCode};
+use claudemesh_api::{ErrorBody, ErrorCode, rules};
 use fluent_templates::fluent_bundle::FluentValue;
 use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub const DEFAULT_EXPIRY_DAYS: u32 = 7;
-pub const MAX_EXPIRY_DAYS: u32 = 365;
-pub const MAX_USES_LIMIT: u32 = 1000;
+pub const MAX_EXPIRY_DAYS: u32 = rules::MAX_INVITE_EXPIRY_DAYS;
+pub const MAX_USES_LIMIT: u32 = rules::MAX_INVITE_USES;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -134,7 +135,9 @@ pub async fn find_by_code(state: &AppState, code: &str) -> AppResult<InviteRow> 
 /// Create an invite (admins only), and email it when an address is given.
 #[utoipa::path(post, path = "/api/my/meshes/{slug}/invites", tag = "invites", request_body = CreateInviteRequest,
     params(("slug" = String, Path, description = "Mesh slug")),
-    responses((status = 201, body = CreatedInvite), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), crate::request_limit::RateLimited))]
+    security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
+    responses((status = 201, body = CreatedInvite), JsonBodyRejected, Unauthorized, (status = 403, body = ErrorBody, description = "`forbidden`: only the mesh's admins manage its invites; `csrf_rejected`: a browser session's request from another origin"),
+        crate::meshes::NoSuchMesh, crate::request_limit::RateLimited))]
 async fn create_invite(
     State(state): State<AppState>,
     caller: Caller,
@@ -159,14 +162,14 @@ pub async fn create(
 ) -> AppResult<CreatedInvite> {
     let mesh = my_mesh(state, &caller.user.id, slug).await?;
     require_admin(&mesh)?;
-    let email = match body
-        .email
-        .as_deref()
-        .map(str::trim)
-        .filter(|e| !e.is_empty())
-    {
-        Some(raw) => Some(crate::accounts::clean_email(raw)?.0),
+    // Blank is no address ([`rules::is_blank_or_email`]).
+    let email = match body.email.as_deref() {
         None => None,
+        Some(raw) if !rules::is_blank_or_email(raw) => {
+            return Err(AppError::bad_request("That is not a valid email address"));
+        }
+        Some(raw) if raw.trim().is_empty() => None,
+        Some(raw) => Some(crate::accounts::clean_email(raw)?.0),
     };
     let days = body.expires_in_days.unwrap_or(DEFAULT_EXPIRY_DAYS);
     if !(1..=MAX_EXPIRY_DAYS).contains(&days) {
@@ -259,7 +262,10 @@ fn invite_mail(lang: Lang, to: &str, inviter: &str, mesh_name: &str, invite: &In
 /// The mesh's invites, newest first (admins only).
 #[utoipa::path(get, path = "/api/my/meshes/{slug}/invites", tag = "invites",
     params(("slug" = String, Path, description = "Mesh slug")),
-    responses((status = 200, body = InviteList), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), crate::request_limit::RateLimited))]
+    security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
+    responses((status = 200, body = InviteList), Unauthorized,
+        (status = 403, body = ErrorBody, description = "`forbidden`: only the mesh's admins see its invites"),
+        crate::meshes::NoSuchMesh, crate::request_limit::RateLimited))]
 async fn list_invites(
     State(state): State<AppState>,
     caller: Caller,
@@ -286,7 +292,9 @@ pub async fn list(state: &AppState, mesh_id: &str) -> AppResult<Vec<InviteRow>> 
 /// Revoke an invite (admins only).
 #[utoipa::path(delete, path = "/api/my/meshes/{slug}/invites/{id}", tag = "invites",
     params(("slug" = String, Path, description = "Mesh slug"), ("id" = String, Path, description = "Invite id")),
-    responses((status = 200, body = OkResponse), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), crate::request_limit::RateLimited))]
+    security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
+    responses((status = 200, body = OkResponse), Unauthorized, (status = 403, body = ErrorBody, description = "`forbidden`: only the mesh's admins manage its invites; `csrf_rejected`: a browser session's request from another origin"),
+        (status = 404, body = ErrorBody, description = "`not_found`: the caller has no mesh with this slug, or it has no live invite with this id"), crate::request_limit::RateLimited))]
 async fn revoke_invite(
     State(state): State<AppState>,
     caller: Caller,
@@ -335,7 +343,8 @@ pub async fn revoke(
 /// What an invite link leads to (no sign-in needed: the link is the secret).
 #[utoipa::path(get, path = "/api/invites/{code}", tag = "invites",
     params(("code" = String, Path, description = "Invite code")),
-    responses((status = 200, body = InvitePreview), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = InvitePreview),
+        (status = 404, body = ErrorBody, description = "`not_found`: no invite has this code")))]
 async fn preview_invite(
     State(state): State<AppState>,
     Path(code): Path<String>,
@@ -366,8 +375,14 @@ pub async fn preview(state: &AppState, code: &str) -> AppResult<InvitePreview> {
 /// Join the invite's mesh with this machine's public key.
 #[utoipa::path(post, path = "/api/invites/{code}/accept", tag = "invites", request_body = AcceptInviteRequest,
     params(("code" = String, Path, description = "Invite code")),
-    responses((status = 200, body = AcceptedInvite), (status = 404, body = ErrorBody),
-        (status = 409, body = ErrorBody), (status = 410, body = ErrorBody), crate::request_limit::RateLimited))]
+    security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
+    responses((status = 200, body = AcceptedInvite), JsonBodyRejected,
+        (status = 400, body = ErrorBody, description = "`invalid_request`: a field breaks a rule, the body is not of the documented shape, or the membership has 100 machine keys already; `invalid_json`: the body is not JSON"),
+        Unauthorized,
+        (status = 403, body = ErrorBody, description = "`removed_from_mesh`: an admin removed the caller from the mesh after the invite was made; `csrf_rejected`: a browser session's request from another origin"),
+        (status = 404, body = ErrorBody, description = "`not_found`: no invite has this code"),
+        (status = 409, body = ErrorBody, description = "`invite_used_up`: the invite has been used as often as it allows"),
+        (status = 410, body = ErrorBody, description = "`invite_expired`, `invite_revoked`"), crate::request_limit::RateLimited))]
 async fn accept_invite(
     State(state): State<AppState>,
     caller: Caller,

@@ -12,8 +12,9 @@ use crate::clock::rfc3339;
 use crate::error::{AppError, AppResult};
 use crate::http::{ApiJson, ClientInfo};
 use crate::ids::{new_id, random_base32};
+use crate::openapi::{CsrfRejected, JsonBodyRejected, Unauthorized};
 use crate::state::AppState;
-use crate::tokens::clean_name;
+use crate::token_store::clean_name;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -38,6 +39,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(remove_member))
 }
 
+/// The answer of a route under `/api/my/meshes/{slug}` for a mesh the
+/// caller is not in (or that does not exist: the same answer).
+#[derive(utoipa::IntoResponses)]
+#[response(
+    status = 404,
+    description = "`not_found`: the caller has no mesh with this slug"
+)]
+pub struct NoSuchMesh(pub ErrorBody);
+
 pub fn role_from_db(text: &str) -> MeshRole {
     if text == "admin" {
         MeshRole::Admin
@@ -53,10 +63,11 @@ pub fn role_to_db(role: MeshRole) -> &'static str {
     }
 }
 
-/// Checks an ed25519 public key in hex (64 characters) and lowercases it.
+/// Checks an ed25519 public key in hex (64 characters,
+/// [`claudemesh_api::rules::is_public_key`]), trims and lowercases it.
 pub fn clean_public_key(raw: &str) -> AppResult<String> {
     let key = raw.trim().to_ascii_lowercase();
-    if key.len() != 64 || !key.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !claudemesh_api::rules::is_public_key(raw) {
         return Err(AppError::bad_request(
             "public_key must be an ed25519 public key in hex (64 characters)",
         ));
@@ -216,7 +227,9 @@ async fn suggest_slug(state: &AppState, taken: &Slug) -> AppResult<Slug> {
 
 /// Create a mesh; the caller becomes its first admin.
 #[utoipa::path(post, path = "/api/my/meshes", tag = "meshes", request_body = CreateMeshRequest,
-    responses((status = 201, body = MeshSummary), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody), crate::request_limit::RateLimited))]
+    security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
+    responses((status = 201, body = MeshSummary), JsonBodyRejected, Unauthorized, CsrfRejected,
+        (status = 409, body = ErrorBody, description = "`slug_taken`: a live mesh has this slug; `suggestion` is a free one"), crate::request_limit::RateLimited))]
 async fn create_mesh(
     State(state): State<AppState>,
     caller: Caller,
@@ -309,7 +322,8 @@ pub async fn create(
 
 /// List every mesh the account belongs to.
 #[utoipa::path(get, path = "/api/my/meshes", tag = "meshes",
-    responses((status = 200, body = MeshList), (status = 401, body = ErrorBody), crate::request_limit::RateLimited))]
+    security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
+    responses((status = 200, body = MeshList), Unauthorized, crate::request_limit::RateLimited))]
 async fn list_meshes(State(state): State<AppState>, caller: Caller) -> AppResult<Json<MeshList>> {
     Ok(Json(MeshList {
         meshes: my_meshes(&state, &caller.user.id).await?,
@@ -365,7 +379,8 @@ pub async fn members(
 /// A mesh with its members.
 #[utoipa::path(get, path = "/api/my/meshes/{slug}", tag = "meshes",
     params(("slug" = String, Path, description = "Mesh slug")),
-    responses((status = 200, body = MeshDetail), (status = 404, body = ErrorBody), crate::request_limit::RateLimited))]
+    security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
+    responses((status = 200, body = MeshDetail), Unauthorized, NoSuchMesh, crate::request_limit::RateLimited))]
 async fn get_mesh(
     State(state): State<AppState>,
     caller: Caller,
@@ -380,7 +395,10 @@ async fn get_mesh(
 /// `claudemesh sync` does on a new machine). Idempotent.
 #[utoipa::path(post, path = "/api/my/meshes/{slug}/keys", tag = "meshes", request_body = RegisterKeyRequest,
     params(("slug" = String, Path, description = "Mesh slug")),
-    responses((status = 200, body = OkResponse), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), crate::request_limit::RateLimited))]
+    security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
+    responses((status = 200, body = OkResponse), JsonBodyRejected,
+        (status = 400, body = ErrorBody, description = "`invalid_request`: the membership has 100 machine keys already, or the body is not of the documented shape; `invalid_json`: it is not JSON"),
+        Unauthorized, CsrfRejected, NoSuchMesh, crate::request_limit::RateLimited))]
 async fn register_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -398,8 +416,11 @@ async fn register_key(
 #[utoipa::path(delete, path = "/api/my/meshes/{slug}/members/{member}", tag = "meshes",
     params(("slug" = String, Path, description = "Mesh slug"),
            ("member" = String, Path, description = "Member id, or `me`")),
-    responses((status = 200, body = OkResponse), (status = 403, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), crate::request_limit::RateLimited))]
+    security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
+    responses((status = 200, body = OkResponse), Unauthorized,
+        (status = 403, body = ErrorBody, description = "`forbidden`: only an admin removes someone else; `csrf_rejected`: a browser session's request from another origin"),
+        (status = 404, body = ErrorBody, description = "`not_found`: the caller has no mesh with this slug, or it has no such member"),
+        (status = 409, body = ErrorBody, description = "`last_admin`: the member is the mesh's only admin"), crate::request_limit::RateLimited))]
 async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,

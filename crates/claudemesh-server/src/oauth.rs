@@ -6,12 +6,13 @@ use crate::device_codes::{self, PollOutcome};
 use crate::error::AppResult;
 use crate::http::ClientInfo;
 use crate::state::AppState;
-use crate::tokens::SESSION_LIFETIME_MS;
+use crate::token_store::SESSION_LIFETIME_MS;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Form, Json};
+use claudemesh_api::ErrorCode;
 use claudemesh_api::wire::{
     DEVICE_CODE_GRANT_TYPE, DeviceInfo, OAuthDeviceAuthorizationRequest,
     OAuthDeviceAuthorizationResponse, OAuthErrorBody, OAuthTokenRequest, OAuthTokenResponse,
@@ -84,7 +85,9 @@ where
 /// RFC 8628 §3.1 device authorization request.
 #[utoipa::path(post, path = "/oauth/device_authorization", tag = "oauth",
     request_body(content = OAuthDeviceAuthorizationRequest, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = OAuthDeviceAuthorizationResponse), (status = 400, body = OAuthErrorBody)))]
+    responses((status = 200, body = OAuthDeviceAuthorizationResponse), (status = 400, body = OAuthErrorBody),
+        (status = 429, body = OAuthErrorBody, description = "`rate_limited`: too many logins started from this client address (per server instance; 30 a minute by default)",
+            headers(("Retry-After" = u64, description = "Seconds until a login from this address is accepted again")))))]
 async fn device_authorization(
     State(state): State<AppState>,
     client: ClientInfo,
@@ -111,7 +114,21 @@ async fn device_authorization(
         os: field(body.device_os, "unknown"),
         arch: field(body.device_arch, "unknown"),
     };
-    let started = device_codes::start(&state, &device, &client).await?;
+    let started = match device_codes::start(&state, &device, &client).await {
+        Ok(started) => started,
+        // The address's limit, in this endpoint's error shape.
+        Err(err) if err.code == ErrorCode::RateLimited => {
+            let mut response = OAuthError {
+                status: err.status,
+                error: ErrorCode::RateLimited.as_str(),
+                description: err.message.to_string(),
+            }
+            .into_response();
+            err.set_retry_after(&mut response);
+            return Ok(response);
+        }
+        Err(err) => return Err(err),
+    };
     let verification_uri = format!("{}/cli-auth", state.settings.public_url);
     let answer = OAuthDeviceAuthorizationResponse {
         device_code: started.device_code.expose().to_owned(),
@@ -127,7 +144,8 @@ async fn device_authorization(
 /// RFC 8628 §3.4 device access token request.
 #[utoipa::path(post, path = "/oauth/token", tag = "oauth",
     request_body(content = OAuthTokenRequest, content_type = "application/x-www-form-urlencoded"),
-    responses((status = 200, body = OAuthTokenResponse), (status = 400, body = OAuthErrorBody)))]
+    responses((status = 200, body = OAuthTokenResponse),
+        (status = 400, body = OAuthErrorBody, description = "RFC 6749 §5.2 and RFC 8628 §3.5: `authorization_pending`, `slow_down`, `access_denied`, `expired_token`, `invalid_grant` (an unknown or used device code), `unsupported_grant_type`, `invalid_request` (a body that is not a form of the documented fields)")))]
 async fn token(
     State(state): State<AppState>,
     OAuthForm(body): OAuthForm<OAuthTokenRequest>,

@@ -1,7 +1,8 @@
 //! What every handler can reach: the store, the clock, the settings, the
-//! mailer, the broker, the per-token request limit, the waiting device-code
-//! polls.
+//! mailer, the broker, the per-token request limit, the per-address limits
+//! on unauthenticated writes, the waiting device-code polls.
 
+use crate::address_limits::AddressLimits;
 use crate::broker::Broker;
 use crate::clock::Clock;
 use crate::db::Db;
@@ -21,6 +22,9 @@ pub struct Inner {
     pub broker: Broker,
     /// Requests per API token in the last minute (this instance's count).
     pub request_limit: RequestLimit,
+    /// Device-code starts, sign-ups and sign-ins per client address in the
+    /// last minute (this instance's count).
+    pub address_limits: AddressLimits,
     /// Device-code polls waiting for news on this instance.
     pub wakeups: Wakeups,
 }
@@ -35,6 +39,8 @@ pub struct Settings {
     /// Mark cookies `Secure` (the public URL is https).
     pub secure_cookies: bool,
     pub trust_proxy: bool,
+    /// Telemetry batches one client address may send in any minute (0: no limit).
+    pub telemetry_batches_per_minute: u32,
 }
 
 impl Settings {
@@ -46,6 +52,7 @@ impl Settings {
             public_url,
             public_origin,
             trust_proxy,
+            telemetry_batches_per_minute: crate::config::TELEMETRY_BATCHES_PER_IP_PER_MINUTE,
         }
     }
 }
@@ -58,6 +65,10 @@ pub fn origin_of(url: &str) -> Option<String> {
 }
 
 impl AppState {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one for each part of the state, built by the caller"
+    )]
     pub fn new(
         db: Db,
         clock: Arc<dyn Clock>,
@@ -65,6 +76,7 @@ impl AppState {
         mailer: Mailer,
         broker: Broker,
         request_limit: RequestLimit,
+        address_limits: AddressLimits,
         wakeups: Wakeups,
     ) -> Self {
         Self(Arc::new(Inner {
@@ -74,6 +86,7 @@ impl AppState {
             mailer,
             broker,
             request_limit,
+            address_limits,
             wakeups,
         }))
     }
@@ -84,6 +97,13 @@ impl AppState {
 
     pub fn pool(&self) -> &sqlx::AnyPool {
         &self.0.db.pool
+    }
+}
+
+/// The broker's route takes the broker alone.
+impl axum::extract::FromRef<AppState> for Broker {
+    fn from_ref(state: &AppState) -> Broker {
+        state.broker.clone()
     }
 }
 

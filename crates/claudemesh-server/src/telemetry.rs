@@ -32,19 +32,17 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-/// Batches one client address may send in any minute. A command sends one
-/// (its own events, at exit), so a person never comes near it; a CI farm
-/// behind one address may, and its CLIs keep their events and try later.
-pub const BATCHES_PER_MINUTE: u32 = 60;
+pub use crate::config::TELEMETRY_BATCHES_PER_IP_PER_MINUTE as BATCHES_PER_MINUTE;
 /// How often the retention sweep runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
-/// `templates`: the API's route templates, learnt once the router is built.
-pub fn routes(templates: RouteTemplates) -> OpenApiRouter<AppState> {
+/// `templates`: the API's route templates, learnt once the router is built;
+/// `per_minute`: batches one address may send in any minute (0: no limit).
+pub fn routes(templates: RouteTemplates, per_minute: u32) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(record_events))
         .layer(Extension(templates))
-        .layer(Extension(Arc::new(RequestLimit::new(BATCHES_PER_MINUTE))))
+        .layer(Extension(Arc::new(RequestLimit::new(per_minute))))
 }
 
 /// The route templates of this server's API (`/api/my/meshes/{slug}`):
@@ -63,6 +61,40 @@ impl RouteTemplates {
     }
 }
 
+/// Completes the document's schemas of an event with what their derived
+/// schemas leave out: an event takes no field beyond its own (the enum
+/// refuses unknown fields, which the derive does not say of its variants),
+/// and `endpoint` is one of the API's route templates (what
+/// [`RouteTemplates`] checks).
+pub fn document_events(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::AdditionalProperties;
+    use utoipa::openapi::{RefOr, Schema};
+    let templates: Vec<String> = openapi
+        .paths
+        .paths
+        .keys()
+        .filter(|template| claudemesh_api::telemetry::is_route_template(template))
+        .cloned()
+        .collect();
+    let Some(components) = openapi.components.as_mut() else {
+        return;
+    };
+    if let Some(RefOr::T(Schema::OneOf(events))) = components.schemas.get_mut("TelemetryEvent") {
+        for event in &mut events.items {
+            if let RefOr::T(Schema::Object(event)) = event {
+                event.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+    }
+    let endpoint = match components.schemas.get_mut("ApiErrorProperties") {
+        Some(RefOr::T(Schema::Object(object))) => object.properties.get_mut("endpoint"),
+        _ => None,
+    };
+    if let Some(RefOr::T(Schema::Object(endpoint))) = endpoint {
+        endpoint.enum_values = Some(templates.into_iter().map(Into::into).collect());
+    }
+}
+
 /// One batch's place in its client address's limit; refuses with 429 before
 /// the body is read.
 struct BatchQuota;
@@ -75,21 +107,27 @@ impl FromRequestParts<AppState> for BatchQuota {
         let Some(limit) = parts.extensions.get::<Arc<RequestLimit>>() else {
             return Ok(Self);
         };
-        limit.check(&client.ip, state.now()).map_err(|refused| AppError {
-            message: format!(
-                "Too many telemetry batches from this address: at most {BATCHES_PER_MINUTE} a minute"
-            )
-            .into(),
-            ..refused
-        })?;
+        // An IPv6 host counts by its /64, as in `address_limits`.
+        let address = crate::address_limits::address_key(&client.ip);
+        limit
+            .check(&address, state.now())
+            .map_err(|refused| AppError {
+                message: format!(
+                    "Too many telemetry batches from this address: at most {} a minute",
+                    state.settings.telemetry_batches_per_minute
+                )
+                .into(),
+                ..refused
+            })?;
         Ok(Self)
     }
 }
 
 /// Record CLI usage events (no authentication; see docs/telemetry.md).
 #[utoipa::path(post, path = "/api/telemetry", tag = "telemetry", request_body = TelemetryBatch,
-    responses((status = 200, body = TelemetryReceipt), (status = 400, body = ErrorBody),
-        (status = 413, body = ErrorBody), (status = 429, body = ErrorBody)))]
+    responses((status = 200, body = TelemetryReceipt), crate::openapi::JsonBodyRejected,
+        (status = 429, body = ErrorBody, description = "`rate_limited`: too many batches from this client address (per server instance; 60 a minute by default)",
+            headers(("Retry-After" = u64, description = "Seconds until a batch from this address is accepted again")))))]
 async fn record_events(
     State(state): State<AppState>,
     _quota: BatchQuota,

@@ -38,6 +38,32 @@ pub enum Engine {
     Postgres,
 }
 
+/// Runs each listed `async fn(Engine)` once on SQLite and once on PostgreSQL:
+/// `on_both_engines!(a, b);` in a test module makes `sqlite::a`,
+/// `postgres::a`, … (multi-threaded runtimes, as the server runs). Used by the
+/// server's and the CLI's integration tests alike.
+#[macro_export]
+macro_rules! on_both_engines {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Engine::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::Engine::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
 pub const DEFAULT_PASSWORD: &str = "correct horse battery staple";
 
 fn admin_pg_url() -> String {
@@ -57,6 +83,11 @@ pub struct Options {
     /// Requests a minute per API token (0: no limit); the server's default
     /// (100) when `None`.
     pub token_requests_per_minute: Option<u32>,
+    /// Keep the server's limits per client address on device codes,
+    /// sign-ups and sign-ins (30, 10 and 30 a minute). Off otherwise: every
+    /// test client is 127.0.0.1, and tests start logins and create accounts
+    /// faster than people do.
+    pub address_limits: bool,
 }
 
 /// A running server and everything needed to restart it on the same port
@@ -111,6 +142,11 @@ impl TestServer {
         config.trust_proxy = options.trust_proxy;
         if let Some(per_minute) = options.token_requests_per_minute {
             config.token_requests_per_minute = per_minute;
+        }
+        if !options.address_limits {
+            config.device_codes_per_ip_per_minute = 0;
+            config.sign_ups_per_ip_per_minute = 0;
+            config.sign_ins_per_ip_per_minute = 0;
         }
         let mut server = Self {
             base_url: String::new(),

@@ -14,7 +14,7 @@
 //! does no I/O and is unit-tested.
 
 use crate::api::ApiError;
-use crate::auth_store::{AuthFile, AuthSource, FILE_VERSION, SavedLogin};
+use crate::auth_store::{AuthFile, AuthSource, FILE_VERSION, SavedLogin, TokenStorage};
 use crate::backoff::Backoff;
 use crate::cli::LoginArgs;
 use crate::commands::sync;
@@ -125,7 +125,12 @@ fn sign_in(args: &LoginArgs, ctx: &Context) -> CliResult<()> {
         Some(token) => token_login(ctx, &server, token)?,
         None => device_code_login(args, ctx, &server)?,
     };
-    finish(ctx, &server, result, previous)
+    let storage = if args.insecure_storage {
+        TokenStorage::File
+    } else {
+        TokenStorage::Keyring
+    };
+    finish(ctx, &server, result, previous, storage)
 }
 
 /// Signs in with a token pasted at a prompt (the welcome wizard).
@@ -136,7 +141,7 @@ pub fn with_token_text(ctx: &Context, text: &str) -> CliResult<()> {
         ctx.store().prepare()?;
         let previous = previous_login(ctx);
         let result = token_login(ctx, &server, token)?;
-        finish(ctx, &server, result, previous)
+        finish(ctx, &server, result, previous, TokenStorage::Keyring)
     })
 }
 
@@ -147,6 +152,7 @@ pub fn interactive(ctx: &Context) -> CliResult<()> {
             with_token: false,
             no_browser: false,
             device_name: None,
+            insecure_storage: false,
         },
         ctx,
     )
@@ -168,6 +174,8 @@ struct LoginJson<'a> {
     source: AuthSource,
     token_kind: TokenKind,
     auth_file: String,
+    /// Where the token went: `keyring` or `file` (auth.json).
+    token_storage: TokenStorage,
     /// The meshes joined on this machine after the post-login sync; `null`
     /// when the sync failed.
     synced_meshes: Option<Vec<String>>,
@@ -202,6 +210,7 @@ fn finish(
     server: &str,
     done: LoggedIn,
     previous: Option<SavedLogin>,
+    storage: TokenStorage,
 ) -> CliResult<()> {
     let file = AuthFile {
         version: FILE_VERSION,
@@ -211,8 +220,8 @@ fn finish(
         source: done.source,
         server: server.to_owned(),
     };
-    let path = match ctx.store().save(&file) {
-        Ok(path) => path,
+    let saved = match ctx.store().save(&file, storage, &ctx.out) {
+        Ok(saved) => saved,
         Err(err) => {
             // A session token nobody can keep would linger on the server.
             if done.source == AuthSource::DeviceCode {
@@ -229,8 +238,7 @@ fn finish(
     let via = done.via.map(|v| format!(" ({v})")).unwrap_or_default();
     ctx.out
         .success(format!("Authenticated as {}{via}", done.user.name));
-    ctx.out
-        .success(format!("Token saved to {}", path.display()));
+    ctx.out.success(saved.describe());
     if let Some(previous) = previous {
         revoke_replaced_session(ctx, server, &previous, &done.token);
     }
@@ -246,7 +254,8 @@ fn finish(
             server,
             source: done.source,
             token_kind: done.token.kind(),
-            auth_file: path.display().to_string(),
+            auth_file: saved.path.display().to_string(),
+            token_storage: saved.storage,
             synced_meshes: synced,
         });
     } else if done.source == AuthSource::DeviceCode {

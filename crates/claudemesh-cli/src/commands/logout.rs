@@ -1,11 +1,13 @@
-//! `claudemesh logout`: revoke the saved token on the server, then delete
-//! auth.json (spec flow 7). Revocation uses `POST /api/auth/cli/revoke`,
-//! which needs only the token itself, so it works for PATs and session tokens
-//! alike. Best effort: if the server cannot be reached the file is still
-//! removed, with a warning. Not being logged in is not an error (exit 0): the
-//! state asked for already holds.
+//! `claudemesh logout`: revoke the saved token on the server, then remove
+//! it from the OS credential store and delete auth.json (spec flow 7).
+//! Revocation uses `POST /api/auth/cli/revoke`, which needs only the token
+//! itself, so it works for PATs and session tokens alike. Best effort: if the
+//! server cannot be reached (or the credential store cannot give the token
+//! back) what is here is still removed, with a warning. Not being logged in
+//! is not an error (exit 0): the state asked for already holds (a token a
+//! lost login left in the credential store is removed all the same).
 
-use crate::auth_store::AuthStore;
+use crate::auth_store::{AuthStore, KeyringRemoval};
 use crate::cli::LogoutArgs;
 use crate::context::{Context, saved_server};
 use crate::exit::{CliError, CliResult, Exit};
@@ -18,6 +20,8 @@ struct LogoutJson {
     revoked_on_server: bool,
     /// The file removed, if any.
     removed: Option<String>,
+    /// Whether the token was removed from the OS credential store.
+    removed_from_keyring: bool,
 }
 
 pub fn run(_args: &LogoutArgs, ctx: &Context) -> CliResult<()> {
@@ -53,11 +57,31 @@ fn log_out_saved(ctx: &Context) -> CliResult<LogoutJson> {
                 "Not logged in (no saved login at {})",
                 path.display()
             ));
-            return Ok(LogoutJson::default());
+            let mut result = LogoutJson::default();
+            remove_from_keyring(ctx, &store, &mut result);
+            return Ok(result);
         }
         Err(err) if err == CliError::auth_file_corrupted() => {
             ctx.out.warn(format!("{} is corrupted", path.display()));
-            store.salvage()
+            store.salvage_token()
+        }
+        // The credential store does not give the token back: nothing to
+        // revoke, but the login here still goes.
+        Err(err) if err.exit == Exit::Auth => {
+            ctx.out.warn(format!(
+                "{}, so it cannot be revoked from here",
+                err.message
+            ));
+            ctx.out.line(
+                "It stays valid until it expires; revoke it in the dashboard (Settings → CLI tokens).",
+            );
+            let server = store.salvage().map(|(_, server)| server);
+            let mut result = LogoutJson::default();
+            remove(ctx, &store, &mut result)?;
+            if result.removed.is_some() || result.removed_from_keyring {
+                ctx.telemetry.logout(server.as_deref(), None);
+            }
+            return Ok(result);
         }
         Err(err) => return Err(err),
     };
@@ -70,7 +94,7 @@ fn log_out_saved(ctx: &Context) -> CliResult<LogoutJson> {
             .warn("It holds no token and server to revoke it at; removing it anyway"),
     }
     remove(ctx, &store, &mut result)?;
-    if result.removed.is_some() {
+    if result.removed.is_some() || result.removed_from_keyring {
         ctx.telemetry.logout(server.as_deref(), user_id.as_deref());
     }
     Ok(result)
@@ -92,7 +116,7 @@ fn revoke_given_token(ctx: &Context, text: &str) -> CliResult<LogoutJson> {
     };
     let mut result = LogoutJson {
         revoked_on_server: revoke(ctx, &server, &token),
-        removed: None,
+        ..LogoutJson::default()
     };
     if !result.revoked_on_server {
         return Err(CliError::new(
@@ -129,7 +153,9 @@ fn revoke(ctx: &Context, server: &str, token: &Token) -> bool {
     }
 }
 
+/// Removes the token from the credential store, then auth.json.
 fn remove(ctx: &Context, store: &AuthStore, result: &mut LogoutJson) -> CliResult<()> {
+    remove_from_keyring(ctx, store, result);
     let path = store.path();
     match store.remove() {
         Ok(true) => {
@@ -141,6 +167,22 @@ fn remove(ctx: &Context, store: &AuthStore, result: &mut LogoutJson) -> CliResul
         Err(err) => Err(CliError::new(
             Exit::Permission,
             format!("Could not remove {}: {err}", path.display()),
+        )),
+    }
+}
+
+/// Removes the credential store's copy of the token (before auth.json,
+/// which names it); a store that cannot be reached is a warning.
+fn remove_from_keyring(ctx: &Context, store: &AuthStore, result: &mut LogoutJson) {
+    match store.remove_from_keyring() {
+        KeyringRemoval::Removed => {
+            ctx.out
+                .success("Removed the token from the OS credential store");
+            result.removed_from_keyring = true;
+        }
+        KeyringRemoval::NoneThere => {}
+        KeyringRemoval::Failed(failure) => ctx.out.warn(format!(
+            "Could not remove the token from the OS credential store ({failure}); remove the \"claudemesh\" entry there by hand"
         )),
     }
 }

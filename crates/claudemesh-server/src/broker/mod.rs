@@ -22,7 +22,6 @@ mod writer;
 use crate::clock::{Clock, SECOND_MS};
 use crate::db::{Db, Engine};
 use crate::ids::new_id;
-use crate::state::AppState;
 use axum::extract::State;
 use axum::extract::ws::{Utf8Bytes, WebSocketUpgrade};
 use axum::response::Response;
@@ -394,14 +393,18 @@ fn peer_of(hello: &claudemesh_api::broker::Hello, member_id: &str, connected_at:
     }
 }
 
-/// The broker's one route.
-pub fn routes() -> axum::Router<AppState> {
+/// The broker's one route, in any router whose state holds the broker (the
+/// server's `AppState`: the broker does not depend on it).
+pub fn routes<S>() -> axum::Router<S>
+where
+    Broker: axum::extract::FromRef<S>,
+    S: Clone + Send + Sync + 'static,
+{
     axum::Router::new().route("/api/mesh/ws", axum::routing::get(upgrade))
 }
 
 /// Upgrades to a WebSocket and hands the socket to its connection task.
-async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    let broker = state.broker.clone();
+async fn upgrade(State(broker): State<Broker>, ws: WebSocketUpgrade) -> Response {
     ws
         // Read past the protocol's limit, so an oversized frame gets a
         // proper error frame before the close; far beyond it, the socket

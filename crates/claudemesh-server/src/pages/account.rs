@@ -11,7 +11,7 @@ use crate::auth;
 use crate::error::AppError;
 use crate::http::ClientInfo;
 use crate::state::AppState;
-use crate::tokens;
+use crate::token_store;
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -214,7 +214,7 @@ async fn register(
     let next = safe_next(Some(&form.next));
     // The API's own checks, one by one, so each gets its translated message.
     let mut errors = Vec::new();
-    if tokens::clean_name(&form.name, "name").is_err() {
+    if token_store::clean_name(&form.name, "name").is_err() {
         errors.push(ctx.t("register-error-name"));
     }
     if accounts::clean_email(&form.email).is_err() {

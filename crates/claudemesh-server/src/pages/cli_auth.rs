@@ -187,9 +187,16 @@ async fn decide(
         "deny" => Decision::Deny,
         _ => return Err(ctx.bad_form().into()),
     };
-    let status = device_codes::decide(ctx.state(), &user.user, &form.code, decision, &client)
-        .await
-        .map_err(|err| code_error(&ctx, err))?;
+    let status = device_codes::decide(
+        ctx.state(),
+        &user.user,
+        &form.code,
+        decision,
+        &client,
+        ctx.lang,
+    )
+    .await
+    .map_err(|err| code_error(&ctx, err))?;
     Ok(ctx.redirect(match status {
         DeviceCodeStatus::Denied => "/cli-auth/denied",
         _ => "/cli-auth/approved",

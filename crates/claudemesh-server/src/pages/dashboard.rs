@@ -5,17 +5,19 @@
 //! A new token is shown once, in the answer to the POST that made it: it is
 //! never stored, redirected with, or put in a URL, and the page is
 //! `no-store`. Revoking goes through a confirmation page (no script needed),
-//! then [`tokens::revoke_owned`], like the JSON API; the next request with
+//! then [`token_store::revoke_owned`], like the JSON API; the next request with
 //! that token fails.
 
+use super::confirm::ConfirmPage;
 use super::{Ctx, Message, PageResult, format_rfc3339, format_time, meshes::role_label};
+use crate::credential_mail;
 use crate::state::AppState;
-use crate::tokens::{self, PAT_EXPIRY_DAYS, TokenRecord};
+use crate::token_store::{self, PAT_EXPIRY_DAYS, TokenRecord};
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Form, Router};
 use claudemesh_api::TokenKind;
 use serde::Deserialize;
@@ -30,7 +32,11 @@ pub fn routes() -> Router<AppState> {
             "/dashboard/settings/cli-tokens/revoke",
             get(revoke_page).post(revoke),
         )
+        .route(MAIL_SETTING_PATH, post(save_mail_setting))
 }
+
+/// Where the tokens page's "email me about new credentials" form posts.
+const MAIL_SETTING_PATH: &str = "/dashboard/settings/cli-tokens/mail";
 
 #[derive(Template)]
 #[template(path = "dashboard.html")]
@@ -70,10 +76,10 @@ async fn dashboard(ctx: Ctx) -> PageResult {
             slug: mesh.slug,
         })
         .collect();
-    let pats = tokens::list_of_kind(state, &user.user.id, TokenKind::Pat)
+    let pats = token_store::list_of_kind(state, &user.user.id, TokenKind::Pat)
         .await
         .map_err(|err| ctx.fail(err))?;
-    let sessions = tokens::list_of_kind(state, &user.user.id, TokenKind::Session)
+    let sessions = token_store::list_of_kind(state, &user.user.id, TokenKind::Session)
         .await
         .map_err(|err| ctx.fail(err))?;
     let tokens_summary = ctx.t_args(
@@ -138,6 +144,9 @@ struct TokensPage<'a> {
     errors: Vec<String>,
     form_name: String,
     expiry_options: Vec<ExpiryOption>,
+    /// Whether the account is mailed about each new session and token.
+    credential_mail: bool,
+    mail_setting_action: &'static str,
 }
 
 fn revoke_url(record: &TokenRecord) -> String {
@@ -192,7 +201,7 @@ async fn render_tokens(
 ) -> PageResult {
     let state = ctx.state();
     let never = ctx.t("never");
-    let pats = tokens::list_of_kind(state, user_id, TokenKind::Pat)
+    let pats = token_store::list_of_kind(state, user_id, TokenKind::Pat)
         .await
         .map_err(|err| ctx.fail(err))?
         .iter()
@@ -207,7 +216,7 @@ async fn render_tokens(
             revoke_url: revoke_url(record),
         })
         .collect();
-    let sessions = tokens::list_of_kind(state, user_id, TokenKind::Session)
+    let sessions = token_store::list_of_kind(state, user_id, TokenKind::Session)
         .await
         .map_err(|err| ctx.fail(err))?
         .iter()
@@ -223,8 +232,13 @@ async fn render_tokens(
         .collect();
     let notice = match ctx.param("notice") {
         Some("revoked") => Some(ctx.t("tokens-revoked-notice")),
+        Some("mail-on") => Some(ctx.t("tokens-mail-on-notice")),
+        Some("mail-off") => Some(ctx.t("tokens-mail-off-notice")),
         _ => None,
     };
+    let credential_mail = credential_mail::enabled(state, user_id)
+        .await
+        .map_err(|err| ctx.fail(err))?;
     Ok(ctx.render(
         status,
         &TokensPage {
@@ -236,6 +250,8 @@ async fn render_tokens(
             errors,
             form_name,
             expiry_options: expiry_options(ctx, form_expiry),
+            credential_mail,
+            mail_setting_action: MAIL_SETTING_PATH,
         },
     ))
 }
@@ -278,7 +294,7 @@ async fn create_token(
         days => days.parse::<u32>().ok().map(Some),
     };
     let mut errors = Vec::new();
-    if tokens::clean_name(&form.name, "name").is_err() {
+    if token_store::clean_name(&form.name, "name").is_err() {
         errors.push(ctx.t("tokens-error-name"));
     }
     if !expiry.is_some_and(|days| days.is_none_or(|days| PAT_EXPIRY_DAYS.contains(&days))) {
@@ -296,10 +312,16 @@ async fn create_token(
         )
         .await;
     }
-    let (token, record) =
-        tokens::create_pat_for(ctx.state(), &user.user.id, &client.ip, &form.name, expiry)
-            .await
-            .map_err(|err| ctx.fail(err))?;
+    let (token, record) = token_store::create_pat_for(
+        ctx.state(),
+        &user.user.id,
+        &client.ip,
+        ctx.lang,
+        &form.name,
+        expiry,
+    )
+    .await
+    .map_err(|err| ctx.fail(err))?;
     let created = NewToken {
         token: token.expose().to_owned(),
         name: record.name,
@@ -316,27 +338,41 @@ async fn create_token(
     .await
 }
 
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct MailSettingForm {
+    /// Present (`on`) when the box is ticked; a form leaves it out otherwise.
+    credential_mail: Option<String>,
+    csrf: String,
+}
+
+/// Turns the new-credential mails on or off.
+async fn save_mail_setting(
+    ctx: Ctx,
+    form: Result<Form<MailSettingForm>, FormRejection>,
+) -> PageResult {
+    let user = ctx.require_user_then(TOKENS_PATH)?;
+    let Ok(Form(form)) = form else {
+        return Err(ctx.bad_form().into());
+    };
+    ctx.check_form(&user, &form.csrf)?;
+    let on = form.credential_mail.is_some();
+    credential_mail::set_enabled(ctx.state(), &user.user.id, on)
+        .await
+        .map_err(|err| ctx.fail(err))?;
+    Ok(ctx.redirect(if on {
+        "/dashboard/settings/cli-tokens?notice=mail-on"
+    } else {
+        "/dashboard/settings/cli-tokens?notice=mail-off"
+    }))
+}
+
 fn parse_kind(text: &str) -> Option<TokenKind> {
     match text {
         "pat" => Some(TokenKind::Pat),
         "session" => Some(TokenKind::Session),
         _ => None,
     }
-}
-
-/// A confirmation step before revoking something (a GET never revokes):
-/// the form posts `hidden` and the CSRF token to `action`.
-#[derive(Template)]
-#[template(path = "revoke.html")]
-pub(super) struct RevokePage<'a> {
-    pub page: &'a Ctx,
-    pub action: String,
-    pub back: String,
-    pub hidden: Vec<(&'static str, String)>,
-    pub title: String,
-    pub label: String,
-    pub body: String,
-    pub confirm: String,
 }
 
 fn gone(ctx: &Ctx) -> Response {
@@ -354,7 +390,7 @@ async fn revoke_page(ctx: Ctx) -> PageResult {
     let (Some(kind), Some(id)) = (ctx.param("kind").and_then(parse_kind), ctx.param("id")) else {
         return Err(gone(&ctx).into());
     };
-    let record = tokens::list_of_kind(ctx.state(), &user.user.id, kind)
+    let record = token_store::list_of_kind(ctx.state(), &user.user.id, kind)
         .await
         .map_err(|err| ctx.fail(err))?
         .into_iter()
@@ -374,7 +410,7 @@ async fn revoke_page(ctx: Ctx) -> PageResult {
     };
     Ok(ctx.render(
         StatusCode::OK,
-        &RevokePage {
+        &ConfirmPage {
             page: &ctx,
             action: "/dashboard/settings/cli-tokens/revoke".into(),
             back: TOKENS_PATH.into(),
@@ -407,7 +443,7 @@ async fn revoke(
     };
     ctx.check_form(&user, &form.csrf)?;
     let kind = parse_kind(&form.kind).ok_or_else(|| gone(&ctx))?;
-    match tokens::revoke_owned(ctx.state(), &user.user.id, &form.id, kind, &client.ip).await {
+    match token_store::revoke_owned(ctx.state(), &user.user.id, &form.id, kind, &client.ip).await {
         Ok(()) => Ok(ctx.redirect("/dashboard/settings/cli-tokens?notice=revoked")),
         Err(err) if err.status == StatusCode::NOT_FOUND => Err(gone(&ctx).into()),
         Err(err) => Err(ctx.fail(err).into()),

@@ -12,7 +12,7 @@
 //! only admins see or change invites or remove others (any such POST from a
 //! member is refused with 403).
 
-use super::dashboard::RevokePage;
+use super::confirm::ConfirmPage;
 use super::{
     Ctx, Message, PageError, PageResult, api_caller, format_rfc3339, format_time, parse_rfc3339,
 };
@@ -670,7 +670,7 @@ async fn revoke_page(ctx: Ctx, slug: Result<Path<String>, PathRejection>) -> Pag
     };
     Ok(ctx.render(
         StatusCode::OK,
-        &RevokePage {
+        &ConfirmPage {
             page: &ctx,
             action: format!("{}/invites/revoke", mesh_path(&mesh.slug)),
             back: mesh_path(&mesh.slug),
@@ -767,7 +767,7 @@ async fn remove_member_page(ctx: Ctx, slug: Result<Path<String>, PathRejection>)
     };
     Ok(ctx.render(
         StatusCode::OK,
-        &RevokePage {
+        &ConfirmPage {
             page: &ctx,
             action: format!("{}/members/remove", mesh_path(&mesh.slug)),
             back: mesh_path(&mesh.slug),

@@ -6,27 +6,8 @@
 //! fresh database, with a frozen clock that tests move forward instead of
 //! sleeping.
 
-/// Runs each listed `async fn(Engine)` once on SQLite and once on PostgreSQL.
-macro_rules! on_both_engines {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(claudemesh_testkit::Engine::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(claudemesh_testkit::Engine::Postgres).await
-                }
-            )*
-        }
-    };
-}
+#[macro_use]
+extern crate claudemesh_testkit;
 
 mod api;
 mod pages;

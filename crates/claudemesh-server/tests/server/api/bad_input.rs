@@ -86,6 +86,21 @@ async fn every_json_endpoint_refuses_bad_bodies_with_a_stable_code(engine: Engin
         }
     }
 
+    // An array is not an object, even of a body whose fields are all
+    // optional (serde alone reads a struct from an array of its fields).
+    let (status, body) = send(
+        alice
+            .browser
+            .post(server.url("/api/my/meshes/any/invites"))
+            .json(&json!([null, null])),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+
     // Field validation on the device-code request.
     for device in [
         json!({ "device_name": "", "device_os": "linux", "device_arch": "x86_64" }),

@@ -2,6 +2,7 @@
 //! Engine)` and run on both engines by `on_both_engines!`.
 
 mod accounts;
+mod address_limits;
 mod bad_input;
 mod broker;
 mod crash;

@@ -123,6 +123,71 @@ async fn the_api_describes_itself(engine: Engine) {
     assert!(doc["components"]["schemas"]["DevicePollResponse"].is_object());
 }
 
+/// The document states the rules the handlers check, from the same
+/// constants, and every answer the shared extractors give:
+/// `scripts/api-contract` holds the running server to it.
+#[tokio::test]
+async fn the_document_states_what_the_handlers_check() {
+    use claudemesh_api::rules;
+    use serde_json::{Value, json};
+
+    let server = TestServer::start(Engine::Sqlite).await;
+    let doc: Value = server
+        .anonymous()
+        .get(server.url("/api/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["openapi"], "3.2.0");
+    let schemas = &doc["components"]["schemas"];
+    let pat = &schemas["CreatePatRequest"]["properties"];
+    assert_eq!(pat["name"]["maxLength"], rules::MAX_LABEL_CHARS);
+    assert_eq!(pat["name"]["pattern"], rules::label_pattern());
+    assert_eq!(pat["expires_in_days"]["enum"], json!([30, 90, 365, null]));
+    let register = &schemas["RegisterRequest"]["properties"];
+    assert_eq!(register["password"]["minLength"], rules::MIN_PASSWORD_CHARS);
+    assert_eq!(register["email"]["pattern"], rules::email_pattern());
+    assert_eq!(
+        schemas["CreateMeshRequest"]["properties"]["public_key"]["pattern"],
+        rules::public_key_pattern()
+    );
+    assert_eq!(
+        schemas["CreateInviteRequest"]["properties"]["max_uses"]["maximum"],
+        rules::MAX_INVITE_USES
+    );
+    let endpoints = schemas["ApiErrorProperties"]["properties"]["endpoint"]["enum"]
+        .as_array()
+        .unwrap();
+    assert!(endpoints.contains(&json!("/api/my/meshes/{slug}")));
+
+    let oauth = &doc["components"]["securitySchemes"]["oauth2"]["flows"]["deviceAuthorization"];
+    assert_eq!(oauth["tokenUrl"], "/oauth/token");
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let answers = &operation["responses"];
+            if operation["requestBody"]["content"]["application/json"].is_object() {
+                for status in ["400", "413", "415"] {
+                    assert!(answers[status].is_object(), "{method} {path}: {status}");
+                }
+            }
+            let needs_credential = operation["security"]
+                .as_array()
+                .is_some_and(|ways| !ways.is_empty() && !ways.contains(&json!({})));
+            if needs_credential {
+                assert!(answers["401"].is_object(), "{method} {path}: 401");
+            }
+        }
+    }
+    let whoami = &doc["paths"]["/api/my/whoami"]["get"];
+    assert_eq!(
+        whoami["security"],
+        json!([{ "bearer": [] }, { "oauth2": [] }, { "cookie": [] }])
+    );
+}
+
 fn server_binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_claudemesh-server"));
     command

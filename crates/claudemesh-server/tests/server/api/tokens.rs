@@ -240,10 +240,7 @@ async fn revoking_the_current_session_logs_this_cli_out(engine: Engine) {
     // A PAT is not a session: refused with a pointer to the right endpoint.
     let pat = alice.create_pat("ci", None).await;
     let (status, body) = send(server.anonymous().delete(&current).bearer_auth(&pat.token)).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_request"))
-    );
+    assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
     assert_eq!(whoami(&server, &pat.token).await.0, 200);
 }
 

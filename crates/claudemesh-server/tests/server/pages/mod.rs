@@ -6,6 +6,7 @@
 mod bad_input;
 mod browser;
 mod cli_auth;
+mod credential_mail;
 mod dashboard;
 mod languages;
 mod meshes;

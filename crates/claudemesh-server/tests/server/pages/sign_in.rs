@@ -253,3 +253,71 @@ async fn sign_in_goes_back_only_to_a_page_of_this_site() {
         .await;
     assert_eq!(done.location(), "/cli-auth?code=BCDF-GHJK");
 }
+
+/// The forms and the JSON API share the limits per client address: ten
+/// sign-ups and thirty sign-ins a minute by default.
+#[tokio::test]
+async fn the_forms_count_against_the_limits_per_address_with_the_api() {
+    use crate::api::support::send;
+    let server = TestServer::start_with(
+        Engine::Sqlite,
+        claudemesh_testkit::Options {
+            address_limits: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    for n in 0..10 {
+        let (status, body) = send(server.anonymous().post(server.url("/api/auth/register")).json(
+            &json!({ "email": format!("p{n}@example.com"), "password": DEFAULT_PASSWORD, "name": "P" }),
+        ))
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let browser = Browser::new(&server, Some(&server.base_url));
+    let form = browser.get("/register").await;
+    let refused = browser
+        .post(
+            "/register",
+            &[
+                ("name", "Late"),
+                ("email", "late@example.com"),
+                ("password", DEFAULT_PASSWORD),
+                ("csrf", &form.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.header("retry-after"), "60");
+
+    for _ in 0..30 {
+        let (status, body) = send(
+            server
+                .anonymous()
+                .post(server.url("/api/auth/sign-in"))
+                .json(&json!({ "email": "p0@example.com", "password": DEFAULT_PASSWORD })),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let form = browser.get("/login").await;
+    let refused = browser
+        .post(
+            "/login",
+            &[
+                ("email", "p0@example.com"),
+                ("password", DEFAULT_PASSWORD),
+                ("csrf", &form.csrf()),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_eq!(refused.header("retry-after"), "60");
+    assert!(
+        !refused
+            .set_cookies()
+            .iter()
+            .any(|c| c.starts_with("cm_sid=")),
+        "no session"
+    );
+}

@@ -1,4 +1,4 @@
-//! Languages of the pages: English and Spanish.
+//! Languages of the pages and mails: English and Spanish.
 //!
 //! The language comes from `?lang=` (which also sets the `lang` cookie), then
 //! that cookie, then `Accept-Language`, then English. Every text lives in
