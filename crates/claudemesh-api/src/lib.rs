@@ -11,6 +11,7 @@ pub mod error;
 pub mod rules;
 mod secret;
 pub mod slug;
+pub mod stored;
 pub mod telemetry;
 pub mod token;
 pub mod user_code;

@@ -151,9 +151,11 @@ pub async fn start(
     state
         .address_limits
         .check(Write::DeviceCode, &client.ip, now)?;
-    // The batch is written into the statement, not bound: with a bound
-    // LIMIT, PostgreSQL's generic plan for the prepared statement expects
-    // thousands of rows and joins them to a scan of the whole table.
+    // Planned afresh each time (not a prepared statement kept per
+    // connection), with the batch written in, not bound: PostgreSQL plans a
+    // kept statement once for any value, and a plan made while the table was
+    // small (or a bound LIMIT, which it takes for thousands of rows) joins
+    // the batch to a scan of the whole table, run on every start.
     let cleanup = format!(
         "DELETE FROM cli_device_codes WHERE device_code_hash IN \
          (SELECT device_code_hash FROM cli_device_codes WHERE expires_at < $1 \
@@ -161,6 +163,7 @@ pub async fn start(
     );
     sqlx::query(sqlx::AssertSqlSafe(cleanup))
         .bind(now - RETENTION_MS)
+        .persistent(false)
         .execute(state.pool())
         .await?;
     let expires_at = now + CODE_LIFETIME_MS;
@@ -204,7 +207,8 @@ pub async fn start(
 
 #[derive(sqlx::FromRow)]
 struct PolledRow {
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: DeviceCodeState,
     user_id: Option<String>,
     expires_at: i64,
     decided_at: Option<i64>,
@@ -281,7 +285,12 @@ async fn pending_until(state: &AppState, hash: &str) -> AppResult<Option<i64>> {
     .bind(hash)
     .fetch_optional(state.pool())
     .await?;
-    Ok(row.and_then(|(status, expires_at)| (status == "pending").then_some(expires_at)))
+    match row {
+        Some((status, expires_at)) => Ok((DeviceCodeState::try_from(status)?
+            == DeviceCodeState::Pending)
+            .then_some(expires_at)),
+        None => Ok(None),
+    }
 }
 
 /// What a poll that comes sooner than the limit allows gets.
@@ -326,15 +335,15 @@ async fn answer(state: &AppState, hash: &str, early: Early) -> AppResult<PollOut
             }
         }
     };
-    match row.status.as_str() {
-        "pending" if now >= row.expires_at => {
+    match row.status {
+        DeviceCodeState::Pending if now >= row.expires_at => {
             mark_expired(state, hash).await?;
             Ok(PollOutcome::Expired)
         }
-        "pending" => Ok(PollOutcome::Pending),
-        "denied" => Ok(PollOutcome::Denied),
-        "claimed" => Ok(PollOutcome::AlreadyClaimed),
-        "approved" => {
+        DeviceCodeState::Pending => Ok(PollOutcome::Pending),
+        DeviceCodeState::Denied => Ok(PollOutcome::Denied),
+        DeviceCodeState::Claimed => Ok(PollOutcome::AlreadyClaimed),
+        DeviceCodeState::Approved => {
             let claimable_until = row
                 .expires_at
                 .max(row.decided_at.unwrap_or(0) + CLAIM_GRACE_MS);
@@ -343,7 +352,50 @@ async fn answer(state: &AppState, hash: &str, early: Early) -> AppResult<PollOut
             }
             claim(state, hash, row, now).await
         }
-        _ => Ok(PollOutcome::Expired),
+        DeviceCodeState::Expired => Ok(PollOutcome::Expired),
+    }
+}
+
+/// The states of a device code, as stored in `cli_device_codes.status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceCodeState {
+    Pending,
+    Approved,
+    Denied,
+    /// Approved, and its token handed out.
+    Claimed,
+    Expired,
+}
+
+impl DeviceCodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+            Self::Claimed => "claimed",
+            Self::Expired => "expired",
+        }
+    }
+}
+
+/// Parsed when the row is read: a state the code does not know is an error.
+impl TryFrom<String> for DeviceCodeState {
+    type Error = claudemesh_api::stored::UnknownValue;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        [
+            Self::Pending,
+            Self::Approved,
+            Self::Denied,
+            Self::Claimed,
+            Self::Expired,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == value)
+        .ok_or(claudemesh_api::stored::UnknownValue {
+            what: "device code state",
+            value,
+        })
     }
 }
 
@@ -440,7 +492,8 @@ async fn claim(state: &AppState, hash: &str, row: PolledRow, now: i64) -> AppRes
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct PendingRequest {
     pub user_code: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: DeviceCodeState,
     pub device_name: String,
     pub device_os: String,
     pub device_arch: String,
@@ -451,11 +504,11 @@ pub struct PendingRequest {
 
 impl PendingRequest {
     /// The status as the approver sees it, with expiry applied.
-    pub fn effective_status(&self, now: i64) -> &str {
-        if self.status == "pending" && now >= self.expires_at {
-            "expired"
+    pub fn effective_status(&self, now: i64) -> DeviceCodeState {
+        if self.status == DeviceCodeState::Pending && now >= self.expires_at {
+            DeviceCodeState::Expired
         } else {
-            &self.status
+            self.status
         }
     }
 }
@@ -540,7 +593,7 @@ pub async fn decide(
     let Some((hash,)) = decided else {
         tx.rollback().await?;
         return Err(match request.effective_status(now) {
-            "pending" | "expired" => AppError::new(
+            DeviceCodeState::Pending | DeviceCodeState::Expired => AppError::new(
                 StatusCode::GONE,
                 ErrorCode::CodeExpired,
                 "This code has expired; run `claudemesh login` again",

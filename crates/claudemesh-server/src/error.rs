@@ -95,6 +95,14 @@ impl AppError {
     }
 }
 
+/// A stored state, role or kind the code does not know: the row is wrong,
+/// not the request (logged, 500).
+impl From<claudemesh_api::stored::UnknownValue> for AppError {
+    fn from(err: claudemesh_api::stored::UnknownValue) -> Self {
+        Self::internal(format!("in the database: {err}"))
+    }
+}
+
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
         if let sqlx::Error::PoolTimedOut = err {

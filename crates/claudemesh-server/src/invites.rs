@@ -14,9 +14,7 @@ use crate::http::{ApiJson, ClientInfo};
 use crate::i18n::{self, Lang};
 use crate::ids::{new_id, random_base32};
 use crate::mail::Mail;
-use crate::meshes::{
-    self, add_key, clean_public_key, my_mesh, require_admin, role_from_db, role_to_db,
-};
+use crate::meshes::{self, add_key, clean_public_key, my_mesh, require_admin};
 use crate::openapi::{JsonBodyRejected, Unauthorized};
 use crate::state::AppState;
 use crate::token_store::clean_name;
@@ -49,7 +47,8 @@ pub struct InviteRow {
     pub id: String,
     pub mesh_id: String,
     pub code: String,
-    pub role: String,
+    #[sqlx(try_from = "String")]
+    pub role: claudemesh_api::wire::MeshRole,
     pub email: Option<String>,
     pub max_uses: i64,
     pub uses: i64,
@@ -79,7 +78,7 @@ impl InviteRow {
             id: self.id.clone(),
             code: self.code.clone(),
             url: invite_url(state, &self.code),
-            role: role_from_db(&self.role),
+            role: self.role,
             email: self.email.clone(),
             max_uses: u32::try_from(self.max_uses).unwrap_or(0),
             uses: u32::try_from(self.uses).unwrap_or(0),
@@ -188,7 +187,7 @@ pub async fn create(
         id: new_id("inv"),
         mesh_id: mesh.id.clone(),
         code: random_base32::<8>(),
-        role: role_to_db(body.role.unwrap_or_default()).to_owned(),
+        role: body.role.unwrap_or_default(),
         email,
         max_uses: i64::from(max_uses),
         uses: 0,
@@ -204,7 +203,7 @@ pub async fn create(
     .bind(&row.id)
     .bind(&row.mesh_id)
     .bind(&row.code)
-    .bind(&row.role)
+    .bind(row.role.as_str())
     .bind(&row.email)
     .bind(row.max_uses)
     .bind(row.expires_at)
@@ -218,7 +217,7 @@ pub async fn create(
         "mesh.invite.created",
         Some(&caller.user.id),
         Some(&client.ip),
-        json!({ "mesh_id": mesh.id, "invite_id": row.id, "role": row.role, "max_uses": max_uses, "emailed_to": row.email }),
+        json!({ "mesh_id": mesh.id, "invite_id": row.id, "role": row.role.as_str(), "max_uses": max_uses, "emailed_to": row.email }),
     )
     .await?;
     tx.commit().await?;
@@ -366,7 +365,7 @@ pub async fn preview(state: &AppState, code: &str) -> AppResult<InvitePreview> {
         mesh_name,
         mesh_slug,
         inviter_name,
-        role: role_from_db(&invite.role),
+        role: invite.role,
         expires_at: rfc3339(invite.expires_at),
         status: invite.status(state.now()),
     })
@@ -473,7 +472,7 @@ pub async fn accept(
     .bind(&invite.mesh_id)
     .bind(&caller.user.id)
     .bind(&display_name)
-    .bind(&invite.role)
+    .bind(invite.role.as_str())
     .bind(now)
     .execute(&mut *tx)
     .await;

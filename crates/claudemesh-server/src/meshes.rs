@@ -48,21 +48,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
 )]
 pub struct NoSuchMesh(pub ErrorBody);
 
-pub fn role_from_db(text: &str) -> MeshRole {
-    if text == "admin" {
-        MeshRole::Admin
-    } else {
-        MeshRole::Member
-    }
-}
-
-pub fn role_to_db(role: MeshRole) -> &'static str {
-    match role {
-        MeshRole::Admin => "admin",
-        MeshRole::Member => "member",
-    }
-}
-
 /// Checks an ed25519 public key in hex (64 characters,
 /// [`claudemesh_api::rules::is_public_key`]), trims and lowercases it.
 pub fn clean_public_key(raw: &str) -> AppResult<String> {
@@ -82,7 +67,8 @@ struct SummaryRow {
     name: String,
     created_at: i64,
     member_id: String,
-    role: String,
+    #[sqlx(try_from = "String")]
+    role: MeshRole,
     display_name: String,
     member_count: i64,
 }
@@ -93,7 +79,7 @@ impl SummaryRow {
             id: self.id,
             slug: self.slug,
             name: self.name,
-            role: role_from_db(&self.role),
+            role: self.role,
             member_id: self.member_id,
             display_name: self.display_name,
             member_count: u64::try_from(self.member_count).unwrap_or(0),
@@ -335,7 +321,8 @@ struct MemberRow {
     id: String,
     user_id: String,
     display_name: String,
-    role: String,
+    #[sqlx(try_from = "String")]
+    role: MeshRole,
     joined_at: i64,
 }
 
@@ -370,7 +357,7 @@ pub async fn members(
             you: row.user_id == caller_id,
             id: row.id,
             display_name: row.display_name,
-            role: role_from_db(&row.role),
+            role: row.role,
             joined_at: rfc3339(row.joined_at),
         })
         .collect())
@@ -442,7 +429,7 @@ async fn live_role(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     mesh_id: &str,
     member_id: &str,
-) -> Result<Option<MeshRole>, sqlx::Error> {
+) -> AppResult<Option<MeshRole>> {
     let row: Option<(String,)> = sqlx::query_as(
         "SELECT role FROM mesh_members WHERE id = $1 AND mesh_id = $2 AND revoked_at IS NULL",
     )
@@ -450,7 +437,7 @@ async fn live_role(
     .bind(mesh_id)
     .fetch_optional(&mut **tx)
     .await?;
-    Ok(row.map(|(role,)| role_from_db(&role)))
+    Ok(row.map(|(role,)| MeshRole::try_from(role)).transpose()?)
 }
 
 /// Ends a membership (shared with the pages), and revokes the live invites

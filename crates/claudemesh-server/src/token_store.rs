@@ -29,11 +29,12 @@ pub const DEFAULT_PAT_EXPIRY_DAYS: u32 = 365;
 const MAX_NAME_CHARS: usize = claudemesh_api::rules::MAX_LABEL_CHARS;
 
 /// A token row, as stored (never the token itself).
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TokenRecord {
     pub id: String,
     pub user_id: String,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: TokenKind,
     pub name: String,
     pub display_prefix: String,
     pub device_name: Option<String>,
@@ -55,7 +56,7 @@ macro_rules! token_columns {
 
 impl TokenRecord {
     pub fn kind(&self) -> TokenKind {
-        TokenKind::from_db(&self.kind).unwrap_or(TokenKind::Pat)
+        self.kind
     }
 
     pub fn info(&self) -> TokenInfo {
@@ -98,7 +99,7 @@ where
     let record = TokenRecord {
         id: new_id("tok"),
         user_id: user_id.to_owned(),
-        kind: kind.as_str().to_owned(),
+        kind,
         name: name.to_owned(),
         display_prefix: token.display_prefix(),
         device_name: device.map(|d| d.name.clone()),
@@ -116,7 +117,7 @@ where
     )
     .bind(&record.id)
     .bind(&record.user_id)
-    .bind(&record.kind)
+    .bind(record.kind.as_str())
     .bind(token.digest())
     .bind(&record.display_prefix)
     .bind(&record.name)
@@ -130,7 +131,7 @@ where
     Ok((token, record))
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Debug, PartialEq, Eq, sqlx::FromRow)]
 struct AuthRow {
     #[sqlx(flatten)]
     token: TokenRecord,
@@ -151,20 +152,30 @@ const FIND_BY_DIGEST: &str = concat!(
 /// through the pool otherwise, or when the inline read cannot be done.
 async fn find_by_digest(state: &AppState, digest: &str) -> AppResult<Option<AuthRow>> {
     if let Some(reader) = &state.db.sqlite_reader {
-        let inline = reader.read(|conn| {
-            let mut statement = conn.prepare_cached(FIND_BY_DIGEST)?;
-            let mut rows = statement.query([digest])?;
-            rows.next()?.map(auth_row_from_sqlite).transpose()
-        });
-        match inline {
+        match find_inline(reader, digest) {
             Ok(found) => return Ok(found),
             Err(err) => tracing::warn!(error = %err, "inline token lookup failed; using the pool"),
         }
     }
-    Ok(sqlx::query_as(FIND_BY_DIGEST)
+    Ok(find_through_pool(state.pool(), digest).await?)
+}
+
+fn find_inline(
+    reader: &crate::sqlite_reader::SqliteReader,
+    digest: &str,
+) -> rusqlite::Result<Option<AuthRow>> {
+    reader.read(|conn| {
+        let mut statement = conn.prepare_cached(FIND_BY_DIGEST)?;
+        let mut rows = statement.query([digest])?;
+        rows.next()?.map(auth_row_from_sqlite).transpose()
+    })
+}
+
+async fn find_through_pool(pool: &sqlx::AnyPool, digest: &str) -> sqlx::Result<Option<AuthRow>> {
+    sqlx::query_as(FIND_BY_DIGEST)
         .bind(digest)
-        .fetch_optional(state.pool())
-        .await?)
+        .fetch_optional(pool)
+        .await
 }
 
 /// Reads a [`FIND_BY_DIGEST`] row (columns in `token_columns!` order).
@@ -173,7 +184,13 @@ fn auth_row_from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuthRow> {
         token: TokenRecord {
             id: row.get(0)?,
             user_id: row.get(1)?,
-            kind: row.get(2)?,
+            kind: TokenKind::try_from(row.get::<_, String>(2)?).map_err(|err| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    2,
+                    rusqlite::types::Type::Text,
+                    Box::new(err),
+                )
+            })?,
             name: row.get(3)?,
             display_prefix: row.get(4)?,
             device_name: row.get(5)?,
@@ -441,4 +458,61 @@ pub async fn revoke_by_possession(state: &AppState, token: &Token, ip: &str) -> 
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::Db;
+
+    /// The hot path reads a token row with rusqlite, everything else with
+    /// sqlx: for the same row, both give the same record.
+    #[tokio::test]
+    async fn the_inline_sqlite_reader_and_sqlx_read_the_same_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open(None, dir.path(), None).await.unwrap();
+        sqlx::query(
+            "INSERT INTO users (id, email, email_normalized, name, password_hash, created_at, password_changed_at) \
+             VALUES ('u1', 'Ada@example.com', 'ada@example.com', 'Ada', 'x', 1, 1)",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let device = DeviceInfo {
+            name: "Ada's laptop".into(),
+            os: "linux".into(),
+            arch: "x86_64".into(),
+        };
+        let mut digests = Vec::new();
+        for (kind, device, expires_at) in [
+            (TokenKind::Session, Some(&device), Some(5_000)),
+            (TokenKind::Pat, None, None),
+        ] {
+            let (token, _) = mint(&db.pool, 1_000, "u1", kind, "a name", device, expires_at)
+                .await
+                .unwrap();
+            digests.push(token.digest());
+        }
+        // A used, then revoked, token reads the same too.
+        sqlx::query(
+            "UPDATE api_tokens SET last_used_at = 2000, revoked_at = 3000 WHERE kind = 'pat'",
+        )
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        let reader = db
+            .sqlite_reader
+            .as_ref()
+            .expect("SQLite has an inline reader");
+        for digest in &digests {
+            let inline = find_inline(reader, digest).unwrap().expect("found inline");
+            let pooled = find_through_pool(&db.pool, digest)
+                .await
+                .unwrap()
+                .expect("found");
+            assert_eq!(inline, pooled);
+            assert_eq!(inline.user_email, "Ada@example.com");
+        }
+        assert!(find_inline(reader, "no such digest").unwrap().is_none());
+    }
 }

@@ -144,6 +144,24 @@ impl SmtpSink {
         self.received.lock().expect("sink lock").clone()
     }
 
+    /// Waits (up to ten seconds) until `count` messages that `keep` accepts
+    /// have arrived, and returns those (the server also mails, for instance,
+    /// about each new credential).
+    pub async fn wait_for_where(
+        &self,
+        count: usize,
+        keep: impl Fn(&ReceivedMail) -> bool,
+    ) -> Vec<ReceivedMail> {
+        for _ in 0..200 {
+            let messages: Vec<_> = self.messages().into_iter().filter(&keep).collect();
+            if messages.len() >= count {
+                return messages;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("the SMTP sink did not get {count} of the expected messages");
+    }
+
     /// Waits (up to ten seconds) until `count` messages have arrived.
     pub async fn wait_for(&self, count: usize) -> Vec<ReceivedMail> {
         for _ in 0..200 {

@@ -418,7 +418,9 @@ async fn an_emailed_invite_lets_another_account_join(engine: Engine) {
     );
     out.stderr_has("✔ Invite to platform-team created: member, 1 use, expires in 7 days (")
         .stderr_has(&format!("✔ Emailed {}\n", bob.email));
-    let mail = sink.wait_for(1).await;
+    let mail = sink
+        .wait_for_where(1, |mail| mail.subject().contains("invited you"))
+        .await;
     assert_eq!(mail[0].to, [bob.email.as_str()]);
     assert!(mail[0].body().contains(&link), "{}", mail[0].body());
     assert!(
@@ -1017,7 +1019,9 @@ async fn the_spec_goal_login_create_invite_by_email_join() {
         .await
         .expect_code(0);
     out.stderr_has(&format!("✔ Emailed {}\n", alice.email));
-    let mail = sink.wait_for(1).await;
+    let mail = sink
+        .wait_for_where(1, |mail| mail.subject().contains("invited you"))
+        .await;
     assert_eq!(mail[0].to, [alice.email.as_str()]);
     let body = mail[0].body();
     let link = body

@@ -3,7 +3,6 @@
 //! Reads happen here; writes of messages and acknowledgements go through
 //! [`super::writer`], which groups them into few transactions.
 
-use crate::meshes::role_from_db;
 use claudemesh_api::broker::{
     Attestation, DeliveryState, Envelope, KeyBox, MemberKeys, MessageKind, Peer, PeerStatus,
     Priority, RecipientStatus, SealedBody, Sender,
@@ -74,7 +73,8 @@ struct SessionRow {
     display_name: String,
     role: String,
     groups: String,
-    status: String,
+    #[sqlx(try_from = "String")]
+    status: PeerStatus,
     summary: String,
     connected_at: i64,
 }
@@ -88,7 +88,7 @@ impl SessionRow {
             display_name: self.display_name,
             role: self.role,
             groups: serde_json::from_str(&self.groups).unwrap_or_default(),
-            status: PeerStatus::parse(&self.status).unwrap_or_default(),
+            status: self.status,
             summary: self.summary,
             connected_at: rfc3339(self.connected_at),
         }
@@ -271,12 +271,14 @@ pub async fn member_keys(pool: &AnyPool, mesh_id: &str) -> Result<Vec<MemberKeys
     let mut members: BTreeMap<String, MemberKeys> = BTreeMap::new();
     let mut order = Vec::new();
     for (id, display_name, role, key) in rows {
+        let role = claudemesh_api::wire::MeshRole::try_from(role)
+            .map_err(|err| sqlx::Error::Decode(Box::new(err)))?;
         let entry = members.entry(id.clone()).or_insert_with(|| {
             order.push(id.clone());
             MemberKeys {
                 member_id: id,
                 display_name,
-                role: role_from_db(&role),
+                role,
                 keys: Vec::new(),
             }
         });
@@ -298,9 +300,11 @@ struct EnvelopeRow {
     sender_name: String,
     attestation_expires_at: i64,
     attestation_signature: String,
-    kind: String,
+    #[sqlx(try_from = "String")]
+    kind: MessageKind,
     group_name: Option<String>,
-    priority: String,
+    #[sqlx(try_from = "String")]
+    priority: Priority,
     body_nonce: String,
     body: String,
     created_at: i64,
@@ -314,9 +318,9 @@ impl EnvelopeRow {
         Envelope {
             id: self.id,
             mesh_id: self.mesh_id,
-            kind: MessageKind::parse(&self.kind).unwrap_or(MessageKind::Direct),
+            kind: self.kind,
             group: self.group_name,
-            priority: Priority::parse(&self.priority).unwrap_or_default(),
+            priority: self.priority,
             sent_at: rfc3339(self.created_at),
             from: Sender {
                 session_key: self.sender_session_key,

@@ -10,7 +10,7 @@
 
 use super::{Ctx, Message, PageResult, format_clock, format_countdown, percent_encode};
 use crate::clock::SECOND_MS;
-use crate::device_codes::{self, Decision, PendingRequest};
+use crate::device_codes::{self, Decision, DeviceCodeState, PendingRequest};
 use crate::error::AppError;
 use crate::http::ClientInfo;
 use crate::state::AppState;
@@ -65,8 +65,8 @@ async fn cli_auth_page(ctx: Ctx, client: ClientInfo) -> PageResult {
         .map_err(|err| code_error(&ctx, err))?;
     let now = ctx.state().now();
     match request.effective_status(now) {
-        "pending" => Ok(confirm(&ctx, &request, &client, now)),
-        "expired" => Err(expired(&ctx).into()),
+        DeviceCodeState::Pending => Ok(confirm(&ctx, &request, &client, now)),
+        DeviceCodeState::Expired => Err(expired(&ctx).into()),
         status => Err(used(&ctx, Some(status)).into()),
     }
 }
@@ -126,10 +126,12 @@ fn expired(ctx: &Ctx) -> Response {
 }
 
 /// A code already approved or denied (`status` when known).
-fn used(ctx: &Ctx, status: Option<&str>) -> Response {
+fn used(ctx: &Ctx, status: Option<DeviceCodeState>) -> Response {
     let detail = match status {
-        Some("approved" | "claimed") => ctx.t("cli-auth-used-approved"),
-        Some("denied") => ctx.t("cli-auth-used-denied"),
+        Some(DeviceCodeState::Approved | DeviceCodeState::Claimed) => {
+            ctx.t("cli-auth-used-approved")
+        }
+        Some(DeviceCodeState::Denied) => ctx.t("cli-auth-used-denied"),
         _ => ctx.t("cli-auth-used-body"),
     };
     ctx.message(

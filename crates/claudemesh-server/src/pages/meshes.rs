@@ -418,7 +418,7 @@ async fn render_mesh(
     let role_options = [MeshRole::Member, MeshRole::Admin]
         .into_iter()
         .map(|role| {
-            let value = meshes::role_to_db(role);
+            let value = role.as_str();
             RoleOption {
                 value,
                 label: role_label(ctx, role),
@@ -463,7 +463,7 @@ fn invite_view(
         field_id: format!("invite-url-{index}"),
         url: invites::invite_url(ctx.state(), &row.code),
         code: row.code.clone(),
-        role: role_label(ctx, meshes::role_from_db(&row.role)),
+        role: role_label(ctx, row.role),
         email: row.email.clone(),
         uses: format!("{} / {}", row.uses, row.max_uses),
         expires: format_time(row.expires_at),
@@ -660,7 +660,7 @@ async fn revoke_page(ctx: Ctx, slug: Result<Path<String>, PathRejection>) -> Pag
         .into_iter()
         .find(|row| row.id == id && row.revoked_at.is_none())
         .ok_or_else(|| invite_gone(&ctx, &mesh))?;
-    let role = role_label(&ctx, meshes::role_from_db(&row.role));
+    let role = role_label(&ctx, row.role);
     let label = match &row.email {
         Some(email) => format!(
             "{} · {role} · {email}",
