@@ -142,6 +142,7 @@ pub fn clean_device(request: &DeviceCodeRequest) -> AppResult<DeviceInfo> {
 /// [`CLEANUP_BATCH`]: a start after a quiet week that follows a flood does
 /// not pay for the whole backlog, and as each start removes up to a hundred
 /// old rows for the one it adds, the backlog still goes.
+#[tracing::instrument(name = "device_code.start", skip_all)]
 pub async fn start(
     state: &AppState,
     device: &DeviceInfo,
@@ -222,6 +223,7 @@ struct PolledRow {
 
 /// One plain poll (the spec's endpoint without `wait`, and RFC 8628's):
 /// rate limit, then the state machine.
+#[tracing::instrument(name = "device_code.poll", skip_all)]
 pub async fn poll(state: &AppState, device_code_text: &str) -> AppResult<PollOutcome> {
     let Ok(device_code) = DeviceCode::parse(device_code_text) else {
         return Ok(PollOutcome::NotFound);
@@ -232,6 +234,7 @@ pub async fn poll(state: &AppState, device_code_text: &str) -> AppResult<PollOut
 /// A poll that waits up to `wait` for the code to stop being pending (see
 /// the module's first lines). A zero wait, or no room left among the
 /// waiters, makes it a plain poll.
+#[tracing::instrument(name = "device_code.poll_waiting", skip_all)]
 pub async fn poll_waiting(
     state: &AppState,
     device_code_text: &str,
@@ -409,6 +412,7 @@ async fn mark_expired(state: &AppState, hash: &str) -> AppResult<()> {
 
 /// Mints the session token and moves `approved` to `claimed` in one
 /// transaction; if another poll claimed first, the token is rolled back.
+#[tracing::instrument(name = "device_code.claim", skip_all, fields(token_id, user_id))]
 async fn claim(state: &AppState, hash: &str, row: PolledRow, now: i64) -> AppResult<PollOutcome> {
     let user_id = row
         .user_id
@@ -429,6 +433,9 @@ async fn claim(state: &AppState, hash: &str, row: PolledRow, now: i64) -> AppRes
         Some(now + SESSION_LIFETIME_MS),
     )
     .await?;
+    let span = tracing::Span::current();
+    span.record("token_id", record.id.as_str());
+    span.record("user_id", user_id.as_str());
     let claimed = sqlx::query(
         "UPDATE cli_device_codes SET status = 'claimed', claimed_at = $1, api_token_id = $2 \
          WHERE device_code_hash = $3 AND status = 'approved'",
@@ -559,6 +566,7 @@ pub enum Decision {
 
 /// Approves or denies a pending code on behalf of the signed-in user, whose
 /// language (`lang`) the new-session mail will be in.
+#[tracing::instrument(name = "device_code.decide", skip_all, fields(user_id = %user.id, ?decision))]
 pub async fn decide(
     state: &AppState,
     user: &UserSummary,

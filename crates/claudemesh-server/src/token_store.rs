@@ -207,7 +207,9 @@ fn auth_row_from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuthRow> {
 }
 
 /// Checks a bearer token against the database: known, not revoked, not
-/// expired. Then records the use (at most once a minute).
+/// expired. Then records the use (at most once a minute). Its span names the
+/// token by id once found, never by value.
+#[tracing::instrument(name = "authenticate", skip_all, fields(token_id, user_id))]
 pub async fn authenticate(state: &AppState, bearer: &str) -> AppResult<(UserSummary, TokenRecord)> {
     let token = Token::parse(bearer).map_err(|err| {
         AppError::new(
@@ -220,6 +222,9 @@ pub async fn authenticate(state: &AppState, bearer: &str) -> AppResult<(UserSumm
         .await?
         .ok_or_else(AppError::invalid_token)?;
     let mut record = row.token;
+    let span = tracing::Span::current();
+    span.record("token_id", record.id.as_str());
+    span.record("user_id", record.user_id.as_str());
     let now = state.now();
     if record.revoked_at.is_some() {
         return Err(AppError::invalid_token());
