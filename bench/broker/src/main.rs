@@ -15,6 +15,13 @@
 //!
 //! Both end with one JSON line for scripts.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a benchmark: a failure stops the run"
+)]
+
 use claudemesh_api::broker::{MessageKind, Priority};
 use claudemesh_api::e2e::KeyPair;
 use claudemesh_client::{Client, Event, Presence, Resolved, SessionIdentity};

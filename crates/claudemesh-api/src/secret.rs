@@ -20,6 +20,10 @@ pub(crate) fn is_base32_lower(s: &str) -> bool {
         .all(|b| b.is_ascii_lowercase() || (b'2'..=b'7').contains(&b))
 }
 
+#[expect(
+    clippy::expect_used,
+    reason = "no randomness from the OS: nothing secure can be made, so stop"
+)]
 pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).expect("the operating system's random source failed");

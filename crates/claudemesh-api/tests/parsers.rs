@@ -3,6 +3,13 @@
 //! answer without panicking, and what the contract makes parses back to
 //! itself. `fuzz/` runs the same functions under libFuzzer.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "property tests: a failure stops the test"
+)]
+
 use claudemesh_api::broker::{
     Attestation, ClientFrame, Hello, KeyBox, MessageKind, PeerStatus, Priority, SealedBody,
     SendRequest, ServerFrame,

@@ -47,6 +47,13 @@
 //! legacy era (Claude Code has no path for channels on the modern one);
 //! others are dropped.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test double of Claude Code: a failure stops the test that runs it"
+)]
+
 use rmcp::model::{
     CallToolRequestParams, ClientConfig, ClientJsonRpcMessage, ClientRequest, CustomNotification,
     DiscoverRequest, DiscoverRequestParams, Implementation, NumberOrString, ProtocolVersion,

@@ -673,7 +673,8 @@ mod tests {
 
 /// The token in the OS credential store, with keyring-core's mock store and
 /// the test doubles that fail or hang (never the machine's own store).
-#[cfg(all(test, feature = "keyring"))]
+#[cfg(test)]
+#[cfg(feature = "keyring")]
 mod keyring_tests {
     use super::*;
     use crate::credential_store::{self, EntryName, Failure, Keyring};

@@ -109,7 +109,8 @@ impl Keyring {
 
 /// Makes the next call on the mock store's `entry` fail, as a locked or
 /// broken store would (keyring-core's error injection).
-#[cfg(all(test, feature = "keyring"))]
+#[cfg(test)]
+#[cfg(feature = "keyring")]
 pub fn mock_fails_next(entry: &EntryName) {
     let mock = imp::mock_entry(entry);
     let cred: &keyring_core::mock::Cred = mock.as_any().downcast_ref().expect("a mock entry");

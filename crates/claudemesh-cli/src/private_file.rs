@@ -134,7 +134,8 @@ pub fn fix_mode(path: &Path, out: &Output) {
 #[cfg(not(unix))]
 pub fn fix_mode(_path: &Path, _out: &Output) {}
 
-#[cfg(all(test, unix))]
+#[cfg(test)]
+#[cfg(unix)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;

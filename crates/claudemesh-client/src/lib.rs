@@ -301,7 +301,7 @@ impl Client {
             session_key: session_key.clone(),
             member: identity.member,
             session: KeyPair::from_secret_hex(&identity.session.secret_hex())
-                .expect("a key pair's own secret parses"),
+                .ok_or_else(|| ClientError::Local("the session key does not copy".into()))?,
             mesh_id: identity.mesh_id,
             view: Arc::clone(&view),
             events: event_tx,

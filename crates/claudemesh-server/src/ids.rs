@@ -6,6 +6,10 @@ pub fn new_id(prefix: &str) -> String {
 }
 
 /// `N` random bytes as lowercase base32.
+#[expect(
+    clippy::expect_used,
+    reason = "no randomness from the OS: nothing secure can be made, so stop"
+)]
 pub fn random_base32<const N: usize>() -> String {
     let mut bytes = [0u8; N];
     getrandom::fill(&mut bytes).expect("the operating system's random source failed");

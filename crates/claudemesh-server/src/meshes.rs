@@ -204,11 +204,13 @@ async fn suggest_slug(state: &AppState, taken: &Slug) -> AppResult<Slug> {
             .fetch_all(state.pool())
             .await?;
     let similar: HashSet<String> = similar.into_iter().map(|(slug,)| slug).collect();
-    let free = (2..)
+    // At most `similar.len()` suffixes are taken, so one of the first
+    // `similar.len() + 1` is free.
+    (2..)
+        .take(similar.len() + 1)
         .map(|n| taken.with_suffix(n))
         .find(|candidate| !similar.contains(candidate.as_str()))
-        .expect("an unbounded range has a free suffix");
-    Ok(free)
+        .ok_or_else(|| AppError::internal("no free slug suffix"))
 }
 
 /// Create a mesh; the caller becomes its first admin.
@@ -236,9 +238,11 @@ pub async fn create(
     let name = clean_name(&body.name, "name")?;
     let slug = match body.slug.as_deref().map(str::trim) {
         Some(given) => Slug::parse(given).map_err(|err| AppError::bad_request(err.to_string()))?,
-        None => Slug::from_name(&name).unwrap_or_else(|| {
-            Slug::parse(&format!("mesh-{}", random_base32::<3>())).expect("a valid slug")
-        }),
+        None => match Slug::from_name(&name) {
+            Some(slug) => slug,
+            None => Slug::parse(&format!("mesh-{}", random_base32::<3>()))
+                .map_err(|err| AppError::internal(format!("a generated slug: {err}")))?,
+        },
     };
     let public_key = clean_public_key(&body.public_key)?;
     let display_name = clean_name(

@@ -15,6 +15,13 @@
 //! (default `postgres://postgres@127.0.0.1:5432/postgres`), dropped when the
 //! [`TestServer`] is. No PostgreSQL server is a failure, never a skip.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test harness: a failure stops the test"
+)]
+
 use claudemesh_api::wire::{AccountResponse, CreatedPat, UserSummary};
 use claudemesh_server::clock::ManualClock;
 use claudemesh_server::{Application, Config};

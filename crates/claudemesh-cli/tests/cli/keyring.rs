@@ -11,7 +11,7 @@
 //! `CLAUDEMESH_KEYRING=off`, so these tests set the variable (empty: the
 //! default).
 
-use super::*;
+use crate::harness::*;
 
 const KEYRING: &str = "CLAUDEMESH_KEYRING";
 #[cfg(feature = "keyring")]

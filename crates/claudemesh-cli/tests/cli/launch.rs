@@ -7,9 +7,9 @@
 //! stdout. Every wait is for a line, bounded by the safety limit; the only
 //! short waits are for something that must *not* come.
 
-use super::meshes::{DevMesh, alice_and_bob_in, machine, remove_member};
-use super::messages::{lines_of, member_id};
-use super::*;
+use crate::harness::*;
+use crate::meshes::{DevMesh, alice_and_bob_in, machine, remove_member};
+use crate::messages::{lines_of, member_id};
 use serde_json::json;
 use std::process::ChildStdin;
 
@@ -926,30 +926,7 @@ async fn a_removed_members_session_loses_the_mesh(engine: Engine) {
 
 // ---------------------------------------------------------------- engines
 
-mod sqlite {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_launched_sessions_talk_through_the_mesh() {
-        super::two_launched_sessions_talk_through_the_mesh(Engine::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_removed_members_session_loses_the_mesh() {
-        super::a_removed_members_session_loses_the_mesh(Engine::Sqlite).await;
-    }
-}
-
-mod postgres {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_launched_sessions_talk_through_the_mesh() {
-        super::two_launched_sessions_talk_through_the_mesh(Engine::Postgres).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_removed_members_session_loses_the_mesh() {
-        super::a_removed_members_session_loses_the_mesh(Engine::Postgres).await;
-    }
-}
+on_both_engines!(
+    two_launched_sessions_talk_through_the_mesh,
+    a_removed_members_session_loses_the_mesh
+);

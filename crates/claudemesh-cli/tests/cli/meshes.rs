@@ -4,7 +4,7 @@
 //! printed, the exit codes, `config.json` and its mode, and what the server
 //! then says over plain HTTP.
 
-use super::*;
+use crate::harness::*;
 use claudemesh_testkit::{Options, SmtpSink};
 use data_encoding::HEXLOWER;
 
@@ -1048,40 +1048,8 @@ async fn the_spec_goal_login_create_invite_by_email_join() {
 
 // ---------------------------------------------------------------- engines
 
-mod sqlite {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn create_joins_locally_and_the_server_has_it() {
-        super::create_joins_locally_and_the_server_has_it(Engine::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_emailed_invite_lets_another_account_join() {
-        super::an_emailed_invite_lets_another_account_join(Engine::Sqlite).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sync_on_a_second_machine_registers_a_second_key() {
-        super::sync_on_a_second_machine_registers_a_second_key(Engine::Sqlite).await;
-    }
-}
-
-mod postgres {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn create_joins_locally_and_the_server_has_it() {
-        super::create_joins_locally_and_the_server_has_it(Engine::Postgres).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn an_emailed_invite_lets_another_account_join() {
-        super::an_emailed_invite_lets_another_account_join(Engine::Postgres).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sync_on_a_second_machine_registers_a_second_key() {
-        super::sync_on_a_second_machine_registers_a_second_key(Engine::Postgres).await;
-    }
-}
+on_both_engines!(
+    create_joins_locally_and_the_server_has_it,
+    an_emailed_invite_lets_another_account_join,
+    sync_on_a_second_machine_registers_a_second_key
+);

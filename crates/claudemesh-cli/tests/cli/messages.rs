@@ -5,8 +5,8 @@
 //! come; every wait is for a line the CLI prints, bounded by the safety
 //! limit, never a fixed sleep.
 
-use super::meshes::{DevMesh, alice_and_bob_in, invite_link, machine, remove_member};
-use super::*;
+use crate::harness::*;
+use crate::meshes::{DevMesh, alice_and_bob_in, invite_link, machine, remove_member};
 
 // ------------------------------------------------------------------ harness
 
@@ -582,20 +582,4 @@ async fn broker_refusals_and_lost_connections_map_to_exit_codes() {
 
 // ---------------------------------------------------------------- engines
 
-mod sqlite {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn messages_wait_for_the_offline_and_reach_a_follower() {
-        super::messages_wait_for_the_offline_and_reach_a_follower(Engine::Sqlite).await;
-    }
-}
-
-mod postgres {
-    use super::*;
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn messages_wait_for_the_offline_and_reach_a_follower() {
-        super::messages_wait_for_the_offline_and_reach_a_follower(Engine::Postgres).await;
-    }
-}
+on_both_engines!(messages_wait_for_the_offline_and_reach_a_follower);

@@ -2,7 +2,7 @@
 //! only reads waits out `Retry-After` and asks once more; a change stops
 //! with exit 1 and says when to try again.
 
-use super::*;
+use crate::harness::*;
 use claudemesh_testkit::Options;
 
 /// A server whose clock runs in real time and whose tokens may make two

@@ -11,7 +11,7 @@
 //! no assertion here depends on the machine's speed; timings are asserted
 //! with wide bounds and printed (`--nocapture`) for the figures.
 
-use super::{Cli, Finished, Invocation, dead_url, server};
+use crate::harness::{Cli, Finished, Invocation, dead_url, server};
 use claudemesh_api::{Token, TokenKind};
 use claudemesh_testkit::{Engine, TestServer};
 use serde_json::{Value, json};
@@ -252,7 +252,7 @@ async fn logins_commands_api_errors_and_logouts_arrive_at_the_server() {
             .await
             .unwrap();
     assert_eq!(installs, 1);
-    let mode = |path: PathBuf| super::mode(&path);
+    let mode = |path: PathBuf| crate::harness::mode(&path);
     assert_eq!(mode(cli.telemetry_dir()), 0o700);
     assert_eq!(mode(cli.telemetry_dir().join("telemetry.json")), 0o600);
 }

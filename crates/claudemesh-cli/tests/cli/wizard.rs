@@ -17,9 +17,9 @@
 //! in what was written, for the program to read, or for it to end, each
 //! bounded by the safety limit; nothing waits a fixed time.
 
-use super::launch::fake_claude;
-use super::meshes::machine;
-use super::*;
+use crate::harness::*;
+use crate::launch::fake_claude;
+use crate::meshes::machine;
 use expectrl::process::unix::WaitStatus;
 use expectrl::session::OsSession;
 use serde_json::json;

@@ -6,6 +6,13 @@
 //! fresh database, with a frozen clock that tests move forward instead of
 //! sleeping.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "integration tests: a failure stops the test"
+)]
+
 #[macro_use]
 extern crate claudemesh_testkit;
 
