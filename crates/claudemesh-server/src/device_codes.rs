@@ -155,8 +155,9 @@ pub async fn start(
     // Planned afresh each time (not a prepared statement kept per
     // connection), with the batch written in, not bound: PostgreSQL plans a
     // kept statement once for any value, and a plan made while the table was
-    // small (or a bound LIMIT, which it takes for thousands of rows) joins
-    // the batch to a scan of the whole table, run on every start.
+    // small (kept until an ANALYZE), or a bound LIMIT, which it takes for
+    // thousands of rows, joins the batch to a scan of the whole table on
+    // every start (bench/README.md).
     let cleanup = format!(
         "DELETE FROM cli_device_codes WHERE device_code_hash IN \
          (SELECT device_code_hash FROM cli_device_codes WHERE expires_at < $1 \
