@@ -385,10 +385,10 @@ async fn every_acknowledged_write_survives_a_sigkill(engine: Engine) {
     }
     for device_code in &acked.approved {
         // Claimed before the kill, or claimable now: never back to pending.
-        let (status, answer) =
-            call(client.get(url(&format!("/api/auth/cli/device-code/{device_code}"))))
-                .await
-                .unwrap();
+        // (A waiting poll, so that the claim's poll a moment ago does not
+        // make this one too early.)
+        let poll = format!("/api/auth/cli/device-code/{device_code}?wait=1");
+        let (status, answer) = call(client.get(url(&poll))).await.unwrap();
         assert_eq!(status, 200, "an approved code: {answer}");
         assert!(
             answer["token"].is_string() || answer["already_claimed"] == true,
