@@ -453,7 +453,7 @@ mod tests {
     use super::*;
     use claudemesh_api::TokenKind;
 
-    fn quiet() -> Output {
+    pub(super) fn quiet() -> Output {
         Output::from_env(true)
     }
 
@@ -463,7 +463,7 @@ mod tests {
         AuthStore::with_keyring(dir, Keyring::Off)
     }
 
-    fn sample(token: &Token) -> AuthFile {
+    pub(super) fn sample(token: &Token) -> AuthFile {
         AuthFile {
             version: 1,
             token: token.expose().to_owned(),
@@ -676,28 +676,10 @@ mod tests {
 #[cfg(test)]
 #[cfg(feature = "keyring")]
 mod keyring_tests {
+    use super::tests::{quiet, sample};
     use super::*;
     use crate::credential_store::{self, EntryName, Failure, Keyring};
     use claudemesh_api::TokenKind;
-
-    fn quiet() -> Output {
-        Output::from_env(true)
-    }
-
-    fn sample(token: &Token) -> AuthFile {
-        AuthFile {
-            version: 1,
-            token: token.expose().to_owned(),
-            user: UserSummary {
-                id: "usr_1".into(),
-                name: "Alice".into(),
-                email: "alice@example.com".into(),
-            },
-            created_at: "2026-01-01T00:00:00Z".into(),
-            source: AuthSource::DeviceCode,
-            server: "http://127.0.0.1:3000".into(),
-        }
-    }
 
     fn file_text(store: &AuthStore) -> String {
         fs::read_to_string(store.path()).unwrap()

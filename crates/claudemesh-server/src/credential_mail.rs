@@ -75,10 +75,14 @@ pub async fn notify(state: &AppState, credential: NewCredential) {
     });
 }
 
-/// The page that revokes the credential, after a confirmation.
-pub fn revoke_url(public_url: &str, kind: TokenKind, token_id: &str) -> String {
+/// The CLI tokens page, where the setting is.
+pub const TOKENS_PAGE: &str = "/dashboard/settings/cli-tokens";
+
+/// The page that revokes a credential, after a confirmation (the tokens
+/// page's own links, and the mail's).
+pub fn revoke_path(kind: TokenKind, token_id: &str) -> String {
     format!(
-        "{public_url}/dashboard/settings/cli-tokens/revoke?kind={}&id={}",
+        "{TOKENS_PAGE}/revoke?kind={}&id={}",
         kind.as_str(),
         crate::format::percent_encode(token_id)
     )
@@ -100,15 +104,14 @@ fn compose(public_url: &str, to: &str, credential: &NewCredential) -> Mail {
         ("time", FluentValue::from(format_time(credential.at))),
         (
             "revoke",
-            FluentValue::from(revoke_url(
-                public_url,
-                credential.kind,
-                &credential.token_id,
+            FluentValue::from(format!(
+                "{public_url}{}",
+                revoke_path(credential.kind, &credential.token_id)
             )),
         ),
         (
             "settings",
-            FluentValue::from(format!("{public_url}/dashboard/settings/cli-tokens")),
+            FluentValue::from(format!("{public_url}{TOKENS_PAGE}")),
         ),
     ];
     let (subject, body) = match credential.kind {

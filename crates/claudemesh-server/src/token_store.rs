@@ -208,8 +208,14 @@ fn auth_row_from_sqlite(row: &rusqlite::Row<'_>) -> rusqlite::Result<AuthRow> {
 
 /// Checks a bearer token against the database: known, not revoked, not
 /// expired. Then records the use (at most once a minute). Its span names the
-/// token by id once found, never by value.
-#[tracing::instrument(name = "authenticate", skip_all, fields(token_id, user_id))]
+/// token by id once found, never by value; at debug level, so the hot path
+/// pays for it only when asked (`RUST_LOG=claudemesh_server=debug`).
+#[tracing::instrument(
+    name = "authenticate",
+    level = "debug",
+    skip_all,
+    fields(token_id, user_id)
+)]
 pub async fn authenticate(state: &AppState, bearer: &str) -> AppResult<(UserSummary, TokenRecord)> {
     let token = Token::parse(bearer).map_err(|err| {
         AppError::new(

@@ -35,7 +35,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use claudemesh_server::clock::ManualClock as Clock;
-pub use smtp::{ReceivedMail, SmtpSink};
+pub use smtp::{ReceivedMail, SmtpSink, outbox};
 
 mod smtp;
 
@@ -225,6 +225,18 @@ impl TestServer {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// The server's OpenAPI document (`/api/openapi.json`).
+    pub async fn openapi(&self) -> Value {
+        self.anonymous()
+            .get(self.url("/api/openapi.json"))
+            .send()
+            .await
+            .expect("openapi request")
+            .json()
+            .await
+            .expect("the OpenAPI document is JSON")
     }
 
     /// A client with no credentials.

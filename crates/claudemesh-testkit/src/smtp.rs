@@ -2,6 +2,7 @@
 //! client (lettre) to deliver, keeps what it receives, and can be told to
 //! refuse every recipient.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -49,6 +50,40 @@ impl ReceivedMail {
             body.to_owned()
         }
     }
+}
+
+/// The mails a server with no SMTP wrote to its outbox (`<data dir>/outbox`,
+/// one `.eml` file each), oldest first, read like delivered ones. No outbox
+/// yet: none.
+pub fn outbox(dir: &Path) -> Vec<ReceivedMail> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter_map(|path| {
+            let modified = std::fs::metadata(&path).and_then(|m| m.modified()).ok()?;
+            Some((modified, path))
+        })
+        .collect();
+    files.sort();
+    files
+        .into_iter()
+        .filter_map(|(_, path)| std::fs::read_to_string(path).ok())
+        .map(|data| {
+            let header = |name: &str| {
+                data.lines()
+                    .take_while(|line| !line.is_empty())
+                    .find_map(|line| line.strip_prefix(name))
+                    .map(|value| value.trim().to_owned())
+            };
+            ReceivedMail {
+                from: header("From:").unwrap_or_default(),
+                to: header("To:").into_iter().collect(),
+                data,
+            }
+        })
+        .collect()
 }
 
 fn decode_quoted_printable(text: &str) -> String {

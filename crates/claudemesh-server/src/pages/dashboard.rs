@@ -22,7 +22,7 @@ use axum::{Form, Router};
 use claudemesh_api::TokenKind;
 use serde::Deserialize;
 
-const TOKENS_PATH: &str = "/dashboard/settings/cli-tokens";
+const TOKENS_PATH: &str = credential_mail::TOKENS_PAGE;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -150,11 +150,7 @@ struct TokensPage<'a> {
 }
 
 fn revoke_url(record: &TokenRecord) -> String {
-    format!(
-        "/dashboard/settings/cli-tokens/revoke?kind={}&id={}",
-        record.kind().as_str(),
-        super::percent_encode(&record.id)
-    )
+    credential_mail::revoke_path(record.kind(), &record.id)
 }
 
 fn device_label(record: &TokenRecord) -> String {

@@ -293,15 +293,7 @@ async fn long_finished_codes_are_deleted_a_batch_at_a_time(engine: Engine) {
 
 async fn the_api_documents_the_429s(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let doc: Value = server
-        .anonymous()
-        .get(server.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = server.openapi().await;
     for (path, schema, says) in [
         (
             "/api/auth/cli/device-code",

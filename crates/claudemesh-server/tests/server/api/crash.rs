@@ -193,9 +193,6 @@ async fn every_acknowledged_write_survives_a_sigkill(engine: Engine) {
     let mut child = start_binary(&config, &log).await;
 
     let acked: Arc<Mutex<Acknowledged>> = Arc::default();
-    let record = |acked: &Arc<Mutex<Acknowledged>>, add: &dyn Fn(&mut Acknowledged)| {
-        add(&mut acked.lock().unwrap());
-    };
     let url = |path: &str| format!("{base}{path}");
     let mut writers = Vec::new();
 
@@ -208,7 +205,7 @@ async fn every_acknowledged_write_survives_a_sigkill(engine: Engine) {
                 let email = format!("crash.{i}@example.com");
                 let body = json!({ "email": email, "password": claudemesh_testkit::DEFAULT_PASSWORD, "name": format!("Crash {i}") });
                 match call(client.post(format!("{url}/api/auth/register")).json(&body)).await {
-                    Some((201, _)) => record(&acked, &|a| a.sign_ups.push(email.clone())),
+                    Some((201, _)) => acked.lock().unwrap().sign_ups.push(email),
                     Some((status, body)) => panic!("sign-up answered {status}: {body}"),
                     None => return,
                 }
@@ -228,7 +225,7 @@ async fn every_acknowledged_write_survives_a_sigkill(engine: Engine) {
                 match call(request).await {
                     Some((201, body)) => {
                         let pat = body["token"].as_str().unwrap().to_owned();
-                        record(&acked, &|a| a.pats.push(pat.clone()));
+                        acked.lock().unwrap().pats.push(pat);
                     }
                     Some((status, body)) => panic!("PAT answered {status}: {body}"),
                     None => return,
@@ -254,7 +251,7 @@ async fn every_acknowledged_write_survives_a_sigkill(engine: Engine) {
                     "{url}/api/auth/cli/device-code/{user_code}/approve"
                 ));
                 match call(approve).await {
-                    Some((200, _)) => record(&acked, &|a| a.approved.push(device_code.clone())),
+                    Some((200, _)) => acked.lock().unwrap().approved.push(device_code.clone()),
                     Some((status, body)) => panic!("approval answered {status}: {body}"),
                     None => return,
                 }
@@ -262,7 +259,7 @@ async fn every_acknowledged_write_survives_a_sigkill(engine: Engine) {
                 match call(poll).await {
                     Some((200, body)) => {
                         let session = body["token"].as_str().unwrap().to_owned();
-                        record(&acked, &|a| a.claimed.push(session.clone()));
+                        acked.lock().unwrap().claimed.push(session);
                     }
                     Some((status, body)) => panic!("the claim answered {status}: {body}"),
                     None => return,
@@ -290,7 +287,7 @@ async fn every_acknowledged_write_survives_a_sigkill(engine: Engine) {
                     Some((status, body)) => panic!("mesh answered {status}: {body}"),
                     None => return,
                 };
-                record(&acked, &|a| a.meshes.push(slug.clone()));
+                acked.lock().unwrap().meshes.push(slug.clone());
                 let invite = client
                     .post(format!("{url}/api/my/meshes/{slug}/invites"))
                     .bearer_auth(&token)
@@ -304,7 +301,7 @@ async fn every_acknowledged_write_survives_a_sigkill(engine: Engine) {
                     .post(format!("{url}/api/invites/{code}/accept"))
                     .json(&json!({ "public_key": random_hex_key() }));
                 match call(accept).await {
-                    Some((200, _)) => record(&acked, &|a| a.joined.push(slug.clone())),
+                    Some((200, _)) => acked.lock().unwrap().joined.push(slug),
                     Some((status, body)) => panic!("acceptance answered {status}: {body}"),
                     None => return,
                 }

@@ -665,7 +665,7 @@ async fn a_bad_wait_is_refused_with_a_clear_message(engine: Engine) {
     assert_eq!((status, body["status"].as_str()), (200, Some("pending")));
 
     // The parameter is in the OpenAPI document.
-    let (_, doc) = send(server.anonymous().get(server.url("/api/openapi.json"))).await;
+    let doc = server.openapi().await;
     let params = doc["paths"]["/api/auth/cli/device-code/{code}"]["get"]["parameters"]
         .as_array()
         .unwrap();

@@ -188,15 +188,7 @@ async fn zero_turns_the_limit_off(engine: Engine) {
 
 async fn the_api_documents_the_429(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let doc: Value = server
-        .anonymous()
-        .get(server.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = server.openapi().await;
     for (path, method) in [
         ("/api/my/whoami", "get"),
         ("/api/my/cli/tokens", "post"),

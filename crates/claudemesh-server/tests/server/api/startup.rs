@@ -87,15 +87,7 @@ async fn instances_starting_together_share_one_database(engine: Engine) {
 
 async fn the_api_describes_itself(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let doc: serde_json::Value = server
-        .anonymous()
-        .get(server.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = server.openapi().await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [
         "/api/auth/cli/device-code",
@@ -129,18 +121,10 @@ async fn the_api_describes_itself(engine: Engine) {
 #[tokio::test]
 async fn the_document_states_what_the_handlers_check() {
     use claudemesh_api::rules;
-    use serde_json::{Value, json};
+    use serde_json::json;
 
     let server = TestServer::start(Engine::Sqlite).await;
-    let doc: Value = server
-        .anonymous()
-        .get(server.url("/api/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = server.openapi().await;
     assert_eq!(doc["openapi"], "3.2.0");
     let schemas = &doc["components"]["schemas"];
     let pat = &schemas["CreatePatRequest"]["properties"];

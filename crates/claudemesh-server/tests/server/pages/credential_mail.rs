@@ -5,11 +5,10 @@
 
 use super::browser::*;
 use crate::api::support::send;
-use std::path::{Path, PathBuf};
 
 on_both_engines!(each_new_credential_is_mailed_once_with_a_link_that_revokes_it,);
 
-/// One mail from the outbox, its body decoded.
+/// One mail from the outbox: its headers as sent, its body decoded.
 struct Mail {
     headers: String,
     body: String,
@@ -27,71 +26,34 @@ impl Mail {
     }
 }
 
-/// Decodes a quoted-printable body (what lettre sends for text that is not
-/// plain ASCII); a 7-bit body passes through unchanged.
-fn decode_quoted_printable(text: &str) -> String {
-    let joined = text.replace("=\r\n", "").replace("=\n", "");
-    let bytes = joined.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|pair| std::str::from_utf8(pair).ok())
-            .and_then(|pair| u8::from_str_radix(pair, 16).ok());
-        match (bytes[i], hex) {
-            (b'=', Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8(out).unwrap().replace("\r\n", "\n")
-}
-
-fn read_mail(path: &Path) -> Mail {
-    let text = std::fs::read_to_string(path).unwrap();
-    let (headers, body) = text.split_once("\r\n\r\n").unwrap();
-    let body = if headers.contains("quoted-printable") {
-        decode_quoted_printable(body)
-    } else {
-        body.replace("\r\n", "\n")
-    };
-    Mail {
-        headers: headers.to_owned(),
-        body,
-    }
-}
-
-fn outbox_files(server: &TestServer) -> Vec<PathBuf> {
-    match std::fs::read_dir(server.config().data_dir.join("outbox")) {
-        Ok(entries) => entries.map(|entry| entry.unwrap().path()).collect(),
-        Err(_) => Vec::new(),
-    }
+/// The server's outbox, read with the testkit's mail reader (oldest first).
+fn outbox(server: &TestServer) -> Vec<Mail> {
+    claudemesh_testkit::outbox(&server.config().data_dir.join("outbox"))
+        .into_iter()
+        .map(|mail| Mail {
+            headers: mail
+                .data
+                .split_once("\r\n\r\n")
+                .map_or("", |(headers, _)| headers)
+                .to_owned(),
+            body: mail.body().replace("\r\n", "\n"),
+        })
+        .collect()
 }
 
 /// Waits (at most 10 s: the mail is sent in the background) until the outbox
 /// holds `count` mails, and returns them, oldest first.
 async fn wait_for_mails(server: &TestServer, count: usize) -> Vec<Mail> {
     for _ in 0..200 {
-        let files = outbox_files(server);
-        if files.len() >= count {
-            let mut files: Vec<_> = files
-                .into_iter()
-                .map(|path| (std::fs::metadata(&path).unwrap().modified().unwrap(), path))
-                .collect();
-            files.sort();
-            return files.iter().map(|(_, path)| read_mail(path)).collect();
+        let mails = outbox(server);
+        if mails.len() >= count {
+            return mails;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!(
         "expected {count} mails, the outbox has {}",
-        outbox_files(server).len()
+        outbox(server).len()
     );
 }
 
@@ -195,7 +157,7 @@ async fn each_new_credential_is_mailed_once_with_a_link_that_revokes_it(engine: 
         401
     );
 
-    assert_eq!(outbox_files(&server).len(), 2, "one mail per credential");
+    assert_eq!(outbox(&server).len(), 2, "one mail per credential");
 }
 
 #[tokio::test]
