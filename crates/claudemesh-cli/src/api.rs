@@ -10,8 +10,9 @@
 //! to [`MAX_RATE_LIMIT_WAIT`], when it only reads; a change is never sent
 //! twice, and its refusal goes back to the command.
 
-use crate::exit::CliError;
-use crate::output::Output;
+use crate::base::exit::CliError;
+use crate::base::http_agent;
+use crate::base::output::Output;
 use crate::telemetry::Telemetry;
 use claudemesh_api::wire::{
     AcceptInviteRequest, AcceptedInvite, CreateInviteRequest, CreateMeshRequest, CreatedInvite,
@@ -23,7 +24,6 @@ use claudemesh_api::{ErrorBody, ErrorCode, Slug, Token};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
 
-pub const DEFAULT_API_URL: &str = "https://claudemesh.com";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Error bodies and API answers are small; refuse to buffer a runaway one.
@@ -156,21 +156,6 @@ fn transport_detail(err: &ureq::Error) -> String {
     }
 }
 
-/// Checks a server URL given by the user: http(s), no trailing slash.
-pub fn normalize_base_url(raw: &str) -> Result<String, CliError> {
-    let url = raw.trim().trim_end_matches('/');
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"));
-    match rest {
-        Some(host) if !host.is_empty() && !host.contains(char::is_whitespace) => Ok(url.to_owned()),
-        _ => Err(CliError::invalid_args(format!(
-            "The server URL {raw:?} must start with https:// or http://"
-        ))
-        .with_hint("Check CLAUDEMESH_API_URL or --api-url.")),
-    }
-}
-
 /// A client for one server, with or without a bearer token.
 pub struct Api {
     agent: ureq::Agent,
@@ -184,19 +169,8 @@ pub struct Api {
 
 impl Api {
     pub fn new(base: &str, token: Option<Token>) -> Self {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .user_agent(format!(
-                "claudemesh-cli/{} ({}; {})",
-                env!("CARGO_PKG_VERSION"),
-                std::env::consts::OS,
-                std::env::consts::ARCH
-            ))
-            .build();
         Self {
-            agent: config.new_agent(),
+            agent: http_agent::agent(CONNECT_TIMEOUT, REQUEST_TIMEOUT),
             base: base.to_owned(),
             token,
             out: Output::from_env(false),
@@ -535,26 +509,7 @@ fn decode<T: DeserializeOwned>(response: ureq::http::Response<ureq::Body>) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::Exit;
-
-    #[test]
-    fn server_urls_must_be_http_and_lose_their_trailing_slash() {
-        assert_eq!(
-            normalize_base_url("https://claudemesh.com/").unwrap(),
-            "https://claudemesh.com"
-        );
-        assert_eq!(
-            normalize_base_url(" http://127.0.0.1:3000 ").unwrap(),
-            "http://127.0.0.1:3000"
-        );
-        for bad in ["claudemesh.com", "ftp://x", "https://", "", "http://a b"] {
-            assert_eq!(
-                normalize_base_url(bad).unwrap_err().exit,
-                Exit::InvalidArgs,
-                "{bad}"
-            );
-        }
-    }
+    use crate::base::exit::Exit;
 
     #[test]
     fn only_unreachable_or_failing_servers_are_retried() {

@@ -1,7 +1,7 @@
 //! The command line: every flag and command, and its help text. Each
 //! command's doc comment *is* its `--help`, examples included.
 
-use crate::exit::EXIT_CODES_HELP;
+use crate::base::exit::EXIT_CODES_HELP;
 use clap::{Args, Parser, Subcommand};
 
 /// Sign this terminal into claudemesh, then manage meshes and launch Claude Code in one.
@@ -113,8 +113,8 @@ pub struct LaunchArgs {
     pub groups: Vec<String>,
 
     /// How peers' messages reach Claude: pushed in full, as a one-line notice, or not at all (check_messages)
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = crate::session_dir::MessageMode::Push)]
-    pub message_mode: crate::session_dir::MessageMode,
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = crate::stores::session_dir::MessageMode::Push)]
+    pub message_mode: crate::stores::session_dir::MessageMode,
 
     /// Join the mesh of this invite link first, then launch in it
     #[arg(long, value_name = "URL")]

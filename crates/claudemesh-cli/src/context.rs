@@ -2,12 +2,13 @@
 //! server and which token to use. Built once from the command line and the
 //! environment, so commands never read either themselves.
 
-use crate::api::{self, Api};
-use crate::auth_store::{self, AuthFile, AuthStore, Credential};
+use crate::api::Api;
+use crate::base::exit::{CliError, CliResult, Exit};
+use crate::base::output::Output;
+use crate::base::server_url::{self, DEFAULT_API_URL};
 use crate::cli::Cli;
-use crate::config_store::ConfigStore;
-use crate::exit::{CliError, CliResult, Exit};
-use crate::output::Output;
+use crate::stores::auth_store::{self, AuthFile, AuthStore, Credential};
+use crate::stores::config_store::ConfigStore;
 use crate::telemetry::Telemetry;
 use claudemesh_api::Token;
 use claudemesh_api::wire::UserSummary;
@@ -45,7 +46,7 @@ impl Context {
             .api_url
             .as_deref()
             .filter(|u| !u.trim().is_empty())
-            .map(api::normalize_base_url)
+            .map(server_url::normalize_base_url)
             .transpose()?;
         Ok(Self {
             out,
@@ -97,7 +98,7 @@ impl Context {
     pub fn requested_server(&self) -> String {
         self.api_url
             .clone()
-            .unwrap_or_else(|| api::DEFAULT_API_URL.to_owned())
+            .unwrap_or_else(|| DEFAULT_API_URL.to_owned())
     }
 
     /// The server a credential is sent to. A saved token goes only to the
@@ -144,7 +145,7 @@ pub struct Account {
 
 /// The server a saved login came from.
 pub fn saved_server(file: &AuthFile) -> CliResult<String> {
-    api::normalize_base_url(&file.server).map_err(|_| CliError::auth_file_corrupted())
+    server_url::normalize_base_url(&file.server).map_err(|_| CliError::auth_file_corrupted())
 }
 
 #[cfg(test)]
@@ -173,15 +174,15 @@ mod tests {
                 email: "a@example.com".into(),
             },
             created_at: "2026-01-01T00:00:00Z".into(),
-            source: crate::auth_store::AuthSource::Pat,
+            source: crate::stores::auth_store::AuthSource::Pat,
             server: server.to_owned(),
         });
         Credential {
             token,
             source: if saved.is_some() {
-                crate::auth_store::TokenSource::File
+                crate::stores::auth_store::TokenSource::File
             } else {
-                crate::auth_store::TokenSource::Env
+                crate::stores::auth_store::TokenSource::Env
             },
             saved,
         }
@@ -208,10 +209,7 @@ mod tests {
     #[test]
     fn an_explicit_token_goes_to_the_server_asked_for_or_the_default() {
         let env = credential(None);
-        assert_eq!(
-            context(None).server_for(&env).unwrap(),
-            api::DEFAULT_API_URL
-        );
+        assert_eq!(context(None).server_for(&env).unwrap(), DEFAULT_API_URL);
         assert_eq!(
             context(Some("http://b.test")).server_for(&env).unwrap(),
             "http://b.test"

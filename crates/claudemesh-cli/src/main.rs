@@ -1,39 +1,43 @@
 //! `claudemesh`, the command-line client.
 //!
-//! Three layers, kept apart: argument parsing ([`cli`]), one module per
-//! command ([`commands`]), and the client and state they use ([`api`],
-//! [`auth_store`], [`config_store`], [`keys`], [`private_file`],
-//! [`device_info`], [`output`], [`exit`], [`backoff`], [`session`] for
-//! the broker's WebSocket, and [`telemetry`]). A [`context::Context`] built
-//! once from the command line and the environment carries the config
-//! directory, the output, the server and the command's telemetry to every
-//! command.
+//! Layers that only point down (ARCHITECTURE.md; the tidy test
+//! `import_cycles` keeps them so), from the bottom:
+//!
+//! 1. [`base`]: exit codes and errors, output, time, private files, keys,
+//!    the server URL, command-line words, display. Uses nothing above.
+//! 2. [`cli`]: the arguments (clap). [`stores`]: `auth.json` and the OS
+//!    keyring, `config.json`, per-launch session directories.
+//! 3. [`telemetry`]: this command's usage events, started from the config
+//!    directory and the arguments; [`api`]: the typed HTTP client.
+//! 4. [`context`]: what every command gets, built once from the command
+//!    line and the environment (config directory, output, server, token).
+//! 5. [`session`]: a one-off command's session with the broker.
+//! 6. [`commands`]: one module per command.
+//! 7. [`wizard`] (bare `claudemesh`) and [`mcp`] (the MCP server Claude
+//!    Code runs), on top; `main` picks what runs.
 
 mod api;
-mod auth_store;
-mod backoff;
+mod base;
 mod cli;
 mod commands;
-mod config_store;
 mod context;
-mod credential_store;
-mod device_info;
-mod exit;
-mod keys;
 mod mcp;
-mod output;
-mod private_file;
 mod session;
-mod session_dir;
+mod stores;
 mod telemetry;
-mod when;
+mod wizard;
 
+use base::args::looks_like_invite;
+use base::exit::{CliError, CliResult, Exit};
+use base::output::Output;
 use clap::Parser;
 use clap::error::ErrorKind;
-use cli::Cli;
+use cli::{Cli, Command};
+use commands::{
+    completions, create, inbox, invite, join, launch, leave, list, login, logout, peers, send,
+    sync, telemetry as telemetry_command, whoami,
+};
 use context::Context;
-use exit::Exit;
-use output::Output;
 use std::process::ExitCode;
 use telemetry::Telemetry;
 
@@ -56,8 +60,9 @@ fn main() -> ExitCode {
         Err(err) => return ExitCode::from(fail(&out, &err)),
     };
     // The first-run notice, then this command's events (docs/telemetry.md).
-    ctx.telemetry = Telemetry::start(&cli, &ctx);
-    let code = match commands::run(cli, &ctx) {
+    let token_given = ctx.token_flag().is_some() || ctx.env_token_set();
+    ctx.telemetry = Telemetry::start(&cli, &ctx.config_dir, &out, token_given);
+    let code = match run(cli, &ctx) {
         Ok(()) => Exit::Success.code(),
         Err(err) => fail(&out, &err),
     };
@@ -66,8 +71,41 @@ fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
+/// The command asked for; bare `claudemesh` is the welcome wizard.
+fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
+    match cli.command {
+        Some(Command::Login(args)) => login::run(&args, ctx),
+        Some(Command::Logout(args)) => logout::run(&args, ctx),
+        Some(Command::Whoami(args)) => whoami::run(&args, ctx),
+        Some(Command::Create(args)) => create::run(&args, ctx),
+        Some(Command::List(args)) => list::run(&args, ctx),
+        Some(Command::Sync(args)) => sync::run(&args, ctx),
+        Some(Command::Invite(args)) => invite::run(&args, ctx),
+        Some(Command::Join(args)) => join::run(&args, ctx),
+        Some(Command::Leave(args)) => leave::run(&args, ctx),
+        Some(Command::Peers(args)) => peers::run(&args, ctx),
+        Some(Command::Send(args)) => send::run(&args, ctx),
+        Some(Command::Inbox(args)) => inbox::run(&args, ctx),
+        Some(Command::Launch(args)) => launch::run(&args, ctx),
+        Some(Command::Mcp(_)) => mcp::run(ctx),
+        Some(Command::Completions(args)) => completions::run(&args),
+        Some(Command::Telemetry(args)) => telemetry_command::run(&args, ctx),
+        // `claudemesh <invite link>`: join and launch.
+        Some(Command::External(words)) => match words.as_slice() {
+            [word] if looks_like_invite(word) => wizard::join_and_launch(ctx, word),
+            _ => Err(CliError::invalid_args(format!(
+                "Unknown command `{}`",
+                words.first().map(String::as_str).unwrap_or_default()
+            ))
+            .with_hint("See `claudemesh --help`.")),
+        },
+        // Bare `claudemesh`: the welcome wizard (help, off a terminal).
+        None => wizard::run(ctx),
+    }
+}
+
 /// Says what went wrong; the exit code to end with.
-fn fail(out: &Output, err: &exit::CliError) -> u8 {
+fn fail(out: &Output, err: &CliError) -> u8 {
     out.error(&err.message);
     if let Some(hint) = &err.hint {
         out.line(hint);

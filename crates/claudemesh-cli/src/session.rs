@@ -8,11 +8,11 @@
 //! it. The session key is fresh for each command (and for each
 //! `inbox --follow`), attested by the member key in `config.json`.
 
-use crate::config_store::JoinedMesh;
+use crate::base::exit::{CliError, CliResult, Exit};
+use crate::base::output::Output;
+use crate::base::when;
 use crate::context::{Account, Context};
-use crate::exit::{CliError, CliResult, Exit};
-use crate::output::Output;
-use crate::when;
+use crate::stores::config_store::JoinedMesh;
 use claudemesh_api::Slug;
 use claudemesh_api::broker::{MAX_NAME_CHARS, Priority, is_clean_label};
 use claudemesh_api::e2e::KeyPair;
@@ -53,7 +53,7 @@ pub fn account_and_mesh(
     command: &str,
 ) -> CliResult<(Account, JoinedMesh)> {
     let given = mesh_flag
-        .map(|text| crate::commands::slug_arg(text, "--mesh"))
+        .map(|text| crate::base::args::slug_arg(text, "--mesh"))
         .transpose()?;
     let account = ctx.account()?;
     let mesh = pick_mesh(ctx, &account, given.as_ref(), command)?;
@@ -363,7 +363,7 @@ mod tests {
         let mut mesh = JoinedMesh::new(
             &summary,
             "usr_a",
-            &crate::keys::KeyPair::generate().unwrap(),
+            &crate::base::keys::KeyPair::generate().unwrap(),
             "2026-01-01T00:00:00Z",
         );
         if flagged {

@@ -33,11 +33,12 @@
 //! `claudemesh mcp` (the stdio server Claude Code starts) has no telemetry
 //! at all: its stdout is MCP's, and it is no command a person runs.
 
-use crate::auth_store::AuthStore;
+use crate::base::http_agent;
+use crate::base::output::Output;
+use crate::base::private_file;
+use crate::base::when;
 use crate::cli::{Cli, Command};
-use crate::context::Context;
-use crate::private_file;
-use crate::when;
+use crate::stores::auth_store::AuthStore;
 use claudemesh_api::ErrorCode;
 use claudemesh_api::telemetry::{
     ApiErrorProperties, CliCommand, CommandExecutedProperties, LoginFailedProperties, LoginFailure,
@@ -151,7 +152,7 @@ pub fn command_of(cli: &Cli) -> Option<CliCommand> {
         Some(Command::Telemetry(_)) => CliCommand::Telemetry,
         Some(Command::Mcp(_)) => return None,
         Some(Command::External(words)) => match words.as_slice() {
-            [word] if crate::commands::looks_like_invite(word) => CliCommand::OpenInvite,
+            [word] if crate::base::args::looks_like_invite(word) => CliCommand::OpenInvite,
             _ => CliCommand::Unknown,
         },
     })
@@ -186,8 +187,10 @@ impl Telemetry {
     /// Telemetry for the command about to run: off when the environment,
     /// the setting or the command says so; on the first run, prints the
     /// notice (once: only when the setting that says so could be saved).
-    /// Starts sending what earlier runs left.
-    pub fn start(cli: &Cli, ctx: &Context) -> Self {
+    /// Starts sending what earlier runs left, to the saved login's server.
+    /// `token_given`: the command got a token from `--token` or
+    /// `CLAUDEMESH_TOKEN` (it then runs signed in without a saved login).
+    pub fn start(cli: &Cli, config_dir: &Path, out: &Output, token_given: bool) -> Self {
         let Some(command) = command_of(cli) else {
             return Self::off();
         };
@@ -195,7 +198,7 @@ impl Telemetry {
         if command == CliCommand::Telemetry || env_off().is_some() {
             return Self::off();
         }
-        let files = Files::new(&ctx.config_dir);
+        let files = Files::new(config_dir);
         let state = match files.load_state() {
             Some(state) if !state.enabled => return Self::off(),
             Some(state) if state.notice_shown_at.is_some() => state,
@@ -209,20 +212,18 @@ impl Telemetry {
                 if files.save_state(&state).is_err() {
                     return Self::off();
                 }
-                ctx.out.line(NOTICE);
+                out.line(NOTICE);
                 state
             }
         };
-        let signed_in_at_start = saved_server(&ctx.config_dir);
+        let signed_in_at_start = saved_server(config_dir);
         let telemetry = Self(Some(Arc::new(Active {
             files,
-            config_dir: ctx.config_dir.clone(),
+            config_dir: config_dir.to_owned(),
             install_id: state.install_id,
             command,
             started: Instant::now(),
-            authenticated: ctx.token_flag().is_some()
-                || ctx.env_token_set()
-                || signed_in_at_start.is_some(),
+            authenticated: token_given || signed_in_at_start.is_some(),
             signed_in_at_start: signed_in_at_start.clone(),
             talking_to: Mutex::new(None),
             sender: Mutex::new(Sender::default()),
@@ -479,18 +480,7 @@ enum Answer {
 }
 
 fn post(server: &str, batch: &TelemetryBatch) -> Answer {
-    let agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_connect(Some(CONNECT_TIMEOUT))
-        .timeout_global(Some(REQUEST_TIMEOUT))
-        .user_agent(format!(
-            "claudemesh-cli/{} ({}; {})",
-            env!("CARGO_PKG_VERSION"),
-            std::env::consts::OS,
-            std::env::consts::ARCH
-        ))
-        .build()
-        .new_agent();
+    let agent = http_agent::agent(CONNECT_TIMEOUT, REQUEST_TIMEOUT);
     // Compact (ureq's own send_json pretty-prints, twice the bytes).
     let Ok(body) = serde_json::to_vec(batch) else {
         return Answer::Refused;

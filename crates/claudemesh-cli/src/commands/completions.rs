@@ -1,7 +1,7 @@
 //! `claudemesh completions <shell>`: the completion script on stdout.
 
+use crate::base::exit::CliResult;
 use crate::cli::{Cli, CompletionsArgs};
-use crate::exit::CliResult;
 use clap::CommandFactory;
 
 pub fn run(args: &CompletionsArgs) -> CliResult<()> {

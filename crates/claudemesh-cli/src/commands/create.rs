@@ -6,13 +6,14 @@
 //! then cannot keep; a server refusal records nothing.
 
 use crate::api::ApiError;
+use crate::base::args::slug_arg;
+use crate::base::display::{shell_word, short_id};
+use crate::base::exit::{CliError, CliResult, Exit};
 use crate::cli::CreateArgs;
-use crate::commands::{shell_word, short_id, slug_arg};
-use crate::config_store::JoinedMesh;
 use crate::context::Context;
-use crate::exit::{CliError, CliResult, Exit};
+use crate::stores::config_store::JoinedMesh;
 
-use crate::when;
+use crate::base::when;
 use claudemesh_api::wire::{CreateMeshRequest, MeshSummary};
 use claudemesh_api::{ErrorCode, Slug};
 use serde::Serialize;
@@ -42,7 +43,7 @@ pub fn run(args: &CreateArgs, ctx: &Context) -> CliResult<()> {
     let locked = store.lock()?;
     let mut config = locked.load(&ctx.out)?;
 
-    let keys = crate::keys::generate()?;
+    let keys = crate::base::keys::generate()?;
     let request = CreateMeshRequest {
         name: name.to_owned(),
         slug: slug.as_ref().map(|s| s.as_str().to_owned()),

@@ -10,13 +10,13 @@
 //! was acknowledged is not lost), `--follow` one object per line as each
 //! arrives.
 
+use crate::base::exit::CliResult;
+use crate::base::output::{Mark, Output};
+use crate::base::when;
 use crate::cli::InboxArgs;
-use crate::config_store::JoinedMesh;
 use crate::context::Context;
-use crate::exit::CliResult;
-use crate::output::{Mark, Output};
 use crate::session::{self, Interrupt, MeshSession};
-use crate::when;
+use crate::stores::config_store::JoinedMesh;
 use claudemesh_api::broker::{BrokerErrorCode, MessageKind, Peer, Priority};
 use claudemesh_client::{Event, Received};
 use serde::Serialize;

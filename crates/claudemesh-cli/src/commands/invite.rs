@@ -4,11 +4,12 @@
 //! mails it too. A mail that could not be sent is a warning, not a failure:
 //! the link exists and works either way.
 
+use crate::base::args::slug_arg;
+use crate::base::display::role_name;
+use crate::base::exit::{CliError, CliResult};
+use crate::base::when;
 use crate::cli::{InviteArgs, RoleArg};
-use crate::commands::{role_name, slug_arg};
 use crate::context::{Account, Context};
-use crate::exit::{CliError, CliResult};
-use crate::when;
 use claudemesh_api::Slug;
 use claudemesh_api::wire::{CreateInviteRequest, CreatedInvite, MeshRole};
 use serde::Serialize;

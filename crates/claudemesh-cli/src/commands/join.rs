@@ -8,13 +8,13 @@
 //! key, which the server allows and which uses nothing up).
 
 use crate::api::{Api, InviteCode};
+use crate::base::display::role_name;
+use crate::base::exit::{CliError, CliResult, Exit};
 use crate::cli::JoinArgs;
-use crate::commands::role_name;
-use crate::config_store::JoinedMesh;
 use crate::context::Context;
-use crate::exit::{CliError, CliResult, Exit};
+use crate::stores::config_store::JoinedMesh;
 
-use crate::when;
+use crate::base::when;
 use claudemesh_api::Slug;
 use claudemesh_api::wire::{
     AcceptInviteRequest, InvitePreview, InviteStatus, MeshDetail, MeshSummary,
@@ -86,7 +86,7 @@ pub fn join(args: &JoinArgs, ctx: &Context) -> CliResult<String> {
         refuse_unusable(&preview)?;
     }
 
-    let keys = crate::keys::generate()?;
+    let keys = crate::base::keys::generate()?;
     let accepted = api
         .accept_invite(
             &code,

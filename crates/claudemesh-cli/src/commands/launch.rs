@@ -3,7 +3,7 @@
 //! What is missing is resolved in this order: the login (the device-code
 //! sign-in, in a terminal), the mesh (flag, the only one joined here, else a
 //! picker), the name (flag, else your name in the mesh), the role. Then a
-//! session directory is made ([`crate::session_dir`]) and Claude Code runs
+//! session directory is made ([`crate::stores::session_dir`]) and Claude Code runs
 //! with the terminal:
 //!
 //! `claude [ARGS before --] [--resume=ID | --continue] --mcp-config=<dir>/mcp.json
@@ -21,14 +21,16 @@
 //! Exit: Claude Code's own status (128 + N when it died of signal N), or
 //! [`Exit::ClaudeMissing`] when there is no Claude Code to run.
 
-use super::wizard::menu;
 use super::{join, login, sync};
+use crate::base::args;
+use crate::base::exit::{CliError, CliResult, Exit};
+use crate::base::menu;
+use crate::base::when;
 use crate::cli::{JoinArgs, LaunchArgs};
-use crate::config_store::JoinedMesh;
 use crate::context::{Account, Context};
-use crate::exit::{CliError, CliResult, Exit};
-use crate::session_dir::{self, MCP_SERVER_NAME, SessionDir, SessionFile};
-use crate::{session, when};
+use crate::session;
+use crate::stores::config_store::JoinedMesh;
+use crate::stores::session_dir::{self, MCP_SERVER_NAME, SessionDir, SessionFile};
 use claudemesh_api::Slug;
 use claudemesh_api::broker::{is_clean_label, is_group_name};
 use claudemesh_api::e2e::{self, KeyPair};
@@ -77,7 +79,7 @@ pub fn default_args() -> LaunchArgs {
         name: None,
         role: None,
         groups: Vec::new(),
-        message_mode: crate::session_dir::MessageMode::Push,
+        message_mode: crate::stores::session_dir::MessageMode::Push,
         join: None,
         resume: None,
         continue_: false,
@@ -128,10 +130,10 @@ pub fn resolve(args: &LaunchArgs, ctx: &Context, interactive: bool) -> CliResult
                 "Two meshes given: `{a}` and --mesh `{b}`"
             )));
         }
-        (Some(slug), _) | (None, Some(slug)) => Some(super::slug_arg(slug, "mesh")?),
+        (Some(slug), _) | (None, Some(slug)) => Some(args::slug_arg(slug, "mesh")?),
         (None, None) => joined_slug
             .as_deref()
-            .map(|s| super::slug_arg(s, "mesh"))
+            .map(|s| args::slug_arg(s, "mesh"))
             .transpose()?,
     };
     let mesh = pick_mesh(ctx, &account, given.as_ref(), interactive)?;

@@ -8,10 +8,10 @@
 //! the account's list of meshes confirms it, never on a bare 404.
 
 use crate::api::ApiError;
+use crate::base::args::slug_arg;
+use crate::base::exit::{CliError, CliResult, Exit};
 use crate::cli::LeaveArgs;
-use crate::commands::slug_arg;
 use crate::context::Context;
-use crate::exit::{CliError, CliResult, Exit};
 use claudemesh_api::Slug;
 use serde::Serialize;
 use std::io::IsTerminal;

@@ -3,14 +3,13 @@
 //! joined here, or local only. Read-only: it never changes `config.json`
 //! (that is `sync`'s job).
 
+use crate::base::display::{columns, role_name};
+use crate::base::exit::CliResult;
 use crate::cli::ListArgs;
-use crate::commands::role_name;
-use crate::config_store::JoinedMesh;
 use crate::context::Context;
-use crate::exit::CliResult;
+use crate::stores::config_store::JoinedMesh;
 use claudemesh_api::wire::{MeshRole, MeshSummary};
 use serde::Serialize;
-use std::fmt::Write as _;
 
 /// Where a mesh stands on this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -139,10 +138,10 @@ pub fn merge(remote: &[MeshSummary], local: &[&JoinedMesh]) -> Vec<Listed> {
 
 /// The human table, columns padded to fit.
 pub fn table(listed: &[Listed]) -> String {
-    let rows: Vec<[String; 5]> = listed
+    let rows: Vec<Vec<String>> = listed
         .iter()
         .map(|m| {
-            [
+            vec![
                 m.slug.clone(),
                 m.name.clone(),
                 role_name(m.role).to_owned(),
@@ -151,34 +150,16 @@ pub fn table(listed: &[Listed]) -> String {
             ]
         })
         .collect();
-    let header = ["MESH", "NAME", "ROLE", "MEMBERS", "ON THIS MACHINE"].map(str::to_owned);
-    let mut widths = [0usize; 5];
-    for row in std::iter::once(&header).chain(&rows) {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let mut text = String::new();
-    for row in std::iter::once(&header).chain(&rows) {
-        let mut line = String::new();
-        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
-            if i + 1 == row.len() {
-                line.push_str(cell);
-            } else {
-                let pad = width - cell.chars().count();
-                let _ = write!(line, "{cell}{}  ", " ".repeat(pad));
-            }
-        }
-        text.push_str(line.trim_end());
-        text.push('\n');
-    }
-    text
+    columns(
+        &["MESH", "NAME", "ROLE", "MEMBERS", "ON THIS MACHINE"],
+        &rows,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::KeyPair;
+    use crate::base::keys::KeyPair;
 
     fn summary(id: &str, slug: &str, members: u64) -> MeshSummary {
         MeshSummary {

@@ -13,16 +13,16 @@
 //! to the one the server asks for. The decisions live in [`Poller`], which
 //! does no I/O and is unit-tested.
 
+use super::sync;
 use crate::api::ApiError;
-use crate::auth_store::{AuthFile, AuthSource, FILE_VERSION, SavedLogin, TokenStorage};
-use crate::backoff::Backoff;
+use crate::base::backoff::Backoff;
+use crate::base::device_info::{self, Browser};
+use crate::base::exit::{CliError, CliResult, Exit};
+use crate::base::output::Output;
+use crate::base::when;
 use crate::cli::LoginArgs;
-use crate::commands::sync;
 use crate::context::{Context, saved_server};
-use crate::device_info::{self, Browser};
-use crate::exit::{CliError, CliResult, Exit};
-use crate::output::Output;
-use crate::when;
+use crate::stores::auth_store::{AuthFile, AuthSource, FILE_VERSION, SavedLogin, TokenStorage};
 use claudemesh_api::telemetry::{LoginFailure, LoginMethod};
 use claudemesh_api::wire::{DeviceCodeStatus, DevicePollResponse, UserSummary};
 use claudemesh_api::{Token, TokenKind, UserCode};
@@ -115,7 +115,7 @@ fn sign_in(args: &LoginArgs, ctx: &Context) -> CliResult<()> {
     if token.is_none() {
         let out = &ctx.out;
         out.line(out.bold("██ claudemesh login"));
-        if server != crate::api::DEFAULT_API_URL {
+        if server != crate::base::server_url::DEFAULT_API_URL {
             out.line(format!("Server: {server}"));
         }
     }

@@ -7,10 +7,10 @@
 //! is not an error (exit 0): the state asked for already holds (a token a
 //! lost login left in the credential store is removed all the same).
 
-use crate::auth_store::{AuthStore, KeyringRemoval};
+use crate::base::exit::{CliError, CliResult, Exit};
 use crate::cli::LogoutArgs;
 use crate::context::{Context, saved_server};
-use crate::exit::{CliError, CliResult, Exit};
+use crate::stores::auth_store::{AuthStore, KeyringRemoval};
 use claudemesh_api::Token;
 use serde::Serialize;
 

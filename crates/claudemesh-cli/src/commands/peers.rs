@@ -2,12 +2,12 @@
 //! as a session of this machine's member key, and print the other sessions
 //! connected, then the members with none connected (offline).
 
+use crate::base::display::{columns, role_name, short_id};
+use crate::base::exit::CliResult;
+use crate::base::when;
 use crate::cli::PeersArgs;
-use crate::commands::{columns, role_name, short_id};
 use crate::context::Context;
-use crate::exit::CliResult;
 use crate::session::{self, MeshSession};
-use crate::when;
 use claudemesh_api::broker::{MemberKeys, Peer};
 use serde::Serialize;
 use time::OffsetDateTime;

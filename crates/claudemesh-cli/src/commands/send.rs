@@ -3,11 +3,11 @@
 //! broker, from a short session of this machine's member key. The message
 //! id goes to stdout, so `ID=$(claudemesh send …)` works.
 
+use crate::base::exit::{CliError, CliResult};
+use crate::base::when;
 use crate::cli::SendArgs;
 use crate::context::Context;
-use crate::exit::{CliError, CliResult};
 use crate::session::{self, MeshSession};
-use crate::when;
 use claudemesh_api::broker::{MAX_MESSAGE_BYTES, MessageKind};
 use claudemesh_client::Sent;
 use serde::Serialize;
@@ -91,7 +91,7 @@ fn sent_line(target: &str, mesh: &str, sent: &Sent) -> String {
 
 /// MESSAGE, or stdin for `-` (one trailing newline dropped). Empty, too
 /// long or not UTF-8 is invalid (exit 3), before anything is sent.
-fn message_text(arg: &str, out: &crate::output::Output) -> CliResult<String> {
+fn message_text(arg: &str, out: &crate::base::output::Output) -> CliResult<String> {
     let text = if arg == "-" {
         let mut stdin = std::io::stdin();
         if stdin.is_terminal() {
@@ -132,7 +132,7 @@ fn check_text(text: String) -> CliResult<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exit::Exit;
+    use crate::base::exit::Exit;
 
     fn sent(kind: MessageKind, recipients: u32, waits: bool) -> Sent {
         Sent {

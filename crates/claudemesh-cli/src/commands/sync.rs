@@ -12,13 +12,13 @@
 //! [`reconcile`] after every successful login.
 
 use crate::api::Api;
+use crate::base::display::{meshes_count, role_name};
+use crate::base::exit::{CliError, CliResult};
+use crate::base::output::Mark;
+use crate::base::when;
 use crate::cli::SyncArgs;
-use crate::commands::{meshes_count, role_name};
-use crate::config_store::JoinedMesh;
 use crate::context::Context;
-use crate::exit::{CliError, CliResult};
-use crate::output::Mark;
-use crate::when;
+use crate::stores::config_store::JoinedMesh;
 use claudemesh_api::Slug;
 use serde::Serialize;
 use std::collections::HashSet;
@@ -177,7 +177,7 @@ pub fn reconcile(
                 report.meshes.push(mesh.slug.clone());
             }
             None => {
-                let keys = crate::keys::generate()?;
+                let keys = crate::base::keys::generate()?;
                 match api.register_key(&slug, &keys.public_hex()) {
                     Ok(_) => {
                         config.upsert(server, JoinedMesh::new(mesh, user_id, &keys, &now));

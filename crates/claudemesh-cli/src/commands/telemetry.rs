@@ -3,9 +3,9 @@
 //! `status` is data (stdout, or JSON with `--json`); `on` and `off` say
 //! what they did on stderr, and with `--json` print the new status.
 
+use crate::base::exit::{CliError, CliResult, Exit};
 use crate::cli::{TelemetryAction, TelemetryArgs};
 use crate::context::Context;
-use crate::exit::{CliError, CliResult, Exit};
 use crate::telemetry::{self, Status};
 use std::fmt::Write as _;
 

@@ -5,11 +5,11 @@
 //! The report is the command's result, so it goes to stdout (as text, or as
 //! JSON with `--json`); the expiry warning is a message and goes to stderr.
 
-use crate::auth_store::TokenSource;
+use crate::base::exit::{CliError, CliResult};
+use crate::base::when;
 use crate::cli::WhoamiArgs;
 use crate::context::Context;
-use crate::exit::{CliError, CliResult};
-use crate::when;
+use crate::stores::auth_store::TokenSource;
 use claudemesh_api::TokenKind;
 use claudemesh_api::wire::{SessionInfo, TokenInfo, UserSummary};
 use serde::Serialize;

@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 
-use crate::session_dir::SessionFile;
+use crate::stores::session_dir::SessionFile;
 
 /// A new attestation is made when the one at hand ends within this.
 const REATTEST_BEFORE_MS: i64 = 10 * 60 * 1000;

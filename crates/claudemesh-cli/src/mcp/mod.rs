@@ -8,22 +8,22 @@
 //!   `notifications/claude/channel` (capability `experimental["claude/channel"]`,
 //!   every `meta` value a string, since Claude Code drops a notification
 //!   with any other), or as one-line notices, or not at all
-//!   ([`crate::session_dir::MessageMode`]);
+//!   ([`crate::stores::session_dir::MessageMode`]);
 //! - the broker connection, made in the background and kept ([`link`]).
 //!
 //! stdout carries MCP frames and nothing else; the log goes to stderr
 //! (Claude Code keeps it) and to `mcp.log` in the session directory.
 
 mod link;
+mod log;
 mod server;
 
+use crate::base::exit::{CliError, CliResult, Exit};
 use crate::context::Context;
-use crate::exit::{CliError, CliResult, Exit};
-use crate::session_dir::{self, CONFIG_DIR_ENV, MCP_LOG_FILE};
+use crate::stores::session_dir::{self, CONFIG_DIR_ENV};
 use claudemesh_api::e2e::KeyPair;
-use std::io::Write;
+use log::Logger;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::Duration;
 
 /// How long `initialize` may wait for the broker, so that the instructions
@@ -65,33 +65,4 @@ pub fn run(ctx: &Context) -> CliResult<()> {
         .build()
         .map_err(|err| CliError::failure(format!("Could not start the async runtime: {err}")))?;
     runtime.block_on(server::serve(session, member, log, WAIT_FOR_PEERS))
-}
-
-/// Log lines to stderr and `mcp.log`, never stdout.
-pub struct Logger {
-    file: Mutex<Option<std::fs::File>>,
-}
-
-impl Logger {
-    fn open(dir: &std::path::Path) -> Self {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(dir.join(MCP_LOG_FILE))
-            .ok();
-        Self {
-            file: Mutex::new(file),
-        }
-    }
-
-    pub fn line(&self, text: &str) {
-        let stamp = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        let line = format!("{stamp} claudemesh mcp: {text}\n");
-        let _ = std::io::stderr().write_all(line.as_bytes());
-        if let Some(file) = self.file.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            let _ = file.write_all(line.as_bytes());
-        }
-    }
 }

@@ -1,9 +1,9 @@
 //! The MCP face of the session: `initialize` (instructions, the channel
 //! capability), the tools, and the channel notifications.
 
-use super::Logger;
 use super::link::{Link, Notice, State};
-use crate::session_dir::{MessageMode, SessionFile};
+use super::log::Logger;
+use crate::stores::session_dir::{MessageMode, SessionFile};
 use claudemesh_api::broker::{MessageKind, Peer, PeerStatus, Priority};
 use claudemesh_api::e2e::KeyPair;
 use claudemesh_client::{ClientError, Received, TargetError};
@@ -29,7 +29,7 @@ pub async fn serve(
     member: KeyPair,
     log: Logger,
     wait_for_peers: Duration,
-) -> crate::exit::CliResult<()> {
+) -> crate::base::exit::CliResult<()> {
     let log = Arc::new(log);
     let link_log = Arc::clone(&log);
     let (link, mut notices) = Link::start(session.clone(), member, move |line| link_log.line(line));
@@ -47,7 +47,9 @@ pub async fn serve(
     let running = server
         .serve(rmcp::transport::stdio())
         .await
-        .map_err(|err| crate::exit::CliError::failure(format!("MCP handshake failed: {err}")))?;
+        .map_err(|err| {
+            crate::base::exit::CliError::failure(format!("MCP handshake failed: {err}"))
+        })?;
     let peer = running.peer().clone();
     let notify_log = Arc::clone(&log);
     let notify_link = link.clone();

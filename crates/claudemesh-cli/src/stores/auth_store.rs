@@ -18,10 +18,10 @@
 //!
 //! Token resolution: `--token` > `CLAUDEMESH_TOKEN` > the saved login.
 
-use crate::credential_store::{EntryName, Failure, Keyring};
-use crate::exit::{CliError, CliResult, Exit};
-use crate::output::Output;
-use crate::private_file::{self, Read};
+use crate::base::exit::{CliError, CliResult, Exit};
+use crate::base::output::Output;
+use crate::base::private_file::{self, Read};
+use crate::stores::credential_store::{EntryName, Failure, Keyring};
 use claudemesh_api::Token;
 use claudemesh_api::wire::UserSummary;
 use serde::{Deserialize, Serialize};
@@ -212,7 +212,8 @@ impl AuthStore {
     /// token, so nothing is returned.
     pub fn salvage(&self) -> Option<(Option<Token>, String)> {
         let object = self.raw()?;
-        let server = crate::api::normalize_base_url(object.get("server")?.as_str()?).ok()?;
+        let server =
+            crate::base::server_url::normalize_base_url(object.get("server")?.as_str()?).ok()?;
         let token = object
             .get("token")
             .and_then(Value::as_str)
@@ -308,7 +309,7 @@ impl AuthStore {
             self.path().display()
         ));
         let note = serde_json::json!({
-            "file_fallback_told_at": crate::when::now_rfc3339(),
+            "file_fallback_told_at": crate::base::when::now_rfc3339(),
             "reason": failure.to_string(),
         });
         let _ = private_file::write_atomic(&self.dir, NOTICE_FILE, note.to_string().as_bytes());
@@ -678,7 +679,7 @@ mod tests {
 mod keyring_tests {
     use super::tests::{quiet, sample};
     use super::*;
-    use crate::credential_store::{self, EntryName, Failure, Keyring};
+    use crate::stores::credential_store::{self, EntryName, Failure, Keyring};
     use claudemesh_api::TokenKind;
 
     fn file_text(store: &AuthStore) -> String {

@@ -11,17 +11,16 @@
 //! waits for input that cannot come. Esc, q and Ctrl-C cancel at any point
 //! with the terminal restored (exit 130). Spanish when the locale is.
 
-pub(super) mod menu;
 mod text;
 
-use super::{create, join, launch, login};
+use crate::base::exit::{CliError, CliResult, Exit};
+use crate::base::menu::{Item, cancelled, choose};
 use crate::cli::{CreateArgs, JoinArgs};
-use crate::config_store::JoinedMesh;
+use crate::commands::{create, join, launch, login, sync};
 use crate::context::{Account, Context};
-use crate::exit::{CliError, CliResult, Exit};
 use crate::session;
+use crate::stores::config_store::JoinedMesh;
 use dialoguer::console::Term;
-use menu::{Item, cancelled, choose};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -177,7 +176,7 @@ fn launch_screen(
     let mut meshes = launch::joined_here(ctx, &account)?;
     if meshes.is_empty() {
         // In meshes on the server that this machine has not joined yet?
-        super::sync::reconcile(ctx, &account.api, &account.server, &account.user.id, false)?;
+        sync::reconcile(ctx, &account.api, &account.server, &account.user.id, false)?;
         meshes = launch::joined_here(ctx, &account)?;
     }
     let preset = match &joined_slug {

@@ -11,8 +11,8 @@
 //! `launch` removes the directory when Claude Code exits; directories of
 //! launches that crashed are swept by the next launch ([`sweep`]).
 
-use crate::exit::{CliError, CliResult};
-use crate::private_file;
+use crate::base::exit::{CliError, CliResult};
+use crate::base::private_file;
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -102,7 +102,7 @@ impl SessionDir {
         let sessions = config_dir.join(SESSIONS_DIR);
         let cannot = |path: &Path, why: String| {
             CliError::new(
-                crate::exit::Exit::Permission,
+                crate::base::exit::Exit::Permission,
                 format!(
                     "Cannot make the session directory {}: {why}",
                     path.display()

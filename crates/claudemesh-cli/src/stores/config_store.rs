@@ -14,10 +14,10 @@
 //! on the same machine neither shows nor touches the first account's
 //! meshes.
 
-use crate::exit::{CliError, CliResult, Exit};
-use crate::keys::{self, KeyPair};
-use crate::output::Output;
-use crate::private_file::{self, Read};
+use crate::base::exit::{CliError, CliResult, Exit};
+use crate::base::keys::{self, KeyPair};
+use crate::base::output::Output;
+use crate::base::private_file::{self, Read};
 use claudemesh_api::Slug;
 use claudemesh_api::wire::{MeshRole, MeshSummary};
 use serde::{Deserialize, Serialize};
@@ -208,7 +208,7 @@ pub fn parse(text: &str) -> Result<ConfigFile, Damage> {
     let file: ConfigFile =
         serde_json::from_value(value).map_err(|err| Damage::Corrupted(err.to_string()))?;
     for (server, entry) in &file.servers {
-        if crate::api::normalize_base_url(server).as_deref() != Ok(server.as_str()) {
+        if crate::base::server_url::normalize_base_url(server).as_deref() != Ok(server.as_str()) {
             return Err(Damage::Corrupted(format!("{server:?} is not a server URL")));
         }
         if let Some(problem) = entry.meshes.iter().find_map(JoinedMesh::problem) {

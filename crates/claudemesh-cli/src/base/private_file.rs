@@ -7,7 +7,7 @@
 //! never leaves half a file behind. A file found with a wider mode is warned
 //! about and fixed.
 
-use crate::output::Output;
+use crate::base::output::Output;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! Enter picks the marked one, Esc, q or Ctrl-C cancel (exit 130). Drawn on
 //! stderr, erased after, the cursor shown again however it ends.
 
-use crate::exit::{CliError, CliResult, Exit};
+use crate::base::exit::{CliError, CliResult, Exit};
 use dialoguer::console::{Key, Term, measure_text_width};
 
 /// One line of a menu.

@@ -6,7 +6,7 @@
 //! `config.json`. `KeyPair` implements neither `Debug` nor `Display`, so a
 //! secret cannot end up in a message or a log by accident.
 
-use crate::exit::{CliError, CliResult};
+use crate::base::exit::{CliError, CliResult};
 pub use claudemesh_api::e2e::KeyPair;
 
 /// A fresh key pair.
