@@ -34,14 +34,10 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub json: bool,
 
-    /// The claudemesh server for login and explicit tokens [default: https://claudemesh.com]; a saved login always uses its own
-    #[arg(
-        long,
-        global = true,
-        value_name = "URL",
-        env = "CLAUDEMESH_API_URL",
-        hide_env_values = true
-    )]
+    /// The claudemesh server for login and explicit tokens (else CLAUDEMESH_API_URL, else https://claudemesh.com); a saved login always uses its own
+    // The variable is read by `Context`, not clap: clap would count it as a
+    // flag given and print `--api-url <URL>` in every usage line.
+    #[arg(long, global = true, value_name = "URL")]
     pub api_url: Option<String>,
 
     #[command(subcommand)]
@@ -178,22 +174,30 @@ pub struct LoginArgs {
     pub insecure_storage: bool,
 }
 
-/// Sign out: revoke the saved token on the server and delete it here
+/// Sign out of this machine
 ///
 /// The token is removed from the OS credential store and auth.json is
-/// deleted. If the server cannot be reached, both are still removed and a
-/// warning says the token stays valid until it expires (revoke it in the
-/// dashboard). Not being logged in is not an error (exit 0).
+/// deleted. A session made by `claudemesh login` is also revoked on the
+/// server. A personal access token (cm_pat_…) is not: it may be in use in CI
+/// or on other machines, so it keeps working there until you revoke it with
+/// --revoke or on the CLI tokens page. If the server cannot be reached, the
+/// login here is still removed and a warning says the token stays valid.
+/// Not being logged in is not an error (exit 0).
 ///
 /// With --token, revokes that token on the server instead (for a token that
 /// leaked), and removes the saved login only if it is that same token.
 ///
 /// Examples:
 ///   claudemesh logout
+///   claudemesh logout --revoke
 ///   claudemesh logout --token "$LEAKED_TOKEN"
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
-pub struct LogoutArgs {}
+pub struct LogoutArgs {
+    /// Revoke the saved token on the server even when it is a personal access token
+    #[arg(long)]
+    pub revoke: bool,
+}
 
 /// Show who you are signed in as, with which token, on which server
 ///
@@ -554,9 +558,64 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// The command a mistyped one most likely meant (`peer` → `peers`), as
+/// clap suggests for flags: a prefix, or at most two edits away.
+pub fn closest_command(word: &str) -> Option<String> {
+    use clap::CommandFactory;
+    let word = word.to_ascii_lowercase();
+    Cli::command()
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set())
+        .map(|c| c.get_name().to_owned())
+        .map(|name| (edit_distance(&word, &name), name))
+        .filter(|(distance, name)| {
+            *distance <= 2.min(name.len() / 2) || (word.len() >= 3 && name.starts_with(&word))
+        })
+        .min()
+        .map(|(_, name)| name)
+}
+
+/// Edit distance by characters, a swap of two neighbours counting as one
+/// edit (`lgoin` is one from `login`): optimal string alignment.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mistyped_command_suggests_the_closest_one() {
+        assert_eq!(closest_command("peer").as_deref(), Some("peers"));
+        assert_eq!(closest_command("lgoin").as_deref(), Some("login"));
+        assert_eq!(closest_command("laun").as_deref(), Some("launch"));
+        assert_eq!(closest_command("Whoami").as_deref(), Some("whoami"));
+        assert_eq!(closest_command("deploy"), None);
+        // Hidden commands are never suggested.
+        assert_eq!(closest_command("mcpp"), None);
+    }
     use clap::CommandFactory;
 
     #[test]

@@ -3,7 +3,7 @@
 //! environment, so commands never read either themselves.
 
 use crate::api::Api;
-use crate::base::exit::{CliError, CliResult, Exit};
+use crate::base::exit::{CliError, CliResult, Exit, ExplicitToken};
 use crate::base::output::Output;
 use crate::base::server_url::{self, DEFAULT_API_URL};
 use crate::cli::Cli;
@@ -44,9 +44,10 @@ impl Context {
     pub fn from_cli(cli: &Cli, out: Output) -> CliResult<Self> {
         let api_url = cli
             .api_url
-            .as_deref()
+            .clone()
+            .or_else(|| std::env::var("CLAUDEMESH_API_URL").ok())
             .filter(|u| !u.trim().is_empty())
-            .map(server_url::normalize_base_url)
+            .map(|u| server_url::normalize_base_url(&u))
             .transpose()?;
         Ok(Self {
             out,
@@ -90,6 +91,30 @@ impl Context {
 
     pub fn env_token_set(&self) -> bool {
         self.env_token.is_some()
+    }
+
+    /// Where the token this command uses was given, when it was given
+    /// explicitly rather than saved by `login`.
+    pub fn explicit_token(&self) -> Option<ExplicitToken> {
+        if self.token_flag().is_some() {
+            Some(ExplicitToken::Flag)
+        } else if self.env_token_set() {
+            Some(ExplicitToken::Env)
+        } else {
+            None
+        }
+    }
+
+    /// A refusal of "the token" said of the token actually used: a token
+    /// given with `--token` or `CLAUDEMESH_TOKEN` is named, since logging in
+    /// again would not replace it.
+    pub fn explain(&self, err: CliError) -> CliError {
+        match self.explicit_token() {
+            Some(given) if err == CliError::auth_failed() => {
+                CliError::explicit_token_rejected(given, &self.requested_server())
+            }
+            _ => err,
+        }
     }
 
     /// The server asked for (`--api-url`, `CLAUDEMESH_API_URL`), else the

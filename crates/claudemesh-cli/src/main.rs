@@ -64,7 +64,7 @@ fn main() -> ExitCode {
     ctx.telemetry = Telemetry::start(&cli, &ctx.config_dir, &out, token_given);
     let code = match run(cli, &ctx) {
         Ok(()) => Exit::Success.code(),
-        Err(err) => fail(&out, &err),
+        Err(err) => fail(&out, &ctx.explain(err)),
     };
     // Once the result is shown: sending waits at most 300 ms.
     ctx.telemetry.finish(code);
@@ -93,11 +93,16 @@ fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
         // `claudemesh <invite link>`: join and launch.
         Some(Command::External(words)) => match words.as_slice() {
             [word] if looks_like_invite(word) => wizard::join_and_launch(ctx, word),
-            _ => Err(CliError::invalid_args(format!(
-                "Unknown command `{}`",
-                words.first().map(String::as_str).unwrap_or_default()
-            ))
-            .with_hint("See `claudemesh --help`.")),
+            _ => {
+                let word = words.first().map(String::as_str).unwrap_or_default();
+                let hint = match cli::closest_command(word) {
+                    Some(name) => {
+                        format!("Did you mean `claudemesh {name}`? See `claudemesh --help`.")
+                    }
+                    None => "See `claudemesh --help`.".to_owned(),
+                };
+                Err(CliError::invalid_args(format!("Unknown command `{word}`")).with_hint(hint))
+            }
         },
         // Bare `claudemesh`: the welcome wizard (help, off a terminal).
         None => wizard::run(ctx),

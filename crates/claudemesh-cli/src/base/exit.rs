@@ -67,6 +67,18 @@ Environment:
   NO_COLOR            disable colours
   CLAUDEMESH_TELEMETRY=0, DO_NOT_TRACK=1  no usage telemetry (see `claudemesh telemetry`)";
 
+/// Where a token given explicitly came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExplicitToken {
+    Flag,
+    Env,
+}
+
+/// The page where a person makes and revokes their tokens.
+pub fn tokens_page(server: &str) -> String {
+    format!("{server}/dashboard/settings/cli-tokens")
+}
+
 /// A failure to report: one line, an optional hint, and the exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CliError {
@@ -106,6 +118,29 @@ impl CliError {
             "Authentication failed (token expired or revoked)",
         )
         .with_hint("Run claudemesh login to re-authenticate.")
+    }
+
+    /// The server refused a token the user gave explicitly. A new login
+    /// would not help: `--token` and `CLAUDEMESH_TOKEN` win over the saved
+    /// login, so the hint says what to change instead.
+    pub fn explicit_token_rejected(given: ExplicitToken, server: &str) -> Self {
+        let page = tokens_page(server);
+        match given {
+            ExplicitToken::Flag => Self::new(
+                Exit::Auth,
+                "The token given with --token was rejected (expired or revoked)",
+            )
+            .with_hint(format!(
+                "Create a new personal access token on the CLI tokens page ({page}), or leave out --token to use your saved login."
+            )),
+            ExplicitToken::Env => Self::new(
+                Exit::Auth,
+                "The token in CLAUDEMESH_TOKEN was rejected (expired or revoked)",
+            )
+            .with_hint(format!(
+                "CLAUDEMESH_TOKEN wins over `claudemesh login`: unset it to use your saved login, or set it to a new personal access token from the CLI tokens page ({page})."
+            )),
+        }
     }
 
     pub fn not_logged_in() -> Self {

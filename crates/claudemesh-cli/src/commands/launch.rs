@@ -502,6 +502,42 @@ mod tests {
         );
     }
 
+    /// docs/cli.md and this crate's README show what `launch` really runs:
+    /// the example is computed here and must stand in both, and neither may
+    /// show the flags in their old form, separate from their values.
+    #[test]
+    fn the_docs_show_the_arguments_launch_gives_claude_code() {
+        let args = launch(&[
+            "claudemesh",
+            "launch",
+            "--continue",
+            "--",
+            "--model",
+            "opus",
+            "fix the flaky test",
+        ]);
+        let argv = claude_args(Path::new("SESSION_DIR/mcp.json"), &args);
+        let shown = std::iter::once("claude".to_owned())
+            .chain(argv.iter().map(|a| crate::base::display::shell_word(a)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for doc in ["docs/cli.md", "crates/claudemesh-cli/README.md"] {
+            let text = std::fs::read_to_string(workspace.join(doc)).unwrap();
+            assert!(
+                text.contains(&shown),
+                "{doc} must show what launch runs:\n{shown}"
+            );
+            for old in [
+                "--mcp-config <",
+                "--mcp-config SESSION_DIR",
+                "--dangerously-load-development-channels server:",
+            ] {
+                assert!(!text.contains(old), "{doc} still shows `{old}`");
+            }
+        }
+    }
+
     #[test]
     fn resume_and_continue_exclude_each_other() {
         assert!(

@@ -259,12 +259,27 @@ fn finish(
             synced_meshes: synced,
         });
     } else if done.source == AuthSource::DeviceCode {
-        ctx.out.line(format!(
-            "Run {} to get started.",
-            ctx.out.bold("claudemesh --help")
-        ));
+        next_step(ctx, synced.as_deref());
     }
     Ok(())
+}
+
+/// The command to run next. With no mesh yet, `--help` is no answer: make
+/// one or join one. When the sync failed, its warning already said what to do.
+fn next_step(ctx: &Context, synced: Option<&[String]>) {
+    let out = &ctx.out;
+    match synced {
+        Some([]) => out.line(format!(
+            "You are in no mesh yet: create one with {} or join one with {}.",
+            out.bold("claudemesh create \"Team name\""),
+            out.bold("claudemesh join <invite link>")
+        )),
+        Some(_) => out.line(format!(
+            "Run {} to get started.",
+            out.bold("claudemesh --help")
+        )),
+        None => {}
+    }
 }
 
 /// What runs after every successful login: mesh sync (spec flow 1, "✔

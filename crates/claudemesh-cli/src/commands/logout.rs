@@ -1,33 +1,38 @@
-//! `claudemesh logout`: revoke the saved token on the server, then remove
-//! it from the OS credential store and delete auth.json (spec flow 7).
+//! `claudemesh logout`: remove the saved token from the OS credential store
+//! and delete auth.json (spec flow 7). A session token made by `login` is
+//! revoked on the server first; a personal access token only with
+//! `--revoke`, since the same PAT may run CI or other machines (the spec:
+//! PATs are managed by the user; `gh auth logout` does not revoke either).
 //! Revocation uses `POST /api/auth/cli/revoke`, which needs only the token
-//! itself, so it works for PATs and session tokens alike. Best effort: if the
-//! server cannot be reached (or the credential store cannot give the token
-//! back) what is here is still removed, with a warning. Not being logged in
-//! is not an error (exit 0): the state asked for already holds (a token a
-//! lost login left in the credential store is removed all the same).
+//! itself. Best effort: if the server cannot be reached (or the credential
+//! store cannot give the token back) what is here is still removed, with a
+//! warning. Not being logged in is not an error (exit 0): the state asked
+//! for already holds (a token a lost login left in the credential store is
+//! removed all the same).
 
-use crate::base::exit::{CliError, CliResult, Exit};
+use crate::base::exit::{CliError, CliResult, Exit, tokens_page};
 use crate::cli::LogoutArgs;
 use crate::context::{Context, saved_server};
 use crate::stores::auth_store::{AuthStore, KeyringRemoval};
-use claudemesh_api::Token;
+use claudemesh_api::{Token, TokenKind};
 use serde::Serialize;
 
 #[derive(Serialize, Default)]
 struct LogoutJson {
     /// Whether a token was revoked on the server.
     revoked_on_server: bool,
+    /// A personal access token left valid on purpose (no `--revoke`).
+    kept_on_server: bool,
     /// The file removed, if any.
     removed: Option<String>,
     /// Whether the token was removed from the OS credential store.
     removed_from_keyring: bool,
 }
 
-pub fn run(_args: &LogoutArgs, ctx: &Context) -> CliResult<()> {
+pub fn run(args: &LogoutArgs, ctx: &Context) -> CliResult<()> {
     let result = match ctx.token_flag() {
         Some(text) => revoke_given_token(ctx, text)?,
-        None => log_out_saved(ctx)?,
+        None => log_out_saved(ctx, args.revoke)?,
     };
     if ctx.env_token_set() {
         ctx.out
@@ -39,7 +44,7 @@ pub fn run(_args: &LogoutArgs, ctx: &Context) -> CliResult<()> {
     Ok(())
 }
 
-fn log_out_saved(ctx: &Context) -> CliResult<LogoutJson> {
+fn log_out_saved(ctx: &Context, revoke_pat: bool) -> CliResult<LogoutJson> {
     let store = ctx.store();
     let path = store.path();
     // The token is revoked at the server that issued it, whatever server
@@ -72,10 +77,8 @@ fn log_out_saved(ctx: &Context) -> CliResult<LogoutJson> {
                 "{}, so it cannot be revoked from here",
                 err.message
             ));
-            ctx.out.line(
-                "It stays valid until it expires; revoke it in the dashboard (Settings → CLI tokens).",
-            );
             let server = store.salvage().map(|(_, server)| server);
+            ctx.out.line(still_valid(server.as_deref()));
             let mut result = LogoutJson::default();
             remove(ctx, &store, &mut result)?;
             if result.removed.is_some() || result.removed_from_keyring {
@@ -88,6 +91,13 @@ fn log_out_saved(ctx: &Context) -> CliResult<LogoutJson> {
     let mut result = LogoutJson::default();
     let server = target.as_ref().map(|(_, server)| server.clone());
     match target {
+        Some((token, server)) if token.kind() == TokenKind::Pat && !revoke_pat => {
+            result.kept_on_server = true;
+            ctx.out.line(format!(
+                "The personal access token still works wherever else it is used (CI, other machines); revoke it with `claudemesh logout --revoke` or on the CLI tokens page ({}).",
+                tokens_page(&server)
+            ));
+        }
         Some((token, server)) => result.revoked_on_server = revoke(ctx, &server, &token),
         None => ctx
             .out
@@ -145,9 +155,7 @@ fn revoke(ctx: &Context, server: &str, token: &Token) -> bool {
                 "Could not revoke the token on the server: {}",
                 err.message
             ));
-            ctx.out.line(
-                "It stays valid until it expires; revoke it in the dashboard (Settings → CLI tokens).",
-            );
+            ctx.out.line(still_valid(Some(server)));
             false
         }
     }
@@ -184,5 +192,16 @@ fn remove_from_keyring(ctx: &Context, store: &AuthStore, result: &mut LogoutJson
         KeyringRemoval::Failed(failure) => ctx.out.warn(format!(
             "Could not remove the token from the OS credential store ({failure}); remove the \"claudemesh\" entry there by hand"
         )),
+    }
+}
+
+/// A token that could not be revoked from here: where to do it.
+fn still_valid(server: Option<&str>) -> String {
+    match server {
+        Some(server) => format!(
+            "It stays valid until it expires; revoke it on the CLI tokens page ({}).",
+            tokens_page(server)
+        ),
+        None => "It stays valid until it expires; revoke it on the CLI tokens page.".to_owned(),
     }
 }

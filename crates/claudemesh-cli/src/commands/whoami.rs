@@ -5,7 +5,7 @@
 //! The report is the command's result, so it goes to stdout (as text, or as
 //! JSON with `--json`); the expiry warning is a message and goes to stderr.
 
-use crate::base::exit::{CliError, CliResult};
+use crate::base::exit::{CliError, CliResult, tokens_page};
 use crate::base::when;
 use crate::cli::WhoamiArgs;
 use crate::context::Context;
@@ -68,8 +68,11 @@ pub fn run(args: &WhoamiArgs, ctx: &Context) -> CliResult<()> {
             .map(|at| when::describe(at, now))
             .unwrap_or_default();
         let what = match credential.token.kind() {
-            TokenKind::Session => "run claudemesh login to get a new one",
-            TokenKind::Pat => "create a new one in the dashboard (Settings → CLI tokens)",
+            TokenKind::Session => "run claudemesh login to get a new one".to_owned(),
+            TokenKind::Pat => format!(
+                "create a new one on the CLI tokens page ({})",
+                tokens_page(&server)
+            ),
         };
         ctx.out.warn(format!("This token expires {at}; {what}"));
     }

@@ -413,7 +413,8 @@ pub struct Credential {
 /// `--token` > `CLAUDEMESH_TOKEN` > the saved login. The file is read only when
 /// neither of the others is given, so a damaged file does not get in the way
 /// of an explicit token. Empty values count as absent. A malformed flag or
-/// variable is an authentication error (exit 2): it cannot authenticate.
+/// variable fails (exit 1) before any request, as a malformed token given
+/// to `login` does (the spec's error table).
 pub fn resolve(
     flag: Option<&str>,
     env: Option<&str>,
@@ -429,10 +430,9 @@ pub fn resolve(
                     saved: None,
                 })
                 .map_err(|err| {
-                    CliError::new(
-                        Exit::Auth,
-                        format!("Invalid token format in {what} (expected cm_pat_… or cm_session_…): {err}"),
-                    )
+                    CliError::failure(format!(
+                        "Invalid token format in {what} (expected cm_pat_… or cm_session_…): {err}"
+                    ))
                 }),
         )
     };
@@ -523,11 +523,11 @@ mod tests {
     }
 
     #[test]
-    fn a_malformed_explicit_token_is_an_auth_error_that_does_not_echo_it() {
+    fn a_malformed_explicit_token_fails_without_echoing_it() {
         let err = resolve(Some("cm_pat_notreal"), None, || Ok(None))
             .err()
             .unwrap();
-        assert_eq!(err.exit, Exit::Auth);
+        assert_eq!(err.exit, Exit::Failure);
         assert!(err.message.contains("Invalid token format in --token"));
         assert!(!err.message.contains("notreal"));
     }

@@ -49,7 +49,13 @@ pub fn join_and_launch(ctx: &Context, url: &str) -> CliResult<()> {
     if !terminal(ctx) {
         let mut args = launch::default_args();
         args.join = Some(url.to_owned());
-        return launch::run(&args, ctx);
+        return launch::run(&args, ctx).map_err(|err| {
+            if err == CliError::not_logged_in() {
+                sign_in_to_join(url)
+            } else {
+                err
+            }
+        });
     }
     let guard = InterruptGuard::arm();
     let t = Text::for_locale();
@@ -57,6 +63,14 @@ pub fn join_and_launch(ctx: &Context, url: &str) -> CliResult<()> {
         login::interactive(ctx)?;
     }
     launch_screen(ctx, &Term::stderr(), t, Some(url.to_owned()), guard)
+}
+
+/// Not signed in, off a terminal: how to get an account and come back.
+fn sign_in_to_join(url: &str) -> CliError {
+    let server = url.split("/i/").next().unwrap_or(url);
+    CliError::new(Exit::Auth, "Not logged in: sign in to join this mesh").with_hint(format!(
+        "Run `claudemesh login` (no account yet? create one at {server}/register), then `claudemesh {url}` again. In CI, set CLAUDEMESH_TOKEN."
+    ))
 }
 
 fn terminal(ctx: &Context) -> bool {
