@@ -63,6 +63,8 @@ pub enum Command {
     Mcp(McpArgs),
     Completions(CompletionsArgs),
     Telemetry(TelemetryArgs),
+    #[command(hide = true)]
+    ManPages(ManPagesArgs),
     /// `claudemesh <invite link>`: join that mesh and launch in it.
     #[command(external_subcommand)]
     External(Vec<String>),
@@ -202,9 +204,10 @@ pub struct LogoutArgs {
 /// Show who you are signed in as, with which token, on which server
 ///
 /// Prints the account, the server, where the token came from (--token,
-/// CLAUDEMESH_TOKEN or auth.json), its kind and name, when it expires and when
-/// it was last used, and warns when it expires within 7 days. Exits 2 when
-/// not logged in or the token no longer works.
+/// CLAUDEMESH_TOKEN, or the saved login: the OS credential store or
+/// auth.json), its kind and name, when it expires and when it was last used,
+/// and warns when it expires within 7 days. Exits 2 when not logged in or the
+/// token no longer works.
 ///
 /// Examples:
 ///   claudemesh whoami
@@ -556,6 +559,19 @@ pub struct CompletionsArgs {
     /// The shell to complete for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// Write a man page for every command into DIR (claudemesh.1, claudemesh-login.1, …)
+///
+/// Examples:
+///   claudemesh man-pages ~/.local/share/man/man1
+///   sudo claudemesh man-pages /usr/local/share/man/man1
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct ManPagesArgs {
+    /// The directory to write them to (made if missing)
+    #[arg(value_name = "DIR")]
+    pub dir: std::path::PathBuf,
 }
 
 /// The command a mistyped one most likely meant (`peer` → `peers`), as

@@ -131,7 +131,8 @@ fn env_off() -> Option<OffBecause> {
     )
 }
 
-/// The subcommand that ran, as reported; `None` for `claudemesh mcp`.
+/// The subcommand that ran, as reported; `None` for `claudemesh mcp` and
+/// the hidden `man-pages`.
 pub fn command_of(cli: &Cli) -> Option<CliCommand> {
     Some(match &cli.command {
         None => CliCommand::Welcome,
@@ -150,7 +151,7 @@ pub fn command_of(cli: &Cli) -> Option<CliCommand> {
         Some(Command::Launch(_)) => CliCommand::Launch,
         Some(Command::Completions(_)) => CliCommand::Completions,
         Some(Command::Telemetry(_)) => CliCommand::Telemetry,
-        Some(Command::Mcp(_)) => return None,
+        Some(Command::Mcp(_) | Command::ManPages(_)) => return None,
         Some(Command::External(words)) => match words.as_slice() {
             [word] if crate::base::args::looks_like_invite(word) => CliCommand::OpenInvite,
             _ => CliCommand::Unknown,

@@ -13,6 +13,7 @@ pub mod leave;
 pub mod list;
 pub mod login;
 pub mod logout;
+pub mod man_pages;
 pub mod peers;
 pub mod send;
 pub mod sync;

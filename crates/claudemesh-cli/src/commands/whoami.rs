@@ -24,7 +24,8 @@ pub const EXPIRY_WARNING_DAYS: i64 = 7;
 struct WhoamiJson<'a> {
     user: &'a UserSummary,
     server: &'a str,
-    /// `flag`, `env` or `file`.
+    /// `flag`, `env`, `file` (the saved login, its token in auth.json) or
+    /// `keyring` (the saved login, its token in the OS credential store).
     source: TokenSource,
     /// The saved login's path when the token came from it.
     auth_file: Option<String>,
@@ -59,8 +60,10 @@ pub fn run(args: &WhoamiArgs, ctx: &Context) -> CliResult<()> {
     let now = when::now();
     let token = who.credential.token.as_ref();
     let soon = expires_soon(token.and_then(|t| t.expires_at.as_deref()), now);
-    let auth_file =
-        (credential.source == TokenSource::File).then(|| ctx.store().path().display().to_string());
+    let auth_file = credential
+        .source
+        .is_saved_login()
+        .then(|| ctx.store().path().display().to_string());
 
     if soon {
         let at = token

@@ -73,6 +73,8 @@ struct WithoutToken<'a> {
 pub struct SavedLogin {
     pub token: Token,
     pub file: AuthFile,
+    /// Where its token was kept.
+    pub storage: TokenStorage,
 }
 
 /// Where `login` keeps the token.
@@ -168,12 +170,15 @@ impl AuthStore {
         if object.get("version") != Some(&Value::from(FILE_VERSION)) {
             return Err(CliError::auth_file_corrupted());
         }
-        if !object.contains_key("token") {
+        let storage = if object.contains_key("token") {
+            TokenStorage::File
+        } else {
             let entry = keyring_entry(object).ok_or_else(CliError::auth_file_corrupted)?;
             let secret = self.read_keyring(&entry)?;
             object.insert("token".to_owned(), Value::String(secret));
-        }
-        parse(value).ok_or_else(CliError::auth_file_corrupted)
+            TokenStorage::Keyring
+        };
+        parse(value, storage).ok_or_else(CliError::auth_file_corrupted)
     }
 
     fn read_keyring(&self, entry: &EntryName) -> CliResult<String> {
@@ -370,13 +375,17 @@ fn keyring_entry(object: &serde_json::Map<String, Value>) -> Option<EntryName> {
     serde_json::from_value(object.get(KEYRING_FIELD)?.clone()).ok()
 }
 
-fn parse(value: Value) -> Option<SavedLogin> {
+fn parse(value: Value, storage: TokenStorage) -> Option<SavedLogin> {
     let file: AuthFile = serde_json::from_value(value).ok()?;
     if file.version != FILE_VERSION {
         return None;
     }
     let token = Token::parse(&file.token).ok()?;
-    Some(SavedLogin { token, file })
+    Some(SavedLogin {
+        token,
+        file,
+        storage,
+    })
 }
 
 /// Where the token a command uses came from.
@@ -387,9 +396,11 @@ pub enum TokenSource {
     Flag,
     /// `CLAUDEMESH_TOKEN`.
     Env,
-    /// The saved login, `auth.json` (its token there or in the OS
-    /// credential store).
+    /// The saved login, its token in `auth.json` itself.
     File,
+    /// The saved login, its token in the OS credential store (`auth.json`
+    /// names the entry).
+    Keyring,
 }
 
 impl TokenSource {
@@ -398,7 +409,17 @@ impl TokenSource {
             Self::Flag => "--token flag".to_owned(),
             Self::Env => "CLAUDEMESH_TOKEN environment variable".to_owned(),
             Self::File => auth_path.display().to_string(),
+            Self::Keyring => format!(
+                "the OS credential store (the rest of the login in {})",
+                auth_path.display()
+            ),
         }
+    }
+
+    /// Whether the token is the saved login's (`auth.json`, its token there
+    /// or in the credential store).
+    pub fn is_saved_login(self) -> bool {
+        matches!(self, Self::File | Self::Keyring)
     }
 }
 
@@ -444,7 +465,10 @@ pub fn resolve(
     }
     Ok(load_file()?.map(|saved| Credential {
         token: saved.token,
-        source: TokenSource::File,
+        source: match saved.storage {
+            TokenStorage::File => TokenSource::File,
+            TokenStorage::Keyring => TokenSource::Keyring,
+        },
         saved: Some(saved.file),
     }))
 }
@@ -483,6 +507,7 @@ mod tests {
         Ok(Some(SavedLogin {
             token: token.clone(),
             file: sample(token),
+            storage: TokenStorage::File,
         }))
     }
 
@@ -717,6 +742,7 @@ mod keyring_tests {
         assert_eq!(store.dir.join(NOTICE_FILE).exists(), told);
         let loaded = store.load(&quiet()).unwrap().unwrap();
         assert_eq!(&loaded.token, token);
+        assert_eq!(loaded.storage, TokenStorage::File);
     }
 
     #[test]
@@ -740,10 +766,17 @@ mod keyring_tests {
             Some(token.expose())
         );
 
-        // Another store of the same directory (another command) loads it.
+        // Another store of the same directory (another command) loads it,
+        // and says where the token came from (`whoami`'s source).
         let again = AuthStore::with_keyring(store.dir.clone(), Keyring::Mock);
         let loaded = again.load(&quiet()).unwrap().unwrap();
         assert_eq!(loaded.token, token);
+        assert_eq!(loaded.storage, TokenStorage::Keyring);
+        let credential = resolve(None, None, || again.load(&quiet()))
+            .unwrap()
+            .unwrap();
+        assert_eq!(credential.source, TokenSource::Keyring);
+        assert_eq!(serde_json::to_value(credential.source).unwrap(), "keyring");
         assert_eq!(loaded.file.token, token.expose());
         assert_eq!(loaded.file.user.email, "alice@example.com");
         // Quietly, and without the store, the server; with it, the token.
