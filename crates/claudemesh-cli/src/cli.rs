@@ -489,8 +489,10 @@ pub enum PriorityArg {
 ///
 /// With --follow, stays connected and prints each message as it arrives
 /// (with --json, one JSON object per line) until Ctrl-C (exit 0) or the
-/// connection to the server is lost (exit 4); sessions connecting and
-/// leaving are shown on stderr. --mesh works as in `claudemesh peers` (no
+/// connection to the server is lost (exit 4). Sessions that stay (a launched
+/// Claude Code, another `inbox --follow`) are shown on stderr as they connect
+/// and leave; one-off commands (`peers`, `send`, `inbox`) only with
+/// --verbose, and your own never. --mesh works as in `claudemesh peers` (no
 /// such mesh joined here: 5).
 ///
 /// Examples:
@@ -508,6 +510,10 @@ pub struct InboxArgs {
     /// Stay connected and print messages as they arrive, until Ctrl-C
     #[arg(long, short = 'f')]
     pub follow: bool,
+
+    /// With --follow, also show other members' one-off commands (peers, send, inbox) connecting and leaving
+    #[arg(long, short = 'v', requires = "follow")]
+    pub verbose: bool,
 }
 
 /// Turn usage telemetry on or off, or see what it holds
