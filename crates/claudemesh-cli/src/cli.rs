@@ -61,6 +61,7 @@ pub enum Command {
     Launch(LaunchArgs),
     #[command(hide = true)]
     Mcp(McpArgs),
+    Doctor(DoctorArgs),
     Completions(CompletionsArgs),
     Telemetry(TelemetryArgs),
     /// `claudemesh <invite link>`: join that mesh and launch in it.
@@ -515,6 +516,27 @@ pub struct InboxArgs {
     #[arg(long, short = 'v', requires = "follow")]
     pub verbose: bool,
 }
+
+/// Check that everything claudemesh needs works, and say how to fix what does not
+///
+/// One line a check: the server (reachable, its version, this machine's
+/// clock against its), the token (valid, where it comes from, when it
+/// expires: a warning within 7 days), the meshes (joined here against the
+/// account's on the server), each joined mesh's broker (a handshake and how
+/// long it took), Claude Code (found, new enough for channels: 2.1.80 or
+/// later), and `claudemesh mcp` answering `initialize` with the channel
+/// capability. ✔ passed, ⚠ needs attention soon, ✘ failed (with the fix on
+/// the next line), - not checked because something it needs failed.
+///
+/// Exits 0 only when no check failed; 1 otherwise. Each check is bounded in
+/// time: with the server down the report comes within a few seconds.
+///
+/// Examples:
+///   claudemesh doctor
+///   claudemesh doctor --json | jq '.checks[] | select(.status == "fail")'
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct DoctorArgs {}
 
 /// Turn usage telemetry on or off, or see what it holds
 ///
