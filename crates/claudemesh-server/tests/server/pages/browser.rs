@@ -2,12 +2,14 @@
 //! never follows redirects, the pages it reads, and the steps many tests share
 //! (signing up, starting a CLI login, making meshes and invites).
 
-pub use claudemesh_testkit::{DEFAULT_PASSWORD, Engine, TestServer};
+pub use claudemesh_testkit::{DEFAULT_PASSWORD, Engine, TestServer, TestUser};
 pub use reqwest::header::{self, HeaderMap, HeaderValue};
 pub use serde_json::{Value, json};
 pub use std::time::Duration;
 
 use crate::api::support::{self, send};
+use reqwest::cookie::Jar;
+use std::sync::Arc;
 
 /// An origin that is not ours.
 pub const EVIL: &str = "https://evil.example";
@@ -111,12 +113,17 @@ impl Page {
 
 impl Browser {
     pub fn new(server: &TestServer, origin: Option<&str>) -> Self {
+        Self::with_cookies(server, origin, Arc::default())
+    }
+
+    /// A browser keeping its cookies in `cookies`.
+    fn with_cookies(server: &TestServer, origin: Option<&str>, cookies: Arc<Jar>) -> Self {
         let mut headers = HeaderMap::new();
         if let Some(origin) = origin {
             headers.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
         }
         let client = reqwest::Client::builder()
-            .cookie_store(true)
+            .cookie_provider(cookies)
             .redirect(reqwest::redirect::Policy::none())
             .default_headers(headers)
             .build()
@@ -125,6 +132,11 @@ impl Browser {
             client,
             base: server.base_url.clone(),
         }
+    }
+
+    /// The browser `user` is signed in on (its cookies), on this site.
+    pub fn of(server: &TestServer, user: &TestUser) -> Self {
+        Self::with_cookies(server, Some(&server.base_url), user.cookies.clone())
     }
 
     /// A browser on this site, signed in to a new account.
@@ -140,23 +152,9 @@ impl Browser {
         name: &str,
         origin: Option<&str>,
     ) -> (Self, String) {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let email = format!(
-            "{}.{}@example.com",
-            name.to_lowercase().replace(' ', "."),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        let browser = Self::new(server, origin);
-        let response = browser
-            .client
-            .post(browser.url("/api/auth/register"))
-            .json(&json!({ "email": email, "password": DEFAULT_PASSWORD, "name": name }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        (browser, email)
+        let user = server.register(name).await;
+        let browser = Self::with_cookies(server, origin, user.cookies.clone());
+        (browser, user.email)
     }
 
     pub fn url(&self, path: &str) -> String {
