@@ -10,35 +10,6 @@ use data_encoding::HEXLOWER;
 
 // ------------------------------------------------------------------ helpers
 
-impl Cli {
-    pub(super) fn config_path(&self) -> PathBuf {
-        self.config_dir.join("config.json")
-    }
-
-    fn config_json(&self) -> Value {
-        let text = std::fs::read_to_string(self.config_path()).expect("config.json exists");
-        serde_json::from_str(&text).expect("config.json is JSON")
-    }
-
-    /// This machine's mesh records for `server`.
-    pub(super) fn local_meshes(&self, server: &TestServer) -> Vec<Value> {
-        if !self.config_path().exists() {
-            return Vec::new();
-        }
-        self.config_json()["servers"][server.base_url.as_str()]["meshes"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    pub(super) fn local_mesh(&self, server: &TestServer, slug: &str) -> Value {
-        self.local_meshes(server)
-            .into_iter()
-            .find(|m| m["slug"] == slug)
-            .unwrap_or_else(|| panic!("no local record of {slug}: {}", self.config_json()))
-    }
-}
-
 /// A server whose mail goes to `sink`.
 async fn mail_server(engine: Engine, sink: &SmtpSink) -> TestServer {
     TestServer::start_with(
@@ -50,14 +21,6 @@ async fn mail_server(engine: Engine, sink: &SmtpSink) -> TestServer {
         },
     )
     .await
-}
-
-/// A machine of `user`'s, logged in with a PAT of its own.
-pub(super) async fn machine(server: &TestServer, user: &TestUser) -> Cli {
-    let pat = user.create_pat("machine", None).await;
-    let cli = Cli::for_server(server);
-    cli.login_with_pat(&pat.token).await;
-    cli
 }
 
 /// `GET path` from the user's signed-in browser: the JSON of a 200.
@@ -123,69 +86,6 @@ async fn listed(cli: &Cli, slug: &str) -> Value {
         .find(|m| m["slug"] == slug)
         .cloned()
         .unwrap_or_else(|| panic!("{slug} is not listed: {json}"))
-}
-
-/// `claudemesh invite ARGS` that succeeds: the link it printed on stdout.
-pub(super) async fn invite_link<const N: usize>(cli: &Cli, args: [&str; N]) -> String {
-    let out = cli.cmd(args).run().await.expect_code(0);
-    let link = out.stdout.trim_end_matches('\n');
-    assert!(
-        !link.contains('\n') && link.contains("/i/"),
-        "stdout is one link:\n{}",
-        out.stdout
-    );
-    link.to_owned()
-}
-
-/// An admin removes a member over the API, as the mesh page does.
-pub(super) async fn remove_member(
-    server: &TestServer,
-    admin: &TestUser,
-    slug: &str,
-    member_id: &str,
-) {
-    let path = format!("/api/my/meshes/{slug}/members/{member_id}");
-    let response = admin
-        .browser
-        .delete(server.url(&path))
-        .send()
-        .await
-        .expect("remove the member");
-    assert_eq!(response.status(), 200);
-}
-
-/// Alice's mesh `dev` with Bob as a member, each on a machine of their own.
-/// Bind every field when taking it apart: one left to `..` is dropped at
-/// once (the server with it).
-pub(super) struct DevMesh {
-    pub(super) server: TestServer,
-    pub(super) alice: TestUser,
-    pub(super) bob: TestUser,
-    pub(super) alices: Cli,
-    pub(super) bobs: Cli,
-}
-
-async fn alice_and_bob_in_dev() -> DevMesh {
-    alice_and_bob_in(Engine::Sqlite).await
-}
-
-/// [`alice_and_bob_in_dev`] on either engine.
-pub(super) async fn alice_and_bob_in(engine: Engine) -> DevMesh {
-    let server = server(engine).await;
-    let alice = server.register("Alice").await;
-    let bob = server.register("Bob").await;
-    let alices = machine(&server, &alice).await;
-    let bobs = machine(&server, &bob).await;
-    alices.cmd(["create", "Dev"]).run().await.expect_code(0);
-    let link = invite_link(&alices, ["invite"]).await;
-    bobs.cmd(["join", &link]).run().await.expect_code(0);
-    DevMesh {
-        server,
-        alice,
-        bob,
-        alices,
-        bobs,
-    }
 }
 
 fn lines(text: &str) -> Vec<&str> {
@@ -549,11 +449,9 @@ async fn invite_without_mesh_needs_exactly_one_mesh_joined_here() {
 async fn only_admins_can_invite() {
     let DevMesh {
         server: _server,
-        alice: _alice,
-        bob: _bob,
-        alices: _alices,
-        bobs,
-    } = alice_and_bob_in_dev().await;
+        mesh: _mesh,
+        machines: [_alices, bobs],
+    } = DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
 
     let out = bobs.cmd(["invite"]).run().await.expect_code(7);
     assert_eq!(out.stderr, "✘ Only admins of `dev` can do that\n");
@@ -807,7 +705,7 @@ async fn a_mesh_the_account_left_is_flagged_not_deleted() {
         .as_str()
         .expect("member id")
         .to_owned();
-    remove_member(&server, &alice, "old-mesh", &member_id).await;
+    assert_eq!(alice.remove_member("old-mesh", &member_id).await.0, 200);
 
     let out = bobs.cmd(["sync"]).run().await.expect_code(0);
     assert_eq!(
@@ -876,19 +774,11 @@ async fn a_mesh_the_account_left_is_flagged_not_deleted() {
 async fn joining_again_after_leaving_registers_a_key_for_the_new_membership() {
     let DevMesh {
         server,
-        alice,
-        bob,
-        alices,
-        bobs,
-    } = alice_and_bob_in_dev().await;
+        mesh,
+        machines: [alices, bobs],
+    } = DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
     let old = bobs.local_mesh(&server, "dev");
-    remove_member(
-        &server,
-        &alice,
-        "dev",
-        old["member_id"].as_str().expect("member id"),
-    )
-    .await;
+    mesh.remove("Bob").await;
 
     // The old record is no membership any more: this is a real join.
     let link = invite_link(&alices, ["invite"]).await;
@@ -903,7 +793,7 @@ async fn joining_again_after_leaving_registers_a_key_for_the_new_membership() {
         "the record is replaced"
     );
     assert_eq!(
-        my_keys(&bob, "dev").await,
+        my_keys(&mesh.member("Bob").user, "dev").await,
         [new["public_key"].as_str().expect("key")]
     );
     bobs.cmd(["sync"])
@@ -917,11 +807,10 @@ async fn joining_again_after_leaving_registers_a_key_for_the_new_membership() {
 async fn leave_ends_the_membership_and_deletes_the_key_here() {
     let DevMesh {
         server,
-        alice,
-        bob: _bob,
-        alices,
-        bobs,
-    } = alice_and_bob_in_dev().await;
+        mesh,
+        machines: [alices, bobs],
+    } = DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
+    let alice = mesh.admin().user.clone();
 
     // No terminal to ask in: refused without --yes, nothing changes.
     bobs.cmd(["leave", "dev"])
@@ -968,7 +857,7 @@ async fn leave_ends_the_membership_and_deletes_the_key_here() {
         .as_str()
         .expect("member id")
         .to_owned();
-    remove_member(&server, &alice, "dev", &member_id).await;
+    assert_eq!(alice.remove_member("dev", &member_id).await.0, 200);
     bobs.cmd(["leave", "dev", "-y"])
         .run()
         .await
