@@ -226,6 +226,11 @@ impl TestServer {
             .expect("read the audit log")
     }
 
+    /// Whether the audit log has an `event`.
+    pub async fn audited(&self, event: &str) -> bool {
+        self.audit_events().await.iter().any(|(e, _, _)| e == event)
+    }
+
     /// The server configuration (for tests that start a second instance).
     pub fn config(&self) -> &Config {
         &self.config

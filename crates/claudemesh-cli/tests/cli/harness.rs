@@ -184,6 +184,13 @@ impl Invocation {
         self.spawn().finish().await
     }
 
+    /// Runs to the end, which must be exit `code` with `text` on stderr.
+    pub(crate) async fn says(self, code: i32, text: &str) -> Finished {
+        let out = self.run().await.expect_code(code);
+        out.stderr_has(text);
+        out
+    }
+
     /// Starts the CLI; its stderr is read line by line as it comes.
     pub(crate) fn spawn(mut self) -> Running {
         self.command
@@ -564,6 +571,27 @@ pub(crate) async fn machine(server: &TestServer, user: &TestUser) -> Cli {
     cli
 }
 
+/// A new account per name, then each logged in on a machine of its own:
+/// `[(alice, alices), (bob, bobs)]`. No mesh yet.
+pub(crate) async fn on_machines<const N: usize>(
+    server: &TestServer,
+    names: [&str; N],
+) -> [(TestUser, Cli); N] {
+    let mut users = Vec::new();
+    for name in names {
+        users.push(server.register(name).await);
+    }
+    let mut people = Vec::new();
+    for user in users {
+        let cli = machine(server, &user).await;
+        people.push((user, cli));
+    }
+    let Ok(people) = people.try_into() else {
+        unreachable!("a machine per name")
+    };
+    people
+}
+
 /// `claudemesh invite ARGS` that succeeds: the link it printed on stdout.
 pub(crate) async fn invite_link<const N: usize>(cli: &Cli, args: [&str; N]) -> String {
     let out = cli.cmd(args).run().await.expect_code(0);
@@ -577,15 +605,16 @@ pub(crate) async fn invite_link<const N: usize>(cli: &Cli, args: [&str; N]) -> S
 }
 
 /// People in the mesh `dev` (as [`TestServer::mesh`] makes one: the first
-/// created it), each on a machine of their own that has joined it
-/// (`machines`, in the order of `mesh.members`), on a server whose clock
-/// runs. Bind every field when taking it apart: one left to `..` is
-/// dropped at once (the server with it).
-pub(crate) struct DevMesh<const N: usize> {
-    pub(crate) server: TestServer,
-    pub(crate) mesh: Mesh,
-    pub(crate) machines: [Cli; N],
-}
+/// created it), each on a machine of their own that has joined it, on a
+/// server whose clock runs: the server, the mesh, and the machines in the
+/// order of `mesh.members`. Bind every part when taking it apart
+/// (`let DevMesh(_server, mesh, [alices, bobs]) = …`): a part matched by
+/// `_` or `..` is dropped at once (the server with it).
+pub(crate) struct DevMesh<const N: usize>(
+    pub(crate) TestServer,
+    pub(crate) Mesh,
+    pub(crate) [Cli; N],
+);
 
 impl<const N: usize> DevMesh<N> {
     pub(crate) async fn start(engine: Engine, names: [&str; N]) -> Self {
@@ -598,11 +627,7 @@ impl<const N: usize> DevMesh<N> {
         let Ok(machines) = machines.try_into() else {
             unreachable!("a machine per name")
         };
-        Self {
-            server,
-            mesh,
-            machines,
-        }
+        Self(server, mesh, machines)
     }
 }
 

@@ -263,11 +263,7 @@ fn sorted_strings(value: &Value) -> Vec<String> {
 // ------------------------------------------------- two sessions, messages
 
 async fn two_launched_sessions_talk_through_the_mesh(engine: Engine) {
-    let DevMesh {
-        server: _server,
-        mesh,
-        machines: [alices, bobs],
-    } = DevMesh::start(engine, ["Alice", "Bob"]).await;
+    let DevMesh(_server, mesh, [alices, bobs]) = DevMesh::start(engine, ["Alice", "Bob"]).await;
     let alice_id = &mesh.member("Alice").member_id;
     let mut a = launch_cmd(&alices, &["-y"]).launch().await;
 
@@ -452,11 +448,7 @@ async fn two_launched_sessions_talk_through_the_mesh(engine: Engine) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launch_passes_its_flags_so_that_a_prompt_stays_a_prompt() {
-    let DevMesh {
-        server: _server,
-        mesh: _mesh,
-        machines: [alices],
-    } = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
+    let DevMesh(_server, _mesh, [alices]) = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
 
     let a = launch_cmd(&alices, &["-y", "--", "fix the flaky test"])
         .launch()
@@ -552,11 +544,8 @@ async fn launch_passes_its_flags_so_that_a_prompt_stays_a_prompt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbox_mode_pushes_a_notice_and_off_mode_nothing() {
-    let DevMesh {
-        server: _server,
-        mesh: _mesh,
-        machines: [alices, bobs],
-    } = DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
+    let DevMesh(_server, _mesh, [alices, bobs]) =
+        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
     let mut a = launch_cmd(&alices, &["-y"]).launch().await;
 
     // Inbox: a one-line notice, the text through check_messages.
@@ -635,11 +624,7 @@ async fn inbox_mode_pushes_a_notice_and_off_mode_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_directory_lives_as_long_as_claude_code() {
-    let DevMesh {
-        server: _server,
-        mesh: _mesh,
-        machines: [alices],
-    } = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
+    let DevMesh(_server, _mesh, [alices]) = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
     let sessions = alices.config_dir.join("sessions");
 
     // A leftover of a launch that died: its launcher pid cannot exist.
@@ -710,11 +695,7 @@ async fn the_session_directory_lives_as_long_as_claude_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_to_launch_reaches_claude_code_and_the_directory_goes() {
-    let DevMesh {
-        server: _server,
-        mesh: _mesh,
-        machines: [alices],
-    } = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
+    let DevMesh(_server, _mesh, [alices]) = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
 
     let a = launch_cmd(&alices, &["-y"]).launch().await;
     let dir = a.session_dir();
@@ -768,11 +749,7 @@ async fn launch_refuses_without_claude_code_or_a_login() {
 // ------------------------------------------------ removed from the mesh
 
 async fn a_removed_members_session_loses_the_mesh(engine: Engine) {
-    let DevMesh {
-        server: _server,
-        mesh,
-        machines: [alices, bobs],
-    } = DevMesh::start(engine, ["Alice", "Bob"]).await;
+    let DevMesh(_server, mesh, [alices, bobs]) = DevMesh::start(engine, ["Alice", "Bob"]).await;
     let mut a = launch_cmd(&alices, &["-y"]).launch().await;
     let mut b = launch_cmd(&bobs, &["-y"]).launch().await;
     b.until_peer_listed("Alice").await;

@@ -10,11 +10,7 @@ use crate::harness::*;
 // ------------------------------------------------ send, inbox, peers, follow
 
 async fn messages_wait_for_the_offline_and_reach_a_follower(engine: Engine) {
-    let DevMesh {
-        server: _server,
-        mesh,
-        machines: [alices, bobs],
-    } = DevMesh::start(engine, ["Alice", "Bob"]).await;
+    let DevMesh(_server, mesh, [alices, bobs]) = DevMesh::start(engine, ["Alice", "Bob"]).await;
     let alice_id = &mesh.member("Alice").member_id;
     let bob_id = &mesh.member("Bob").member_id;
 
@@ -153,19 +149,15 @@ async fn messages_wait_for_the_offline_and_reach_a_follower(engine: Engine) {
 
     // To everyone connected, and to the session by its key prefix.
     bobs.cmd(["send", "*", "deploying now", "--priority", "now"])
-        .run()
-        .await
-        .expect_code(0)
-        .stderr_has("✔ Sent to everyone connected to dev (1 session)\n");
+        .says(0, "✔ Sent to everyone connected to dev (1 session)\n")
+        .await;
     let got = follow.stdout_json("the broadcast").await;
     assert_eq!(got["text"], "deploying now");
     assert_eq!(got["kind"], "broadcast");
     assert_eq!(got["priority"], "now");
     bobs.cmd(["send", &session_prefix, "just this session"])
-        .run()
-        .await
-        .expect_code(0)
-        .stderr_has(&format!("✔ Sent to {session_prefix} (1 session)\n"));
+        .says(0, &format!("✔ Sent to {session_prefix} (1 session)\n"))
+        .await;
     assert_eq!(
         follow.stdout_json("the message to the session").await["text"],
         "just this session"
@@ -180,11 +172,8 @@ async fn messages_wait_for_the_offline_and_reach_a_follower(engine: Engine) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_lists_offline_members_and_your_own_sessions() {
-    let DevMesh {
-        server,
-        mesh,
-        machines: [alices, bobs],
-    } = DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
+    let DevMesh(server, mesh, [alices, bobs]) =
+        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
     let carol = server.register("Carol").await;
     let carols = machine(&server, &carol).await;
     let link = invite_link(&alices, ["invite"]).await;
@@ -269,11 +258,8 @@ async fn peers_lists_offline_members_and_your_own_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_targets_and_meshes_are_refused_with_their_exit_codes() {
-    let DevMesh {
-        server,
-        mesh,
-        machines: [alices, bobs],
-    } = DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
+    let DevMesh(server, mesh, [alices, bobs]) =
+        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
 
     // Nothing goes by that name: 5. An empty group, no one else connected: 5.
     let out = bobs.cmd(["send", "Zoe", "hi"]).run().await.expect_code(5);
@@ -283,32 +269,22 @@ async fn bad_targets_and_meshes_are_refused_with_their_exit_codes() {
     );
     assert_eq!(out.stdout, "");
     bobs.cmd(["send", "@ops", "hi"])
-        .run()
-        .await
-        .expect_code(5)
-        .stderr_has("✘ No one connected is in the group @ops\n");
+        .says(5, "✘ No one connected is in the group @ops\n")
+        .await;
     bobs.cmd(["send", "*", "hi"])
-        .run()
-        .await
-        .expect_code(5)
-        .stderr_has("✘ No one else is connected to this mesh\n");
+        .says(5, "✘ No one else is connected to this mesh\n")
+        .await;
     // Nothing to send: 3, before any connection.
     bobs.cmd(["send", "Alice", ""])
-        .run()
-        .await
-        .expect_code(3)
-        .stderr_has("✘ The message is empty\n");
+        .says(3, "✘ The message is empty\n")
+        .await;
     bobs.cmd(["send", "Alice", "-"])
         .stdin("\n")
-        .run()
-        .await
-        .expect_code(3)
-        .stderr_has("✘ The message is empty\n");
+        .says(3, "✘ The message is empty\n")
+        .await;
     bobs.cmd(["send", "Alice", &"x".repeat(16 * 1024 + 1)])
-        .run()
-        .await
-        .expect_code(3)
-        .stderr_has("at most 16384 can be sent");
+        .says(3, "at most 16384 can be sent")
+        .await;
     bobs.cmd(["send", "Alice", "hi", "--priority", "urgent"])
         .run()
         .await
@@ -335,15 +311,11 @@ async fn bad_targets_and_meshes_are_refused_with_their_exit_codes() {
 
     // Which mesh: not joined here is 5, a malformed slug 3, two joined 3.
     bobs.cmd(["peers", "--mesh", "nope"])
-        .run()
-        .await
-        .expect_code(5)
-        .stderr_has("✘ No mesh called `nope` is joined on this machine\n");
+        .says(5, "✘ No mesh called `nope` is joined on this machine\n")
+        .await;
     bobs.cmd(["inbox", "--mesh", "Not A Slug"])
-        .run()
-        .await
-        .expect_code(3)
-        .stderr_has("✘ Invalid --mesh \"Not A Slug\"");
+        .says(3, "✘ Invalid --mesh \"Not A Slug\"")
+        .await;
     bobs.cmd(["create", "Ops"]).run().await.expect_code(0);
     let out = bobs.cmd(["peers"]).run().await.expect_code(3);
     assert_eq!(
@@ -352,10 +324,8 @@ async fn bad_targets_and_meshes_are_refused_with_their_exit_codes() {
          Give one with --mesh, e.g. `claudemesh peers --mesh dev`.\n"
     );
     bobs.cmd(["peers", "--mesh", "ops"])
-        .run()
-        .await
-        .expect_code(0)
-        .stderr_has("No one else is connected to ops.\n");
+        .says(0, "No one else is connected to ops.\n")
+        .await;
 
     // No mesh joined on this machine: 5, with how to get one.
     let dan = server.register("Dan").await;
@@ -375,22 +345,14 @@ async fn bad_targets_and_meshes_are_refused_with_their_exit_codes() {
     // Not signed in: 2.
     let nobody = Cli::for_server(&server);
     for args in [vec!["peers"], vec!["send", "Alice", "hi"], vec!["inbox"]] {
-        nobody
-            .cmd_args(&args)
-            .run()
-            .await
-            .expect_code(2)
-            .stderr_has("✘ Not logged in\n");
+        nobody.cmd_args(&args).says(2, "✘ Not logged in\n").await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_refusals_and_lost_connections_map_to_exit_codes() {
-    let DevMesh {
-        mut server,
-        mesh,
-        machines: [alices, bobs],
-    } = DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
+    let DevMesh(mut server, mesh, [alices, bobs]) =
+        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
 
     // Sending too fast: 1, saying when to try again. (The burst is 10, the
     // rate 1 a second: a send takes well under that.)
@@ -409,10 +371,8 @@ async fn broker_refusals_and_lost_connections_map_to_exit_codes() {
     assert!(sent >= 10, "{sent} sent before the limit");
     alices
         .cmd(["inbox"])
-        .run()
-        .await
-        .expect_code(0)
-        .stderr_has(&format!("✔ {sent} messages in dev\n"));
+        .says(0, &format!("✔ {sent} messages in dev\n"))
+        .await;
 
     // Removed by an admin: 7, with a pointer to sync.
     mesh.remove("Bob").await;
@@ -436,10 +396,8 @@ async fn broker_refusals_and_lost_connections_map_to_exit_codes() {
     );
     alices
         .cmd(["peers"])
-        .run()
-        .await
-        .expect_code(4)
-        .stderr_has("✘ Could not reach the claudemesh broker at ");
+        .says(4, "✘ Could not reach the claudemesh broker at ")
+        .await;
 }
 
 // ---------------------------------------------------------------- engines

@@ -72,6 +72,21 @@ async fn no_message(client: &Client) {
     );
 }
 
+/// Why the broker closed the session, which it does within a second.
+async fn closed_within_a_second(client: &Client) -> Option<BrokerErrorCode> {
+    tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match client.next_event().await {
+                Some(Event::Closed { code, .. }) => return code,
+                None => return None,
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("closed within a second")
+}
+
 /// A session of member `who` as `identity` says: refused, or connected.
 async fn connect_as(
     mesh: &Mesh,
@@ -597,17 +612,7 @@ async fn a_removed_member_is_disconnected_and_refused(engine: Engine) {
     let mesh = server.mesh(&["Alice", "Bob"]).await;
     let bob = mesh.connect(1).await;
     mesh.remove("Bob").await;
-    let closed = tokio::time::timeout(Duration::from_secs(1), async {
-        loop {
-            match bob.next_event().await {
-                Some(Event::Closed { code, .. }) => return code,
-                None => return None,
-                Some(_) => {}
-            }
-        }
-    })
-    .await
-    .expect("closed within a second");
+    let closed = closed_within_a_second(&bob).await;
     assert_eq!(closed, Some(BrokerErrorCode::Removed));
     let err = connect_as(&mesh, 1, mesh.identity(1)).await.err().unwrap();
     assert!(
@@ -757,17 +762,7 @@ async fn two_instances_on_one_postgres_database_are_one_broker() {
 
     // Removing Carol through instance A closes her session on B.
     mesh.remove("Carol").await;
-    let closed = tokio::time::timeout(Duration::from_secs(1), async {
-        loop {
-            match carol.next_event().await {
-                Some(Event::Closed { code, .. }) => return code,
-                None => return None,
-                Some(_) => {}
-            }
-        }
-    })
-    .await
-    .expect("closed within a second on the other instance");
+    let closed = closed_within_a_second(&carol).await;
     assert_eq!(closed, Some(BrokerErrorCode::Removed));
     let _ = stop.send(());
     let _ = handle.await;

@@ -204,10 +204,45 @@ impl Browser {
     /// clicking Approve or Deny does (with the card's CSRF token).
     pub async fn decide_on_card(&self, user_code: &str, decision: &str) -> Page {
         let card = self.get(&format!("/cli-auth?code={user_code}")).await;
-        let csrf = card.csrf();
+        self.decide(&card, user_code, decision).await
+    }
+
+    /// Answers `user_code` with the form of `card`, a page opened earlier
+    /// (its CSRF token).
+    pub async fn decide(&self, card: &Page, user_code: &str, decision: &str) -> Page {
         self.post(
             "/cli-auth",
-            &[("code", user_code), ("decision", decision), ("csrf", &csrf)],
+            &[
+                ("code", user_code),
+                ("decision", decision),
+                ("csrf", &card.csrf()),
+            ],
+        )
+        .await
+    }
+
+    /// A CLI login approved on this browser's card: the session token the
+    /// CLI's poll gets.
+    pub async fn approved_cli_session(&self, server: &TestServer) -> String {
+        let (device_code, user_code) = start_login(server).await;
+        self.decide_on_card(&user_code, "approve").await;
+        poll(server, &device_code).await["token"]
+            .as_str()
+            .expect("the poll after the approval has the token")
+            .to_owned()
+    }
+
+    /// Registers on the page's form (no `next`): the answer.
+    pub async fn register_on_page(&self, name: &str, email: &str) -> Page {
+        let form = self.get("/register").await;
+        self.post(
+            "/register",
+            &[
+                ("name", name),
+                ("email", email),
+                ("password", DEFAULT_PASSWORD),
+                ("csrf", &form.csrf()),
+            ],
         )
         .await
     }
