@@ -669,7 +669,7 @@ async fn logout_without_the_server_still_removes_the_file_and_warns() {
     cli.login_with_pat(&pat.token).await;
 
     server.stop().await;
-    let out = cli.cmd(["logout"]).run().await.expect_code(0);
+    let out = cli.cmd(["logout", "--revoke"]).run().await.expect_code(0);
     out.stderr_has("⚠ Could not revoke the token on the server")
         .stderr_has(&format!("✔ Removed {}\n", cli.auth_path().display()))
         .never_shows(&pat.token);
@@ -726,7 +726,7 @@ async fn a_saved_login_is_never_sent_to_another_server() {
     ));
 
     // Logout revokes at the server that issued the token, whatever is asked for.
-    cli.cmd(["logout"])
+    cli.cmd(["logout", "--revoke"])
         .env("CLAUDEMESH_API_URL", &elsewhere)
         .says(0, "✔ Token revoked on server\n")
         .await;

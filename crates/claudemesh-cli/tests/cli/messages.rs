@@ -72,7 +72,8 @@ async fn messages_wait_for_the_offline_and_reach_a_follower(engine: Engine) {
     assert_eq!(out.stdout, "");
     assert_eq!(out.stderr, "No new messages in dev.\n");
 
-    // Alice follows; Bob sees her session, and she sees his come and go.
+    // Alice follows; Bob sees her session. Bob's one-off commands are
+    // plumbing: her follow shows his sessions that stay, not them.
     let mut follow = alices.cmd(["inbox", "--follow", "--json"]).stream();
     follow
         .stderr_where("that it is listening", |l| {
@@ -91,18 +92,36 @@ async fn messages_wait_for_the_offline_and_reach_a_follower(engine: Engine) {
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
         row[1..6],
-        ["Alice", "Alice", "cli", "-", "idle"],
+        ["Alice", "Alice", "inbox", "-", "idle"],
         "{}",
         lines[1]
     );
     assert_eq!(row[0].len(), 8);
     assert_eq!(out.stderr, "");
-    follow
-        .stderr_where("Bob connecting", |l| l == "+ Bob connected (cli)")
+    let mut bob_follows = bobs.cmd(["inbox", "--follow"]).stream();
+    bob_follows
+        .stderr_where("that it is listening", |l| {
+            l.starts_with("✔ Connected to dev as Bob")
+        })
         .await;
     follow
-        .stderr_where("Bob leaving", |l| l == "- Bob left")
+        .stderr_where("Bob's follower connecting", |l| {
+            l == "+ Bob connected (inbox)"
+        })
         .await;
+    drop(bob_follows);
+    follow
+        .stderr_where("Bob's follower leaving", |l| l == "- Bob left")
+        .await;
+    assert!(
+        !follow
+            .stderr
+            .seen
+            .iter()
+            .any(|l| l.contains("connected (cli)")),
+        "a one-off command was shown:\n{}",
+        follow.context()
+    );
 
     let json = bobs
         .cmd(["peers", "--json"])
@@ -117,7 +136,7 @@ async fn messages_wait_for_the_offline_and_reach_a_follower(engine: Engine) {
     assert_eq!(peers[0]["display_name"], "Alice");
     assert_eq!(peers[0]["member_name"], "Alice");
     assert_eq!(peers[0]["member_id"], alice_id.as_str());
-    assert_eq!(peers[0]["role"], "cli");
+    assert_eq!(peers[0]["role"], "inbox");
     assert_eq!(peers[0]["status"], "idle");
     assert_eq!(peers[0]["you"], false);
     assert_eq!(json["offline"], serde_json::json!([]));
@@ -213,7 +232,7 @@ async fn peers_lists_offline_members_and_your_own_sessions() {
         .lines()
         .find(|l| l.contains("Alice (you)"))
         .unwrap_or_else(|| panic!("no own session:\n{}", out.stdout));
-    assert!(mine.contains(" cli "), "{mine}");
+    assert!(mine.contains(" inbox "), "{mine}");
     assert!(
         out.stdout
             .lines()
