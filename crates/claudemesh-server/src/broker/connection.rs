@@ -9,7 +9,7 @@
 use super::hub::{CONN_QUEUE, ConnEvent, ConnHandle};
 use super::writer::NewMessage;
 use super::{Broker, BusEvent, frame, peer_of, store};
-use crate::ids::new_id;
+use crate::db::ids::new_id;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use claudemesh_api::broker::{
     BrokerErrorCode as Code, ClientFrame, Hello, MAX_ATTESTATION_MS, MAX_FRAME_BYTES, MAX_GROUPS,
@@ -288,7 +288,7 @@ async fn admit(
         behind: AtomicBool::new(false),
     });
     let replaced = broker.hub.register(Arc::clone(&handle));
-    if !replaced.is_empty() || broker.engine == crate::db::Engine::Postgres {
+    if !replaced.is_empty() || broker.engine == crate::db::pool::Engine::Postgres {
         broker
             .publish(BusEvent::Kick {
                 session_key: hello.session_key.clone(),

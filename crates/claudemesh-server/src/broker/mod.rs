@@ -20,8 +20,8 @@ pub mod store;
 mod writer;
 
 use crate::clock::{Clock, SECOND_MS};
-use crate::db::{Db, Engine};
-use crate::ids::new_id;
+use crate::db::ids::new_id;
+use crate::db::pool::{Db, Engine};
 use axum::extract::State;
 use axum::extract::ws::{Utf8Bytes, WebSocketUpgrade};
 use axum::response::Response;

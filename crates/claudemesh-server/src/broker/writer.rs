@@ -20,7 +20,7 @@
 
 use super::bus::{self, BusEvent};
 use super::store::placeholders;
-use crate::db::Engine;
+use crate::db::pool::Engine;
 use claudemesh_api::broker::{Envelope, KeyBox, SealedBody, Sender};
 use sqlx::AnyPool;
 use std::sync::Arc;

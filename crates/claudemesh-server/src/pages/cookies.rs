@@ -1,11 +1,11 @@
 //! The cookies the pages set: the language picked with `?lang=`, and the
 //! double-submit CSRF token of the sign-in and register forms (which have no
 //! session yet). Each is HttpOnly, SameSite=Lax, and Secure over https. The
-//! session cookie itself is the API's ([`crate::auth::SESSION_COOKIE`]).
+//! session cookie itself is the API's ([`crate::auth::caller::SESSION_COOKIE`]).
 
 use super::Ctx;
-use crate::i18n::LANG_COOKIE;
-use crate::ids::random_base32;
+use crate::db::ids::random_base32;
+use crate::text::i18n::LANG_COOKIE;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 

@@ -1,11 +1,11 @@
 //! The pages' side of the CSRF rule: a form that changes something is
 //! accepted when it comes from our own origin or carries the expected token
-//! in its `csrf` field, exactly [`crate::csrf::allows`] (the API's rule);
+//! in its `csrf` field, exactly [`crate::auth::csrf::allows`] (the API's rule);
 //! refused, the person gets a page that says so and offers to retry.
 
 use super::{Ctx, Message, PageError};
-use crate::auth::BrowserCaller;
-use crate::csrf;
+use crate::auth::caller::BrowserCaller;
+use crate::auth::csrf;
 use axum::http::StatusCode;
 
 impl Ctx {

@@ -6,11 +6,11 @@
 use super::PageError;
 use super::cookies::PRE_SESSION_COOKIE;
 use super::message::{Message, MessagePage};
-use crate::auth::{self, BrowserCaller};
-use crate::error::AppError;
-use crate::format::{html_escape, percent_encode};
-use crate::i18n::{self, Lang};
-use crate::state::AppState;
+use crate::app::state::AppState;
+use crate::auth::caller::{BrowserCaller, SESSION_COOKIE, browser_session, cookie};
+use crate::http::error::AppError;
+use crate::text::format::{html_escape, percent_encode};
+use crate::text::i18n::{self, Lang};
 use askama::Template;
 use axum::extract::{FromRequestParts, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
@@ -50,11 +50,11 @@ impl FromRequestParts<AppState> for Ctx {
             .map(|(_, value)| value.as_str());
         let negotiated = i18n::negotiate(query_lang, &parts.headers);
         // A store failure (logged where it is converted) reads as signed out.
-        let user = match auth::cookie(&parts.headers, auth::SESSION_COOKIE) {
-            Some(raw) if !raw.is_empty() => auth::browser_session(state, raw).await.ok().flatten(),
+        let user = match cookie(&parts.headers, SESSION_COOKIE) {
+            Some(raw) if !raw.is_empty() => browser_session(state, raw).await.ok().flatten(),
             _ => None,
         };
-        let pre_session_token = auth::cookie(&parts.headers, PRE_SESSION_COOKIE)
+        let pre_session_token = cookie(&parts.headers, PRE_SESSION_COOKIE)
             .filter(|value| (16..=64).contains(&value.len()))
             .map(str::to_owned);
         Ok(Self {
@@ -165,7 +165,7 @@ impl Ctx {
     pub fn password_hint(&self) -> String {
         self.t_args(
             "password-hint",
-            &[("min", crate::accounts::MIN_PASSWORD_CHARS.into())],
+            &[("min", crate::auth::accounts::MIN_PASSWORD_CHARS.into())],
         )
     }
 

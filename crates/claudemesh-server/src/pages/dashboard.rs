@@ -10,9 +10,9 @@
 
 use super::confirm::ConfirmPage;
 use super::{Ctx, Message, PageResult, format_rfc3339, format_time, meshes::role_label};
-use crate::credential_mail;
-use crate::state::AppState;
-use crate::token_store::{self, PAT_EXPIRY_DAYS, TokenRecord};
+use crate::app::state::AppState;
+use crate::auth::credential_mail;
+use crate::auth::token_store::{self, PAT_EXPIRY_DAYS, TokenRecord};
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::http::StatusCode;
@@ -63,7 +63,7 @@ struct MeshRow {
 async fn dashboard(ctx: Ctx) -> PageResult {
     let user = ctx.require_user()?;
     let state = ctx.state();
-    let meshes = crate::meshes::my_meshes(state, &user.user.id)
+    let meshes = crate::meshes::mesh::my_meshes(state, &user.user.id)
         .await
         .map_err(|err| ctx.fail(err))?
         .into_iter()
@@ -277,7 +277,7 @@ struct CreateForm {
 /// Generates a PAT and shows it, once, in this answer.
 async fn create_token(
     ctx: Ctx,
-    client: crate::http::ClientInfo,
+    client: crate::http::request::ClientInfo,
     form: Result<Form<CreateForm>, FormRejection>,
 ) -> PageResult {
     let user = ctx.require_user_then(TOKENS_PATH)?;
@@ -430,7 +430,7 @@ struct RevokeForm {
 /// Revokes a PAT or a CLI session of this account.
 async fn revoke(
     ctx: Ctx,
-    client: crate::http::ClientInfo,
+    client: crate::http::request::ClientInfo,
     form: Result<Form<RevokeForm>, FormRejection>,
 ) -> PageResult {
     let user = ctx.require_user_then(TOKENS_PATH)?;

@@ -12,11 +12,11 @@
 
 use super::meshes::{mesh_path, role_label};
 use super::{Ctx, Message, PageResult, api_caller, format_rfc3339, percent_encode};
-use crate::auth::BrowserCaller;
-use crate::http::ClientInfo;
-use crate::invites;
-use crate::meshes;
-use crate::state::AppState;
+use crate::app::state::AppState;
+use crate::auth::caller::BrowserCaller;
+use crate::http::request::ClientInfo;
+use crate::meshes::invites;
+use crate::meshes::mesh;
 use askama::Template;
 use axum::extract::Path;
 use axum::extract::rejection::{FormRejection, PathRejection};
@@ -94,7 +94,7 @@ async fn membership(
     let invite = invites::find_by_code(state, code)
         .await
         .map_err(|err| ctx.fail(err))?;
-    match meshes::mesh_by_id(state, &user.user.id, &invite.mesh_id).await {
+    match mesh::mesh_by_id(state, &user.user.id, &invite.mesh_id).await {
         Ok(mesh) => Ok(Some(mesh)),
         Err(err) if err.status == StatusCode::NOT_FOUND => Ok(None),
         Err(err) => Err(ctx.fail(err)),
@@ -262,7 +262,7 @@ async fn joined(ctx: Ctx, code: Result<Path<String>, PathRejection>) -> PageResu
         Err(err) if err.status == StatusCode::NOT_FOUND => return Err(unknown(&ctx).into()),
         Err(err) => return Err(ctx.fail(err).into()),
     };
-    let mesh = match meshes::mesh_by_id(ctx.state(), &user.user.id, &invite.mesh_id).await {
+    let mesh = match mesh::mesh_by_id(ctx.state(), &user.user.id, &invite.mesh_id).await {
         Ok(mesh) => mesh,
         // Not (or no longer) a member: the invite's own page says what to do.
         Err(err) if err.status == StatusCode::NOT_FOUND => {

@@ -16,12 +16,14 @@ use super::confirm::ConfirmPage;
 use super::{
     Ctx, Message, PageError, PageResult, api_caller, format_rfc3339, format_time, parse_rfc3339,
 };
-use crate::auth::BrowserCaller;
+use crate::app::state::AppState;
+use crate::auth::caller::BrowserCaller;
 use crate::broker;
-use crate::http::ClientInfo;
-use crate::invites::{self, DEFAULT_EXPIRY_DAYS, InviteRow, MAX_EXPIRY_DAYS, MAX_USES_LIMIT};
-use crate::meshes;
-use crate::state::AppState;
+use crate::http::request::ClientInfo;
+use crate::meshes::invites::{
+    self, DEFAULT_EXPIRY_DAYS, InviteRow, MAX_EXPIRY_DAYS, MAX_USES_LIMIT,
+};
+use crate::meshes::mesh;
 use askama::Template;
 use axum::extract::Path;
 use axum::extract::rejection::{FormRejection, PathRejection};
@@ -169,7 +171,7 @@ fn posted_form<F: MeshForm>(
 
 /// The caller's membership of the mesh, or the 404 page.
 async fn load_mesh(ctx: &Ctx, user: &BrowserCaller, slug: &str) -> Result<MeshSummary, PageError> {
-    match meshes::my_mesh(ctx.state(), &user.user.id, slug).await {
+    match mesh::my_mesh(ctx.state(), &user.user.id, slug).await {
         Ok(mesh) => Ok(mesh),
         Err(err) if err.status == StatusCode::NOT_FOUND => Err(no_such_mesh(ctx).into()),
         Err(err) => Err(ctx.fail(err).into()),
@@ -183,7 +185,7 @@ async fn load_admin_mesh(
     slug: &str,
 ) -> Result<MeshSummary, PageError> {
     let mesh = load_mesh(ctx, user, slug).await?;
-    if meshes::require_admin(&mesh).is_err() {
+    if mesh::require_admin(&mesh).is_err() {
         return Err(not_admin(ctx, &mesh).into());
     }
     Ok(mesh)
@@ -361,7 +363,7 @@ async fn render_mesh(
 ) -> PageResult {
     let state = ctx.state();
     let is_admin = mesh.role == MeshRole::Admin;
-    let members = meshes::members(state, &mesh.id, &user.user.id)
+    let members = mesh::members(state, &mesh.id, &user.user.id)
         .await
         .map_err(|err| ctx.fail(err))?;
     let admins = members.iter().filter(|m| m.role == MeshRole::Admin).count();
@@ -517,7 +519,7 @@ async fn create_invite(
 
     let mut errors = Vec::new();
     let email = form.email.trim();
-    if !email.is_empty() && crate::accounts::clean_email(email).is_err() {
+    if !email.is_empty() && crate::auth::accounts::clean_email(email).is_err() {
         errors.push(ctx.t("invite-error-email"));
     }
     let role = match form.role.as_str() {
@@ -736,10 +738,10 @@ async fn remove_member_page(ctx: Ctx, slug: Result<Path<String>, PathRejection>)
     let mesh = load_mesh(&ctx, &user, &slug).await?;
     let id = ctx.param("id").unwrap_or_default();
     let leaving = id == mesh.member_id;
-    if !leaving && meshes::require_admin(&mesh).is_err() {
+    if !leaving && mesh::require_admin(&mesh).is_err() {
         return Err(not_admin(&ctx, &mesh).into());
     }
-    let member = meshes::members(ctx.state(), &mesh.id, &user.user.id)
+    let member = mesh::members(ctx.state(), &mesh.id, &user.user.id)
         .await
         .map_err(|err| ctx.fail(err))?
         .into_iter()
@@ -795,7 +797,7 @@ async fn remove_member(
     let (slug, user, form) = posted_form(&ctx, slug, form)?;
     let mesh = load_mesh(&ctx, &user, &slug).await?;
     let caller = api_caller(&user);
-    match meshes::remove(ctx.state(), &caller, &client, &mesh, &form.id).await {
+    match mesh::remove(ctx.state(), &caller, &client, &mesh, &form.id).await {
         Ok(()) if form.id == mesh.member_id => Ok(ctx.redirect("/dashboard?notice=left")),
         Ok(()) => Ok(ctx.redirect(&format!("{}?notice=member-removed", mesh_path(&mesh.slug)))),
         Err(err) if err.code == ErrorCode::LastAdmin => Err(last_admin(&ctx, &mesh).into()),

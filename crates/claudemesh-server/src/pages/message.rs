@@ -2,7 +2,7 @@
 //! content, built by the handlers, rendered by [`Ctx::message`].
 
 use super::Ctx;
-use crate::format::html_escape;
+use crate::text::format::html_escape;
 use askama::Template;
 
 /// The content of a message page.

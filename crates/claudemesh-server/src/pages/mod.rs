@@ -17,7 +17,7 @@
 //!   the ways to answer (render, redirect, message page, error page).
 //! - `csrf` — GET never changes state; every form that does carries a CSRF
 //!   token and is accepted when it comes from our own origin or its token
-//!   matches: [`crate::csrf::allows`], the API's rule, with the token taken
+//!   matches: [`crate::auth::csrf::allows`], the API's rule, with the token taken
 //!   from the form body.
 //! - `cookies` — the language cookie, and the double-submit token of the
 //!   sign-in and register forms, which have no session yet
@@ -41,7 +41,7 @@ pub mod invite;
 pub mod meshes;
 mod message;
 
-pub use crate::format::{
+pub use crate::text::format::{
     format_clock, format_countdown, format_rfc3339, format_time, html_escape, parse_rfc3339,
     percent_encode, safe_next,
 };
@@ -49,8 +49,8 @@ pub use cookies::PRE_SESSION_COOKIE;
 pub use ctx::{Ctx, LangLink};
 pub use message::{Action, Message};
 
-use crate::auth::{BrowserCaller, Caller, Via};
-use crate::state::AppState;
+use crate::app::state::AppState;
+use crate::auth::caller::{BrowserCaller, Caller, Via};
 use axum::Router;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::StatusCode;
@@ -100,7 +100,7 @@ pub fn is_api_path(path: &str) -> bool {
 /// (clients read the error body), an HTML page everywhere else (people).
 pub async fn fallback(State(state): State<AppState>, request: Request) -> Response {
     if is_api_path(request.uri().path()) {
-        return crate::http::not_found().await.into_response();
+        return crate::http::request::not_found().await.into_response();
     }
     let (mut parts, _body) = request.into_parts();
     let Ok(ctx) = Ctx::from_request_parts(&mut parts, &state).await;
@@ -113,7 +113,9 @@ pub async fn fallback(State(state): State<AppState>, request: Request) -> Respon
 /// the API's JSON 405 under `/api` and `/oauth`, an HTML page elsewhere.
 pub async fn method_not_allowed(State(state): State<AppState>, request: Request) -> Response {
     if is_api_path(request.uri().path()) {
-        return crate::http::method_not_allowed().await.into_response();
+        return crate::http::request::method_not_allowed()
+            .await
+            .into_response();
     }
     let (mut parts, _body) = request.into_parts();
     let Ok(ctx) = Ctx::from_request_parts(&mut parts, &state).await;
@@ -148,7 +150,7 @@ pub fn not_found_page(ctx: &Ctx) -> Response {
 }
 
 /// The API's caller for a signed-in browser, to call the functions shared
-/// with the JSON API ([`crate::meshes`], [`crate::invites`]).
+/// with the JSON API ([`crate::meshes::mesh`], [`crate::meshes::invites`]).
 pub fn api_caller(user: &BrowserCaller) -> Caller {
     Caller {
         user: user.user.clone(),

@@ -7,17 +7,17 @@
 //!
 //! Tokens are checked against the database on every request, so revocation
 //! takes effect at once on every instance; a verified token then counts
-//! against its per-minute limit ([`crate::request_limit`]; cookie sessions
+//! against its per-minute limit ([`crate::auth::request_limit`]; cookie sessions
 //! are not limited). Cookie-authenticated requests that
 //! change state must come from our own origin or carry the session's CSRF
 //! token; bearer requests cannot be forged by a browser and skip that check.
 
+use crate::app::state::AppState;
+use crate::auth::csrf;
+use crate::auth::token_store::{self, TokenRecord};
 use crate::clock::DAY_MS;
-use crate::csrf;
-use crate::error::{AppError, AppResult};
-use crate::ids::random_base32;
-use crate::state::AppState;
-use crate::token_store::{self, TokenRecord};
+use crate::db::ids::random_base32;
+use crate::http::error::{AppError, AppResult};
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, Method, StatusCode, header, request::Parts};
 use claudemesh_api::wire::UserSummary;

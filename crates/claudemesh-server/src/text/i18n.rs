@@ -94,7 +94,7 @@ pub fn negotiate(query_lang: Option<&str>, headers: &HeaderMap) -> Negotiated {
             from_query: true,
         };
     }
-    let lang = crate::auth::cookie(headers, LANG_COOKIE)
+    let lang = crate::auth::caller::cookie(headers, LANG_COOKIE)
         .and_then(Lang::parse)
         .or_else(|| {
             headers

@@ -15,7 +15,7 @@
 //!
 //! A poll may wait (`?wait=N`, up to [`MAX_WAIT_SECS`]): it answers as soon
 //! as the code stops being pending (approved, denied, claimed, expired), or
-//! `pending` when the wait runs out. It sleeps in [`crate::wakeups`], holding
+//! `pending` when the wait runs out. It sleeps in [`crate::auth::wakeups`], holding
 //! no database connection, and is woken by the approval on any instance. A
 //! waiting poll is never refused as too early, whatever the time since the
 //! previous answer: it costs one read when it starts and the usual poll when
@@ -24,20 +24,20 @@
 //! the limit, and so does the RFC 8628 endpoint, whose clients expect it.
 //!
 //! This module holds the state machine and the spec's JSON endpoints; the
-//! standard OAuth face of the same machine is in [`crate::oauth`].
+//! standard OAuth face of the same machine is in [`crate::auth::oauth`].
 
-use crate::address_limits::Write;
-use crate::audit;
-use crate::auth::BrowserCaller;
+use crate::app::state::AppState;
+use crate::auth::address_limits::Write;
+use crate::auth::caller::BrowserCaller;
+use crate::auth::credential_mail;
+use crate::auth::guessing;
+use crate::auth::token_store::{self, SESSION_LIFETIME_MS};
 use crate::clock::{DAY_MS, MINUTE_MS, SECOND_MS, rfc3339};
-use crate::credential_mail;
-use crate::error::{AppError, AppResult};
-use crate::guessing;
-use crate::http::{ApiJson, ClientInfo};
-use crate::i18n::{self, Lang};
-use crate::openapi::{BrowserOnly, JsonBodyRejected};
-use crate::state::AppState;
-use crate::token_store::{self, SESSION_LIFETIME_MS};
+use crate::db::audit;
+use crate::http::error::{AppError, AppResult};
+use crate::http::openapi::{BrowserOnly, JsonBodyRejected};
+use crate::http::request::{ApiJson, ClientInfo};
+use crate::text::i18n::{self, Lang};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};

@@ -1,0 +1,10 @@
+//! Request plumbing shared by every route.
+//!
+//! - [`request`]: the JSON body extractor, the caller's address, the request
+//!   log, the JSON 404 and 405.
+//! - [`error`]: the one error type handlers return ([`error::AppError`]).
+//! - [`openapi`]: the OpenAPI document served at `/api/openapi.json`.
+
+pub mod error;
+pub mod openapi;
+pub mod request;
