@@ -196,8 +196,8 @@ pub fn router(state: AppState) -> Router {
     .merge(crate::pages::routes())
     // Unknown paths and wrong methods: JSON under /api and /oauth, an HTML
     // page (with the pages' security headers) everywhere else.
-    .fallback(crate::pages::fallback)
-    .method_not_allowed_fallback(crate::pages::method_not_allowed)
+    .fallback(crate::pages::fallback::fallback)
+    .method_not_allowed_fallback(crate::pages::fallback::method_not_allowed)
     .layer(middleware::from_fn(log_requests))
     .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
     .with_state(state)

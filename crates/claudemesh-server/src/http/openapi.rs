@@ -71,7 +71,7 @@ impl utoipa::Modify for Security {
         components.add_security_scheme(
             "cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                crate::auth::caller::SESSION_COOKIE,
+                crate::http::cookies::SESSION_COOKIE,
                 "A browser's session, from signing in; a request that changes something also needs the same origin or the `x-csrf-token` header",
             ))),
         );

@@ -5,13 +5,14 @@
 //! (email shape, password length, one answer for a wrong password and an
 //! unknown email) are the same on both.
 
-use super::{Ctx, PageResult, safe_next};
+use super::ctx::{Ctx, PageResult};
 use crate::app::state::AppState;
 use crate::auth::accounts;
 use crate::auth::caller::{clear_session_cookie, end_browser_session, start_browser_session};
 use crate::auth::token_store;
 use crate::http::error::AppError;
 use crate::http::request::ClientInfo;
+use crate::text::format::safe_next;
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderValue, StatusCode, header};

@@ -3,7 +3,8 @@
 //! in its `csrf` field, exactly [`crate::auth::csrf::allows`] (the API's rule);
 //! refused, the person gets a page that says so and offers to retry.
 
-use super::{Ctx, Message, PageError};
+use super::ctx::{Ctx, PageError};
+use super::message::Message;
 use crate::auth::caller::BrowserCaller;
 use crate::auth::csrf;
 use axum::http::StatusCode;

@@ -9,10 +9,13 @@
 //! that token fails.
 
 use super::confirm::ConfirmPage;
-use super::{Ctx, Message, PageResult, format_rfc3339, format_time, meshes::role_label};
+use super::ctx::{Ctx, PageResult};
+use super::meshes::role_label;
+use super::message::Message;
 use crate::app::state::AppState;
 use crate::auth::credential_mail;
 use crate::auth::token_store::{self, PAT_EXPIRY_DAYS, TokenRecord};
+use crate::text::format::{format_rfc3339, format_time};
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::http::StatusCode;

@@ -10,13 +10,15 @@
 //! Each state has its own page and status: valid (200), already a member
 //! (200), expired (410), revoked (410), used up (409), unknown (404).
 
+use super::ctx::{Ctx, PageResult, api_caller};
 use super::meshes::{mesh_path, role_label};
-use super::{Ctx, Message, PageResult, api_caller, format_rfc3339, percent_encode};
+use super::message::Message;
 use crate::app::state::AppState;
 use crate::auth::caller::BrowserCaller;
 use crate::http::request::ClientInfo;
 use crate::meshes::invites;
 use crate::meshes::mesh;
+use crate::text::format::{format_rfc3339, percent_encode};
 use askama::Template;
 use axum::extract::Path;
 use axum::extract::rejection::{FormRejection, PathRejection};

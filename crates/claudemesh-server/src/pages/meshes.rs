@@ -13,9 +13,8 @@
 //! member is refused with 403).
 
 use super::confirm::ConfirmPage;
-use super::{
-    Ctx, Message, PageError, PageResult, api_caller, format_rfc3339, format_time, parse_rfc3339,
-};
+use super::ctx::{Ctx, PageError, PageResult, api_caller};
+use super::message::Message;
 use crate::app::state::AppState;
 use crate::auth::caller::BrowserCaller;
 use crate::broker;
@@ -24,6 +23,7 @@ use crate::meshes::invites::{
     self, DEFAULT_EXPIRY_DAYS, InviteRow, MAX_EXPIRY_DAYS, MAX_USES_LIMIT,
 };
 use crate::meshes::mesh;
+use crate::text::format::{format_rfc3339, format_time, parse_rfc3339, percent_encode};
 use askama::Template;
 use axum::extract::Path;
 use axum::extract::rejection::{FormRejection, PathRejection};
@@ -57,7 +57,7 @@ pub fn routes() -> Router<AppState> {
 
 /// The page of the mesh with this slug.
 pub fn mesh_path(slug: &str) -> String {
-    format!("/dashboard/meshes/{}", super::percent_encode(slug))
+    format!("/dashboard/meshes/{}", percent_encode(slug))
 }
 
 /// "Admin" or "Member" in the page's language.
@@ -384,7 +384,7 @@ async fn render_mesh(
             let url = format!(
                 "{}/members/remove?id={}",
                 mesh_path(&mesh.slug),
-                super::percent_encode(&member.id)
+                percent_encode(&member.id)
             );
             let online = online
                 .get(&member.id)
@@ -475,7 +475,7 @@ fn invite_view(
         revoke_url: format!(
             "{}/invites/revoke?id={}",
             mesh_path(&mesh.slug),
-            super::percent_encode(&row.id)
+            percent_encode(&row.id)
         ),
     }
 }
