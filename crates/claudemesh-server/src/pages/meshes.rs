@@ -17,7 +17,6 @@ use super::ctx::{Ctx, PageError, PageResult, api_caller};
 use super::message::Message;
 use crate::app::state::AppState;
 use crate::auth::caller::BrowserCaller;
-use crate::broker;
 use crate::http::request::ClientInfo;
 use crate::meshes::invites::{
     self, DEFAULT_EXPIRY_DAYS, InviteRow, MAX_EXPIRY_DAYS, MAX_USES_LIMIT,
@@ -367,7 +366,9 @@ async fn render_mesh(
         .await
         .map_err(|err| ctx.fail(err))?;
     let admins = members.iter().filter(|m| m.role == MeshRole::Admin).count();
-    let peers = broker::store::peers(state.pool(), &mesh.id)
+    let peers = state
+        .broker
+        .peers(&mesh.id)
         .await
         .map_err(|err| ctx.fail(err.into()))?;
     let (sessions, online) = online_sessions(ctx, &members, peers, state.now());
