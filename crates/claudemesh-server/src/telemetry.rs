@@ -426,6 +426,22 @@ fn table(out: &mut fmt::Formatter<'_>, header: &[&str], rows: &[Vec<String>]) ->
     Ok(())
 }
 
+/// A section of the report: a blank line and its heading, then its table,
+/// or `none`.
+fn section(
+    out: &mut fmt::Formatter<'_>,
+    heading: &str,
+    headers: &[&str],
+    rows: &[Vec<String>],
+) -> fmt::Result {
+    writeln!(out, "\n{heading}")?;
+    if rows.is_empty() {
+        writeln!(out, "  none")
+    } else {
+        table(out, headers, rows)
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
         let day_word = if self.days == 1 { "day" } else { "days" };
@@ -475,56 +491,55 @@ impl fmt::Display for Report {
             )?;
         }
 
-        writeln!(out, "\nLogin failure reasons")?;
-        if self.failure_reasons.is_empty() {
-            writeln!(out, "  none")?;
-        } else {
-            let rows: Vec<Vec<String>> = self
-                .failure_reasons
-                .iter()
-                .map(|(reason, n)| vec![reason.clone(), n.to_string(), percent(*n, failed)])
-                .collect();
-            table(out, &["reason", "count", "share"], &rows)?;
-        }
+        let reasons: Vec<Vec<String>> = self
+            .failure_reasons
+            .iter()
+            .map(|(reason, n)| vec![reason.clone(), n.to_string(), percent(*n, failed)])
+            .collect();
+        section(
+            out,
+            "Login failure reasons",
+            &["reason", "count", "share"],
+            &reasons,
+        )?;
 
-        writeln!(out, "\nMost used commands")?;
-        if self.commands.is_empty() {
-            writeln!(out, "  none")?;
-        } else {
-            let rows: Vec<Vec<String>> = self
-                .commands
-                .iter()
-                .map(|(command, runs, failed, total_ms)| {
-                    vec![
-                        command.clone(),
-                        runs.to_string(),
-                        percent(*failed, *runs),
-                        (total_ms / runs.max(&1)).to_string(),
-                    ]
-                })
-                .collect();
-            table(out, &["command", "runs", "failed", "mean ms"], &rows)?;
-        }
+        let commands: Vec<Vec<String>> = self
+            .commands
+            .iter()
+            .map(|(command, runs, failed, total_ms)| {
+                vec![
+                    command.clone(),
+                    runs.to_string(),
+                    percent(*failed, *runs),
+                    (total_ms / runs.max(&1)).to_string(),
+                ]
+            })
+            .collect();
+        section(
+            out,
+            "Most used commands",
+            &["command", "runs", "failed", "mean ms"],
+            &commands,
+        )?;
 
-        writeln!(out, "\nAPI errors")?;
-        if self.api_errors.is_empty() {
-            writeln!(out, "  none")?;
-        } else {
-            let rows: Vec<Vec<String>> = self
-                .api_errors
-                .iter()
-                .map(|(endpoint, status, code, n)| {
-                    vec![
-                        endpoint.clone(),
-                        status.to_string(),
-                        code.clone().unwrap_or_else(|| "-".to_owned()),
-                        n.to_string(),
-                    ]
-                })
-                .collect();
-            table(out, &["endpoint", "status", "error", "count"], &rows)?;
-        }
-        Ok(())
+        let errors: Vec<Vec<String>> = self
+            .api_errors
+            .iter()
+            .map(|(endpoint, status, code, n)| {
+                vec![
+                    endpoint.clone(),
+                    status.to_string(),
+                    code.clone().unwrap_or_else(|| "-".to_owned()),
+                    n.to_string(),
+                ]
+            })
+            .collect();
+        section(
+            out,
+            "API errors",
+            &["endpoint", "status", "error", "count"],
+            &errors,
+        )
     }
 }
 
