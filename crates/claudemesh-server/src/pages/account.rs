@@ -347,11 +347,8 @@ async fn change_password(
     client: ClientInfo,
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> PageResult {
-    let user = ctx.require_user_then("/dashboard/settings/password")?;
-    let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form().into());
-    };
-    ctx.check_form(&user, &form.csrf)?;
+    let (user, form) =
+        ctx.signed_in_form("/dashboard/settings/password", form, |form| &form.csrf)?;
     let mut errors = Vec::new();
     let mut too_many = None;
     if form.new_password != form.repeat_password {

@@ -283,11 +283,7 @@ async fn create_token(
     client: crate::http::request::ClientInfo,
     form: Result<Form<CreateForm>, FormRejection>,
 ) -> PageResult {
-    let user = ctx.require_user_then(TOKENS_PATH)?;
-    let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form().into());
-    };
-    ctx.check_form(&user, &form.csrf)?;
+    let (user, form) = ctx.signed_in_form(TOKENS_PATH, form, |form| &form.csrf)?;
     let expiry = match form.expiry.as_str() {
         "never" => Some(None),
         days => days.parse::<u32>().ok().map(Some),
@@ -350,11 +346,7 @@ async fn save_mail_setting(
     ctx: Ctx,
     form: Result<Form<MailSettingForm>, FormRejection>,
 ) -> PageResult {
-    let user = ctx.require_user_then(TOKENS_PATH)?;
-    let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form().into());
-    };
-    ctx.check_form(&user, &form.csrf)?;
+    let (user, form) = ctx.signed_in_form(TOKENS_PATH, form, |form| &form.csrf)?;
     let on = form.credential_mail.is_some();
     credential_mail::set_enabled(ctx.state(), &user.user.id, on)
         .await
@@ -436,11 +428,7 @@ async fn revoke(
     client: crate::http::request::ClientInfo,
     form: Result<Form<RevokeForm>, FormRejection>,
 ) -> PageResult {
-    let user = ctx.require_user_then(TOKENS_PATH)?;
-    let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form().into());
-    };
-    ctx.check_form(&user, &form.csrf)?;
+    let (user, form) = ctx.signed_in_form(TOKENS_PATH, form, |form| &form.csrf)?;
     let kind = parse_kind(&form.kind).ok_or_else(|| gone(&ctx))?;
     match token_store::revoke_owned(ctx.state(), &user.user.id, &form.id, kind, &client.ip).await {
         Ok(()) => Ok(ctx.redirect("/dashboard/settings/cli-tokens?notice=revoked")),

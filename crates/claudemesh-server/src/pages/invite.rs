@@ -227,11 +227,7 @@ async fn accept(
     let Ok(Path(code)) = code else {
         return Err(unknown(&ctx).into());
     };
-    let user = ctx.require_user_then(&invite_path(&code))?;
-    let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form().into());
-    };
-    ctx.check_form(&user, &form.csrf)?;
+    let (user, _form) = ctx.signed_in_form(&invite_path(&code), form, |form| &form.csrf)?;
     let caller = api_caller(&user);
     match invites::accept(ctx.state(), &caller, &client, &code, None, None).await {
         Ok(accepted) if accepted.already_member => Ok(ctx.redirect(&invite_path(&code))),

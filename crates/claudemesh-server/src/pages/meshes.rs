@@ -134,37 +134,16 @@ fn slug_of(ctx: &Ctx, slug: Result<Path<String>, PathRejection>) -> Result<Strin
         .map_err(|_| no_such_mesh(ctx).into())
 }
 
-/// A form posted on a mesh page carries its CSRF token in `csrf`.
-trait MeshForm {
-    fn csrf(&self) -> &str;
-}
-
-impl MeshForm for CreateInviteForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
-impl MeshForm for RevokeForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
-/// What every form POST on a mesh page checks first: the slug, a signed-in
-/// user (else sign in and come back to the mesh), a readable form, and its
-/// origin or CSRF token.
-fn posted_form<F: MeshForm>(
+/// What every form POST on a mesh page checks first: the slug, then
+/// [`Ctx::signed_in_form`] (coming back to the mesh after signing in).
+fn posted_form<F>(
     ctx: &Ctx,
     slug: Result<Path<String>, PathRejection>,
     form: Result<Form<F>, FormRejection>,
+    csrf: impl FnOnce(&F) -> &str,
 ) -> Result<(String, BrowserCaller, F), PageError> {
     let slug = slug_of(ctx, slug)?;
-    let user = ctx.require_user_then(&mesh_path(&slug))?;
-    let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form().into());
-    };
-    ctx.check_form(&user, form.csrf())?;
+    let (user, form) = ctx.signed_in_form(&mesh_path(&slug), form, csrf)?;
     Ok((slug, user, form))
 }
 
@@ -515,7 +494,7 @@ async fn create_invite(
     slug: Result<Path<String>, PathRejection>,
     form: Result<Form<CreateInviteForm>, FormRejection>,
 ) -> PageResult {
-    let (slug, user, form) = posted_form(&ctx, slug, form)?;
+    let (slug, user, form) = posted_form(&ctx, slug, form, |form| &form.csrf)?;
     let mesh = load_admin_mesh(&ctx, &user, &slug).await?;
 
     let mut errors = Vec::new();
@@ -700,7 +679,7 @@ async fn revoke(
     slug: Result<Path<String>, PathRejection>,
     form: Result<Form<RevokeForm>, FormRejection>,
 ) -> PageResult {
-    let (slug, user, form) = posted_form(&ctx, slug, form)?;
+    let (slug, user, form) = posted_form(&ctx, slug, form, |form| &form.csrf)?;
     let mesh = load_admin_mesh(&ctx, &user, &slug).await?;
     let caller = api_caller(&user);
     match invites::revoke(ctx.state(), &caller, &client, &mesh.slug, &form.id).await {
@@ -795,7 +774,7 @@ async fn remove_member(
     slug: Result<Path<String>, PathRejection>,
     form: Result<Form<RevokeForm>, FormRejection>,
 ) -> PageResult {
-    let (slug, user, form) = posted_form(&ctx, slug, form)?;
+    let (slug, user, form) = posted_form(&ctx, slug, form, |form| &form.csrf)?;
     let mesh = load_mesh(&ctx, &user, &slug).await?;
     let caller = api_caller(&user);
     match mesh::remove(ctx.state(), &caller, &client, &mesh, &form.id).await {
