@@ -8,8 +8,9 @@
 //! | sign in (right or wrong password) | `POST /api/auth/sign-in`, `POST /login` | 30 a minute |
 //!
 //! Each is a [`RequestLimit`] (N in any sixty seconds, refused requests not
-//! counted) keyed by the client's address as [`ClientInfo`] finds it; an IPv6
-//! address counts by its /64, which one host or one customer usually holds
+//! counted) keyed by the client's address as
+//! [`ClientInfo`](crate::http::request::ClientInfo) finds it; an IPv6 address
+//! counts by its /64, which one host or one customer usually holds
 //! whole, so that a host cannot step past the limit by changing addresses,
 //! nor fill the table with one entry per address. Past a limit: 429
 //! `rate_limited` with `Retry-After`. 0 turns a limit off

@@ -6,8 +6,8 @@
 //! through a confirmation step, like the tokens page. Admins remove members,
 //! and anyone leaves, through the same kind of confirmation step.
 //!
-//! Everything goes through the functions the JSON API uses ([`meshes`],
-//! [`invites`]), so the rules are the same: a mesh the caller is not in
+//! Everything goes through the functions the JSON API uses
+//! ([`crate::meshes::mesh`], [`invites`]), so the rules are the same: a mesh the caller is not in
 //! answers exactly like one that does not exist (the same 404 page), and
 //! only admins see or change invites or remove others (any such POST from a
 //! member is refused with 403).

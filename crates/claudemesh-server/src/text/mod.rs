@@ -1,7 +1,7 @@
 //! What the server writes for people.
 //!
 //! - [`i18n`]: the languages of the pages and mails (English, Spanish).
-//! - [`format`]: times, escaped HTML, percent-encoded values, where to go
+//! - [`mod@format`]: times, escaped HTML, percent-encoded values, where to go
 //!   after signing in.
 //! - [`mail`]: outgoing mail, through SMTP or into an outbox directory.
 
