@@ -113,7 +113,7 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub engine: Engine,
     config: Config,
-    state: Option<claudemesh_server::state::AppState>,
+    state: Option<claudemesh_server::app::state::AppState>,
     running: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     pg_database: Option<String>,
     _data_dir: TempDir,
@@ -214,7 +214,7 @@ impl TestServer {
     }
 
     /// The running server's state, for tests that look into the database.
-    pub fn state(&self) -> &claudemesh_server::state::AppState {
+    pub fn state(&self) -> &claudemesh_server::app::state::AppState {
         self.state.as_ref().expect("the server has started")
     }
 
@@ -359,7 +359,7 @@ async fn create_pg_database() -> (String, String) {
         "claudemesh_test_{}_{}_{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst),
-        claudemesh_server::ids::random_base32::<4>()
+        claudemesh_server::db::ids::random_base32::<4>()
     );
     let mut admin = PgConnection::connect(&admin_url)
         .await

@@ -2,7 +2,7 @@
 
 use super::support::{login, poll, send, start_login, wait_poll_interval, whoami};
 use claudemesh_api::{Token, UserCode};
-use claudemesh_server::wakeups::MAX_WAITERS_PER_CODE;
+use claudemesh_server::auth::wakeups::MAX_WAITERS_PER_CODE;
 use claudemesh_server::{Application, clock::SystemClock};
 use claudemesh_testkit::{Engine, TestServer, TestUser};
 use serde_json::Value;
@@ -477,7 +477,7 @@ async fn poll_with_wait(base: &str, device_code: &str, wait: &str) -> (u16, Valu
 /// Starts a poll with `?wait=20` in the background, and returns once the
 /// server holds it (so what follows happens while it waits).
 async fn waiting_poll(
-    state: &claudemesh_server::state::AppState,
+    state: &claudemesh_server::app::state::AppState,
     base: &str,
     device_code: &str,
 ) -> tokio::task::JoinHandle<(u16, Value, Duration)> {

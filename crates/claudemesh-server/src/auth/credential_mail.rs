@@ -8,11 +8,11 @@
 //! delays or fails the login or the token it is about. A failure is logged
 //! (with the token id, never the address) and the credential stands.
 
-use crate::error::AppResult;
-use crate::format::format_time;
-use crate::i18n::Lang;
-use crate::mail::Mail;
-use crate::state::AppState;
+use crate::app::state::AppState;
+use crate::http::error::AppResult;
+use crate::text::format::format_time;
+use crate::text::i18n::Lang;
+use crate::text::mail::Mail;
 use claudemesh_api::TokenKind;
 use fluent_templates::fluent_bundle::FluentValue;
 
@@ -84,7 +84,7 @@ pub fn revoke_path(kind: TokenKind, token_id: &str) -> String {
     format!(
         "{TOKENS_PAGE}/revoke?kind={}&id={}",
         kind.as_str(),
-        crate::format::percent_encode(token_id)
+        crate::text::format::percent_encode(token_id)
     )
 }
 

@@ -2,11 +2,11 @@
 //! stock device-flow client can sign in: form-encoded requests, RFC 6749
 //! §5.2 error bodies, and a whole-second `interval`.
 
-use crate::device_codes::{self, PollOutcome};
-use crate::error::AppResult;
-use crate::http::ClientInfo;
-use crate::state::AppState;
-use crate::token_store::SESSION_LIFETIME_MS;
+use crate::app::state::AppState;
+use crate::auth::device_codes::{self, PollOutcome};
+use crate::auth::token_store::SESSION_LIFETIME_MS;
+use crate::http::error::AppResult;
+use crate::http::request::ClientInfo;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};

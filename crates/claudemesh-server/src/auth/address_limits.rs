@@ -8,29 +8,30 @@
 //! | sign in (right or wrong password) | `POST /api/auth/sign-in`, `POST /login` | 30 a minute |
 //!
 //! Each is a [`RequestLimit`] (N in any sixty seconds, refused requests not
-//! counted) keyed by the client's address as [`ClientInfo`] finds it; an IPv6
-//! address counts by its /64, which one host or one customer usually holds
+//! counted) keyed by the client's address as
+//! [`ClientInfo`](crate::http::request::ClientInfo) finds it; an IPv6 address
+//! counts by its /64, which one host or one customer usually holds
 //! whole, so that a host cannot step past the limit by changing addresses,
 //! nor fill the table with one entry per address. Past a limit: 429
 //! `rate_limited` with `Retry-After`. 0 turns a limit off
 //! (`--device-codes-per-ip-per-minute`, `--sign-ups-per-ip-per-minute`,
 //! `--sign-ins-per-ip-per-minute`).
 //!
-//! The check is made where the write is made ([`crate::device_codes::start`],
-//! [`crate::accounts::create_account`], [`crate::accounts::check_credentials`]),
+//! The check is made where the write is made ([`crate::auth::device_codes::start`],
+//! [`crate::auth::accounts::create_account`], [`crate::auth::accounts::check_credentials`]),
 //! so the JSON API and the pages share one count. Counts live in this
 //! instance's memory, like the per-token limit: N instances allow N times
 //! the limit (docs/operations.md). Wrong passwords are also limited in the
-//! database across instances ([`crate::guessing`]).
+//! database across instances ([`crate::auth::guessing`]).
 
-use crate::config::Config;
-use crate::error::{AppError, AppResult};
-use crate::request_limit::RequestLimit;
+use crate::app::config::Config;
+use crate::auth::request_limit::RequestLimit;
+use crate::http::error::{AppError, AppResult};
 use std::borrow::Cow;
 use std::net::IpAddr;
 
 /// Defaults, a minute per client address (kept with the other settings).
-pub use crate::config::{
+pub use crate::app::config::{
     DEVICE_CODES_PER_IP_PER_MINUTE as DEVICE_CODES_PER_MINUTE,
     SIGN_INS_PER_IP_PER_MINUTE as SIGN_INS_PER_MINUTE,
     SIGN_UPS_PER_IP_PER_MINUTE as SIGN_UPS_PER_MINUTE,

@@ -15,7 +15,7 @@
 //!
 //! A poll may wait (`?wait=N`, up to [`MAX_WAIT_SECS`]): it answers as soon
 //! as the code stops being pending (approved, denied, claimed, expired), or
-//! `pending` when the wait runs out. It sleeps in [`crate::wakeups`], holding
+//! `pending` when the wait runs out. It sleeps in [`crate::auth::wakeups`], holding
 //! no database connection, and is woken by the approval on any instance. A
 //! waiting poll is never refused as too early, whatever the time since the
 //! previous answer: it costs one read when it starts and the usual poll when
@@ -24,24 +24,24 @@
 //! the limit, and so does the RFC 8628 endpoint, whose clients expect it.
 //!
 //! This module holds the state machine and the spec's JSON endpoints; the
-//! standard OAuth face of the same machine is in [`crate::oauth`].
+//! standard OAuth face of the same machine is in [`crate::auth::oauth`].
 
-use crate::address_limits::Write;
-use crate::audit;
-use crate::auth::BrowserCaller;
+use crate::app::state::AppState;
+use crate::auth::address_limits::Write;
+use crate::auth::caller::BrowserCaller;
+use crate::auth::credential_mail;
+use crate::auth::guessing;
+use crate::auth::token_store::{self, SESSION_LIFETIME_MS};
 use crate::clock::{DAY_MS, MINUTE_MS, SECOND_MS, rfc3339};
-use crate::credential_mail;
-use crate::error::{AppError, AppResult};
-use crate::guessing;
-use crate::http::{ApiJson, ClientInfo};
-use crate::i18n::{self, Lang};
-use crate::openapi::{BrowserOnly, JsonBodyRejected};
-use crate::state::AppState;
-use crate::token_store::{self, SESSION_LIFETIME_MS};
+use crate::db::audit;
+use crate::http::error::{AppError, AppResult};
+use crate::http::openapi::{BrowserOnly, JsonBodyRejected};
+use crate::http::request::{ApiJson, ClientInfo};
+use crate::text::i18n::{self, Lang};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::{StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
 use claudemesh_api::wire::{
     DeviceCodeRequest, DeviceCodeResponse, DeviceCodeStatus, DeviceDecisionResponse, DeviceInfo,
@@ -750,50 +750,89 @@ async fn poll_device_code(
 #[utoipa::path(post, path = "/api/auth/cli/device-code/{code}/approve", tag = "device codes",
     params(("code" = String, Path, description = "The user_code, e.g. BCDF-GHJK")),
     security(("cookie" = [])),
-    responses((status = 200, body = DeviceDecisionResponse), BrowserOnly,
-        (status = 404, body = ErrorBody, description = "`user_code_not_found`: no login request has this code"),
-        (status = 409, body = ErrorBody, description = "`code_already_used`: the code was approved or denied already"),
-        (status = 410, body = ErrorBody, description = "`code_expired`: the code expired"),
-        (status = 429, body = ErrorBody, description = "`too_many_attempts`: too many codes not found lately for this account or from this address",
-            headers(("Retry-After" = u64, description = "Seconds until a code is looked up again")))))]
-async fn approve_device_code(
-    State(state): State<AppState>,
-    caller: BrowserCaller,
-    client: ClientInfo,
-    headers: HeaderMap,
-    Path(code): Path<String>,
-) -> AppResult<Json<DeviceDecisionResponse>> {
-    let lang = i18n::negotiate(None, &headers).lang;
-    let status = decide(
-        &state,
-        &caller.user,
-        &code,
-        Decision::Approve,
-        &client,
-        lang,
-    )
-    .await?;
-    Ok(Json(DeviceDecisionResponse { status }))
+    responses((status = 200, body = DeviceDecisionResponse), BrowserOnly, DecisionRefused))]
+async fn approve_device_code(request: BrowserDecision) -> AppResult<Json<DeviceDecisionResponse>> {
+    request.decide(Decision::Approve).await
 }
 
 /// Deny a login request from a signed-in browser.
 #[utoipa::path(post, path = "/api/auth/cli/device-code/{code}/deny", tag = "device codes",
     params(("code" = String, Path, description = "The user_code, e.g. BCDF-GHJK")),
     security(("cookie" = [])),
-    responses((status = 200, body = DeviceDecisionResponse), BrowserOnly,
-        (status = 404, body = ErrorBody, description = "`user_code_not_found`: no login request has this code"),
-        (status = 409, body = ErrorBody, description = "`code_already_used`: the code was approved or denied already"),
-        (status = 410, body = ErrorBody, description = "`code_expired`: the code expired"),
-        (status = 429, body = ErrorBody, description = "`too_many_attempts`: too many codes not found lately for this account or from this address",
-            headers(("Retry-After" = u64, description = "Seconds until a code is looked up again")))))]
-async fn deny_device_code(
-    State(state): State<AppState>,
+    responses((status = 200, body = DeviceDecisionResponse), BrowserOnly, DecisionRefused))]
+async fn deny_device_code(request: BrowserDecision) -> AppResult<Json<DeviceDecisionResponse>> {
+    request.decide(Decision::Deny).await
+}
+
+/// What approving and denying a code answer when [`decide`] refuses.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+enum DecisionRefused {
+    #[response(
+        status = 404,
+        description = "`user_code_not_found`: no login request has this code"
+    )]
+    NotFound(ErrorBody),
+    #[response(
+        status = 409,
+        description = "`code_already_used`: the code was approved or denied already"
+    )]
+    AlreadyUsed(ErrorBody),
+    #[response(status = 410, description = "`code_expired`: the code expired")]
+    Expired(ErrorBody),
+    #[response(
+        status = 429,
+        description = "`too_many_attempts`: too many codes not found lately for this account or from this address",
+        headers(("Retry-After" = u64, description = "Seconds until a code is looked up again"))
+    )]
+    TooManyAttempts(ErrorBody),
+}
+
+/// What approving and denying both read from the request, in the order
+/// their handlers did: the signed-in browser (else 401, or 403 from another
+/// site), its address and language, then the user code in the path.
+struct BrowserDecision {
+    state: AppState,
     caller: BrowserCaller,
     client: ClientInfo,
-    headers: HeaderMap,
-    Path(code): Path<String>,
-) -> AppResult<Json<DeviceDecisionResponse>> {
-    let lang = i18n::negotiate(None, &headers).lang;
-    let status = decide(&state, &caller.user, &code, Decision::Deny, &client, lang).await?;
-    Ok(Json(DeviceDecisionResponse { status }))
+    lang: Lang,
+    code: String,
+}
+
+impl FromRequestParts<AppState> for BrowserDecision {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let caller = BrowserCaller::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        let Ok(client) = ClientInfo::from_request_parts(parts, state).await;
+        let lang = i18n::negotiate(None, &parts.headers).lang;
+        let Path(code) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            state: state.clone(),
+            caller,
+            client,
+            lang,
+            code,
+        })
+    }
+}
+
+impl BrowserDecision {
+    /// Approves or denies the code; answers with its new status.
+    async fn decide(self, decision: Decision) -> AppResult<Json<DeviceDecisionResponse>> {
+        let status = decide(
+            &self.state,
+            &self.caller.user,
+            &self.code,
+            decision,
+            &self.client,
+            self.lang,
+        )
+        .await?;
+        Ok(Json(DeviceDecisionResponse { status }))
+    }
 }

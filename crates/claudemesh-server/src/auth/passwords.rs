@@ -10,7 +10,7 @@
 //! at once; further sign-ins wait their turn (up to ten seconds, then 503)
 //! instead of growing the server's memory without bound.
 
-use crate::error::{AppError, AppResult};
+use crate::http::error::{AppError, AppResult};
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
 use argon2::{Algorithm, Argon2, Params, Version};
 use axum::http::StatusCode;

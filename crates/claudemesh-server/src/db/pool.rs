@@ -5,7 +5,7 @@
 //! times are integer milliseconds and ids are text; the rare statement that
 //! must differ asks [`Db::engine`].
 
-use crate::sqlite_reader::SqliteReader;
+use crate::db::sqlite_reader::SqliteReader;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Connection, Executor};
 use std::path::{Path, PathBuf};

@@ -7,23 +7,23 @@
 //!
 //! Tokens are checked against the database on every request, so revocation
 //! takes effect at once on every instance; a verified token then counts
-//! against its per-minute limit ([`crate::request_limit`]; cookie sessions
+//! against its per-minute limit ([`crate::auth::request_limit`]; cookie sessions
 //! are not limited). Cookie-authenticated requests that
 //! change state must come from our own origin or carry the session's CSRF
 //! token; bearer requests cannot be forged by a browser and skip that check.
 
+use crate::app::state::AppState;
+use crate::auth::csrf;
+use crate::auth::token_store::{self, TokenRecord};
 use crate::clock::DAY_MS;
-use crate::csrf;
-use crate::error::{AppError, AppResult};
-use crate::ids::random_base32;
-use crate::state::AppState;
-use crate::token_store::{self, TokenRecord};
+use crate::db::ids::random_base32;
+use crate::http::cookies::{SESSION_COOKIE, cookie, set_cookie};
+use crate::http::error::{AppError, AppResult};
 use axum::extract::FromRequestParts;
 use axum::http::{HeaderMap, Method, StatusCode, header, request::Parts};
 use claudemesh_api::wire::UserSummary;
 use claudemesh_api::{ErrorCode, sha256_hex};
 
-pub const SESSION_COOKIE: &str = "cm_sid";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 const BROWSER_SESSION_LIFETIME_MS: i64 = 30 * DAY_MS;
 
@@ -152,18 +152,6 @@ pub fn csrf_rejected() -> AppError {
     )
 }
 
-/// The value of one cookie from the `Cookie` headers.
-pub fn cookie<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|line| line.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(key, _)| *key == name)
-        .map(|(_, value)| value)
-}
-
 #[derive(sqlx::FromRow)]
 struct SessionRow {
     csrf_token: String,
@@ -235,29 +223,10 @@ pub fn clear_session_cookie(state: &AppState) -> String {
 }
 
 fn session_cookie(state: &AppState, value: &str, max_age_seconds: i64) -> String {
-    let secure = if state.settings.secure_cookies {
-        "; Secure"
-    } else {
-        ""
-    };
-    format!(
-        "{SESSION_COOKIE}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}"
+    set_cookie(
+        SESSION_COOKIE,
+        value,
+        max_age_seconds,
+        state.settings.secure_cookies,
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-
-    #[test]
-    fn finds_a_cookie_among_others() {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::COOKIE,
-            HeaderValue::from_static("a=1; cm_sid=xyz; b=2"),
-        );
-        assert_eq!(cookie(&headers, "cm_sid"), Some("xyz"));
-        assert_eq!(cookie(&headers, "missing"), None);
-    }
 }

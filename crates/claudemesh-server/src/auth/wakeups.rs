@@ -1,5 +1,5 @@
 //! Wake-ups for device-code polls that wait (`?wait=N`, see
-//! [`crate::device_codes`]).
+//! [`crate::auth::device_codes`]).
 //!
 //! A waiting poll registers here under its device code's hash and sleeps until
 //! that hash is woken: by this instance when it approves, denies or claims the
@@ -13,7 +13,7 @@
 //! a waiter turned away by the caps below only means an answer at the end of
 //! the wait instead of at once. No database connection is held while waiting.
 
-use crate::db::Engine;
+use crate::db::pool::Engine;
 use sqlx::postgres::PgListener;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};

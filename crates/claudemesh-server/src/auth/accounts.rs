@@ -4,17 +4,19 @@
 //! case-insensitively. A wrong password and an unknown email get the same
 //! answer in about the same time.
 
-use crate::address_limits::Write;
-use crate::audit;
-use crate::auth::{self, BrowserCaller};
-use crate::error::{AppError, AppResult};
-use crate::guessing;
-use crate::http::{ApiJson, ClientInfo};
-use crate::ids::new_id;
-use crate::openapi::{BrowserOnly, CsrfRejected, JsonBodyRejected};
-use crate::passwords;
-use crate::state::AppState;
-use crate::token_store;
+use crate::app::state::AppState;
+use crate::auth::address_limits::Write;
+use crate::auth::caller::{
+    BrowserCaller, clear_session_cookie, end_browser_session, start_browser_session,
+};
+use crate::auth::guessing;
+use crate::auth::passwords;
+use crate::auth::token_store;
+use crate::db::audit;
+use crate::db::ids::new_id;
+use crate::http::error::{AppError, AppResult};
+use crate::http::openapi::{BrowserOnly, CsrfRejected, JsonBodyRejected};
+use crate::http::request::{ApiJson, ClientInfo};
 use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
@@ -82,7 +84,7 @@ async fn register(
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> AppResult<Response> {
     let user = create_account(&state, &client, &body).await?;
-    let cookie = auth::start_browser_session(&state, &user.id).await?;
+    let cookie = start_browser_session(&state, &user.id).await?;
     Ok(signed_in(StatusCode::CREATED, cookie, user))
 }
 
@@ -234,7 +236,7 @@ async fn sign_in(
     ApiJson(body): ApiJson<SignInRequest>,
 ) -> AppResult<Response> {
     let user = check_credentials(&state, &client, &body.email, &body.password).await?;
-    let cookie = auth::start_browser_session(&state, &user.id).await?;
+    let cookie = start_browser_session(&state, &user.id).await?;
     Ok(signed_in(StatusCode::OK, cookie, user))
 }
 
@@ -247,13 +249,13 @@ async fn sign_out(
     caller: Result<BrowserCaller, AppError>,
 ) -> AppResult<Response> {
     match caller {
-        Ok(caller) => auth::end_browser_session(&state, &caller.session).await?,
+        Ok(caller) => end_browser_session(&state, &caller.session).await?,
         // A live session asked to end from another site: refuse, keep it.
         Err(err) if err.code == ErrorCode::CsrfRejected => return Err(err),
         // No session: nothing to end, just clear the cookie.
         Err(_) => {}
     }
-    let cookie = auth::clear_session_cookie(&state);
+    let cookie = clear_session_cookie(&state);
     Ok((
         AppendHeaders([(header::SET_COOKIE, cookie)]),
         Json(OkResponse { ok: true }),

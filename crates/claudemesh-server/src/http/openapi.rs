@@ -6,7 +6,7 @@
 //! handlers check with), and every status a route can answer is listed,
 //! including those of the extractors shared by many routes, listed once
 //! here: [`JsonBodyRejected`], [`Unauthorized`], [`CsrfRejected`],
-//! [`BrowserOnly`] and [`crate::request_limit::RateLimited`].
+//! [`BrowserOnly`] and [`crate::auth::request_limit::RateLimited`].
 //! `scripts/api-contract` holds the server to it with schemathesis.
 //!
 //! Routes that take a credential say which (`security`): `bearer` (a PAT
@@ -71,14 +71,14 @@ impl utoipa::Modify for Security {
         components.add_security_scheme(
             "cookie",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
-                crate::auth::SESSION_COOKIE,
+                crate::http::cookies::SESSION_COOKIE,
                 "A browser's session, from signing in; a request that changes something also needs the same origin or the `x-csrf-token` header",
             ))),
         );
     }
 }
 
-/// What a route that reads a JSON body ([`crate::http::ApiJson`]) answers
+/// What a route that reads a JSON body ([`crate::http::request::ApiJson`]) answers
 /// to a body it cannot read.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]
@@ -101,7 +101,7 @@ pub enum JsonBodyRejected {
 }
 
 /// What a route that takes a token or a browser session
-/// ([`crate::auth::Caller`]) answers without a good one.
+/// ([`crate::auth::caller::Caller`]) answers without a good one.
 #[derive(utoipa::IntoResponses)]
 #[response(
     status = 401,
@@ -110,7 +110,7 @@ pub enum JsonBodyRejected {
 pub struct Unauthorized(pub ErrorBody);
 
 /// What a route that changes something answers to a browser session's
-/// request from another site ([`crate::auth::check_csrf`]); bearer tokens
+/// request from another site ([`crate::auth::caller::check_csrf`]); bearer tokens
 /// never get it.
 #[derive(utoipa::IntoResponses)]
 #[response(
@@ -119,7 +119,7 @@ pub struct Unauthorized(pub ErrorBody);
 )]
 pub struct CsrfRejected(pub ErrorBody);
 
-/// What a route for a signed-in browser only ([`crate::auth::BrowserCaller`])
+/// What a route for a signed-in browser only ([`crate::auth::caller::BrowserCaller`])
 /// answers without one: a token is not enough there.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)]

@@ -1,6 +1,6 @@
 //! The API tokens: CLI session tokens (`cm_session_…`) and personal access
 //! tokens (`cm_pat_…`), minted, verified and revoked. The routes that expose
-//! them are [`crate::tokens`]; [`crate::auth`] verifies through here, and
+//! them are [`crate::auth::tokens`]; [`crate::auth::caller`] verifies through here, and
 //! nothing here depends on either.
 //!
 //! Only the SHA-256 of a token is stored, so verifying one is one indexed
@@ -8,12 +8,12 @@
 //! written at most once a minute per token: a read-mostly API does not turn
 //! into a write per request.
 
-use crate::audit;
+use crate::app::state::AppState;
+use crate::auth::credential_mail;
 use crate::clock::{DAY_MS, MINUTE_MS, rfc3339};
-use crate::credential_mail;
-use crate::error::{AppError, AppResult};
-use crate::ids::new_id;
-use crate::state::AppState;
+use crate::db::audit;
+use crate::db::ids::new_id;
+use crate::http::error::{AppError, AppResult};
 use axum::http::StatusCode;
 use claudemesh_api::wire::{DeviceInfo, TokenInfo, UserSummary};
 use claudemesh_api::{ErrorCode, Token, TokenKind};
@@ -148,7 +148,7 @@ const FIND_BY_DIGEST: &str = concat!(
      FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1"
 );
 
-/// Looks a token up by digest: inline on SQLite (see [`crate::sqlite_reader`]),
+/// Looks a token up by digest: inline on SQLite (see [`crate::db::sqlite_reader`]),
 /// through the pool otherwise, or when the inline read cannot be done.
 async fn find_by_digest(state: &AppState, digest: &str) -> AppResult<Option<AuthRow>> {
     if let Some(reader) = &state.db.sqlite_reader {
@@ -161,7 +161,7 @@ async fn find_by_digest(state: &AppState, digest: &str) -> AppResult<Option<Auth
 }
 
 fn find_inline(
-    reader: &crate::sqlite_reader::SqliteReader,
+    reader: &crate::db::sqlite_reader::SqliteReader,
     digest: &str,
 ) -> rusqlite::Result<Option<AuthRow>> {
     reader.read(|conn| {
@@ -312,7 +312,7 @@ pub async fn create_pat_for(
     state: &AppState,
     user_id: &str,
     ip: &str,
-    lang: crate::i18n::Lang,
+    lang: crate::text::i18n::Lang,
     name: &str,
     expires_in_days: Option<Option<u32>>,
 ) -> AppResult<(Token, TokenRecord)> {
@@ -474,7 +474,7 @@ pub async fn revoke_by_possession(state: &AppState, token: &Token, ip: &str) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::db::Db;
+    use crate::db::pool::Db;
 
     /// The hot path reads a token row with rusqlite, everything else with
     /// sqlx: for the same row, both give the same record.

@@ -2,7 +2,7 @@
 //! JSON line, to the server log. Callers pass only identifiers and metadata:
 //! never a raw token, password or device code.
 
-use crate::ids::new_id;
+use crate::db::ids::new_id;
 use serde_json::Value;
 
 pub const SESSION_APPROVED: &str = "auth.cli.session.approved";

@@ -6,15 +6,15 @@
 //! Every route checks membership first: a mesh the caller is not in answers
 //! exactly like one that does not exist.
 
-use crate::audit;
-use crate::auth::Caller;
+use crate::app::state::AppState;
+use crate::auth::caller::Caller;
+use crate::auth::token_store::clean_name;
 use crate::clock::rfc3339;
-use crate::error::{AppError, AppResult};
-use crate::http::{ApiJson, ClientInfo};
-use crate::ids::{new_id, random_base32};
-use crate::openapi::{CsrfRejected, JsonBodyRejected, Unauthorized};
-use crate::state::AppState;
-use crate::token_store::clean_name;
+use crate::db::audit;
+use crate::db::ids::{new_id, random_base32};
+use crate::http::error::{AppError, AppResult};
+use crate::http::openapi::{CsrfRejected, JsonBodyRejected, Unauthorized};
+use crate::http::request::{ApiJson, ClientInfo};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -217,7 +217,7 @@ async fn suggest_slug(state: &AppState, taken: &Slug) -> AppResult<Slug> {
 #[utoipa::path(post, path = "/api/my/meshes", tag = "meshes", request_body = CreateMeshRequest,
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
     responses((status = 201, body = MeshSummary), JsonBodyRejected, Unauthorized, CsrfRejected,
-        (status = 409, body = ErrorBody, description = "`slug_taken`: a live mesh has this slug; `suggestion` is a free one"), crate::request_limit::RateLimited))]
+        (status = 409, body = ErrorBody, description = "`slug_taken`: a live mesh has this slug; `suggestion` is a free one"), crate::auth::request_limit::RateLimited))]
 async fn create_mesh(
     State(state): State<AppState>,
     caller: Caller,
@@ -313,7 +313,7 @@ pub async fn create(
 /// List every mesh the account belongs to.
 #[utoipa::path(get, path = "/api/my/meshes", tag = "meshes",
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
-    responses((status = 200, body = MeshList), Unauthorized, crate::request_limit::RateLimited))]
+    responses((status = 200, body = MeshList), Unauthorized, crate::auth::request_limit::RateLimited))]
 async fn list_meshes(State(state): State<AppState>, caller: Caller) -> AppResult<Json<MeshList>> {
     Ok(Json(MeshList {
         meshes: my_meshes(&state, &caller.user.id).await?,
@@ -371,7 +371,7 @@ pub async fn members(
 #[utoipa::path(get, path = "/api/my/meshes/{slug}", tag = "meshes",
     params(("slug" = String, Path, description = "Mesh slug")),
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
-    responses((status = 200, body = MeshDetail), Unauthorized, NoSuchMesh, crate::request_limit::RateLimited))]
+    responses((status = 200, body = MeshDetail), Unauthorized, NoSuchMesh, crate::auth::request_limit::RateLimited))]
 async fn get_mesh(
     State(state): State<AppState>,
     caller: Caller,
@@ -389,7 +389,7 @@ async fn get_mesh(
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
     responses((status = 200, body = OkResponse), JsonBodyRejected,
         (status = 400, body = ErrorBody, description = "`invalid_request`: the membership has 100 machine keys already, or the body is not of the documented shape; `invalid_json`: it is not JSON"),
-        Unauthorized, CsrfRejected, NoSuchMesh, crate::request_limit::RateLimited))]
+        Unauthorized, CsrfRejected, NoSuchMesh, crate::auth::request_limit::RateLimited))]
 async fn register_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -411,7 +411,7 @@ async fn register_key(
     responses((status = 200, body = OkResponse), Unauthorized,
         (status = 403, body = ErrorBody, description = "`forbidden`: only an admin removes someone else; `csrf_rejected`: a browser session's request from another origin"),
         (status = 404, body = ErrorBody, description = "`not_found`: the caller has no mesh with this slug, or it has no such member"),
-        (status = 409, body = ErrorBody, description = "`last_admin`: the member is the mesh's only admin"), crate::request_limit::RateLimited))]
+        (status = 409, body = ErrorBody, description = "`last_admin`: the member is the mesh's only admin"), crate::auth::request_limit::RateLimited))]
 async fn remove_member(
     State(state): State<AppState>,
     caller: Caller,

@@ -83,7 +83,7 @@ impl Mailer {
                 format!("the mail server did not take the message: {err}")
             }),
             Transport::Outbox(dir) => {
-                let file = dir.join(format!("{}.eml", crate::ids::new_id("mail")));
+                let file = dir.join(format!("{}.eml", crate::db::ids::new_id("mail")));
                 let write = async {
                     tokio::fs::create_dir_all(dir).await?;
                     tokio::fs::write(&file, message.formatted()).await

@@ -27,7 +27,7 @@
 //! in one minute (about 300 bytes each).
 
 use crate::clock::SECOND_MS;
-use crate::error::AppError;
+use crate::http::error::AppError;
 use axum::http::StatusCode;
 use claudemesh_api::{ErrorBody, ErrorCode};
 use std::collections::HashMap;

@@ -1,14 +1,14 @@
 //! The `/api/my/cli/*` routes (and `/api/my/whoami`, and revoking by
 //! possession at `/api/auth/cli/revoke`): what the CLI and scripts see of
 //! their tokens. The tokens themselves (minting, verifying, revoking) are
-//! [`crate::token_store`].
+//! [`crate::auth::token_store`].
 
-use crate::auth::{Caller, Via};
-use crate::error::{AppError, AppResult};
-use crate::http::{ApiJson, ClientInfo};
-use crate::openapi::{CsrfRejected, JsonBodyRejected, Unauthorized};
-use crate::state::AppState;
-use crate::token_store::{self, TokenRecord};
+use crate::app::state::AppState;
+use crate::auth::caller::{Caller, Via};
+use crate::auth::token_store::{self, TokenRecord};
+use crate::http::error::{AppError, AppResult};
+use crate::http::openapi::{CsrfRejected, JsonBodyRejected, Unauthorized};
+use crate::http::request::{ApiJson, ClientInfo};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -33,7 +33,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// Who the caller is, and which credential it used.
 #[utoipa::path(get, path = "/api/my/whoami", tag = "tokens",
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
-    responses((status = 200, body = WhoAmIResponse), Unauthorized, crate::request_limit::RateLimited))]
+    responses((status = 200, body = WhoAmIResponse), Unauthorized, crate::auth::request_limit::RateLimited))]
 async fn whoami(caller: Caller) -> Json<WhoAmIResponse> {
     let credential = match &caller.via {
         Via::Token(token) => CredentialInfo {
@@ -54,7 +54,7 @@ async fn whoami(caller: Caller) -> Json<WhoAmIResponse> {
 /// Create a personal access token. The raw token is in this answer only.
 #[utoipa::path(post, path = "/api/my/cli/tokens", tag = "tokens", request_body = CreatePatRequest,
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
-    responses((status = 201, body = CreatedPat), JsonBodyRejected, Unauthorized, CsrfRejected, crate::request_limit::RateLimited))]
+    responses((status = 201, body = CreatedPat), JsonBodyRejected, Unauthorized, CsrfRejected, crate::auth::request_limit::RateLimited))]
 async fn create_pat(
     State(state): State<AppState>,
     caller: Caller,
@@ -62,7 +62,7 @@ async fn create_pat(
     headers: axum::http::HeaderMap,
     ApiJson(body): ApiJson<CreatePatRequest>,
 ) -> AppResult<(StatusCode, Json<CreatedPat>)> {
-    let lang = crate::i18n::negotiate(None, &headers).lang;
+    let lang = crate::text::i18n::negotiate(None, &headers).lang;
     let (token, record) = token_store::create_pat_for(
         &state,
         &caller.user.id,
@@ -84,7 +84,7 @@ async fn create_pat(
 /// List the account's live personal access tokens (metadata only).
 #[utoipa::path(get, path = "/api/my/cli/tokens", tag = "tokens",
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
-    responses((status = 200, body = TokenList), Unauthorized, crate::request_limit::RateLimited))]
+    responses((status = 200, body = TokenList), Unauthorized, crate::auth::request_limit::RateLimited))]
 async fn list_pats(State(state): State<AppState>, caller: Caller) -> AppResult<Json<TokenList>> {
     let tokens = token_store::list_of_kind(&state, &caller.user.id, TokenKind::Pat).await?;
     Ok(Json(TokenList {
@@ -97,7 +97,7 @@ async fn list_pats(State(state): State<AppState>, caller: Caller) -> AppResult<J
     params(("id" = String, Path, description = "Token id")),
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
     responses((status = 200, body = OkResponse), Unauthorized, CsrfRejected,
-        (status = 404, body = ErrorBody, description = "`not_found`: the account has no live PAT with this id"), crate::request_limit::RateLimited))]
+        (status = 404, body = ErrorBody, description = "`not_found`: the account has no live PAT with this id"), crate::auth::request_limit::RateLimited))]
 async fn revoke_pat(
     State(state): State<AppState>,
     caller: Caller,
@@ -111,7 +111,7 @@ async fn revoke_pat(
 /// List the account's live CLI sessions, marking the one making the request.
 #[utoipa::path(get, path = "/api/my/cli/sessions", tag = "tokens",
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
-    responses((status = 200, body = SessionList), Unauthorized, crate::request_limit::RateLimited))]
+    responses((status = 200, body = SessionList), Unauthorized, crate::auth::request_limit::RateLimited))]
 async fn list_sessions(
     State(state): State<AppState>,
     caller: Caller,
@@ -134,7 +134,7 @@ async fn list_sessions(
     params(("id" = String, Path, description = "Session id")),
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
     responses((status = 200, body = OkResponse), Unauthorized, CsrfRejected,
-        (status = 404, body = ErrorBody, description = "`not_found`: the account has no live CLI session with this id"), crate::request_limit::RateLimited))]
+        (status = 404, body = ErrorBody, description = "`not_found`: the account has no live CLI session with this id"), crate::auth::request_limit::RateLimited))]
 async fn revoke_session(
     State(state): State<AppState>,
     caller: Caller,
@@ -150,7 +150,7 @@ async fn revoke_session(
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
     responses((status = 200, body = OkResponse), Unauthorized, CsrfRejected,
         (status = 403, body = ErrorBody, description = "`forbidden`: the request is not made with a CLI session token (a PAT, or a browser session); `csrf_rejected`: a browser session's request from another origin"),
-        crate::request_limit::RateLimited))]
+        crate::auth::request_limit::RateLimited))]
 async fn revoke_current_session(
     State(state): State<AppState>,
     caller: Caller,

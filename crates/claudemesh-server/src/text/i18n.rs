@@ -5,6 +5,7 @@
 //! `locales/{en,es}/*.ftl` (Fluent), compiled into the binary; code and
 //! templates only name message ids.
 
+use crate::http::cookies::{LANG_COOKIE, cookie};
 use axum::http::{HeaderMap, header};
 use fluent_templates::fluent_bundle::FluentValue;
 use fluent_templates::{LanguageIdentifier, Loader, static_loader};
@@ -20,9 +21,6 @@ static_loader! {
         customise: |bundle| bundle.set_use_isolating(false),
     };
 }
-
-/// The cookie that remembers a language picked with `?lang=`.
-pub const LANG_COOKIE: &str = "lang";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -94,7 +92,7 @@ pub fn negotiate(query_lang: Option<&str>, headers: &HeaderMap) -> Negotiated {
             from_query: true,
         };
     }
-    let lang = crate::auth::cookie(headers, LANG_COOKIE)
+    let lang = cookie(headers, LANG_COOKIE)
         .and_then(Lang::parse)
         .or_else(|| {
             headers

@@ -14,10 +14,10 @@
 //! k-th to be recorded sees at least k, so no more than the limit are ever
 //! tested. A right password then takes its own attempt back.
 
+use crate::app::state::AppState;
 use crate::clock::MINUTE_MS;
-use crate::error::{AppError, AppResult};
-use crate::ids::new_id;
-use crate::state::AppState;
+use crate::db::ids::new_id;
+use crate::http::error::{AppError, AppResult};
 use axum::http::StatusCode;
 use claudemesh_api::ErrorCode;
 

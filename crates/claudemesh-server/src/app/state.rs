@@ -2,13 +2,13 @@
 //! mailer, the broker, the per-token request limit, the per-address limits
 //! on unauthenticated writes, the waiting device-code polls.
 
-use crate::address_limits::AddressLimits;
+use crate::auth::address_limits::AddressLimits;
+use crate::auth::request_limit::RequestLimit;
+use crate::auth::wakeups::Wakeups;
 use crate::broker::Broker;
 use crate::clock::Clock;
-use crate::db::Db;
-use crate::mail::Mailer;
-use crate::request_limit::RequestLimit;
-use crate::wakeups::Wakeups;
+use crate::db::pool::Db;
+use crate::text::mail::Mailer;
 use std::sync::Arc;
 
 #[derive(Clone)]
@@ -52,7 +52,7 @@ impl Settings {
             public_url,
             public_origin,
             trust_proxy,
-            telemetry_batches_per_minute: crate::config::TELEMETRY_BATCHES_PER_IP_PER_MINUTE,
+            telemetry_batches_per_minute: crate::app::config::TELEMETRY_BATCHES_PER_IP_PER_MINUTE,
         }
     }
 }

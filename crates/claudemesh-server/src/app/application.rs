@@ -1,17 +1,19 @@
 //! Building and running the server: store, router, listener.
 
-use crate::address_limits::AddressLimits;
+use crate::app::config::Config;
+use crate::app::state::{AppState, Settings};
+use crate::auth::address_limits::AddressLimits;
+use crate::auth::request_limit::RequestLimit;
+use crate::auth::wakeups::Wakeups;
+use crate::auth::{accounts, device_codes, oauth, tokens};
 use crate::broker::{Broker, BrokerSettings};
 use crate::clock::Clock;
-use crate::config::Config;
-use crate::db::{Db, DbError};
-use crate::http::{self, MAX_BODY_BYTES};
-use crate::mail::Mailer;
-use crate::openapi::ApiDoc;
-use crate::request_limit::RequestLimit;
-use crate::state::{AppState, Settings};
-use crate::wakeups::Wakeups;
-use crate::{accounts, device_codes, invites, meshes, oauth, telemetry, tokens};
+use crate::db::pool::{Db, DbError};
+use crate::http::openapi::ApiDoc;
+use crate::http::request::{MAX_BODY_BYTES, log_requests};
+use crate::meshes::{invites, mesh};
+use crate::telemetry;
+use crate::text::mail::Mailer;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::{Json, Router, middleware};
@@ -27,7 +29,7 @@ pub enum StartError {
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
-    Mail(#[from] crate::mail::MailConfigError),
+    Mail(#[from] crate::text::mail::MailConfigError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -171,7 +173,7 @@ pub fn router(state: AppState) -> Router {
         .merge(device_codes::routes())
         .merge(tokens::routes())
         .merge(oauth::routes())
-        .merge(meshes::routes())
+        .merge(mesh::routes())
         .merge(invites::routes())
         .merge(telemetry::routes(
             templates.clone(),
@@ -194,9 +196,9 @@ pub fn router(state: AppState) -> Router {
     .merge(crate::pages::routes())
     // Unknown paths and wrong methods: JSON under /api and /oauth, an HTML
     // page (with the pages' security headers) everywhere else.
-    .fallback(crate::pages::fallback)
-    .method_not_allowed_fallback(crate::pages::method_not_allowed)
-    .layer(middleware::from_fn(http::log_requests))
+    .fallback(crate::pages::fallback::fallback)
+    .method_not_allowed_fallback(crate::pages::fallback::method_not_allowed)
+    .layer(middleware::from_fn(log_requests))
     .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
     .with_state(state)
 }

@@ -6,18 +6,20 @@
 //! people accepting at once never exceed the limit. Accepting again as a
 //! member is a no-op that uses nothing up.
 
-use crate::audit;
-use crate::auth::Caller;
+use crate::app::state::AppState;
+use crate::auth::caller::Caller;
+use crate::auth::token_store::clean_name;
 use crate::clock::{DAY_MS, rfc3339};
-use crate::error::{AppError, AppResult};
-use crate::http::{ApiJson, ClientInfo};
-use crate::i18n::{self, Lang};
-use crate::ids::{new_id, random_base32};
-use crate::mail::Mail;
-use crate::meshes::{self, add_key, clean_public_key, my_mesh, require_admin};
-use crate::openapi::{JsonBodyRejected, Unauthorized};
-use crate::state::AppState;
-use crate::token_store::clean_name;
+use crate::db::audit;
+use crate::db::ids::{new_id, random_base32};
+use crate::http::error::{AppError, AppResult};
+use crate::http::openapi::{JsonBodyRejected, Unauthorized};
+use crate::http::request::{ApiJson, ClientInfo};
+use crate::meshes::mesh::{
+    add_key, add_machine_key, clean_public_key, mesh_by_id, my_mesh, require_admin,
+};
+use crate::text::i18n::{self, Lang};
+use crate::text::mail::Mail;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -136,7 +138,7 @@ pub async fn find_by_code(state: &AppState, code: &str) -> AppResult<InviteRow> 
     params(("slug" = String, Path, description = "Mesh slug")),
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
     responses((status = 201, body = CreatedInvite), JsonBodyRejected, Unauthorized, (status = 403, body = ErrorBody, description = "`forbidden`: only the mesh's admins manage its invites; `csrf_rejected`: a browser session's request from another origin"),
-        crate::meshes::NoSuchMesh, crate::request_limit::RateLimited))]
+        crate::meshes::mesh::NoSuchMesh, crate::auth::request_limit::RateLimited))]
 async fn create_invite(
     State(state): State<AppState>,
     caller: Caller,
@@ -168,7 +170,7 @@ pub async fn create(
             return Err(AppError::bad_request("That is not a valid email address"));
         }
         Some(raw) if raw.trim().is_empty() => None,
-        Some(raw) => Some(crate::accounts::clean_email(raw)?.0),
+        Some(raw) => Some(crate::auth::accounts::clean_email(raw)?.0),
     };
     let days = body.expires_in_days.unwrap_or(DEFAULT_EXPIRY_DAYS);
     if !(1..=MAX_EXPIRY_DAYS).contains(&days) {
@@ -264,7 +266,7 @@ fn invite_mail(lang: Lang, to: &str, inviter: &str, mesh_name: &str, invite: &In
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
     responses((status = 200, body = InviteList), Unauthorized,
         (status = 403, body = ErrorBody, description = "`forbidden`: only the mesh's admins see its invites"),
-        crate::meshes::NoSuchMesh, crate::request_limit::RateLimited))]
+        crate::meshes::mesh::NoSuchMesh, crate::auth::request_limit::RateLimited))]
 async fn list_invites(
     State(state): State<AppState>,
     caller: Caller,
@@ -293,7 +295,7 @@ pub async fn list(state: &AppState, mesh_id: &str) -> AppResult<Vec<InviteRow>> 
     params(("slug" = String, Path, description = "Mesh slug"), ("id" = String, Path, description = "Invite id")),
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
     responses((status = 200, body = OkResponse), Unauthorized, (status = 403, body = ErrorBody, description = "`forbidden`: only the mesh's admins manage its invites; `csrf_rejected`: a browser session's request from another origin"),
-        (status = 404, body = ErrorBody, description = "`not_found`: the caller has no mesh with this slug, or it has no live invite with this id"), crate::request_limit::RateLimited))]
+        (status = 404, body = ErrorBody, description = "`not_found`: the caller has no mesh with this slug, or it has no live invite with this id"), crate::auth::request_limit::RateLimited))]
 async fn revoke_invite(
     State(state): State<AppState>,
     caller: Caller,
@@ -381,7 +383,7 @@ pub async fn preview(state: &AppState, code: &str) -> AppResult<InvitePreview> {
         (status = 403, body = ErrorBody, description = "`removed_from_mesh`: an admin removed the caller from the mesh after the invite was made; `csrf_rejected`: a browser session's request from another origin"),
         (status = 404, body = ErrorBody, description = "`not_found`: no invite has this code"),
         (status = 409, body = ErrorBody, description = "`invite_used_up`: the invite has been used as often as it allows"),
-        (status = 410, body = ErrorBody, description = "`invite_expired`, `invite_revoked`"), crate::request_limit::RateLimited))]
+        (status = 410, body = ErrorBody, description = "`invite_expired`, `invite_revoked`"), crate::auth::request_limit::RateLimited))]
 async fn accept_invite(
     State(state): State<AppState>,
     caller: Caller,
@@ -501,7 +503,7 @@ pub async fn accept(
     )
     .await?;
     tx.commit().await?;
-    let mesh = meshes::mesh_by_id(state, &caller.user.id, &invite.mesh_id).await?;
+    let mesh = mesh_by_id(state, &caller.user.id, &invite.mesh_id).await?;
     Ok(AcceptedInvite {
         mesh,
         already_member: false,
@@ -517,13 +519,13 @@ async fn already_member(
     public_key: Option<&str>,
     now: i64,
 ) -> AppResult<Option<AcceptedInvite>> {
-    let mesh = match meshes::mesh_by_id(state, &caller.user.id, &invite.mesh_id).await {
+    let mesh = match mesh_by_id(state, &caller.user.id, &invite.mesh_id).await {
         Ok(mesh) => mesh,
         Err(err) if err.status == StatusCode::NOT_FOUND => return Ok(None),
         Err(err) => return Err(err),
     };
     if let Some(key) = public_key {
-        meshes::add_machine_key(state, &mesh.member_id, key, now).await?;
+        add_machine_key(state, &mesh.member_id, key, now).await?;
     }
     Ok(Some(AcceptedInvite {
         mesh,

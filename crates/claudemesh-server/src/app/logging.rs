@@ -2,9 +2,9 @@
 //!
 //! Nothing here logs request URIs or bodies: a device code travels in a URL
 //! path and tokens in bodies, and neither may reach a log. Requests are logged
-//! by their route template (see [`crate::http::log_requests`]).
+//! by their route template (see [`crate::http::request::log_requests`]).
 
-use crate::config::LogFormat;
+use crate::app::config::LogFormat;
 use tracing_subscriber::EnvFilter;
 
 pub fn init(format: LogFormat) {

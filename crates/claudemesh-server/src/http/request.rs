@@ -1,8 +1,8 @@
 //! Request plumbing shared by every resource: a JSON extractor whose errors
 //! use the API's error shape, the caller's address, and the request log.
 
-use crate::error::AppError;
-use crate::state::AppState;
+use crate::app::state::AppState;
+use crate::http::error::AppError;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, MatchedPath, Request};
 use axum::http::{StatusCode, request::Parts};

@@ -1,5 +1,5 @@
 //! The one rule that lets a cookie-authenticated change through, for the
-//! JSON API ([`crate::auth::check_csrf`], token in the `x-csrf-token`
+//! JSON API ([`crate::auth::caller::check_csrf`], token in the `x-csrf-token`
 //! header) and the pages (`crate::pages::csrf`, token in the form body)
 //! alike: the request comes from our own origin, or carries the expected
 //! token.
@@ -7,7 +7,7 @@
 //! A pure function of what the request claims and what we expect, so both
 //! sides apply exactly the same rule and it is tested without a server.
 
-use crate::state::origin_of;
+use crate::app::state::origin_of;
 use claudemesh_api::sha256_hex;
 
 /// What a request says about where it comes from, and the token it carries.
