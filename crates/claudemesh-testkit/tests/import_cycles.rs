@@ -385,10 +385,6 @@ struct ModuleTree {
 }
 
 impl ModuleTree {
-    #[expect(
-        clippy::panic,
-        reason = "a test helper: a source file it cannot read fails the test"
-    )]
     fn read(root_file: &Path) -> ModuleTree {
         let mut files = BTreeMap::new();
         let mut todo = vec![(Vec::<String>::new(), root_file.to_path_buf())];
@@ -665,10 +661,6 @@ fn no_crate_of_the_workspace_has_an_import_cycle() {
 }
 
 /// Writes a small crate and returns its `lib.rs`.
-#[expect(
-    clippy::panic,
-    reason = "a test helper: a fixture it cannot write fails the test"
-)]
 fn fixture(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     for (name, text) in files {
