@@ -203,6 +203,7 @@ wire! {
         Send,
         Inbox,
         Launch,
+        Doctor,
         Completions,
         Telemetry,
         /// A word that is no command (its text is not sent).

@@ -28,6 +28,9 @@
 //!    `{"event":"mcp_error","message":...}`, and the double goes on without
 //!    a server.
 //!
+//! `--version` alone prints `2.1.332 (Claude Code)` (or
+//! `$FAKE_CLAUDE_VERSION`) and exits, as Claude Code does.
+//!
 //! Then it obeys JSON commands read line by line from stdin:
 //! - `{"call": TOOL, "args": {...}}` →
 //!   `{"event":"result","tool":..,"is_error":..,"text":..}` (with `"error"`
@@ -500,6 +503,13 @@ async fn exit(client: Option<Client>, code: i32) -> ! {
 #[tokio::main]
 async fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    // As Claude Code answers it (`claudemesh doctor` reads it); the version
+    // can be set to test an old one.
+    if argv == ["--version"] {
+        let version = std::env::var("FAKE_CLAUDE_VERSION").unwrap_or_else(|_| "2.1.332".into());
+        println!("{version} (Claude Code)");
+        return;
+    }
     let env: Map<String, Value> = ["CLAUDEMESH_CONFIG_DIR", "CLAUDEMESH_DISPLAY_NAME"]
         .into_iter()
         .map(|name| {

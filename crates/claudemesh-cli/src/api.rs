@@ -178,6 +178,13 @@ impl Api {
         }
     }
 
+    /// Gives every request at most `within` (connecting included), for
+    /// checks that must answer quickly (`doctor`).
+    pub fn with_timeout(mut self, within: Duration) -> Self {
+        self.agent = http_agent::agent(within.min(CONNECT_TIMEOUT), within);
+        self
+    }
+
     /// Error answers are reported to `telemetry` (by route template).
     pub fn with_telemetry(mut self, telemetry: &Telemetry) -> Self {
         self.telemetry = telemetry.clone();

@@ -61,6 +61,7 @@ pub enum Command {
     Launch(LaunchArgs),
     #[command(hide = true)]
     Mcp(McpArgs),
+    Doctor(DoctorArgs),
     Completions(CompletionsArgs),
     Telemetry(TelemetryArgs),
     #[command(hide = true)]
@@ -492,8 +493,10 @@ pub enum PriorityArg {
 ///
 /// With --follow, stays connected and prints each message as it arrives
 /// (with --json, one JSON object per line) until Ctrl-C (exit 0) or the
-/// connection to the server is lost (exit 4); sessions connecting and
-/// leaving are shown on stderr. --mesh works as in `claudemesh peers` (no
+/// connection to the server is lost (exit 4). Sessions that stay (a launched
+/// Claude Code, another `inbox --follow`) are shown on stderr as they connect
+/// and leave; one-off commands (`peers`, `send`, `inbox`) only with
+/// --verbose, and your own never. --mesh works as in `claudemesh peers` (no
 /// such mesh joined here: 5).
 ///
 /// Examples:
@@ -511,7 +514,32 @@ pub struct InboxArgs {
     /// Stay connected and print messages as they arrive, until Ctrl-C
     #[arg(long, short = 'f')]
     pub follow: bool,
+
+    /// With --follow, also show other members' one-off commands (peers, send, inbox) connecting and leaving
+    #[arg(long, short = 'v', requires = "follow")]
+    pub verbose: bool,
 }
+
+/// Check that everything claudemesh needs works, and say how to fix what does not
+///
+/// One line a check: the server (reachable, its version, this machine's
+/// clock against its), the token (valid, where it comes from, when it
+/// expires: a warning within 7 days), the meshes (joined here against the
+/// account's on the server), each joined mesh's broker (a handshake and how
+/// long it took), Claude Code (found, new enough for channels: 2.1.80 or
+/// later), and `claudemesh mcp` answering `initialize` with the channel
+/// capability. ✔ passed, ⚠ needs attention soon, ✘ failed (with the fix on
+/// the next line), - not checked because something it needs failed.
+///
+/// Exits 0 only when no check failed; 1 otherwise. Each check is bounded in
+/// time: with the server down the report comes within a few seconds.
+///
+/// Examples:
+///   claudemesh doctor
+///   claudemesh doctor --json | jq '.checks[] | select(.status == "fail")'
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct DoctorArgs {}
 
 /// Turn usage telemetry on or off, or see what it holds
 ///

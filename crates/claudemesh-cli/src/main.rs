@@ -34,8 +34,8 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use cli::{Cli, Command};
 use commands::{
-    completions, create, inbox, invite, join, launch, leave, list, login, logout, man_pages, peers,
-    send, sync, telemetry as telemetry_command, whoami,
+    completions, create, doctor, inbox, invite, join, launch, leave, list, login, logout,
+    man_pages, peers, send, sync, telemetry as telemetry_command, whoami,
 };
 use context::Context;
 use std::process::ExitCode;
@@ -88,6 +88,7 @@ fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
         Some(Command::Inbox(args)) => inbox::run(&args, ctx),
         Some(Command::Launch(args)) => launch::run(&args, ctx),
         Some(Command::Mcp(_)) => mcp::run(ctx),
+        Some(Command::Doctor(args)) => doctor::run(&args, ctx),
         Some(Command::Completions(args)) => completions::run(&args),
         Some(Command::ManPages(args)) => man_pages::run(&args),
         Some(Command::Telemetry(args)) => telemetry_command::run(&args, ctx),

@@ -19,14 +19,43 @@ use claudemesh_api::e2e::KeyPair;
 use claudemesh_client::{Client, ClientError, Event, Presence, Received, SessionIdentity};
 use std::time::Duration;
 
-/// The role these sessions show to the others.
-pub const ROLE: &str = "cli";
+/// The role a one-off command's session (`peers`, `send`, `inbox`) shows to
+/// the others: `inbox --follow` leaves their comings and goings out.
+pub const ONE_OFF_ROLE: &str = "cli";
+/// The role of `inbox --follow`'s session, which stays.
+pub const FOLLOWER_ROLE: &str = "inbox";
 /// How long a one-shot command's session key is attested for.
 pub const SHORT_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// How long `inbox --follow` attests its session key for at a time: under
 /// the broker's 24 hours, with room for a clock that runs ahead. The session
 /// is attested again (same key) when it runs out.
 pub const FOLLOW_LIFETIME: Duration = Duration::from_secs(23 * 60 * 60);
+
+/// What a session of this CLI is: it sets the role shown to the others and
+/// how long the session key is attested for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// A command that connects, does one thing and leaves.
+    OneOff,
+    /// `inbox --follow`: connected until stopped.
+    Follower,
+}
+
+impl SessionKind {
+    pub fn role(self) -> &'static str {
+        match self {
+            Self::OneOff => ONE_OFF_ROLE,
+            Self::Follower => FOLLOWER_ROLE,
+        }
+    }
+
+    pub fn lifetime(self) -> Duration {
+        match self {
+            Self::OneOff => SHORT_LIFETIME,
+            Self::Follower => FOLLOW_LIFETIME,
+        }
+    }
+}
 /// How long to wait for the broker's welcome.
 const CONNECT_WITHIN: Duration = Duration::from_secs(20);
 /// How long closing may take before the command just exits.
@@ -132,7 +161,8 @@ pub fn presence_name(display_name: &str) -> String {
     if is_clean_label(&cleaned, false) {
         cleaned
     } else {
-        ROLE.to_owned()
+        // A name the broker would refuse: go by what the session is.
+        ONE_OFF_ROLE.to_owned()
     }
 }
 
@@ -152,44 +182,47 @@ pub struct MeshSession<'a> {
     server: &'a str,
     /// The session key's secret, to attest the same key again.
     session_secret: String,
+    kind: SessionKind,
 }
 
 impl<'a> MeshSession<'a> {
     /// Connects to the broker of `server` with a fresh session key attested
-    /// for `lifetime`.
+    /// for as long as a session of this `kind` needs.
     pub async fn connect(
         server: &'a str,
         mesh: &'a JoinedMesh,
-        lifetime: Duration,
+        kind: SessionKind,
     ) -> CliResult<Self> {
         let session = KeyPair::generate().map_err(|err| {
             CliError::failure(format!(
                 "Could not make a session key: the system's random source failed ({err})"
             ))
         })?;
-        Self::connect_as(server, mesh, session.secret_hex(), lifetime).await
+        Self::connect_as(server, mesh, session.secret_hex(), kind).await
     }
 
     /// Connects again with the same session key, attested anew: messages
     /// sealed for it meanwhile still reach it.
-    pub async fn reconnect(self, lifetime: Duration) -> CliResult<Self> {
+    pub async fn reconnect(self) -> CliResult<Self> {
         let Self {
             client,
             mesh,
             server,
             session_secret,
+            kind,
         } = self;
         client.close();
         drop(client);
-        Self::connect_as(server, mesh, session_secret, lifetime).await
+        Self::connect_as(server, mesh, session_secret, kind).await
     }
 
     async fn connect_as(
         server: &'a str,
         mesh: &'a JoinedMesh,
         session_secret: String,
-        lifetime: Duration,
+        kind: SessionKind,
     ) -> CliResult<Self> {
+        let lifetime = kind.lifetime();
         let keys = |secret: &str| {
             KeyPair::from_secret_hex(secret).ok_or_else(|| {
                 CliError::failure(format!(
@@ -205,7 +238,7 @@ impl<'a> MeshSession<'a> {
         let identity = SessionIdentity::with_session(&mesh.mesh_id, member, session, expires_at);
         let presence = Presence {
             display_name: presence_name(&mesh.display_name),
-            role: ROLE.to_owned(),
+            role: kind.role().to_owned(),
             ..Presence::default()
         };
         let client =
@@ -223,6 +256,7 @@ impl<'a> MeshSession<'a> {
             mesh,
             server,
             session_secret,
+            kind,
         })
     }
 

@@ -149,6 +149,7 @@ pub fn command_of(cli: &Cli) -> Option<CliCommand> {
         Some(Command::Send(_)) => CliCommand::Send,
         Some(Command::Inbox(_)) => CliCommand::Inbox,
         Some(Command::Launch(_)) => CliCommand::Launch,
+        Some(Command::Doctor(_)) => CliCommand::Doctor,
         Some(Command::Completions(_)) => CliCommand::Completions,
         Some(Command::Telemetry(_)) => CliCommand::Telemetry,
         Some(Command::Mcp(_) | Command::ManPages(_)) => return None,

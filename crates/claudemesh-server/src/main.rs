@@ -3,7 +3,7 @@
 
 use clap::{Args, Parser, Subcommand};
 use claudemesh_server::clock::{Clock, SystemClock};
-use claudemesh_server::db::Db;
+use claudemesh_server::db::pool::Db;
 use claudemesh_server::telemetry::Report;
 use claudemesh_server::{Application, Config};
 use std::{process::ExitCode, sync::Arc};
@@ -62,7 +62,7 @@ async fn main() -> ExitCode {
         config.database_url = args.database_url.or(config.database_url);
         return telemetry_report(&config, args.days).await;
     }
-    claudemesh_server::logging::init(config.log_format);
+    claudemesh_server::app::logging::init(config.log_format);
     let app = match Application::build(config, Arc::new(SystemClock)).await {
         Ok(app) => app,
         Err(err) => {

@@ -15,11 +15,11 @@
 //! server runs ([`spawn_retention`]); `claudemesh-server telemetry-report`
 //! reads the rest back ([`Report`]).
 
+use crate::app::state::AppState;
+use crate::auth::request_limit::RequestLimit;
 use crate::clock::{DAY_MS, rfc3339};
-use crate::error::{AppError, AppResult};
-use crate::http::{ApiJson, ClientInfo};
-use crate::request_limit::RequestLimit;
-use crate::state::AppState;
+use crate::http::error::{AppError, AppResult};
+use crate::http::request::{ApiJson, ClientInfo};
 use axum::Json;
 use axum::extract::{Extension, FromRequestParts, State};
 use axum::http::request::Parts;
@@ -32,7 +32,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-pub use crate::config::TELEMETRY_BATCHES_PER_IP_PER_MINUTE as BATCHES_PER_MINUTE;
+pub use crate::app::config::TELEMETRY_BATCHES_PER_IP_PER_MINUTE as BATCHES_PER_MINUTE;
 /// How often the retention sweep runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
@@ -108,7 +108,7 @@ impl FromRequestParts<AppState> for BatchQuota {
             return Ok(Self);
         };
         // An IPv6 host counts by its /64, as in `address_limits`.
-        let address = crate::address_limits::address_key(&client.ip);
+        let address = crate::auth::address_limits::address_key(&client.ip);
         limit
             .check(&address, state.now())
             .map_err(|refused| AppError {
@@ -125,7 +125,7 @@ impl FromRequestParts<AppState> for BatchQuota {
 
 /// Record CLI usage events (no authentication; see docs/telemetry.md).
 #[utoipa::path(post, path = "/api/telemetry", tag = "telemetry", request_body = TelemetryBatch,
-    responses((status = 200, body = TelemetryReceipt), crate::openapi::JsonBodyRejected,
+    responses((status = 200, body = TelemetryReceipt), crate::http::openapi::JsonBodyRejected,
         (status = 429, body = ErrorBody, description = "`rate_limited`: too many batches from this client address (per server instance; 60 a minute by default)",
             headers(("Retry-After" = u64, description = "Seconds until a batch from this address is accepted again")))))]
 async fn record_events(
@@ -426,6 +426,22 @@ fn table(out: &mut fmt::Formatter<'_>, header: &[&str], rows: &[Vec<String>]) ->
     Ok(())
 }
 
+/// A section of the report: a blank line and its heading, then its table,
+/// or `none`.
+fn section(
+    out: &mut fmt::Formatter<'_>,
+    heading: &str,
+    headers: &[&str],
+    rows: &[Vec<String>],
+) -> fmt::Result {
+    writeln!(out, "\n{heading}")?;
+    if rows.is_empty() {
+        writeln!(out, "  none")
+    } else {
+        table(out, headers, rows)
+    }
+}
+
 impl fmt::Display for Report {
     fn fmt(&self, out: &mut fmt::Formatter<'_>) -> fmt::Result {
         let day_word = if self.days == 1 { "day" } else { "days" };
@@ -475,56 +491,55 @@ impl fmt::Display for Report {
             )?;
         }
 
-        writeln!(out, "\nLogin failure reasons")?;
-        if self.failure_reasons.is_empty() {
-            writeln!(out, "  none")?;
-        } else {
-            let rows: Vec<Vec<String>> = self
-                .failure_reasons
-                .iter()
-                .map(|(reason, n)| vec![reason.clone(), n.to_string(), percent(*n, failed)])
-                .collect();
-            table(out, &["reason", "count", "share"], &rows)?;
-        }
+        let reasons: Vec<Vec<String>> = self
+            .failure_reasons
+            .iter()
+            .map(|(reason, n)| vec![reason.clone(), n.to_string(), percent(*n, failed)])
+            .collect();
+        section(
+            out,
+            "Login failure reasons",
+            &["reason", "count", "share"],
+            &reasons,
+        )?;
 
-        writeln!(out, "\nMost used commands")?;
-        if self.commands.is_empty() {
-            writeln!(out, "  none")?;
-        } else {
-            let rows: Vec<Vec<String>> = self
-                .commands
-                .iter()
-                .map(|(command, runs, failed, total_ms)| {
-                    vec![
-                        command.clone(),
-                        runs.to_string(),
-                        percent(*failed, *runs),
-                        (total_ms / runs.max(&1)).to_string(),
-                    ]
-                })
-                .collect();
-            table(out, &["command", "runs", "failed", "mean ms"], &rows)?;
-        }
+        let commands: Vec<Vec<String>> = self
+            .commands
+            .iter()
+            .map(|(command, runs, failed, total_ms)| {
+                vec![
+                    command.clone(),
+                    runs.to_string(),
+                    percent(*failed, *runs),
+                    (total_ms / runs.max(&1)).to_string(),
+                ]
+            })
+            .collect();
+        section(
+            out,
+            "Most used commands",
+            &["command", "runs", "failed", "mean ms"],
+            &commands,
+        )?;
 
-        writeln!(out, "\nAPI errors")?;
-        if self.api_errors.is_empty() {
-            writeln!(out, "  none")?;
-        } else {
-            let rows: Vec<Vec<String>> = self
-                .api_errors
-                .iter()
-                .map(|(endpoint, status, code, n)| {
-                    vec![
-                        endpoint.clone(),
-                        status.to_string(),
-                        code.clone().unwrap_or_else(|| "-".to_owned()),
-                        n.to_string(),
-                    ]
-                })
-                .collect();
-            table(out, &["endpoint", "status", "error", "count"], &rows)?;
-        }
-        Ok(())
+        let errors: Vec<Vec<String>> = self
+            .api_errors
+            .iter()
+            .map(|(endpoint, status, code, n)| {
+                vec![
+                    endpoint.clone(),
+                    status.to_string(),
+                    code.clone().unwrap_or_else(|| "-".to_owned()),
+                    n.to_string(),
+                ]
+            })
+            .collect();
+        section(
+            out,
+            "API errors",
+            &["endpoint", "status", "error", "count"],
+            &errors,
+        )
     }
 }
 

@@ -7,6 +7,9 @@
 //! let server = TestServer::start(Engine::Sqlite).await;
 //! let alice = server.register("Alice").await;
 //! let pat = alice.create_pat("ci", None).await;
+//! // People in a mesh, in one call: accounts, PATs, machine keys, member ids.
+//! let mesh = server.mesh(&["Ada", "Ben"]).await;
+//! let ben = mesh.member("Ben");
 //! # }
 //! ```
 //!
@@ -22,9 +25,10 @@
     reason = "a test harness: a failure stops the test"
 )]
 
-use claudemesh_api::wire::{AccountResponse, CreatedPat, UserSummary};
+use claudemesh_api::wire::{AccountResponse, MeshRole};
 use claudemesh_server::clock::ManualClock;
 use claudemesh_server::{Application, Config};
+use reqwest::cookie::Jar;
 use reqwest::header::{HeaderMap, HeaderValue, ORIGIN};
 use serde_json::{Value, json};
 use sqlx::{Connection, Executor, PgConnection};
@@ -35,9 +39,13 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 pub use claudemesh_server::clock::ManualClock as Clock;
+pub use mesh::{Member, Mesh, MeshOptions, member_id};
 pub use smtp::{ReceivedMail, SmtpSink, outbox};
+pub use user::TestUser;
 
+mod mesh;
 mod smtp;
+mod user;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -105,7 +113,7 @@ pub struct TestServer {
     pub clock: Arc<ManualClock>,
     pub engine: Engine,
     config: Config,
-    state: Option<claudemesh_server::state::AppState>,
+    state: Option<claudemesh_server::app::state::AppState>,
     running: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     pg_database: Option<String>,
     _data_dir: TempDir,
@@ -206,7 +214,7 @@ impl TestServer {
     }
 
     /// The running server's state, for tests that look into the database.
-    pub fn state(&self) -> &claudemesh_server::state::AppState {
+    pub fn state(&self) -> &claudemesh_server::app::state::AppState {
         self.state.as_ref().expect("the server has started")
     }
 
@@ -216,6 +224,11 @@ impl TestServer {
             .fetch_all(self.state().pool())
             .await
             .expect("read the audit log")
+    }
+
+    /// Whether the audit log has an `event`.
+    pub async fn audited(&self, event: &str) -> bool {
+        self.audit_events().await.iter().any(|(e, _, _)| e == event)
     }
 
     /// The server configuration (for tests that start a second instance).
@@ -246,13 +259,18 @@ impl TestServer {
 
     /// A fresh browser-like client: keeps cookies, sends this site's Origin.
     pub fn browser(&self) -> reqwest::Client {
+        self.browser_with(Arc::new(Jar::default()))
+    }
+
+    /// A browser-like client keeping its cookies in `cookies`.
+    fn browser_with(&self, cookies: Arc<Jar>) -> reqwest::Client {
         let mut headers = HeaderMap::new();
         headers.insert(
             ORIGIN,
             HeaderValue::from_str(&self.base_url).expect("origin header"),
         );
         reqwest::Client::builder()
-            .cookie_store(true)
+            .cookie_provider(cookies)
             .default_headers(headers)
             .build()
             .expect("http client")
@@ -263,7 +281,8 @@ impl TestServer {
         static COUNTER: AtomicUsize = AtomicUsize::new(0);
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let email = format!("{}.{n}@example.com", name.to_lowercase().replace(' ', "."));
-        let browser = self.browser();
+        let cookies = Arc::new(Jar::default());
+        let browser = self.browser_with(cookies.clone());
         let response = browser
             .post(self.url("/api/auth/register"))
             .json(&json!({ "email": email, "password": DEFAULT_PASSWORD, "name": name }))
@@ -277,8 +296,33 @@ impl TestServer {
             email,
             password: DEFAULT_PASSWORD.into(),
             browser,
+            cookies,
             base_url: self.base_url.clone(),
         }
+    }
+
+    /// A mesh called `Team` of one new account per name, each a member with
+    /// a machine key of their own; the first created it (its admin).
+    pub async fn mesh(&self, names: &[&str]) -> Mesh {
+        self.mesh_with(names, MeshOptions::default()).await
+    }
+
+    /// [`TestServer::mesh`] with another name or more admins.
+    pub async fn mesh_with(&self, names: &[&str], options: MeshOptions) -> Mesh {
+        let (first, others) = names.split_first().expect("a mesh has a member");
+        let creator = self.register(first).await;
+        let mut mesh =
+            Mesh::create(&self.base_url, self.clock.clone(), creator, &options.name).await;
+        for name in others {
+            let user = self.register(name).await;
+            let role = if options.admins.iter().any(|admin| admin == name) {
+                MeshRole::Admin
+            } else {
+                MeshRole::Member
+            };
+            mesh.join(&user, role).await;
+        }
+        mesh
     }
 }
 
@@ -315,7 +359,7 @@ async fn create_pg_database() -> (String, String) {
         "claudemesh_test_{}_{}_{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst),
-        claudemesh_server::ids::random_base32::<4>()
+        claudemesh_server::db::ids::random_base32::<4>()
     );
     let mut admin = PgConnection::connect(&admin_url)
         .await
@@ -332,55 +376,4 @@ async fn create_pg_database() -> (String, String) {
         .rsplit_once('/')
         .map_or(admin_url.as_str(), |(base, _)| base);
     (format!("{base}/{name}"), name)
-}
-
-/// A registered account with a signed-in browser.
-pub struct TestUser {
-    pub user: UserSummary,
-    pub email: String,
-    pub password: String,
-    /// Cookie-carrying client with this site's Origin.
-    pub browser: reqwest::Client,
-    base_url: String,
-}
-
-impl TestUser {
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base_url)
-    }
-
-    /// Approves a device code from the signed-in browser.
-    pub async fn approve(&self, user_code: &str) -> reqwest::Response {
-        self.browser
-            .post(self.url(&format!("/api/auth/cli/device-code/{user_code}/approve")))
-            .send()
-            .await
-            .expect("approve request")
-    }
-
-    pub async fn deny(&self, user_code: &str) -> reqwest::Response {
-        self.browser
-            .post(self.url(&format!("/api/auth/cli/device-code/{user_code}/deny")))
-            .send()
-            .await
-            .expect("deny request")
-    }
-
-    /// Creates a PAT from the browser session. `expires_in_days`: `None` for
-    /// the default, `Some(Value::Null)` for never.
-    pub async fn create_pat(&self, name: &str, expires_in_days: Option<Value>) -> CreatedPat {
-        let mut body = json!({ "name": name });
-        if let Some(days) = expires_in_days {
-            body["expires_in_days"] = days;
-        }
-        let response = self
-            .browser
-            .post(self.url("/api/my/cli/tokens"))
-            .json(&body)
-            .send()
-            .await
-            .expect("create PAT request");
-        assert_eq!(response.status(), 201, "create PAT");
-        response.json().await.expect("created PAT body")
-    }
 }

@@ -15,7 +15,7 @@ use crate::base::output::{Mark, Output};
 use crate::base::when;
 use crate::cli::InboxArgs;
 use crate::context::Context;
-use crate::session::{self, Interrupt, MeshSession};
+use crate::session::{self, Interrupt, MeshSession, SessionKind};
 use crate::stores::config_store::JoinedMesh;
 use claudemesh_api::broker::{BrokerErrorCode, MessageKind, Peer, Priority};
 use claudemesh_client::{Event, Received};
@@ -76,7 +76,7 @@ pub fn run(args: &InboxArgs, ctx: &Context) -> CliResult<()> {
     let (account, mesh) = session::account_and_mesh(ctx, args.mesh.as_deref(), "inbox")?;
     let runtime = session::runtime()?;
     if args.follow {
-        runtime.block_on(follow(&ctx.out, &account.server, &mesh))
+        runtime.block_on(follow(&ctx.out, &account.server, &mesh, args.verbose))
     } else {
         runtime.block_on(read(&ctx.out, &account.server, &mesh))
     }
@@ -85,7 +85,7 @@ pub fn run(args: &InboxArgs, ctx: &Context) -> CliResult<()> {
 /// What is waiting, and what comes until things are quiet.
 async fn read(out: &Output, server: &str, mesh: &JoinedMesh) -> CliResult<()> {
     let mut interrupt = Interrupt::listen()?;
-    let session = MeshSession::connect(server, mesh, session::SHORT_LIFETIME).await?;
+    let session = MeshSession::connect(server, mesh, SessionKind::OneOff).await?;
     let mut received: Vec<Received> = Vec::new();
     let mut failure = None;
     let mut quiet_from = Instant::now() + QUIET;
@@ -140,12 +140,13 @@ async fn read(out: &Output, server: &str, mesh: &JoinedMesh) -> CliResult<()> {
     failure.map_or(Ok(()), Err)
 }
 
-/// Every message as it comes, until Ctrl-C or the connection ends.
-async fn follow(out: &Output, server: &str, mesh: &JoinedMesh) -> CliResult<()> {
+/// Every message as it comes, until Ctrl-C or the connection ends; on
+/// stderr, the sessions that come and go (see [`worth_showing`]).
+async fn follow(out: &Output, server: &str, mesh: &JoinedMesh, verbose: bool) -> CliResult<()> {
     let mut interrupt = Interrupt::listen()?;
-    let mut session = MeshSession::connect(server, mesh, session::FOLLOW_LIFETIME).await?;
-    let mut names = names_of(&session.client.welcome().peers);
+    let mut session = MeshSession::connect(server, mesh, SessionKind::Follower).await?;
     let me = session.client.welcome().member_id.clone();
+    let mut shown = shown_sessions(&session.client.welcome().peers, &me, verbose);
     out.success(format!(
         "Connected to {} as {}; waiting for messages (Ctrl-C to stop)",
         mesh.slug,
@@ -172,18 +173,18 @@ async fn follow(out: &Output, server: &str, mesh: &JoinedMesh) -> CliResult<()> 
                     return Ok(());
                 }
             }
-            Some(Event::PeerJoined(peer)) => {
+            Some(Event::PeerJoined(peer)) if worth_showing(&peer, &me, verbose) => {
                 out.change(
                     Mark::Added,
                     format!("{} connected{}", who(&peer, &me), role_of(&peer)),
                 );
-                names.insert(peer.session_key.clone(), who(&peer, &me));
+                shown.insert(peer.session_key.clone(), who(&peer, &me));
             }
+            Some(Event::PeerJoined(_)) => {}
             Some(Event::PeerLeft(session_key)) => {
-                let name = names
-                    .remove(&session_key)
-                    .unwrap_or_else(|| session_key.chars().take(8).collect());
-                out.change(Mark::Removed, format!("{name} left"));
+                if let Some(name) = shown.remove(&session_key) {
+                    out.change(Mark::Removed, format!("{name} left"));
+                }
             }
             Some(Event::PeerUpdated(peer)) => {
                 let summary = session::printable(&peer.summary).replace('\n', " ");
@@ -204,8 +205,8 @@ async fn follow(out: &Output, server: &str, mesh: &JoinedMesh) -> CliResult<()> 
             }) => {
                 // The broker holds a session to its attestation: attest the
                 // same session key again and carry on.
-                session = session.reconnect(session::FOLLOW_LIFETIME).await?;
-                names = names_of(&session.client.welcome().peers);
+                session = session.reconnect().await?;
+                shown = shown_sessions(&session.client.welcome().peers, &me, verbose);
             }
             Some(Event::Closed { code, message }) => return Err(session.closed(code, &message)),
             None => return Err(session.closed(None, "")),
@@ -213,10 +214,21 @@ async fn follow(out: &Output, server: &str, mesh: &JoinedMesh) -> CliResult<()> 
     }
 }
 
-fn names_of(peers: &[Peer]) -> HashMap<String, String> {
+/// Whether a session's coming and going is worth a line: long-lived ones
+/// (a launched Claude Code, another `inbox --follow`) are; one-off commands
+/// (`peers`, `send`, `inbox`) are plumbing, shown only with `--verbose`, and
+/// never one's own.
+fn worth_showing(peer: &Peer, me: &str, verbose: bool) -> bool {
+    peer.role != session::ONE_OFF_ROLE || (verbose && peer.member_id != me)
+}
+
+/// The sessions whose leaving will be shown, by session key, with the name
+/// to show.
+fn shown_sessions(peers: &[Peer], me: &str, verbose: bool) -> HashMap<String, String> {
     peers
         .iter()
-        .map(|p| (p.session_key.clone(), p.display_name.clone()))
+        .filter(|p| worth_showing(p, me, verbose))
+        .map(|p| (p.session_key.clone(), who(p, me)))
         .collect()
 }
 

@@ -30,7 +30,7 @@ use crate::cli::{JoinArgs, LaunchArgs};
 use crate::context::{Account, Context};
 use crate::session;
 use crate::stores::config_store::JoinedMesh;
-use crate::stores::session_dir::{self, MCP_SERVER_NAME, SessionDir, SessionFile};
+use crate::stores::session_dir::{self, MCP_SERVER_NAME, MessageMode, SessionDir, SessionFile};
 use claudemesh_api::Slug;
 use claudemesh_api::broker::{is_clean_label, is_group_name};
 use claudemesh_api::e2e::{self, KeyPair};
@@ -340,6 +340,27 @@ fn start(ctx: &Context, plan: &Plan, claude: &Path, args: &LaunchArgs) -> CliRes
              and Claude Code will act on it without asking you.",
         );
     }
+    let file = session_file(plan, args.message_mode)?;
+    let exe = std::env::current_exe()
+        .map_err(|err| CliError::failure(format!("Cannot find the claudemesh binary: {err}")))?;
+    let dir = SessionDir::create(&ctx.config_dir, &file, &exe)?;
+    ctx.out.success(format!(
+        "Launching Claude Code in {} as {}",
+        plan.mesh.slug, plan.display_name
+    ));
+    let mut command = Command::new(claude);
+    command
+        .args(claude_args(&dir.mcp_config_path(), args))
+        .env(session_dir::CONFIG_DIR_ENV, &dir.path)
+        .env(DISPLAY_NAME_ENV, &plan.display_name);
+    let result = run_child(command);
+    dir.remove();
+    result.map_err(|err| CliError::failure(format!("Could not run {}: {err}", claude.display())))
+}
+
+/// The session a launch gives Claude Code: a fresh session key, attested by
+/// the member key of the plan's mesh for [`ATTEST_FOR_MS`].
+pub fn session_file(plan: &Plan, message_mode: MessageMode) -> CliResult<SessionFile> {
     let member = KeyPair::from_secret_hex(&plan.mesh.secret_key).ok_or_else(|| {
         CliError::failure(format!(
             "The key of mesh `{}` in config.json is damaged",
@@ -365,7 +386,7 @@ fn start(ctx: &Context, plan: &Plan, claude: &Path, args: &LaunchArgs) -> CliRes
         display_name: plan.display_name.clone(),
         role: plan.role.clone(),
         groups: plan.groups.clone(),
-        message_mode: args.message_mode,
+        message_mode,
         session_secret_key: session_key.secret_hex(),
         session_public_key: session_key.public_hex(),
         attestation_expires_at: expires_at,
@@ -373,21 +394,7 @@ fn start(ctx: &Context, plan: &Plan, claude: &Path, args: &LaunchArgs) -> CliRes
         launcher_pid: std::process::id(),
         created_at: when::now_rfc3339(),
     };
-    let exe = std::env::current_exe()
-        .map_err(|err| CliError::failure(format!("Cannot find the claudemesh binary: {err}")))?;
-    let dir = SessionDir::create(&ctx.config_dir, &file, &exe)?;
-    ctx.out.success(format!(
-        "Launching Claude Code in {} as {}",
-        plan.mesh.slug, plan.display_name
-    ));
-    let mut command = Command::new(claude);
-    command
-        .args(claude_args(&dir.mcp_config_path(), args))
-        .env(session_dir::CONFIG_DIR_ENV, &dir.path)
-        .env(DISPLAY_NAME_ENV, &plan.display_name);
-    let result = run_child(command);
-    dir.remove();
-    result.map_err(|err| CliError::failure(format!("Could not run {}: {err}", claude.display())))
+    Ok(file)
 }
 
 /// Runs Claude Code with this terminal until it exits. In a terminal, Ctrl-C

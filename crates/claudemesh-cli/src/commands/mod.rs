@@ -5,6 +5,7 @@
 
 pub mod completions;
 pub mod create;
+pub mod doctor;
 pub mod inbox;
 pub mod invite;
 pub mod join;

@@ -7,7 +7,7 @@ use crate::base::exit::CliResult;
 use crate::base::when;
 use crate::cli::PeersArgs;
 use crate::context::Context;
-use crate::session::{self, MeshSession};
+use crate::session::{self, MeshSession, SessionKind};
 use claudemesh_api::broker::{MemberKeys, Peer};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -38,7 +38,7 @@ pub fn run(args: &PeersArgs, ctx: &Context) -> CliResult<()> {
     let (account, mesh) = session::account_and_mesh(ctx, args.mesh.as_deref(), "peers")?;
     let out = &ctx.out;
     let (peers, members, me) = session::runtime()?.block_on(async {
-        let session = MeshSession::connect(&account.server, &mesh, session::SHORT_LIFETIME).await?;
+        let session = MeshSession::connect(&account.server, &mesh, SessionKind::OneOff).await?;
         let listed = session.client.peers().await;
         let me = session.client.welcome().member_id.clone();
         let listed = listed.map_err(|err| session.error(&err));

@@ -7,7 +7,7 @@ use crate::base::exit::{CliError, CliResult};
 use crate::base::when;
 use crate::cli::SendArgs;
 use crate::context::Context;
-use crate::session::{self, MeshSession};
+use crate::session::{self, MeshSession, SessionKind};
 use claudemesh_api::broker::{MAX_MESSAGE_BYTES, MessageKind};
 use claudemesh_client::Sent;
 use serde::Serialize;
@@ -38,7 +38,7 @@ pub fn run(args: &SendArgs, ctx: &Context) -> CliResult<()> {
     let priority = session::priority(args.priority);
 
     let (sent, ttl_seconds) = session::runtime()?.block_on(async {
-        let session = MeshSession::connect(&account.server, &mesh, session::SHORT_LIFETIME).await?;
+        let session = MeshSession::connect(&account.server, &mesh, SessionKind::OneOff).await?;
         let ttl = session.client.welcome().limits.message_ttl_seconds;
         let sent = session.client.send(target, &text, priority).await;
         let sent = sent.map_err(|err| session.error(&err));

@@ -8,35 +8,11 @@
 //! short waits are for something that must *not* come.
 
 use crate::harness::*;
-use crate::meshes::{DevMesh, alice_and_bob_in, machine, remove_member};
-use crate::messages::{lines_of, member_id};
-use serde_json::json;
-use std::process::ChildStdin;
 
 /// How long to wait for a notification that must not come.
 const NOTHING_COMES_WITHIN: Duration = Duration::from_millis(700);
 
 // ------------------------------------------------------------------ harness
-
-/// The test double of Claude Code, built by `cargo test` as an example of
-/// this package: `target/debug/examples/fake_claude` beside the test
-/// binary's `target/debug/deps/`.
-pub(super) fn fake_claude() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .map(|dir| dir.join("examples").join("fake_claude"))
-        .expect("the test binary lives in target/<profile>/deps");
-    assert!(
-        path.is_file(),
-        "the test double of Claude Code is missing at {}; `cargo test -p claudemesh-cli` \
-         builds it (a `--test cli` run alone does not: `cargo build -p claudemesh-cli \
-         --example fake_claude` first)",
-        path.display()
-    );
-    path
-}
 
 /// `claudemesh launch ARGS` with the double as Claude Code.
 fn launch_cmd(cli: &Cli, args: &[&str]) -> Invocation {
@@ -47,30 +23,18 @@ fn launch_cmd(cli: &Cli, args: &[&str]) -> Invocation {
     cmd
 }
 
-/// A launch whose Claude Code (the double) has started its MCP server.
-/// Dropping it closes the double's stdin (it then exits, stopping its MCP
-/// server) and kills launch.
+/// A launch whose Claude Code (the double) has started its MCP server,
+/// read line by line: the double's reports on stdout, launch's messages on
+/// stderr. Dropping it closes the double's stdin (it then exits, stopping
+/// its MCP server) and kills launch.
 struct Launched {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    stdout: mpsc::UnboundedReceiver<String>,
-    stderr: mpsc::UnboundedReceiver<String>,
-    seen_stdout: Vec<String>,
-    seen_stderr: Vec<String>,
+    run: Streaming,
     /// What the double reported as it started.
     started: Value,
     args: Value,
     mcp_config: Value,
     initialized: Value,
     tools: Value,
-}
-
-impl Drop for Launched {
-    fn drop(&mut self) {
-        drop(self.stdin.take());
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// How a launch ended.
@@ -85,22 +49,9 @@ struct Exited {
 impl Invocation {
     /// Starts launch with pipes on all three streams and waits until the
     /// double has reported its MCP server's tools.
-    async fn launch(mut self) -> Launched {
-        self.command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = self.command.spawn().expect("the claudemesh binary starts");
-        let stdin = child.stdin.take();
-        let stdout = lines_of(child.stdout.take().expect("stdout pipe"));
-        let stderr = lines_of(child.stderr.take().expect("stderr pipe"));
+    async fn launch(self) -> Launched {
         let mut launched = Launched {
-            child,
-            stdin,
-            stdout,
-            stderr,
-            seen_stdout: Vec::new(),
-            seen_stderr: Vec::new(),
+            run: self.stream_with_stdin(),
             started: Value::Null,
             args: Value::Null,
             mcp_config: Value::Null,
@@ -117,17 +68,6 @@ impl Invocation {
 }
 
 impl Launched {
-    fn context(&mut self) -> String {
-        while let Ok(line) = self.stderr.try_recv() {
-            self.seen_stderr.push(line);
-        }
-        format!(
-            "--- the double's reports so far\n{}\n--- launch's stderr so far\n{}",
-            self.seen_stdout.join("\n"),
-            self.seen_stderr.join("\n")
-        )
-    }
-
     /// The double's next report.
     async fn next(&mut self, what: &str) -> Value {
         self.next_within(what, SAFETY_LIMIT).await
@@ -135,13 +75,10 @@ impl Launched {
 
     /// The double's next report, within `limit`.
     async fn next_within(&mut self, what: &str, limit: Duration) -> Value {
-        match tokio::time::timeout(limit, self.stdout.recv()).await {
-            Ok(Some(line)) => {
-                self.seen_stdout.push(line.clone());
-                serde_json::from_str(&line)
-                    .unwrap_or_else(|err| panic!("not JSON ({err}): {line}\n{}", self.context()))
-            }
-            _ => panic!("the double never reported {what}\n{}", self.context()),
+        match self.run.stdout.next_within(limit).await {
+            Some(line) => serde_json::from_str(&line)
+                .unwrap_or_else(|err| panic!("not JSON ({err}): {line}\n{}", self.run.context())),
+            None => panic!("the double never reported {what}\n{}", self.run.context()),
         }
     }
 
@@ -149,14 +86,17 @@ impl Launched {
     async fn expect(&mut self, kind: &str) -> Value {
         let event = self.next(kind).await;
         if event["event"] != kind {
-            panic!("expected a {kind} event, got {event}\n{}", self.context());
+            panic!(
+                "expected a {kind} event, got {event}\n{}",
+                self.run.context()
+            );
         }
         event
     }
 
     /// Sends the double a command.
     fn send(&mut self, command: Value) {
-        let stdin = self.stdin.as_mut().expect("the double's stdin is open");
+        let stdin = self.run.stdin.as_mut().expect("the double's stdin is open");
         writeln!(stdin, "{command}").expect("write to the double");
         stdin.flush().expect("flush");
     }
@@ -173,7 +113,7 @@ impl Launched {
     async fn call_ok(&mut self, tool: &str, args: Value) -> String {
         let result = self.call(tool, args).await;
         if result["is_error"] != false {
-            panic!("{tool} failed: {result}\n{}", self.context());
+            panic!("{tool} failed: {result}\n{}", self.run.context());
         }
         result["text"].as_str().expect("a text").to_owned()
     }
@@ -203,7 +143,7 @@ impl Launched {
                 );
                 Some(params)
             }
-            _ => panic!("unexpected report {event}\n{}", self.context()),
+            _ => panic!("unexpected report {event}\n{}", self.run.context()),
         }
     }
 
@@ -220,7 +160,7 @@ impl Launched {
                 None => panic!(
                     "no notification {what}; passed over:\n{}\n{}",
                     passed.join("\n"),
-                    self.context()
+                    self.run.context()
                 ),
             }
         }
@@ -238,7 +178,10 @@ impl Launched {
                 return text;
             }
             if tokio::time::Instant::now() > deadline {
-                panic!("{name} never listed; last: {result}\n{}", self.context());
+                panic!(
+                    "{name} never listed; last: {result}\n{}",
+                    self.run.context()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -256,23 +199,7 @@ impl Launched {
     /// Waits for a stderr line of launch's (or its children's) that
     /// `wanted` accepts.
     async fn stderr_where(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-        if let Some(line) = self.seen_stderr.iter().find(|l| wanted(l)) {
-            return line.clone();
-        }
-        let found = tokio::time::timeout(SAFETY_LIMIT, async {
-            while let Some(line) = self.stderr.recv().await {
-                self.seen_stderr.push(line.clone());
-                if wanted(&line) {
-                    return Some(line);
-                }
-            }
-            None
-        })
-        .await;
-        match found {
-            Ok(Some(line)) => line,
-            _ => panic!("launch never printed {what}\n{}", self.context()),
-        }
+        self.run.stderr_where(what, wanted).await
     }
 
     /// Tells the double to exit with `code`; waits for launch to exit and
@@ -286,47 +213,17 @@ impl Launched {
     /// Sends launch a signal (`TERM`, `INT`, …), as a process manager or a
     /// closing terminal would.
     fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -{signal} failed");
+        self.run.signal(signal);
     }
 
     /// Waits for launch to exit and for every process it started to let go
     /// of its stdout and stderr.
     async fn finish(mut self, exiting: Value) -> Exited {
-        drop(self.stdin.take());
-        let status = tokio::time::timeout(SAFETY_LIMIT, async {
-            loop {
-                if let Some(status) = self.child.try_wait().expect("wait for launch") {
-                    return status;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("launch did not exit\n{}", self.context()));
-        let drained = tokio::time::timeout(SAFETY_LIMIT, async {
-            while let Some(line) = self.stdout.recv().await {
-                self.seen_stdout.push(line);
-            }
-            while let Some(line) = self.stderr.recv().await {
-                self.seen_stderr.push(line);
-            }
-        })
-        .await;
-        if drained.is_err() {
-            panic!(
-                "launch exited, but something it started still holds its output\n{}",
-                self.context()
-            );
-        }
+        let (code, stderr) = self.run.finish().await;
         Exited {
-            code: status.code().unwrap_or(-1),
+            code,
             exiting,
-            stderr: self.seen_stderr.join("\n"),
+            stderr,
         }
     }
 }
@@ -366,14 +263,8 @@ fn sorted_strings(value: &Value) -> Vec<String> {
 // ------------------------------------------------- two sessions, messages
 
 async fn two_launched_sessions_talk_through_the_mesh(engine: Engine) {
-    let DevMesh {
-        server,
-        alice: _alice,
-        bob: _bob,
-        alices,
-        bobs,
-    } = alice_and_bob_in(engine).await;
-    let alice_id = member_id(&alices, &server, "dev");
+    let DevMesh(_server, mesh, [alices, bobs]) = DevMesh::start(engine, ["Alice", "Bob"]).await;
+    let alice_id = &mesh.member("Alice").member_id;
     let mut a = launch_cmd(&alices, &["-y"]).launch().await;
 
     // Bob is offline: the message waits for him, and reaches the session
@@ -557,10 +448,7 @@ async fn two_launched_sessions_talk_through_the_mesh(engine: Engine) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn launch_passes_its_flags_so_that_a_prompt_stays_a_prompt() {
-    let server = server(Engine::Sqlite).await;
-    let alice = server.register("Alice").await;
-    let alices = machine(&server, &alice).await;
-    alices.cmd(["create", "Dev"]).run().await.expect_code(0);
+    let DevMesh(_server, _mesh, [alices]) = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
 
     let a = launch_cmd(&alices, &["-y", "--", "fix the flaky test"])
         .launch()
@@ -656,13 +544,8 @@ async fn launch_passes_its_flags_so_that_a_prompt_stays_a_prompt() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn inbox_mode_pushes_a_notice_and_off_mode_nothing() {
-    let DevMesh {
-        server: _server,
-        alice: _alice,
-        bob: _bob,
-        alices,
-        bobs,
-    } = alice_and_bob_in(Engine::Sqlite).await;
+    let DevMesh(_server, _mesh, [alices, bobs]) =
+        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
     let mut a = launch_cmd(&alices, &["-y"]).launch().await;
 
     // Inbox: a one-line notice, the text through check_messages.
@@ -741,10 +624,7 @@ async fn inbox_mode_pushes_a_notice_and_off_mode_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_directory_lives_as_long_as_claude_code() {
-    let server = server(Engine::Sqlite).await;
-    let alice = server.register("Alice").await;
-    let alices = machine(&server, &alice).await;
-    alices.cmd(["create", "Dev"]).run().await.expect_code(0);
+    let DevMesh(_server, _mesh, [alices]) = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
     let sessions = alices.config_dir.join("sessions");
 
     // A leftover of a launch that died: its launcher pid cannot exist.
@@ -774,7 +654,7 @@ async fn the_session_directory_lives_as_long_as_claude_code() {
     assert_eq!(session["mesh_slug"], "dev");
     assert_eq!(session["display_name"], "Alice");
     assert_eq!(session["message_mode"], "push");
-    assert_eq!(session["launcher_pid"], json!(a.child.id()));
+    assert_eq!(session["launcher_pid"], json!(a.run.child.id()));
 
     // A second launch sweeps the dead ones, not the live one.
     let b = launch_cmd(&alices, &["-y"]).launch().await;
@@ -815,10 +695,7 @@ async fn the_session_directory_lives_as_long_as_claude_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signal_to_launch_reaches_claude_code_and_the_directory_goes() {
-    let server = server(Engine::Sqlite).await;
-    let alice = server.register("Alice").await;
-    let alices = machine(&server, &alice).await;
-    alices.cmd(["create", "Dev"]).run().await.expect_code(0);
+    let DevMesh(_server, _mesh, [alices]) = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
 
     let a = launch_cmd(&alices, &["-y"]).launch().await;
     let dir = a.session_dir();
@@ -872,20 +749,13 @@ async fn launch_refuses_without_claude_code_or_a_login() {
 // ------------------------------------------------ removed from the mesh
 
 async fn a_removed_members_session_loses_the_mesh(engine: Engine) {
-    let DevMesh {
-        server,
-        alice,
-        bob: _bob,
-        alices,
-        bobs,
-    } = alice_and_bob_in(engine).await;
-    let bob_id = member_id(&bobs, &server, "dev");
+    let DevMesh(_server, mesh, [alices, bobs]) = DevMesh::start(engine, ["Alice", "Bob"]).await;
     let mut a = launch_cmd(&alices, &["-y"]).launch().await;
     let mut b = launch_cmd(&bobs, &["-y"]).launch().await;
     b.until_peer_listed("Alice").await;
     a.until_peer_listed("Bob").await;
 
-    remove_member(&server, &alice, "dev", &bob_id).await;
+    mesh.remove("Bob").await;
     let ended = b
         .notification_where("that the session ended", |p| {
             p["meta"]["event"] == "session_ended"

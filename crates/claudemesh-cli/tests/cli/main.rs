@@ -21,6 +21,8 @@ extern crate claudemesh_testkit;
 
 mod harness;
 
+mod doctor;
+mod first_steps;
 mod keyring;
 mod launch;
 mod login;

@@ -6,150 +6,13 @@
 //! limit, never a fixed sleep.
 
 use crate::harness::*;
-use crate::meshes::{DevMesh, alice_and_bob_in, invite_link, machine, remove_member};
-
-// ------------------------------------------------------------------ harness
-
-/// A CLI left running (`inbox --follow`), read line by line on both
-/// streams. Killed if the test ends (or fails) before it does.
-struct Streaming {
-    child: Child,
-    stdout: mpsc::UnboundedReceiver<String>,
-    stderr: mpsc::UnboundedReceiver<String>,
-    seen_stderr: Vec<String>,
-}
-
-impl Drop for Streaming {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Sends each line of `pipe` to a channel, from a thread of its own.
-pub(super) fn lines_of(pipe: impl Read + Send + 'static) -> mpsc::UnboundedReceiver<String> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-impl Invocation {
-    fn stream(mut self) -> Streaming {
-        self.command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = self.command.spawn().expect("the claudemesh binary starts");
-        let stdout = lines_of(child.stdout.take().expect("stdout pipe"));
-        let stderr = lines_of(child.stderr.take().expect("stderr pipe"));
-        Streaming {
-            child,
-            stdout,
-            stderr,
-            seen_stderr: Vec::new(),
-        }
-    }
-}
-
-impl Streaming {
-    /// The next line on stdout.
-    async fn stdout_line(&mut self, what: &str) -> String {
-        match tokio::time::timeout(SAFETY_LIMIT, self.stdout.recv()).await {
-            Ok(Some(line)) => line,
-            _ => panic!(
-                "the CLI never printed {what} on stdout\n--- stderr so far\n{}",
-                self.seen_stderr.join("\n")
-            ),
-        }
-    }
-
-    /// The next stdout line, as JSON.
-    async fn stdout_json(&mut self, what: &str) -> Value {
-        let line = self.stdout_line(what).await;
-        serde_json::from_str(&line).unwrap_or_else(|err| panic!("not JSON ({err}): {line}"))
-    }
-
-    /// Waits until the CLI prints a stderr line that `wanted` accepts.
-    async fn stderr_where(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-        let found = tokio::time::timeout(SAFETY_LIMIT, async {
-            while let Some(line) = self.stderr.recv().await {
-                self.seen_stderr.push(line.clone());
-                if wanted(&line) {
-                    return Some(line);
-                }
-            }
-            None
-        })
-        .await;
-        match found {
-            Ok(Some(line)) => line,
-            _ => panic!(
-                "the CLI never printed {what}\n--- stderr so far\n{}",
-                self.seen_stderr.join("\n")
-            ),
-        }
-    }
-
-    /// Ctrl-C.
-    fn interrupt(&self) {
-        let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -INT failed");
-    }
-
-    /// Waits for the exit; the exit code and the rest of stderr.
-    async fn finish(mut self) -> (i32, String) {
-        let status = tokio::time::timeout(SAFETY_LIMIT, async {
-            loop {
-                if let Some(status) = self.child.try_wait().expect("wait for the CLI") {
-                    return status;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await
-        .unwrap_or_else(|_| panic!("the CLI did not exit\n{}", self.seen_stderr.join("\n")));
-        while let Some(line) = self.stderr.recv().await {
-            self.seen_stderr.push(line);
-        }
-        (status.code().unwrap_or(-1), self.seen_stderr.join("\n"))
-    }
-}
-
-pub(super) fn member_id(cli: &Cli, server: &TestServer, slug: &str) -> String {
-    cli.local_mesh(server, slug)["member_id"]
-        .as_str()
-        .expect("a member id")
-        .to_owned()
-}
-
-fn args_cmd(cli: &Cli, args: &[&str]) -> Invocation {
-    let mut cmd = cli.cmd([]);
-    cmd.command.args(args);
-    cmd
-}
 
 // ------------------------------------------------ send, inbox, peers, follow
 
 async fn messages_wait_for_the_offline_and_reach_a_follower(engine: Engine) {
-    let DevMesh {
-        server,
-        alice: _alice,
-        bob: _bob,
-        alices,
-        bobs,
-    } = alice_and_bob_in(engine).await;
-    let alice_id = member_id(&alices, &server, "dev");
-    let bob_id = member_id(&bobs, &server, "dev");
+    let DevMesh(_server, mesh, [alices, bobs]) = DevMesh::start(engine, ["Alice", "Bob"]).await;
+    let alice_id = &mesh.member("Alice").member_id;
+    let bob_id = &mesh.member("Bob").member_id;
 
     // Alice has no session: the message is sealed for her machine and waits.
     let out = bobs
@@ -209,7 +72,8 @@ async fn messages_wait_for_the_offline_and_reach_a_follower(engine: Engine) {
     assert_eq!(out.stdout, "");
     assert_eq!(out.stderr, "No new messages in dev.\n");
 
-    // Alice follows; Bob sees her session, and she sees his come and go.
+    // Alice follows; Bob sees her session. Bob's one-off commands are
+    // plumbing: her follow shows his sessions that stay, not them.
     let mut follow = alices.cmd(["inbox", "--follow", "--json"]).stream();
     follow
         .stderr_where("that it is listening", |l| {
@@ -224,22 +88,40 @@ async fn messages_wait_for_the_offline_and_reach_a_follower(engine: Engine) {
         "only Alice's session, no one offline:\n{}",
         out.stdout
     );
-    assert!(lines[0].starts_with("SESSION   NAME   MEMBER  ROLE  GROUPS  STATUS  CONNECTED"));
+    assert!(lines[0].starts_with("SESSION   NAME   MEMBER  ROLE   GROUPS  STATUS  CONNECTED"));
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
         row[1..6],
-        ["Alice", "Alice", "cli", "-", "idle"],
+        ["Alice", "Alice", "inbox", "-", "idle"],
         "{}",
         lines[1]
     );
     assert_eq!(row[0].len(), 8);
     assert_eq!(out.stderr, "");
-    follow
-        .stderr_where("Bob connecting", |l| l == "+ Bob connected (cli)")
+    let mut bob_follows = bobs.cmd(["inbox", "--follow"]).stream();
+    bob_follows
+        .stderr_where("that it is listening", |l| {
+            l.starts_with("✔ Connected to dev as Bob")
+        })
         .await;
     follow
-        .stderr_where("Bob leaving", |l| l == "- Bob left")
+        .stderr_where("Bob's follower connecting", |l| {
+            l == "+ Bob connected (inbox)"
+        })
         .await;
+    drop(bob_follows);
+    follow
+        .stderr_where("Bob's follower leaving", |l| l == "- Bob left")
+        .await;
+    assert!(
+        !follow
+            .stderr
+            .seen
+            .iter()
+            .any(|l| l.contains("connected (cli)")),
+        "a one-off command was shown:\n{}",
+        follow.context()
+    );
 
     let json = bobs
         .cmd(["peers", "--json"])
@@ -254,7 +136,7 @@ async fn messages_wait_for_the_offline_and_reach_a_follower(engine: Engine) {
     assert_eq!(peers[0]["display_name"], "Alice");
     assert_eq!(peers[0]["member_name"], "Alice");
     assert_eq!(peers[0]["member_id"], alice_id.as_str());
-    assert_eq!(peers[0]["role"], "cli");
+    assert_eq!(peers[0]["role"], "inbox");
     assert_eq!(peers[0]["status"], "idle");
     assert_eq!(peers[0]["you"], false);
     assert_eq!(json["offline"], serde_json::json!([]));
@@ -286,26 +168,22 @@ async fn messages_wait_for_the_offline_and_reach_a_follower(engine: Engine) {
 
     // To everyone connected, and to the session by its key prefix.
     bobs.cmd(["send", "*", "deploying now", "--priority", "now"])
-        .run()
-        .await
-        .expect_code(0)
-        .stderr_has("✔ Sent to everyone connected to dev (1 session)\n");
+        .says(0, "✔ Sent to everyone connected to dev (1 session)\n")
+        .await;
     let got = follow.stdout_json("the broadcast").await;
     assert_eq!(got["text"], "deploying now");
     assert_eq!(got["kind"], "broadcast");
     assert_eq!(got["priority"], "now");
     bobs.cmd(["send", &session_prefix, "just this session"])
-        .run()
-        .await
-        .expect_code(0)
-        .stderr_has(&format!("✔ Sent to {session_prefix} (1 session)\n"));
+        .says(0, &format!("✔ Sent to {session_prefix} (1 session)\n"))
+        .await;
     assert_eq!(
         follow.stdout_json("the message to the session").await["text"],
         "just this session"
     );
 
     // Ctrl-C ends it, exit 0.
-    follow.interrupt();
+    follow.signal("INT");
     let (code, stderr) = follow.finish().await;
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.ends_with("Stopped listening to dev."), "{stderr}");
@@ -313,13 +191,8 @@ async fn messages_wait_for_the_offline_and_reach_a_follower(engine: Engine) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_lists_offline_members_and_your_own_sessions() {
-    let DevMesh {
-        server,
-        alice,
-        bob: _bob,
-        alices,
-        bobs,
-    } = alice_and_bob_in(Engine::Sqlite).await;
+    let DevMesh(server, mesh, [alices, bobs]) =
+        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
     let carol = server.register("Carol").await;
     let carols = machine(&server, &carol).await;
     let link = invite_link(&alices, ["invite"]).await;
@@ -335,12 +208,12 @@ async fn peers_lists_offline_members_and_your_own_sessions() {
     );
     assert_eq!(lines.len(), 3, "{}", out.stdout);
     assert!(lines[1].starts_with("Bob "), "{}", out.stdout);
-    assert!(lines[1].contains(&member_id(&bobs, &server, "dev")));
+    assert!(lines[1].contains(&mesh.member("Bob").member_id));
     assert!(lines[1].ends_with("member  1"), "{}", lines[1]);
     assert!(lines[2].starts_with("Carol "), "{}", out.stdout);
 
     // Another session of Alice's own is marked; Bob has one now too.
-    let laptop = machine(&server, &alice).await;
+    let laptop = machine(&server, &mesh.admin().user).await;
     let mut follow_own = laptop.cmd(["inbox", "--follow"]).stream();
     follow_own
         .stderr_where("that it is listening", |l| {
@@ -359,7 +232,7 @@ async fn peers_lists_offline_members_and_your_own_sessions() {
         .lines()
         .find(|l| l.contains("Alice (you)"))
         .unwrap_or_else(|| panic!("no own session:\n{}", out.stdout));
-    assert!(mine.contains(" cli "), "{mine}");
+    assert!(mine.contains(" inbox "), "{mine}");
     assert!(
         out.stdout
             .lines()
@@ -404,13 +277,8 @@ async fn peers_lists_offline_members_and_your_own_sessions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_targets_and_meshes_are_refused_with_their_exit_codes() {
-    let DevMesh {
-        server,
-        alice: _alice,
-        bob: _bob,
-        alices,
-        bobs,
-    } = alice_and_bob_in(Engine::Sqlite).await;
+    let DevMesh(server, mesh, [alices, bobs]) =
+        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
 
     // Nothing goes by that name: 5. An empty group, no one else connected: 5.
     let out = bobs.cmd(["send", "Zoe", "hi"]).run().await.expect_code(5);
@@ -420,32 +288,22 @@ async fn bad_targets_and_meshes_are_refused_with_their_exit_codes() {
     );
     assert_eq!(out.stdout, "");
     bobs.cmd(["send", "@ops", "hi"])
-        .run()
-        .await
-        .expect_code(5)
-        .stderr_has("✘ No one connected is in the group @ops\n");
+        .says(5, "✘ No one connected is in the group @ops\n")
+        .await;
     bobs.cmd(["send", "*", "hi"])
-        .run()
-        .await
-        .expect_code(5)
-        .stderr_has("✘ No one else is connected to this mesh\n");
+        .says(5, "✘ No one else is connected to this mesh\n")
+        .await;
     // Nothing to send: 3, before any connection.
     bobs.cmd(["send", "Alice", ""])
-        .run()
-        .await
-        .expect_code(3)
-        .stderr_has("✘ The message is empty\n");
+        .says(3, "✘ The message is empty\n")
+        .await;
     bobs.cmd(["send", "Alice", "-"])
         .stdin("\n")
-        .run()
-        .await
-        .expect_code(3)
-        .stderr_has("✘ The message is empty\n");
+        .says(3, "✘ The message is empty\n")
+        .await;
     bobs.cmd(["send", "Alice", &"x".repeat(16 * 1024 + 1)])
-        .run()
-        .await
-        .expect_code(3)
-        .stderr_has("at most 16384 can be sent");
+        .says(3, "at most 16384 can be sent")
+        .await;
     bobs.cmd(["send", "Alice", "hi", "--priority", "urgent"])
         .run()
         .await
@@ -460,27 +318,23 @@ async fn bad_targets_and_meshes_are_refused_with_their_exit_codes() {
         .run()
         .await
         .expect_code(0);
-    let alice_id = member_id(&alices, &server, "dev");
+    let alice_id = &mesh.member("Alice").member_id;
     let out = bobs.cmd(["send", "Alice", "hi"]).run().await.expect_code(3);
     out.stderr_has("✘ `Alice` names several members (")
-        .stderr_has(&alice_id)
+        .stderr_has(alice_id)
         .stderr_has("); use a member id\n");
-    bobs.cmd(["send", &alice_id, "hi", "--json"])
+    bobs.cmd(["send", alice_id, "hi", "--json"])
         .run()
         .await
         .expect_code(0);
 
     // Which mesh: not joined here is 5, a malformed slug 3, two joined 3.
     bobs.cmd(["peers", "--mesh", "nope"])
-        .run()
-        .await
-        .expect_code(5)
-        .stderr_has("✘ No mesh called `nope` is joined on this machine\n");
+        .says(5, "✘ No mesh called `nope` is joined on this machine\n")
+        .await;
     bobs.cmd(["inbox", "--mesh", "Not A Slug"])
-        .run()
-        .await
-        .expect_code(3)
-        .stderr_has("✘ Invalid --mesh \"Not A Slug\"");
+        .says(3, "✘ Invalid --mesh \"Not A Slug\"")
+        .await;
     bobs.cmd(["create", "Ops"]).run().await.expect_code(0);
     let out = bobs.cmd(["peers"]).run().await.expect_code(3);
     assert_eq!(
@@ -489,10 +343,8 @@ async fn bad_targets_and_meshes_are_refused_with_their_exit_codes() {
          Give one with --mesh, e.g. `claudemesh peers --mesh dev`.\n"
     );
     bobs.cmd(["peers", "--mesh", "ops"])
-        .run()
-        .await
-        .expect_code(0)
-        .stderr_has("No one else is connected to ops.\n");
+        .says(0, "No one else is connected to ops.\n")
+        .await;
 
     // No mesh joined on this machine: 5, with how to get one.
     let dan = server.register("Dan").await;
@@ -503,7 +355,7 @@ async fn bad_targets_and_meshes_are_refused_with_their_exit_codes() {
         vec!["inbox"],
         vec!["inbox", "--follow"],
     ] {
-        let out = args_cmd(&dans, &args).run().await.expect_code(5);
+        let out = dans.cmd_args(&args).run().await.expect_code(5);
         out.stderr_has("✘ No mesh is joined on this machine\n")
             .stderr_has("claudemesh create")
             .stderr_has("claudemesh join");
@@ -512,23 +364,14 @@ async fn bad_targets_and_meshes_are_refused_with_their_exit_codes() {
     // Not signed in: 2.
     let nobody = Cli::for_server(&server);
     for args in [vec!["peers"], vec!["send", "Alice", "hi"], vec!["inbox"]] {
-        args_cmd(&nobody, &args)
-            .run()
-            .await
-            .expect_code(2)
-            .stderr_has("✘ Not logged in\n");
+        nobody.cmd_args(&args).says(2, "✘ Not logged in\n").await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_refusals_and_lost_connections_map_to_exit_codes() {
-    let DevMesh {
-        mut server,
-        alice,
-        bob: _bob,
-        alices,
-        bobs,
-    } = alice_and_bob_in(Engine::Sqlite).await;
+    let DevMesh(mut server, mesh, [alices, bobs]) =
+        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
 
     // Sending too fast: 1, saying when to try again. (The burst is 10, the
     // rate 1 a second: a send takes well under that.)
@@ -547,13 +390,11 @@ async fn broker_refusals_and_lost_connections_map_to_exit_codes() {
     assert!(sent >= 10, "{sent} sent before the limit");
     alices
         .cmd(["inbox"])
-        .run()
-        .await
-        .expect_code(0)
-        .stderr_has(&format!("✔ {sent} messages in dev\n"));
+        .says(0, &format!("✔ {sent} messages in dev\n"))
+        .await;
 
     // Removed by an admin: 7, with a pointer to sync.
-    remove_member(&server, &alice, "dev", &member_id(&bobs, &server, "dev")).await;
+    mesh.remove("Bob").await;
     let out = bobs.cmd(["peers"]).run().await.expect_code(7);
     out.stderr_has("✘ This key belongs to no current member of this mesh\n")
         .stderr_has("Run `claudemesh sync`");
@@ -574,10 +415,8 @@ async fn broker_refusals_and_lost_connections_map_to_exit_codes() {
     );
     alices
         .cmd(["peers"])
-        .run()
-        .await
-        .expect_code(4)
-        .stderr_has("✘ Could not reach the claudemesh broker at ");
+        .says(4, "✘ Could not reach the claudemesh broker at ")
+        .await;
 }
 
 // ---------------------------------------------------------------- engines

@@ -294,7 +294,7 @@ async fn with_telemetry_off_nothing_is_recorded_or_sent() {
         [("CLAUDEMESH_TELEMETRY", "false")],
     ] {
         let cli = Cli::for_server(&server);
-        // Each afternoon's logout revokes its PAT.
+        // A PAT for each afternoon, as each would be a machine of its own.
         let pat = alice.create_pat("laptop", None).await;
         for out in busy_afternoon(&cli, &pat.token, &env).await {
             assert!(!out.stderr.contains("telemetry"), "{env:?}: {}", out.stderr);

@@ -18,13 +18,9 @@
 //! bounded by the safety limit; nothing waits a fixed time.
 
 use crate::harness::*;
-use crate::launch::fake_claude;
-use crate::meshes::machine;
 use expectrl::process::unix::WaitStatus;
 use expectrl::session::OsSession;
-use serde_json::json;
 use std::num::NonZeroU16;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::Instant;
 
@@ -501,39 +497,6 @@ fn strs(rows: &[String]) -> Vec<&str> {
     rows.iter().map(String::as_str).collect()
 }
 
-/// A mesh made through the API from `user`'s browser, with a key of the
-/// browser's own: its slug. No machine of the user's has joined it yet.
-async fn mesh_via_api(user: &TestUser, name: &str) -> String {
-    static SEED: AtomicU8 = AtomicU8::new(1);
-    let seed = [SEED.fetch_add(1, Ordering::SeqCst); 32];
-    let key = ed25519_dalek::SigningKey::from_bytes(&seed);
-    let public_key = data_encoding::HEXLOWER.encode(key.verifying_key().as_bytes());
-    let response = user
-        .browser
-        .post(user.url("/api/my/meshes"))
-        .json(&json!({"name": name, "public_key": public_key}))
-        .send()
-        .await
-        .expect("create a mesh");
-    assert_eq!(response.status(), 201, "create mesh {name}");
-    let mesh: Value = response.json().await.expect("the mesh");
-    mesh["slug"].as_str().expect("a slug").to_owned()
-}
-
-/// An invite link to `slug`, made through the API by `user`.
-async fn invite_via_api(user: &TestUser, slug: &str) -> String {
-    let response = user
-        .browser
-        .post(user.url(&format!("/api/my/meshes/{slug}/invites")))
-        .json(&json!({}))
-        .send()
-        .await
-        .expect("create an invite");
-    assert_eq!(response.status(), 201, "invite to {slug}");
-    let invite: Value = response.json().await.expect("the invite");
-    invite["url"].as_str().expect("a link").to_owned()
-}
-
 /// A session of the double that started: the session file launch wrote
 /// (read while the double runs), and the double's reports.
 struct Started {
@@ -694,9 +657,12 @@ async fn esc_q_and_ctrl_c_cancel_with_the_terminal_restored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pasted_token_signs_in_and_launches_claude_code() {
     let server = server(Engine::Sqlite).await;
-    let alice = server.register("Alice").await;
-    let slug = mesh_via_api(&alice, "Dev").await;
-    let pat = alice.create_pat("wizard", None).await;
+    // A mesh made in the browser: no machine of Alice's has joined it yet.
+    let dev = server
+        .mesh_with(&["Alice"], MeshOptions::named("Dev"))
+        .await;
+    let slug = &dev.slug;
+    let pat = dev.admin().user.create_pat("wizard", None).await;
     let cli = Cli::for_server(&server);
 
     let mut t = cli.on_terminal(&[]).start();
@@ -728,7 +694,7 @@ async fn a_pasted_token_signs_in_and_launches_claude_code() {
     assert_eq!(cli.auth_json()["source"], "pat");
 
     t.press(ENTER);
-    let started = launched(&mut t, &cli, &slug, "Alice");
+    let started = launched(&mut t, &cli, slug, "Alice");
     assert_eq!(started.session["role"], "");
     assert_eq!(started.args["prompt"], Value::Null);
     // Claude Code's exit code is the wizard's.
@@ -965,16 +931,9 @@ async fn off_a_terminal_it_prints_the_help_and_exits_3_without_waiting() {
         let stdin = child.stdin.take();
         let mut stdout = child.stdout.take().expect("stdout");
         let mut stderr = child.stderr.take().expect("stderr");
-        let deadline = Instant::now() + SAFETY_LIMIT;
-        let status = loop {
-            if let Some(status) = child.try_wait().expect("wait") {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("bare claudemesh off a terminal waited");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        let Some(status) = exit_of(&mut child).await else {
+            let _ = child.kill();
+            panic!("bare claudemesh off a terminal waited");
         };
         drop(stdin);
         let (mut out, mut err) = (String::new(), String::new());
@@ -999,16 +958,17 @@ async fn off_a_terminal_it_prints_the_help_and_exits_3_without_waiting() {
 async fn an_invite_link_joins_and_reaches_the_launch_screen_in_that_mesh() {
     let server = server(Engine::Sqlite).await;
     let alice = server.register("Alice").await;
-    let bob = server.register("Bob").await;
     let cli = machine(&server, &alice).await;
     // Alice has a mesh of her own: the one she was invited to is chosen
     // all the same, with no picker.
     cli.cmd(["create", "Dev"]).run().await.expect_code(0);
-    let slug = mesh_via_api(&bob, "Ops").await;
-    let link = invite_via_api(&bob, &slug).await;
+    let ops = server.mesh_with(&["Bob"], MeshOptions::named("Ops")).await;
+    let slug = &ops.slug;
+    let invite = ops.invite(json!({})).await;
+    let link = invite["url"].as_str().expect("a link");
     assert!(link.starts_with(&server.base_url), "{link}");
 
-    let mut t = cli.on_terminal(&[&link]).start();
+    let mut t = cli.on_terminal(&[link]).start();
     t.shows(&format!("✔ Joined Ops ({slug}) as member"));
     t.shows_rows(&strs(&status(
         "Alice",
@@ -1021,7 +981,7 @@ async fn an_invite_link_joins_and_reaches_the_launch_screen_in_that_mesh() {
     assert_eq!(cli.local_meshes(&server).len(), 2);
 
     t.press(ENTER);
-    let started = launched(&mut t, &cli, &slug, "Alice");
+    let started = launched(&mut t, &cli, slug, "Alice");
     assert_eq!(started.session["role"], "");
     exit_double(t, &started, 0)
         .expect_code(0)
@@ -1034,9 +994,10 @@ async fn an_invite_link_joins_and_reaches_the_launch_screen_in_that_mesh() {
 async fn a_fresh_install_signs_in_in_the_browser_joins_by_invite_and_launches() {
     let server = server(Engine::Sqlite).await;
     let alice = server.register("Alice").await;
-    let bob = server.register("Bob").await;
-    let slug = mesh_via_api(&bob, "Ops").await;
-    let link = invite_via_api(&bob, &slug).await;
+    let ops = server.mesh_with(&["Bob"], MeshOptions::named("Ops")).await;
+    let slug = &ops.slug;
+    let invite = ops.invite(json!({})).await;
+    let link = invite["url"].as_str().expect("a link");
     let cli = Cli::for_server(&server);
 
     // Join via invite URL: the link first, then the sign-in it needs.
@@ -1044,7 +1005,7 @@ async fn a_fresh_install_signs_in_in_the_browser_joins_by_invite_and_launches() 
     t.shows_menu(&WELCOME, WELCOME[0]);
     t.press("3");
     t.asks("Invite link");
-    t.type_line(&link);
+    t.type_line(link);
     // No display: the link and the code, no browser.
     let code = t.line_where("a user code", is_user_code_line);
     assert_eq!(alice.approve(code.trim()).await.status(), 200);
@@ -1058,7 +1019,7 @@ async fn a_fresh_install_signs_in_in_the_browser_joins_by_invite_and_launches() 
     t.shows_menu(&LAUNCH, "Continue");
     assert_eq!(cli.auth_json()["source"], "device-code");
     t.press(ENTER);
-    let started = launched(&mut t, &cli, &slug, "Alice");
+    let started = launched(&mut t, &cli, slug, "Alice");
     exit_double(t, &started, 0)
         .expect_code(0)
         .terminal_restored();

@@ -2,7 +2,7 @@
 //!
 //! Payloads are small (ids and presence, never ciphertext): an instance that
 //! hears of new messages reads the rows it needs. On SQLite there is one
-//! instance and events only ever go to [`super::Broker::apply`] directly.
+//! instance and events only ever go to [`super::service::Broker::apply`] directly.
 //! Notifications sent while an instance's listening connection is down are
 //! lost; when it reconnects, the broker resynchronises from the tables (see
 //! `Broker::resync`).

@@ -6,11 +6,14 @@
 //! honour (rate, size, an unknown recipient) gets an error frame carrying
 //! its `req`, and the session goes on.
 
-use super::hub::{CONN_QUEUE, ConnEvent, ConnHandle};
-use super::writer::NewMessage;
-use super::{Broker, BusEvent, frame, peer_of, store};
-use crate::ids::new_id;
-use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use super::bus::BusEvent;
+use super::hub::{CONN_QUEUE, ConnEvent, ConnHandle, frame};
+use super::service::Broker;
+use super::store::{self, NewMessage};
+use crate::db::ids::new_id;
+use axum::extract::State;
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::response::Response;
 use claudemesh_api::broker::{
     BrokerErrorCode as Code, ClientFrame, Hello, MAX_ATTESTATION_MS, MAX_FRAME_BYTES, MAX_GROUPS,
     MAX_MESSAGE_BYTES, MAX_SUMMARY_CHARS, MessageKind, Peer, PeerStatus, SendRequest, Sender,
@@ -53,6 +56,20 @@ fn refuse(code: Code, message: impl Into<String>) -> Refusal {
         message: message.into(),
         close: CLOSE_POLICY,
     }
+}
+
+/// Upgrades to a WebSocket and hands the socket to its connection task.
+pub async fn upgrade(State(broker): State<Broker>, ws: WebSocketUpgrade) -> Response {
+    ws
+        // Read past the protocol's limit, so an oversized frame gets a
+        // proper error frame before the close; far beyond it, the socket
+        // layer itself refuses.
+        .max_message_size(4 * claudemesh_api::broker::MAX_FRAME_BYTES)
+        .max_frame_size(4 * claudemesh_api::broker::MAX_FRAME_BYTES)
+        // Small buffers: most sessions are idle most of the time.
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(8 * 1024)
+        .on_upgrade(move |socket| serve(socket, broker))
 }
 
 pub async fn serve(mut socket: WebSocket, broker: Broker) {
@@ -99,7 +116,7 @@ fn random_bytes() -> [u8; 32] {
 }
 
 async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::Error> {
-    socket.send(Message::Text(super::frame(frame))).await
+    socket.send(Message::Text(super::hub::frame(frame))).await
 }
 
 async fn close(socket: &mut WebSocket, req: Option<u64>, refusal: Refusal) {
@@ -288,7 +305,7 @@ async fn admit(
         behind: AtomicBool::new(false),
     });
     let replaced = broker.hub.register(Arc::clone(&handle));
-    if !replaced.is_empty() || broker.engine == crate::db::Engine::Postgres {
+    if !replaced.is_empty() || broker.engine == crate::db::pool::Engine::Postgres {
         broker
             .publish(BusEvent::Kick {
                 session_key: hello.session_key.clone(),
@@ -784,5 +801,20 @@ async fn depart(broker: &Broker, session: &Session) {
         }
         Ok(false) => {}
         Err(err) => tracing::warn!(error = %err, "broker: cannot record a departure"),
+    }
+}
+
+/// The peer a hello describes (before it is stored).
+fn peer_of(hello: &claudemesh_api::broker::Hello, member_id: &str, connected_at: i64) -> Peer {
+    Peer {
+        session_key: hello.session_key.clone(),
+        member_id: member_id.to_owned(),
+        member_key: hello.member_key.clone(),
+        display_name: hello.display_name.clone(),
+        role: hello.role.clone(),
+        groups: hello.groups.clone(),
+        status: hello.status,
+        summary: hello.summary.clone(),
+        connected_at: crate::clock::rfc3339(connected_at),
     }
 }

@@ -7,7 +7,7 @@
 //! which owns its socket.
 
 use axum::extract::ws::Utf8Bytes;
-use claudemesh_api::broker::{BrokerErrorCode, Envelope};
+use claudemesh_api::broker::{BrokerErrorCode, Envelope, ServerFrame};
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
@@ -222,4 +222,9 @@ impl Hub {
     pub fn forget_directories(&self) {
         self.lock().directories.clear();
     }
+}
+
+/// A server frame as WebSocket text.
+pub fn frame(frame: &ServerFrame) -> Utf8Bytes {
+    Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_default())
 }

@@ -1,7 +1,10 @@
-//! The broker's tables: sessions (presence), messages and deliveries.
+//! The broker's tables: instances, sessions (presence), messages and
+//! deliveries. Every statement the broker runs on them is here.
 //!
-//! Reads happen here; writes of messages and acknowledgements go through
-//! [`super::writer`], which groups them into few transactions.
+//! New messages and acknowledgements are written by [`super::writer`],
+//! which groups them into few transactions and calls the statements below
+//! (on a SQLite file through its own rusqlite connection, see
+//! [`write_batch_direct`]; otherwise through the pool).
 
 use claudemesh_api::broker::{
     Attestation, DeliveryState, Envelope, KeyBox, MemberKeys, MessageKind, Peer, PeerStatus,
@@ -9,8 +12,41 @@ use claudemesh_api::broker::{
 };
 use sqlx::AnyPool;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::clock::rfc3339;
+
+/// A message to store: what the sender sent, with the broker's id.
+pub struct NewMessage {
+    pub id: String,
+    pub mesh_id: String,
+    pub from: Sender,
+    pub kind: claudemesh_api::broker::MessageKind,
+    pub group: Option<String>,
+    pub priority: claudemesh_api::broker::Priority,
+    pub body: SealedBody,
+    /// Each recipient key's box, with the member it belongs to.
+    pub deliveries: Vec<(KeyBox, String)>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+impl NewMessage {
+    /// The envelope one recipient gets.
+    pub fn envelope(&self, key: &KeyBox) -> Envelope {
+        Envelope {
+            id: self.id.clone(),
+            mesh_id: self.mesh_id.clone(),
+            kind: self.kind,
+            group: self.group.clone(),
+            priority: self.priority,
+            sent_at: rfc3339(self.created_at),
+            from: self.from.clone(),
+            body: self.body.clone(),
+            key: key.clone(),
+        }
+    }
+}
 
 /// A membership the hello proved: the member key belongs to it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -206,6 +242,15 @@ pub async fn delete_session(
         .execute(pool)
         .await?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Removes every session (on SQLite, at start: one instance only, so
+/// whatever sessions are recorded are from a process that is gone).
+pub async fn clear_sessions(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM broker_sessions")
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 /// An instance's heartbeat.
@@ -439,12 +484,193 @@ pub async fn message_status(
     ))
 }
 
+/// The columns of a `broker_messages` row, in the order the inserts bind them.
+const MESSAGE_COLUMNS: &str = "id, mesh_id, sender_member_id, sender_session_key, \
+    sender_member_key, sender_name, attestation_expires_at, attestation_signature, kind, \
+    group_name, priority, body_nonce, body, created_at, expires_at";
+const MESSAGE_COLUMN_COUNT: usize = 15;
+/// The columns of a `broker_deliveries` row, in the order the inserts bind them.
+const DELIVERY_COLUMNS: &str = "message_id, recipient_key, recipient_member_id, key_nonce, key_box";
+const DELIVERY_COLUMN_COUNT: usize = 5;
+
+/// The broker writer's own connection to a SQLite file (see
+/// [`super::writer`]): WAL, and a wait of up to five seconds for a lock.
+pub fn open_direct(path: std::path::PathBuf) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+    )?;
+    Ok(conn)
+}
+
+/// Writes one batch in one transaction on the writer's own SQLite
+/// connection: the messages with their deliveries, then the
+/// acknowledgements as (recipient key, message id, when).
+pub fn write_batch_direct(
+    conn: &mut rusqlite::Connection,
+    messages: &[Arc<NewMessage>],
+    acks: &[(String, String, i64)],
+) -> rusqlite::Result<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    {
+        let mut insert_message = tx.prepare_cached(&insert_sql(
+            "broker_messages",
+            MESSAGE_COLUMNS,
+            MESSAGE_COLUMN_COUNT,
+            1,
+            '?',
+        ))?;
+        let mut insert_delivery = tx.prepare_cached(&insert_sql(
+            "broker_deliveries",
+            DELIVERY_COLUMNS,
+            DELIVERY_COLUMN_COUNT,
+            1,
+            '?',
+        ))?;
+        for m in messages {
+            insert_message.execute(rusqlite::params![
+                m.id,
+                m.mesh_id,
+                m.from.member_id,
+                m.from.session_key,
+                m.from.member_key,
+                m.from.display_name,
+                m.from.attestation.expires_at,
+                m.from.attestation.signature,
+                m.kind.as_str(),
+                m.group,
+                m.priority.as_str(),
+                m.body.nonce,
+                m.body.ciphertext,
+                m.created_at,
+                m.expires_at,
+            ])?;
+            for (key, member_id) in &m.deliveries {
+                insert_delivery.execute(rusqlite::params![
+                    m.id, key.to, member_id, key.nonce, key.sealed
+                ])?;
+            }
+        }
+        let mut mark = tx.prepare_cached(
+            "UPDATE broker_deliveries SET delivered_at = ?1 \
+             WHERE recipient_key = ?2 AND message_id = ?3 AND delivered_at IS NULL",
+        )?;
+        for (key, id, at) in acks {
+            mark.execute(rusqlite::params![at, key, id])?;
+        }
+    }
+    tx.commit()
+}
+
+/// Inserts messages, as one multi-row statement.
+pub async fn insert_messages(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    messages: &[&NewMessage],
+) -> Result<(), sqlx::Error> {
+    let sql = insert_sql(
+        "broker_messages",
+        MESSAGE_COLUMNS,
+        MESSAGE_COLUMN_COUNT,
+        messages.len(),
+        '$',
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for m in messages {
+        query = query
+            .bind(&m.id)
+            .bind(&m.mesh_id)
+            .bind(&m.from.member_id)
+            .bind(&m.from.session_key)
+            .bind(&m.from.member_key)
+            .bind(&m.from.display_name)
+            .bind(m.from.attestation.expires_at)
+            .bind(&m.from.attestation.signature)
+            .bind(m.kind.as_str())
+            .bind(m.group.as_deref())
+            .bind(m.priority.as_str())
+            .bind(&m.body.nonce)
+            .bind(&m.body.ciphertext)
+            .bind(m.created_at)
+            .bind(m.expires_at);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Inserts deliveries (message, recipient key's box, recipient member), as
+/// one multi-row statement.
+pub async fn insert_deliveries(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    rows: &[(&NewMessage, &KeyBox, &String)],
+) -> Result<(), sqlx::Error> {
+    let sql = insert_sql(
+        "broker_deliveries",
+        DELIVERY_COLUMNS,
+        DELIVERY_COLUMN_COUNT,
+        rows.len(),
+        '$',
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (message, key, member_id) in rows {
+        query = query
+            .bind(&message.id)
+            .bind(&key.to)
+            .bind(*member_id)
+            .bind(&key.nonce)
+            .bind(&key.sealed);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Marks these (recipient key, message id) pairs delivered at `at`, as one
+/// statement.
+pub async fn mark_delivered(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    pairs: &[(&str, &str)],
+    at: i64,
+) -> Result<(), sqlx::Error> {
+    let values: Vec<String> = (0..pairs.len())
+        .map(|i| format!("(${}, ${})", 2 + 2 * i, 3 + 2 * i))
+        .collect();
+    let sql = format!(
+        "UPDATE broker_deliveries SET delivered_at = $1 WHERE delivered_at IS NULL \
+         AND (recipient_key, message_id) IN (VALUES {})",
+        values.join(", ")
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
+    for (key, id) in pairs {
+        query = query.bind(*key).bind(*id);
+    }
+    query.execute(&mut **tx).await?;
+    Ok(())
+}
+
 /// `$first, $first+1, …` for `count` values.
 pub fn placeholders(first: usize, count: usize) -> String {
+    numbered('$', first, count)
+}
+
+/// `{mark}first, {mark}first+1, …` for `count` values: `$n` for sqlx, `?n`
+/// for rusqlite.
+fn numbered(mark: char, first: usize, count: usize) -> String {
     (first..first + count)
-        .map(|n| format!("${n}"))
+        .map(|n| format!("{mark}{n}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// `INSERT INTO table (columns) VALUES (…), (…)`: `rows` rows of `count`
+/// numbered values each.
+fn insert_sql(table: &str, columns: &str, count: usize, rows: usize, mark: char) -> String {
+    let values: Vec<String> = (0..rows)
+        .map(|row| format!("({})", numbered(mark, row * count + 1, count)))
+        .collect();
+    format!(
+        "INSERT INTO {table} ({columns}) VALUES {}",
+        values.join(", ")
+    )
 }
 
 #[cfg(test)]
@@ -453,5 +679,22 @@ mod tests {
     fn placeholders_count_from_the_first() {
         assert_eq!(super::placeholders(3, 3), "$3, $4, $5");
         assert_eq!(super::placeholders(1, 0), "");
+    }
+
+    #[test]
+    fn inserts_number_their_rows_in_turn() {
+        assert_eq!(
+            super::insert_sql("broker_deliveries", super::DELIVERY_COLUMNS, 5, 1, '?'),
+            "INSERT INTO broker_deliveries (message_id, recipient_key, recipient_member_id, \
+             key_nonce, key_box) VALUES (?1, ?2, ?3, ?4, ?5)"
+        );
+        assert_eq!(
+            super::insert_sql("t", "a, b", 2, 2, '$'),
+            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
+        );
+        assert_eq!(
+            super::MESSAGE_COLUMNS.split(", ").count(),
+            super::MESSAGE_COLUMN_COUNT
+        );
     }
 }

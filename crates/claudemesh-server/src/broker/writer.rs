@@ -19,9 +19,9 @@
 //! figures with this writer.
 
 use super::bus::{self, BusEvent};
-use super::store::placeholders;
-use crate::db::Engine;
-use claudemesh_api::broker::{Envelope, KeyBox, SealedBody, Sender};
+use super::store::{self, NewMessage};
+use crate::db::pool::Engine;
+use claudemesh_api::broker::KeyBox;
 use sqlx::AnyPool;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -30,38 +30,6 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 512;
 /// Rows per multi-row statement (SQLite allows 32,766 parameters).
 const ROWS_PER_STATEMENT: usize = 200;
-
-/// A message to store: what the sender sent, with the broker's id.
-pub struct NewMessage {
-    pub id: String,
-    pub mesh_id: String,
-    pub from: Sender,
-    pub kind: claudemesh_api::broker::MessageKind,
-    pub group: Option<String>,
-    pub priority: claudemesh_api::broker::Priority,
-    pub body: SealedBody,
-    /// Each recipient key's box, with the member it belongs to.
-    pub deliveries: Vec<(KeyBox, String)>,
-    pub created_at: i64,
-    pub expires_at: i64,
-}
-
-impl NewMessage {
-    /// The envelope one recipient gets.
-    pub fn envelope(&self, key: &KeyBox) -> Envelope {
-        Envelope {
-            id: self.id.clone(),
-            mesh_id: self.mesh_id.clone(),
-            kind: self.kind,
-            group: self.group.clone(),
-            priority: self.priority,
-            sent_at: crate::clock::rfc3339(self.created_at),
-            from: self.from.clone(),
-            body: self.body.clone(),
-            key: key.clone(),
-        }
-    }
-}
 
 pub enum WriteOp {
     Insert(Arc<NewMessage>, oneshot::Sender<bool>),
@@ -91,7 +59,7 @@ impl Writer {
         stored: impl Fn(Vec<Arc<NewMessage>>) + Send + 'static,
     ) -> Self {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        let backend = match sqlite_file.map(open_sqlite) {
+        let backend = match sqlite_file.map(store::open_direct) {
             Some(Ok(conn)) => Backend::Sqlite(Arc::new(std::sync::Mutex::new(conn))),
             Some(Err(err)) => {
                 tracing::warn!(error = %err, "broker: direct SQLite writer unavailable; using the pool");
@@ -147,15 +115,6 @@ impl Writer {
 enum Backend {
     Pool(AnyPool, Engine),
     Sqlite(Arc<std::sync::Mutex<rusqlite::Connection>>),
-}
-
-fn open_sqlite(path: std::path::PathBuf) -> rusqlite::Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open(path)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    conn.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-    )?;
-    Ok(conn)
 }
 
 async fn run(
@@ -237,65 +196,13 @@ async fn write(backend: &Backend, instance_id: &str, ops: &[WriteOp]) -> Result<
             let conn = Arc::clone(conn);
             tokio::task::spawn_blocking(move || {
                 let mut conn = conn.lock().unwrap_or_else(|e| e.into_inner());
-                write_sqlite(&mut conn, &messages, &acks)
+                store::write_batch_direct(&mut conn, &messages, &acks)
             })
             .await
             .map_err(|err| err.to_string())?
             .map_err(|err| err.to_string())
         }
     }
-}
-
-fn write_sqlite(
-    conn: &mut rusqlite::Connection,
-    messages: &[Arc<NewMessage>],
-    acks: &[(String, String, i64)],
-) -> rusqlite::Result<()> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    {
-        let mut insert_message = tx.prepare_cached(
-            "INSERT INTO broker_messages (id, mesh_id, sender_member_id, sender_session_key, \
-             sender_member_key, sender_name, attestation_expires_at, attestation_signature, kind, \
-             group_name, priority, body_nonce, body, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?;
-        let mut insert_delivery = tx.prepare_cached(
-            "INSERT INTO broker_deliveries (message_id, recipient_key, recipient_member_id, \
-             key_nonce, key_box) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        for m in messages {
-            insert_message.execute(rusqlite::params![
-                m.id,
-                m.mesh_id,
-                m.from.member_id,
-                m.from.session_key,
-                m.from.member_key,
-                m.from.display_name,
-                m.from.attestation.expires_at,
-                m.from.attestation.signature,
-                m.kind.as_str(),
-                m.group,
-                m.priority.as_str(),
-                m.body.nonce,
-                m.body.ciphertext,
-                m.created_at,
-                m.expires_at,
-            ])?;
-            for (key, member_id) in &m.deliveries {
-                insert_delivery.execute(rusqlite::params![
-                    m.id, key.to, member_id, key.nonce, key.sealed
-                ])?;
-            }
-        }
-        let mut mark = tx.prepare_cached(
-            "UPDATE broker_deliveries SET delivered_at = ?1 \
-             WHERE recipient_key = ?2 AND message_id = ?3 AND delivered_at IS NULL",
-        )?;
-        for (key, id, at) in acks {
-            mark.execute(rusqlite::params![at, key, id])?;
-        }
-    }
-    tx.commit()
 }
 
 async fn write_pool(
@@ -313,7 +220,7 @@ async fn write_pool(
         .collect();
     let mut tx = pool.begin().await?;
     for chunk in messages.chunks(ROWS_PER_STATEMENT / 2) {
-        insert_messages(&mut tx, chunk).await?;
+        store::insert_messages(&mut tx, chunk).await?;
     }
     let deliveries: Vec<(&NewMessage, &KeyBox, &String)> = messages
         .iter()
@@ -324,7 +231,7 @@ async fn write_pool(
         })
         .collect();
     for chunk in deliveries.chunks(ROWS_PER_STATEMENT) {
-        insert_deliveries(&mut tx, chunk).await?;
+        store::insert_deliveries(&mut tx, chunk).await?;
     }
     // Every acknowledgement of the batch as (recipient key, message id)
     // pairs, a few hundred per statement.
@@ -345,7 +252,7 @@ async fn write_pool(
     });
     if let Some(at) = at {
         for chunk in acked.chunks(ROWS_PER_STATEMENT) {
-            mark_delivered(&mut tx, chunk, at).await?;
+            store::mark_delivered(&mut tx, chunk, at).await?;
         }
     }
     if engine == Engine::Postgres && !messages.is_empty() {
@@ -369,88 +276,4 @@ async fn write_pool(
         }
     }
     tx.commit().await
-}
-
-async fn insert_messages(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    messages: &[&NewMessage],
-) -> Result<(), sqlx::Error> {
-    const COLUMNS: usize = 15;
-    let rows: Vec<String> = (0..messages.len())
-        .map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS)))
-        .collect();
-    let sql = format!(
-        "INSERT INTO broker_messages (id, mesh_id, sender_member_id, sender_session_key, \
-         sender_member_key, sender_name, attestation_expires_at, attestation_signature, kind, \
-         group_name, priority, body_nonce, body, created_at, expires_at) VALUES {}",
-        rows.join(", ")
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for m in messages {
-        query = query
-            .bind(&m.id)
-            .bind(&m.mesh_id)
-            .bind(&m.from.member_id)
-            .bind(&m.from.session_key)
-            .bind(&m.from.member_key)
-            .bind(&m.from.display_name)
-            .bind(m.from.attestation.expires_at)
-            .bind(&m.from.attestation.signature)
-            .bind(m.kind.as_str())
-            .bind(m.group.as_deref())
-            .bind(m.priority.as_str())
-            .bind(&m.body.nonce)
-            .bind(&m.body.ciphertext)
-            .bind(m.created_at)
-            .bind(m.expires_at);
-    }
-    query.execute(&mut **tx).await?;
-    Ok(())
-}
-
-async fn insert_deliveries(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    rows: &[(&NewMessage, &KeyBox, &String)],
-) -> Result<(), sqlx::Error> {
-    const COLUMNS: usize = 5;
-    let values: Vec<String> = (0..rows.len())
-        .map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS)))
-        .collect();
-    let sql = format!(
-        "INSERT INTO broker_deliveries (message_id, recipient_key, recipient_member_id, key_nonce, \
-         key_box) VALUES {}",
-        values.join(", ")
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
-    for (message, key, member_id) in rows {
-        query = query
-            .bind(&message.id)
-            .bind(&key.to)
-            .bind(*member_id)
-            .bind(&key.nonce)
-            .bind(&key.sealed);
-    }
-    query.execute(&mut **tx).await?;
-    Ok(())
-}
-
-async fn mark_delivered(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    pairs: &[(&str, &str)],
-    at: i64,
-) -> Result<(), sqlx::Error> {
-    let values: Vec<String> = (0..pairs.len())
-        .map(|i| format!("(${}, ${})", 2 + 2 * i, 3 + 2 * i))
-        .collect();
-    let sql = format!(
-        "UPDATE broker_deliveries SET delivered_at = $1 WHERE delivered_at IS NULL \
-         AND (recipient_key, message_id) IN (VALUES {})",
-        values.join(", ")
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(at);
-    for (key, id) in pairs {
-        query = query.bind(*key).bind(*id);
-    }
-    query.execute(&mut **tx).await?;
-    Ok(())
 }

@@ -5,13 +5,14 @@
 //! (email shape, password length, one answer for a wrong password and an
 //! unknown email) are the same on both.
 
-use super::{Ctx, PageResult, safe_next};
-use crate::accounts;
-use crate::auth;
-use crate::error::AppError;
-use crate::http::ClientInfo;
-use crate::state::AppState;
-use crate::token_store;
+use super::ctx::{Ctx, PageResult};
+use crate::app::state::AppState;
+use crate::auth::accounts;
+use crate::auth::caller::{clear_session_cookie, end_browser_session, start_browser_session};
+use crate::auth::token_store;
+use crate::http::error::AppError;
+use crate::http::request::ClientInfo;
+use crate::text::format::safe_next;
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -105,11 +106,11 @@ async fn login(
     match accounts::check_credentials(&state, &client, &form.email, &form.password).await {
         Ok(user) => {
             if let Some(previous) = &ctx.user {
-                auth::end_browser_session(&state, &previous.session)
+                end_browser_session(&state, &previous.session)
                     .await
                     .map_err(|err| ctx.fail(err))?;
             }
-            let cookie = auth::start_browser_session(&state, &user.id)
+            let cookie = start_browser_session(&state, &user.id)
                 .await
                 .map_err(|err| ctx.fail(err))?;
             Ok(with_cookie(ctx.redirect(&next), &cookie))
@@ -236,7 +237,7 @@ async fn register(
         };
         match accounts::create_account(&state, &client, &request).await {
             Ok(user) => {
-                let cookie = auth::start_browser_session(&state, &user.id)
+                let cookie = start_browser_session(&state, &user.id)
                     .await
                     .map_err(|err| ctx.fail(err))?;
                 return Ok(with_cookie(ctx.redirect(&next), &cookie));
@@ -297,11 +298,11 @@ async fn logout(ctx: Ctx, form: Result<Form<CsrfForm>, FormRejection>) -> PageRe
     };
     if let Some(user) = &ctx.user {
         ctx.check_form(user, &form.csrf)?;
-        auth::end_browser_session(ctx.state(), &user.session)
+        end_browser_session(ctx.state(), &user.session)
             .await
             .map_err(|err| ctx.fail(err))?;
     }
-    let cookie = auth::clear_session_cookie(ctx.state());
+    let cookie = clear_session_cookie(ctx.state());
     Ok(with_cookie(
         ctx.redirect("/login?notice=signed-out"),
         &cookie,
@@ -346,11 +347,8 @@ async fn change_password(
     client: ClientInfo,
     form: Result<Form<PasswordForm>, FormRejection>,
 ) -> PageResult {
-    let user = ctx.require_user_then("/dashboard/settings/password")?;
-    let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form().into());
-    };
-    ctx.check_form(&user, &form.csrf)?;
+    let (user, form) =
+        ctx.signed_in_form("/dashboard/settings/password", form, |form| &form.csrf)?;
     let mut errors = Vec::new();
     let mut too_many = None;
     if form.new_password != form.repeat_password {

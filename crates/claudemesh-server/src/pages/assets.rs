@@ -1,7 +1,7 @@
 //! `/static/*`: the stylesheet, the two scripts and the icon, compiled into
 //! the binary (no build step, nothing to deploy beside it).
 
-use crate::state::AppState;
+use crate::app::state::AppState;
 use axum::Router;
 use axum::extract::Path;
 use axum::http::{StatusCode, header};

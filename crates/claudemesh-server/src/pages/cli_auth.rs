@@ -8,12 +8,14 @@
 //! state machine are the same. Each state of a code has its own page:
 //! unknown, expired, already used, and too many wrong tries.
 
-use super::{Ctx, Message, PageResult, format_clock, format_countdown, percent_encode};
+use super::ctx::{Ctx, PageResult};
+use super::message::Message;
+use crate::app::state::AppState;
+use crate::auth::device_codes::{self, Decision, DeviceCodeState, PendingRequest};
 use crate::clock::SECOND_MS;
-use crate::device_codes::{self, Decision, DeviceCodeState, PendingRequest};
-use crate::error::AppError;
-use crate::http::ClientInfo;
-use crate::state::AppState;
+use crate::http::error::AppError;
+use crate::http::request::ClientInfo;
+use crate::text::format::{format_clock, format_countdown, percent_encode};
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::http::StatusCode;

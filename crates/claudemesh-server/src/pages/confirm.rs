@@ -3,7 +3,7 @@
 //! changes anything; the page's form posts `hidden` and the CSRF token to
 //! `action`. Shared by the tokens page and the mesh page.
 
-use super::Ctx;
+use super::ctx::Ctx;
 use askama::Template;
 
 #[derive(Template)]

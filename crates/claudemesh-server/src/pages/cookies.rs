@@ -1,16 +1,13 @@
 //! The cookies the pages set: the language picked with `?lang=`, and the
 //! double-submit CSRF token of the sign-in and register forms (which have no
-//! session yet). Each is HttpOnly, SameSite=Lax, and Secure over https. The
-//! session cookie itself is the API's ([`crate::auth::SESSION_COOKIE`]).
+//! session yet). Each is HttpOnly, SameSite=Lax, and Secure over https
+//! ([`crate::http::cookies`], where the session cookie is too).
 
-use super::Ctx;
-use crate::i18n::LANG_COOKIE;
-use crate::ids::random_base32;
+use super::ctx::Ctx;
+use crate::db::ids::random_base32;
+use crate::http::cookies::{LANG_COOKIE, PRE_SESSION_COOKIE, set_cookie};
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
-
-/// The double-submit CSRF cookie of the sign-in and register forms.
-pub const PRE_SESSION_COOKIE: &str = "cm_csrf";
 
 impl Ctx {
     /// The double-submit token for a sign-in or register form (set as a
@@ -27,12 +24,12 @@ impl Ctx {
 
     /// A cookie of ours: HttpOnly, SameSite=Lax, Secure over https.
     pub fn cookie(&self, name: &str, value: &str, max_age_seconds: i64) -> String {
-        let secure = if self.state().settings.secure_cookies {
-            "; Secure"
-        } else {
-            ""
-        };
-        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age_seconds}{secure}")
+        set_cookie(
+            name,
+            value,
+            max_age_seconds,
+            self.state().settings.secure_cookies,
+        )
     }
 
     /// Adds the cookies this request asked for (language, form token).

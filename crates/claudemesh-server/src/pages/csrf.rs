@@ -1,14 +1,34 @@
 //! The pages' side of the CSRF rule: a form that changes something is
 //! accepted when it comes from our own origin or carries the expected token
-//! in its `csrf` field, exactly [`crate::csrf::allows`] (the API's rule);
+//! in its `csrf` field, exactly [`crate::auth::csrf::allows`] (the API's rule);
 //! refused, the person gets a page that says so and offers to retry.
 
-use super::{Ctx, Message, PageError};
-use crate::auth::BrowserCaller;
-use crate::csrf;
+use super::ctx::{Ctx, PageError};
+use super::message::Message;
+use crate::auth::caller::BrowserCaller;
+use crate::auth::csrf;
+use axum::Form;
+use axum::extract::rejection::FormRejection;
 use axum::http::StatusCode;
 
 impl Ctx {
+    /// What every form a signed-in person posts checks first: the user (else
+    /// sign in and come back to `next`), a readable form (else the bad-form
+    /// page), and its origin or the CSRF token `csrf` finds in it.
+    pub fn signed_in_form<F>(
+        &self,
+        next: &str,
+        form: Result<Form<F>, FormRejection>,
+        csrf: impl FnOnce(&F) -> &str,
+    ) -> Result<(BrowserCaller, F), PageError> {
+        let user = self.require_user_then(next)?;
+        let Ok(Form(form)) = form else {
+            return Err(self.bad_form().into());
+        };
+        self.check_form(&user, csrf(&form))?;
+        Ok((user, form))
+    }
+
     /// Accepts a signed-in form when it comes from our origin or carries the
     /// session's token.
     pub fn check_form(&self, user: &BrowserCaller, token: &str) -> Result<(), PageError> {

@@ -1,21 +1,47 @@
 //! [`Ctx`]: everything a page handler needs to know about the request (the
 //! language, the signed-in user, the query, what a form check needs), and
-//! the ways a handler answers (render a template, redirect, a message page,
-//! an error page).
+//! the ways a handler answers (render a template, redirect; the message and
+//! error pages are `message`'s). What a handler returns: [`PageResult`].
 
-use super::PageError;
-use super::cookies::PRE_SESSION_COOKIE;
-use super::message::{Message, MessagePage};
-use crate::auth::{self, BrowserCaller};
-use crate::error::AppError;
-use crate::format::{html_escape, percent_encode};
-use crate::i18n::{self, Lang};
-use crate::state::AppState;
+use crate::app::state::AppState;
+use crate::auth::caller::{self, BrowserCaller, Caller, Via};
+use crate::http::cookies::{PRE_SESSION_COOKIE, SESSION_COOKIE, cookie};
+use crate::http::error::AppError;
+use crate::text::format::{html_escape, percent_encode};
+use crate::text::i18n::{self, Lang};
 use askama::Template;
 use axum::extract::{FromRequestParts, Query};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use std::convert::Infallible;
+
+/// What a page handler returns: the page, or an early answer (a redirect to
+/// sign in, an error page) through `?`.
+pub type PageResult = Result<Response, PageError>;
+
+/// An early answer of a page handler: a finished response (boxed, it is big).
+pub struct PageError(Box<Response>);
+
+impl From<Response> for PageError {
+    fn from(response: Response) -> Self {
+        Self(Box::new(response))
+    }
+}
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+/// The API's caller for a signed-in browser, to call the functions shared
+/// with the JSON API ([`crate::meshes::mesh`], [`crate::meshes::invites`]).
+pub fn api_caller(user: &BrowserCaller) -> Caller {
+    Caller {
+        user: user.user.clone(),
+        via: Via::Cookie(user.session.clone()),
+    }
+}
 
 /// Everything a page handler needs to know about the request.
 pub struct Ctx {
@@ -50,11 +76,13 @@ impl FromRequestParts<AppState> for Ctx {
             .map(|(_, value)| value.as_str());
         let negotiated = i18n::negotiate(query_lang, &parts.headers);
         // A store failure (logged where it is converted) reads as signed out.
-        let user = match auth::cookie(&parts.headers, auth::SESSION_COOKIE) {
-            Some(raw) if !raw.is_empty() => auth::browser_session(state, raw).await.ok().flatten(),
+        let user = match cookie(&parts.headers, SESSION_COOKIE) {
+            Some(raw) if !raw.is_empty() => {
+                caller::browser_session(state, raw).await.ok().flatten()
+            }
             _ => None,
         };
-        let pre_session_token = auth::cookie(&parts.headers, PRE_SESSION_COOKIE)
+        let pre_session_token = cookie(&parts.headers, PRE_SESSION_COOKIE)
             .filter(|value| (16..=64).contains(&value.len()))
             .map(str::to_owned);
         Ok(Self {
@@ -165,7 +193,7 @@ impl Ctx {
     pub fn password_hint(&self) -> String {
         self.t_args(
             "password-hint",
-            &[("min", crate::accounts::MIN_PASSWORD_CHARS.into())],
+            &[("min", crate::auth::accounts::MIN_PASSWORD_CHARS.into())],
         )
     }
 
@@ -249,39 +277,5 @@ impl Ctx {
     pub fn redirect(&self, location: &str) -> Response {
         let location = HeaderValue::from_str(location).unwrap_or(HeaderValue::from_static("/"));
         self.finish((StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response())
-    }
-
-    /// A page with one message: a result, a state of a code, an error.
-    pub fn message(&self, status: StatusCode, message: Message) -> Response {
-        self.render(
-            status,
-            &MessagePage {
-                page: self,
-                message: &message,
-            },
-        )
-    }
-
-    /// The page for an unexpected error (its details are already logged).
-    pub fn fail(&self, err: AppError) -> Response {
-        let status = err.status;
-        let body = if status.is_server_error() {
-            self.t("error-body-server")
-        } else {
-            self.t("error-body-request")
-        };
-        let mut response = self.message(
-            status,
-            Message::new("error", "!", self.t("error-title"))
-                .paragraph(body)
-                .action("/dashboard", self.t("nav-dashboard"), false),
-        );
-        err.set_retry_after(&mut response);
-        response
-    }
-
-    /// The page for a form body that could not be read.
-    pub fn bad_form(&self) -> Response {
-        self.fail(AppError::bad_request("unreadable form"))
     }
 }

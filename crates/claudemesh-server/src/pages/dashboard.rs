@@ -9,10 +9,13 @@
 //! that token fails.
 
 use super::confirm::ConfirmPage;
-use super::{Ctx, Message, PageResult, format_rfc3339, format_time, meshes::role_label};
-use crate::credential_mail;
-use crate::state::AppState;
-use crate::token_store::{self, PAT_EXPIRY_DAYS, TokenRecord};
+use super::ctx::{Ctx, PageResult};
+use super::meshes::role_label;
+use super::message::Message;
+use crate::app::state::AppState;
+use crate::auth::credential_mail;
+use crate::auth::token_store::{self, PAT_EXPIRY_DAYS, TokenRecord};
+use crate::text::format::{format_rfc3339, format_time};
 use askama::Template;
 use axum::extract::rejection::FormRejection;
 use axum::http::StatusCode;
@@ -63,7 +66,7 @@ struct MeshRow {
 async fn dashboard(ctx: Ctx) -> PageResult {
     let user = ctx.require_user()?;
     let state = ctx.state();
-    let meshes = crate::meshes::my_meshes(state, &user.user.id)
+    let meshes = crate::meshes::mesh::my_meshes(state, &user.user.id)
         .await
         .map_err(|err| ctx.fail(err))?
         .into_iter()
@@ -277,14 +280,10 @@ struct CreateForm {
 /// Generates a PAT and shows it, once, in this answer.
 async fn create_token(
     ctx: Ctx,
-    client: crate::http::ClientInfo,
+    client: crate::http::request::ClientInfo,
     form: Result<Form<CreateForm>, FormRejection>,
 ) -> PageResult {
-    let user = ctx.require_user_then(TOKENS_PATH)?;
-    let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form().into());
-    };
-    ctx.check_form(&user, &form.csrf)?;
+    let (user, form) = ctx.signed_in_form(TOKENS_PATH, form, |form| &form.csrf)?;
     let expiry = match form.expiry.as_str() {
         "never" => Some(None),
         days => days.parse::<u32>().ok().map(Some),
@@ -347,11 +346,7 @@ async fn save_mail_setting(
     ctx: Ctx,
     form: Result<Form<MailSettingForm>, FormRejection>,
 ) -> PageResult {
-    let user = ctx.require_user_then(TOKENS_PATH)?;
-    let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form().into());
-    };
-    ctx.check_form(&user, &form.csrf)?;
+    let (user, form) = ctx.signed_in_form(TOKENS_PATH, form, |form| &form.csrf)?;
     let on = form.credential_mail.is_some();
     credential_mail::set_enabled(ctx.state(), &user.user.id, on)
         .await
@@ -430,14 +425,10 @@ struct RevokeForm {
 /// Revokes a PAT or a CLI session of this account.
 async fn revoke(
     ctx: Ctx,
-    client: crate::http::ClientInfo,
+    client: crate::http::request::ClientInfo,
     form: Result<Form<RevokeForm>, FormRejection>,
 ) -> PageResult {
-    let user = ctx.require_user_then(TOKENS_PATH)?;
-    let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form().into());
-    };
-    ctx.check_form(&user, &form.csrf)?;
+    let (user, form) = ctx.signed_in_form(TOKENS_PATH, form, |form| &form.csrf)?;
     let kind = parse_kind(&form.kind).ok_or_else(|| gone(&ctx))?;
     match token_store::revoke_owned(ctx.state(), &user.user.id, &form.id, kind, &client.ip).await {
         Ok(()) => Ok(ctx.redirect("/dashboard/settings/cli-tokens?notice=revoked")),

@@ -10,13 +10,15 @@
 //! Each state has its own page and status: valid (200), already a member
 //! (200), expired (410), revoked (410), used up (409), unknown (404).
 
+use super::ctx::{Ctx, PageResult, api_caller};
 use super::meshes::{mesh_path, role_label};
-use super::{Ctx, Message, PageResult, api_caller, format_rfc3339, percent_encode};
-use crate::auth::BrowserCaller;
-use crate::http::ClientInfo;
-use crate::invites;
-use crate::meshes;
-use crate::state::AppState;
+use super::message::Message;
+use crate::app::state::AppState;
+use crate::auth::caller::BrowserCaller;
+use crate::http::request::ClientInfo;
+use crate::meshes::invites;
+use crate::meshes::mesh;
+use crate::text::format::{format_rfc3339, percent_encode};
 use askama::Template;
 use axum::extract::Path;
 use axum::extract::rejection::{FormRejection, PathRejection};
@@ -94,7 +96,7 @@ async fn membership(
     let invite = invites::find_by_code(state, code)
         .await
         .map_err(|err| ctx.fail(err))?;
-    match meshes::mesh_by_id(state, &user.user.id, &invite.mesh_id).await {
+    match mesh::mesh_by_id(state, &user.user.id, &invite.mesh_id).await {
         Ok(mesh) => Ok(Some(mesh)),
         Err(err) if err.status == StatusCode::NOT_FOUND => Ok(None),
         Err(err) => Err(ctx.fail(err)),
@@ -225,11 +227,7 @@ async fn accept(
     let Ok(Path(code)) = code else {
         return Err(unknown(&ctx).into());
     };
-    let user = ctx.require_user_then(&invite_path(&code))?;
-    let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form().into());
-    };
-    ctx.check_form(&user, &form.csrf)?;
+    let (user, _form) = ctx.signed_in_form(&invite_path(&code), form, |form| &form.csrf)?;
     let caller = api_caller(&user);
     match invites::accept(ctx.state(), &caller, &client, &code, None, None).await {
         Ok(accepted) if accepted.already_member => Ok(ctx.redirect(&invite_path(&code))),
@@ -262,7 +260,7 @@ async fn joined(ctx: Ctx, code: Result<Path<String>, PathRejection>) -> PageResu
         Err(err) if err.status == StatusCode::NOT_FOUND => return Err(unknown(&ctx).into()),
         Err(err) => return Err(ctx.fail(err).into()),
     };
-    let mesh = match meshes::mesh_by_id(ctx.state(), &user.user.id, &invite.mesh_id).await {
+    let mesh = match mesh::mesh_by_id(ctx.state(), &user.user.id, &invite.mesh_id).await {
         Ok(mesh) => mesh,
         // Not (or no longer) a member: the invite's own page says what to do.
         Err(err) if err.status == StatusCode::NOT_FOUND => {

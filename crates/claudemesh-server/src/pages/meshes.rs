@@ -6,22 +6,23 @@
 //! through a confirmation step, like the tokens page. Admins remove members,
 //! and anyone leaves, through the same kind of confirmation step.
 //!
-//! Everything goes through the functions the JSON API uses ([`meshes`],
-//! [`invites`]), so the rules are the same: a mesh the caller is not in
+//! Everything goes through the functions the JSON API uses
+//! ([`crate::meshes::mesh`], [`invites`]), so the rules are the same: a mesh the caller is not in
 //! answers exactly like one that does not exist (the same 404 page), and
 //! only admins see or change invites or remove others (any such POST from a
 //! member is refused with 403).
 
 use super::confirm::ConfirmPage;
-use super::{
-    Ctx, Message, PageError, PageResult, api_caller, format_rfc3339, format_time, parse_rfc3339,
+use super::ctx::{Ctx, PageError, PageResult, api_caller};
+use super::message::Message;
+use crate::app::state::AppState;
+use crate::auth::caller::BrowserCaller;
+use crate::http::request::ClientInfo;
+use crate::meshes::invites::{
+    self, DEFAULT_EXPIRY_DAYS, InviteRow, MAX_EXPIRY_DAYS, MAX_USES_LIMIT,
 };
-use crate::auth::BrowserCaller;
-use crate::broker;
-use crate::http::ClientInfo;
-use crate::invites::{self, DEFAULT_EXPIRY_DAYS, InviteRow, MAX_EXPIRY_DAYS, MAX_USES_LIMIT};
-use crate::meshes;
-use crate::state::AppState;
+use crate::meshes::mesh;
+use crate::text::format::{format_rfc3339, format_time, parse_rfc3339, percent_encode};
 use askama::Template;
 use axum::extract::Path;
 use axum::extract::rejection::{FormRejection, PathRejection};
@@ -31,7 +32,9 @@ use axum::routing::get;
 use axum::{Form, Router};
 use claudemesh_api::ErrorCode;
 use claudemesh_api::broker::{Peer, PeerStatus};
-use claudemesh_api::wire::{CreateInviteRequest, InviteStatus, MeshMember, MeshRole, MeshSummary};
+use claudemesh_api::wire::{
+    CreateInviteRequest, InviteStatus, MailStatus, MeshMember, MeshRole, MeshSummary,
+};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -55,7 +58,7 @@ pub fn routes() -> Router<AppState> {
 
 /// The page of the mesh with this slug.
 pub fn mesh_path(slug: &str) -> String {
-    format!("/dashboard/meshes/{}", super::percent_encode(slug))
+    format!("/dashboard/meshes/{}", percent_encode(slug))
 }
 
 /// "Admin" or "Member" in the page's language.
@@ -133,43 +136,22 @@ fn slug_of(ctx: &Ctx, slug: Result<Path<String>, PathRejection>) -> Result<Strin
         .map_err(|_| no_such_mesh(ctx).into())
 }
 
-/// A form posted on a mesh page carries its CSRF token in `csrf`.
-trait MeshForm {
-    fn csrf(&self) -> &str;
-}
-
-impl MeshForm for CreateInviteForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
-impl MeshForm for RevokeForm {
-    fn csrf(&self) -> &str {
-        &self.csrf
-    }
-}
-
-/// What every form POST on a mesh page checks first: the slug, a signed-in
-/// user (else sign in and come back to the mesh), a readable form, and its
-/// origin or CSRF token.
-fn posted_form<F: MeshForm>(
+/// What every form POST on a mesh page checks first: the slug, then
+/// [`Ctx::signed_in_form`] (coming back to the mesh after signing in).
+fn posted_form<F>(
     ctx: &Ctx,
     slug: Result<Path<String>, PathRejection>,
     form: Result<Form<F>, FormRejection>,
+    csrf: impl FnOnce(&F) -> &str,
 ) -> Result<(String, BrowserCaller, F), PageError> {
     let slug = slug_of(ctx, slug)?;
-    let user = ctx.require_user_then(&mesh_path(&slug))?;
-    let Ok(Form(form)) = form else {
-        return Err(ctx.bad_form().into());
-    };
-    ctx.check_form(&user, form.csrf())?;
+    let (user, form) = ctx.signed_in_form(&mesh_path(&slug), form, csrf)?;
     Ok((slug, user, form))
 }
 
 /// The caller's membership of the mesh, or the 404 page.
 async fn load_mesh(ctx: &Ctx, user: &BrowserCaller, slug: &str) -> Result<MeshSummary, PageError> {
-    match meshes::my_mesh(ctx.state(), &user.user.id, slug).await {
+    match mesh::my_mesh(ctx.state(), &user.user.id, slug).await {
         Ok(mesh) => Ok(mesh),
         Err(err) if err.status == StatusCode::NOT_FOUND => Err(no_such_mesh(ctx).into()),
         Err(err) => Err(ctx.fail(err).into()),
@@ -183,7 +165,7 @@ async fn load_admin_mesh(
     slug: &str,
 ) -> Result<MeshSummary, PageError> {
     let mesh = load_mesh(ctx, user, slug).await?;
-    if meshes::require_admin(&mesh).is_err() {
+    if mesh::require_admin(&mesh).is_err() {
         return Err(not_admin(ctx, &mesh).into());
     }
     Ok(mesh)
@@ -361,11 +343,13 @@ async fn render_mesh(
 ) -> PageResult {
     let state = ctx.state();
     let is_admin = mesh.role == MeshRole::Admin;
-    let members = meshes::members(state, &mesh.id, &user.user.id)
+    let members = mesh::members(state, &mesh.id, &user.user.id)
         .await
         .map_err(|err| ctx.fail(err))?;
     let admins = members.iter().filter(|m| m.role == MeshRole::Admin).count();
-    let peers = broker::store::peers(state.pool(), &mesh.id)
+    let peers = state
+        .broker
+        .peers(&mesh.id)
         .await
         .map_err(|err| ctx.fail(err.into()))?;
     let (sessions, online) = online_sessions(ctx, &members, peers, state.now());
@@ -382,7 +366,7 @@ async fn render_mesh(
             let url = format!(
                 "{}/members/remove?id={}",
                 mesh_path(&mesh.slug),
-                super::percent_encode(&member.id)
+                percent_encode(&member.id)
             );
             let online = online
                 .get(&member.id)
@@ -473,7 +457,7 @@ fn invite_view(
         revoke_url: format!(
             "{}/invites/revoke?id={}",
             mesh_path(&mesh.slug),
-            super::percent_encode(&row.id)
+            percent_encode(&row.id)
         ),
     }
 }
@@ -512,12 +496,12 @@ async fn create_invite(
     slug: Result<Path<String>, PathRejection>,
     form: Result<Form<CreateInviteForm>, FormRejection>,
 ) -> PageResult {
-    let (slug, user, form) = posted_form(&ctx, slug, form)?;
+    let (slug, user, form) = posted_form(&ctx, slug, form, |form| &form.csrf)?;
     let mesh = load_admin_mesh(&ctx, &user, &slug).await?;
 
     let mut errors = Vec::new();
     let email = form.email.trim();
-    if !email.is_empty() && crate::accounts::clean_email(email).is_err() {
+    if !email.is_empty() && crate::auth::accounts::clean_email(email).is_err() {
         errors.push(ctx.t("invite-error-email"));
     }
     let role = match form.role.as_str() {
@@ -594,13 +578,17 @@ async fn create_invite(
         }
         Err(err) => return Err(ctx.fail(err).into()),
     };
-    let (emailed, email_failed) = match (&created.invite.email, created.emailed) {
+    let (emailed, email_failed) = match (&created.invite.email, created.mail) {
         (None, _) => (None, None),
-        (Some(to), true) => (
+        (Some(to), Some(MailStatus::Sent)) => (
             Some(ctx.t_args("invite-emailed", &[("email", to.clone().into())])),
             None,
         ),
-        (Some(to), false) => (
+        (Some(to), Some(MailStatus::Outbox)) => (
+            None,
+            Some(ctx.t_args("invite-email-outbox", &[("email", to.clone().into())])),
+        ),
+        (Some(to), _) => (
             None,
             Some(
                 ctx.t_args(
@@ -697,7 +685,7 @@ async fn revoke(
     slug: Result<Path<String>, PathRejection>,
     form: Result<Form<RevokeForm>, FormRejection>,
 ) -> PageResult {
-    let (slug, user, form) = posted_form(&ctx, slug, form)?;
+    let (slug, user, form) = posted_form(&ctx, slug, form, |form| &form.csrf)?;
     let mesh = load_admin_mesh(&ctx, &user, &slug).await?;
     let caller = api_caller(&user);
     match invites::revoke(ctx.state(), &caller, &client, &mesh.slug, &form.id).await {
@@ -736,10 +724,10 @@ async fn remove_member_page(ctx: Ctx, slug: Result<Path<String>, PathRejection>)
     let mesh = load_mesh(&ctx, &user, &slug).await?;
     let id = ctx.param("id").unwrap_or_default();
     let leaving = id == mesh.member_id;
-    if !leaving && meshes::require_admin(&mesh).is_err() {
+    if !leaving && mesh::require_admin(&mesh).is_err() {
         return Err(not_admin(&ctx, &mesh).into());
     }
-    let member = meshes::members(ctx.state(), &mesh.id, &user.user.id)
+    let member = mesh::members(ctx.state(), &mesh.id, &user.user.id)
         .await
         .map_err(|err| ctx.fail(err))?
         .into_iter()
@@ -792,10 +780,10 @@ async fn remove_member(
     slug: Result<Path<String>, PathRejection>,
     form: Result<Form<RevokeForm>, FormRejection>,
 ) -> PageResult {
-    let (slug, user, form) = posted_form(&ctx, slug, form)?;
+    let (slug, user, form) = posted_form(&ctx, slug, form, |form| &form.csrf)?;
     let mesh = load_mesh(&ctx, &user, &slug).await?;
     let caller = api_caller(&user);
-    match meshes::remove(ctx.state(), &caller, &client, &mesh, &form.id).await {
+    match mesh::remove(ctx.state(), &caller, &client, &mesh, &form.id).await {
         Ok(()) if form.id == mesh.member_id => Ok(ctx.redirect("/dashboard?notice=left")),
         Ok(()) => Ok(ctx.redirect(&format!("{}?notice=member-removed", mesh_path(&mesh.slug)))),
         Err(err) if err.code == ErrorCode::LastAdmin => Err(last_admin(&ctx, &mesh).into()),

@@ -1,9 +1,13 @@
 //! A page with one message (a result, the state of a code, an error): its
-//! content, built by the handlers, rendered by [`Ctx::message`].
+//! content, built by the handlers, rendered by [`Ctx::message`]; and the
+//! error pages made of one ([`Ctx::fail`], [`Ctx::bad_form`]).
 
-use super::Ctx;
-use crate::format::html_escape;
+use super::ctx::Ctx;
+use crate::http::error::AppError;
+use crate::text::format::html_escape;
 use askama::Template;
+use axum::http::StatusCode;
+use axum::response::Response;
 
 /// The content of a message page.
 pub struct Message {
@@ -65,7 +69,43 @@ impl Message {
 
 #[derive(Template)]
 #[template(path = "message.html")]
-pub(super) struct MessagePage<'a> {
+struct MessagePage<'a> {
     pub page: &'a Ctx,
     pub message: &'a Message,
+}
+
+impl Ctx {
+    /// A page with one message: a result, a state of a code, an error.
+    pub fn message(&self, status: StatusCode, message: Message) -> Response {
+        self.render(
+            status,
+            &MessagePage {
+                page: self,
+                message: &message,
+            },
+        )
+    }
+
+    /// The page for an unexpected error (its details are already logged).
+    pub fn fail(&self, err: AppError) -> Response {
+        let status = err.status;
+        let body = if status.is_server_error() {
+            self.t("error-body-server")
+        } else {
+            self.t("error-body-request")
+        };
+        let mut response = self.message(
+            status,
+            Message::new("error", "!", self.t("error-title"))
+                .paragraph(body)
+                .action("/dashboard", self.t("nav-dashboard"), false),
+        );
+        err.set_retry_after(&mut response);
+        response
+    }
+
+    /// The page for a form body that could not be read.
+    pub fn bad_form(&self) -> Response {
+        self.fail(AppError::bad_request("unreadable form"))
+    }
 }

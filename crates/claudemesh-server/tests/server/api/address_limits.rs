@@ -4,7 +4,7 @@
 //! long-finished device codes, a bounded batch per new code.
 
 use claudemesh_api::wire::DeviceCodeResponse;
-use claudemesh_server::device_codes::{CLEANUP_BATCH, CODE_LIFETIME_MS, RETENTION_MS};
+use claudemesh_server::auth::device_codes::{CLEANUP_BATCH, CODE_LIFETIME_MS, RETENTION_MS};
 use claudemesh_testkit::{DEFAULT_PASSWORD, Engine, Options, TestServer};
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -2,18 +2,16 @@
 //! kind of message end to end, offline delivery, priorities, limits, bad
 //! frames, removals, and two instances on one PostgreSQL database.
 
-use super::support::send;
 use claudemesh_api::broker::{
     BrokerErrorCode, ClientFrame, DeliveryState, Hello, MessageKind, PeerStatus, Priority,
     ServerFrame,
 };
 use claudemesh_api::e2e::{self, KeyPair};
-use claudemesh_client::{Client, ClientError, Event, Presence, SessionIdentity, broker_url};
+use claudemesh_client::{Client, ClientError, Event, SessionIdentity, broker_url};
 use claudemesh_server::clock::Clock;
 use claudemesh_server::{Application, Config};
-use claudemesh_testkit::{Engine, TestServer, TestUser};
+use claudemesh_testkit::{Engine, Mesh, MeshOptions, TestServer};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -33,114 +31,6 @@ on_both_engines!(
 );
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A member of the test mesh: the account and this machine's key.
-struct Member {
-    user: TestUser,
-    key: KeyPair,
-    name: String,
-}
-
-pub struct Mesh {
-    pub server: TestServer,
-    pub id: String,
-    pub slug: String,
-    members: Vec<Member>,
-}
-
-impl Mesh {
-    /// A mesh of `names.len()` people; the first is its admin.
-    pub async fn of(engine: Engine, names: &[&str]) -> Self {
-        let server = TestServer::start(engine).await;
-        let mut members = Vec::new();
-        let mut mesh_id = String::new();
-        let mut slug = String::new();
-        for (i, name) in names.iter().enumerate() {
-            let user = server.register(name).await;
-            let key = KeyPair::generate().unwrap();
-            if i == 0 {
-                let (status, mesh) = send(
-                    user.browser
-                        .post(server.url("/api/my/meshes"))
-                        .json(&json!({ "name": "Broker test", "public_key": key.public_hex() })),
-                )
-                .await;
-                assert_eq!(status, 201, "{mesh}");
-                mesh_id = mesh["id"].as_str().unwrap().to_owned();
-                slug = mesh["slug"].as_str().unwrap().to_owned();
-            } else {
-                let admin: &Member = &members[0];
-                let (status, invite) = send(
-                    admin
-                        .user
-                        .browser
-                        .post(server.url(&format!("/api/my/meshes/{slug}/invites")))
-                        .json(&json!({})),
-                )
-                .await;
-                assert_eq!(status, 201, "{invite}");
-                let code = invite["code"].as_str().unwrap();
-                let (status, body) = send(
-                    user.browser
-                        .post(server.url(&format!("/api/invites/{code}/accept")))
-                        .json(&json!({ "public_key": key.public_hex() })),
-                )
-                .await;
-                assert_eq!(status, 200, "{body}");
-            }
-            members.push(Member {
-                user,
-                key,
-                name: (*name).to_owned(),
-            });
-        }
-        Self {
-            server,
-            id: mesh_id,
-            slug,
-            members,
-        }
-    }
-
-    pub fn identity(&self, who: usize) -> SessionIdentity {
-        let member = KeyPair::from_secret_hex(&self.members[who].key.secret_hex()).unwrap();
-        SessionIdentity::new(&self.id, member, self.server.clock.now_ms() + 3_600_000).unwrap()
-    }
-
-    pub fn presence(&self, who: usize, groups: &[&str]) -> Presence {
-        Presence {
-            display_name: self.members[who].name.clone(),
-            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
-            ..Presence::default()
-        }
-    }
-
-    pub async fn connect(&self, who: usize) -> Client {
-        self.connect_in(who, &[]).await
-    }
-
-    async fn connect_in(&self, who: usize, groups: &[&str]) -> Client {
-        Client::connect(
-            &self.server.base_url,
-            self.identity(who),
-            self.presence(who, groups),
-        )
-        .await
-        .expect("the session connects")
-    }
-
-    async fn connect_as(
-        &self,
-        who: usize,
-        identity: SessionIdentity,
-    ) -> Result<Client, ClientError> {
-        Client::connect(&self.server.base_url, identity, self.presence(who, &[])).await
-    }
-
-    fn member_id(&self, client: &Client) -> String {
-        client.welcome().member_id.clone()
-    }
-}
 
 /// The next event matching `pick`, skipping others; fails after [`WAIT`].
 async fn next<T>(client: &Client, mut pick: impl FnMut(Event) -> Option<T>) -> T {
@@ -182,8 +72,33 @@ async fn no_message(client: &Client) {
     );
 }
 
+/// Why the broker closed the session, which it does within a second.
+async fn closed_within_a_second(client: &Client) -> Option<BrokerErrorCode> {
+    tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match client.next_event().await {
+                Some(Event::Closed { code, .. }) => return code,
+                None => return None,
+                Some(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("closed within a second")
+}
+
+/// A session of member `who` as `identity` says: refused, or connected.
+async fn connect_as(
+    mesh: &Mesh,
+    who: usize,
+    identity: SessionIdentity,
+) -> Result<Client, ClientError> {
+    mesh.session(identity, mesh.presence(who, &[])).await
+}
+
 async fn peers_see_each_other_come_and_go(engine: Engine) {
-    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
     let alice = mesh.connect_in(0, &["ops"]).await;
     assert!(alice.welcome().peers.is_empty());
     assert_eq!(alice.welcome().mesh_slug, mesh.slug);
@@ -227,7 +142,8 @@ async fn peers_see_each_other_come_and_go(engine: Engine) {
 }
 
 async fn direct_member_group_and_broadcast_messages_arrive_decrypted(engine: Engine) {
-    let mesh = Mesh::of(engine, &["Alice", "Bob", "Carol"]).await;
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob", "Carol"]).await;
     let alice = mesh.connect(0).await;
     let bob_laptop = mesh.connect_in(1, &["backend"]).await;
     let bob_desktop = mesh.connect(1).await;
@@ -301,11 +217,11 @@ async fn sent_id(from: &Client, to: &str) -> String {
 
 /// A hello as `identity` would send it, with the parts under test replaced.
 async fn raw_hello(
-    mesh: &Mesh,
+    server: &TestServer,
     identity: &SessionIdentity,
     edit: impl FnOnce(&mut Hello, &str),
 ) -> (Option<BrokerErrorCode>, Option<u16>) {
-    let (mut socket, _) = tokio_tungstenite::connect_async(broker_url(&mesh.server.base_url))
+    let (mut socket, _) = tokio_tungstenite::connect_async(broker_url(&server.base_url))
         .await
         .unwrap();
     let challenge = match read(&mut socket).await {
@@ -369,14 +285,15 @@ async fn refusal(socket: &mut RawSocket) -> (Option<BrokerErrorCode>, Option<u16
 }
 
 async fn every_handshake_refusal_says_why(engine: Engine) {
-    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
     let alice = mesh.identity(0);
 
     // A correct hello is welcomed.
-    assert_eq!(raw_hello(&mesh, &alice, |_, _| {}).await, (None, None));
+    assert_eq!(raw_hello(&server, &alice, |_, _| {}).await, (None, None));
 
     // The session key signs something else than this connection's challenge.
-    let wrong = raw_hello(&mesh, &alice, |hello, _| {
+    let wrong = raw_hello(&server, &alice, |hello, _| {
         hello.signature = alice.session.sign_hex(b"something else");
     })
     .await;
@@ -385,37 +302,37 @@ async fn every_handshake_refusal_says_why(engine: Engine) {
     // A hello recorded on one connection does not open another: replayed,
     // its signature is over the old challenge.
     let mut recorded = None;
-    raw_hello(&mesh, &alice, |hello, _| recorded = Some(hello.clone())).await;
-    let replayed = raw_hello(&mesh, &alice, |hello, _| {
+    raw_hello(&server, &alice, |hello, _| recorded = Some(hello.clone())).await;
+    let replayed = raw_hello(&server, &alice, |hello, _| {
         *hello = recorded.clone().unwrap();
     })
     .await;
     assert_eq!(replayed.0, Some(BrokerErrorCode::BadSignature));
 
     // An expired attestation, and one too far ahead.
-    let now = mesh.server.clock.now_ms();
+    let now = server.clock.now_ms();
     for (expires_at, code) in [
         (now - 1, BrokerErrorCode::AttestationExpired),
         (now + 25 * 3_600_000, BrokerErrorCode::BadAttestation),
     ] {
-        let member = KeyPair::from_secret_hex(&mesh.members[0].key.secret_hex()).unwrap();
+        let member = mesh.members[0].key_pair();
         let identity = SessionIdentity::new(&mesh.id, member, expires_at).unwrap();
-        assert_eq!(raw_hello(&mesh, &identity, |_, _| {}).await.0, Some(code));
+        assert_eq!(raw_hello(&server, &identity, |_, _| {}).await.0, Some(code));
     }
 
     // Bob's key attesting a session that claims to be Alice's.
-    let bob_member = KeyPair::from_secret_hex(&mesh.members[1].key.secret_hex()).unwrap();
+    let bob_member = mesh.members[1].key_pair();
     let forged = SessionIdentity::new(&mesh.id, bob_member, now + 60_000).unwrap();
-    let claim = raw_hello(&mesh, &forged, |hello, _| {
+    let claim = raw_hello(&server, &forged, |hello, _| {
         hello.member_key = mesh.members[0].key.public_hex();
     })
     .await;
     assert_eq!(claim.0, Some(BrokerErrorCode::BadAttestation));
 
     // An attestation made for another mesh.
-    let member = KeyPair::from_secret_hex(&mesh.members[0].key.secret_hex()).unwrap();
+    let member = mesh.members[0].key_pair();
     let other_mesh = SessionIdentity::new("msh_other", member, now + 60_000).unwrap();
-    let foreign = raw_hello(&mesh, &other_mesh, |hello, challenge| {
+    let foreign = raw_hello(&server, &other_mesh, |hello, challenge| {
         hello.mesh_id = mesh.id.clone();
         hello.signature = other_mesh.session.sign_hex(&e2e::hello_bytes(
             challenge,
@@ -429,7 +346,7 @@ async fn every_handshake_refusal_says_why(engine: Engine) {
     // A key that belongs to no member of this mesh, well signed.
     let stranger =
         SessionIdentity::new(&mesh.id, KeyPair::generate().unwrap(), now + 60_000).unwrap();
-    let err = mesh.connect_as(0, stranger).await.err().unwrap();
+    let err = connect_as(&mesh, 0, stranger).await.err().unwrap();
     assert!(
         matches!(
             err,
@@ -442,15 +359,12 @@ async fn every_handshake_refusal_says_why(engine: Engine) {
     );
 
     // A member key of another mesh.
-    let (status, other) = send(mesh.members[1].user.browser.post(mesh.server.url("/api/my/meshes")).json(
-        &json!({ "name": "Elsewhere", "public_key": KeyPair::generate().unwrap().public_hex() }),
-    ))
-    .await;
-    assert_eq!(status, 201);
-    let member = KeyPair::from_secret_hex(&mesh.members[0].key.secret_hex()).unwrap();
-    let wrong_mesh =
-        SessionIdentity::new(other["id"].as_str().unwrap(), member, now + 60_000).unwrap();
-    let err = mesh.connect_as(0, wrong_mesh).await.err().unwrap();
+    let other = server
+        .mesh_with(&["Eve"], MeshOptions::named("Elsewhere"))
+        .await;
+    let member = mesh.members[0].key_pair();
+    let wrong_mesh = SessionIdentity::new(&other.id, member, now + 60_000).unwrap();
+    let err = connect_as(&mesh, 0, wrong_mesh).await.err().unwrap();
     assert!(
         matches!(
             err,
@@ -463,12 +377,13 @@ async fn every_handshake_refusal_says_why(engine: Engine) {
     );
 
     // Another protocol version.
-    let version = raw_hello(&mesh, &alice, |hello, _| hello.version = 2).await;
+    let version = raw_hello(&server, &alice, |hello, _| hello.version = 2).await;
     assert_eq!(version.0, Some(BrokerErrorCode::UnsupportedVersion));
 }
 
 async fn a_message_to_an_offline_member_waits_for_their_next_session(engine: Engine) {
-    let mesh = Mesh::of(engine, &["Alice", "Bob", "Carol"]).await;
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob", "Carol"]).await;
     let alice = mesh.connect(0).await;
     let sent = alice
         .send("Bob", "read this when you are back", Priority::Next)
@@ -502,19 +417,18 @@ async fn a_message_to_an_offline_member_waits_for_their_next_session(engine: Eng
         .send("Carol", "too late", Priority::Next)
         .await
         .unwrap();
-    mesh.server
-        .clock
-        .advance(Duration::from_secs(8 * 24 * 3600));
+    server.clock.advance(Duration::from_secs(8 * 24 * 3600));
     let status = alice.message_status(&late.id).await.unwrap();
     assert_eq!(status[0].state, DeliveryState::Expired);
 }
 
 async fn an_unacknowledged_message_comes_again_after_a_reconnect(engine: Engine) {
-    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
     let alice = mesh.connect(0).await;
-    let bob_member = KeyPair::from_secret_hex(&mesh.members[1].key.secret_hex()).unwrap();
+    let bob_member = mesh.members[1].key_pair();
     let session_secret = KeyPair::generate().unwrap().secret_hex();
-    let expires = mesh.server.clock.now_ms() + 3_600_000;
+    let expires = server.clock.now_ms() + 3_600_000;
     let bob_identity = |member: &KeyPair| {
         SessionIdentity::with_session(
             &mesh.id,
@@ -525,7 +439,7 @@ async fn an_unacknowledged_message_comes_again_after_a_reconnect(engine: Engine)
     };
     // Bob's session reads raw frames and never acknowledges.
     let identity = bob_identity(&bob_member);
-    let (mut socket, _) = tokio_tungstenite::connect_async(broker_url(&mesh.server.base_url))
+    let (mut socket, _) = tokio_tungstenite::connect_async(broker_url(&server.base_url))
         .await
         .unwrap();
     let Some(ServerFrame::Challenge { challenge, .. }) = read(&mut socket).await else {
@@ -575,7 +489,7 @@ async fn an_unacknowledged_message_comes_again_after_a_reconnect(engine: Engine)
     // The same session reconnects: the message comes again, and the client
     // shows it once.
     let bob = Client::connect(
-        &mesh.server.base_url,
+        &server.base_url,
         bob_identity(&bob_member),
         mesh.presence(1, &[]),
     )
@@ -594,7 +508,8 @@ async fn an_unacknowledged_message_comes_again_after_a_reconnect(engine: Engine)
 }
 
 async fn a_busy_session_gets_only_now_until_it_is_idle(engine: Engine) {
-    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
     let alice = mesh.connect(0).await;
     let bob = mesh.connect(1).await;
     bob.set_status(PeerStatus::Working).unwrap();
@@ -619,7 +534,8 @@ async fn a_busy_session_gets_only_now_until_it_is_idle(engine: Engine) {
 }
 
 async fn sending_faster_than_the_rate_is_refused_with_a_wait(engine: Engine) {
-    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
     let alice = mesh.connect(0).await;
     let _bob = mesh.connect(1).await;
     for i in 0..10 {
@@ -645,8 +561,9 @@ async fn sending_faster_than_the_rate_is_refused_with_a_wait(engine: Engine) {
 }
 
 async fn bad_frames_get_an_error_and_a_close(engine: Engine) {
-    let mesh = Mesh::of(engine, &["Alice"]).await;
-    let url = broker_url(&mesh.server.base_url);
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice"]).await;
+    let url = broker_url(&server.base_url);
     let cases: Vec<(Message, BrokerErrorCode, u16)> = vec![
         (Message::text("not json"), BrokerErrorCode::BadFrame, 1008),
         (
@@ -691,33 +608,13 @@ async fn bad_frames_get_an_error_and_a_close(engine: Engine) {
 }
 
 async fn a_removed_member_is_disconnected_and_refused(engine: Engine) {
-    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
     let bob = mesh.connect(1).await;
-    let bob_member_id = mesh.member_id(&bob);
-    let (status, body) = send(
-        mesh.members[0]
-            .user
-            .browser
-            .delete(mesh.server.url(&format!(
-                "/api/my/meshes/{}/members/{bob_member_id}",
-                mesh.slug
-            ))),
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    let closed = tokio::time::timeout(Duration::from_secs(1), async {
-        loop {
-            match bob.next_event().await {
-                Some(Event::Closed { code, .. }) => return code,
-                None => return None,
-                Some(_) => {}
-            }
-        }
-    })
-    .await
-    .expect("closed within a second");
+    mesh.remove("Bob").await;
+    let closed = closed_within_a_second(&bob).await;
     assert_eq!(closed, Some(BrokerErrorCode::Removed));
-    let err = mesh.connect_as(1, mesh.identity(1)).await.err().unwrap();
+    let err = connect_as(&mesh, 1, mesh.identity(1)).await.err().unwrap();
     assert!(
         matches!(
             err,
@@ -731,7 +628,8 @@ async fn a_removed_member_is_disconnected_and_refused(engine: Engine) {
 }
 
 async fn the_server_never_holds_a_readable_message(engine: Engine) {
-    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
     let alice = mesh.connect(0).await;
     let bob = mesh.connect(1).await;
     let marker = "MARKER-7f3a9c-the-broker-must-not-see-this";
@@ -747,7 +645,7 @@ async fn the_server_never_holds_a_readable_message(engine: Engine) {
         "SELECT m.body, m.body_nonce, d.key_box, d.key_nonce FROM broker_messages m \
          JOIN broker_deliveries d ON d.message_id = m.id",
     )
-    .fetch_all(mesh.server.state().pool())
+    .fetch_all(server.state().pool())
     .await
     .unwrap();
     assert_eq!(rows.len(), 4);
@@ -757,7 +655,7 @@ async fn the_server_never_holds_a_readable_message(engine: Engine) {
     }
     if engine == Engine::Sqlite {
         // The database file itself, WAL included.
-        for entry in std::fs::read_dir(&mesh.server.config().data_dir).unwrap() {
+        for entry in std::fs::read_dir(&server.config().data_dir).unwrap() {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
             assert!(
                 !bytes.windows(marker.len()).any(|w| w == marker.as_bytes()),
@@ -768,7 +666,8 @@ async fn the_server_never_holds_a_readable_message(engine: Engine) {
 }
 
 async fn unknown_recipients_and_bad_sends_are_refused_without_closing(engine: Engine) {
-    let mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
     let alice = mesh.connect(0).await;
     let _bob = mesh.connect(1).await;
     let stranger = KeyPair::generate().unwrap().public_hex();
@@ -814,8 +713,9 @@ async fn unknown_recipients_and_bad_sends_are_refused_without_closing(engine: En
 /// Two instances on one PostgreSQL database act as one broker.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_postgres_database_are_one_broker() {
-    let mesh = Mesh::of(Engine::Postgres, &["Alice", "Bob", "Carol"]).await;
-    let mut config: Config = mesh.server.config().clone();
+    let server = TestServer::start(Engine::Postgres).await;
+    let mesh = server.mesh(&["Alice", "Bob", "Carol"]).await;
+    let mut config: Config = server.config().clone();
     config.bind = "127.0.0.1:0".into();
     config.public_url = None;
     let second = Application::build(config, Arc::new(claudemesh_server::clock::SystemClock))
@@ -861,26 +761,8 @@ async fn two_instances_on_one_postgres_database_are_one_broker() {
     assert_eq!(next_text(&alice).await.1, "and back");
 
     // Removing Carol through instance A closes her session on B.
-    let carol_id = carol.welcome().member_id.clone();
-    let (status, _) = send(
-        mesh.members[0].user.browser.delete(
-            mesh.server
-                .url(&format!("/api/my/meshes/{}/members/{carol_id}", mesh.slug)),
-        ),
-    )
-    .await;
-    assert_eq!(status, 200);
-    let closed = tokio::time::timeout(Duration::from_secs(1), async {
-        loop {
-            match carol.next_event().await {
-                Some(Event::Closed { code, .. }) => return code,
-                None => return None,
-                Some(_) => {}
-            }
-        }
-    })
-    .await
-    .expect("closed within a second on the other instance");
+    mesh.remove("Carol").await;
+    let closed = closed_within_a_second(&carol).await;
     assert_eq!(closed, Some(BrokerErrorCode::Removed));
     let _ = stop.send(());
     let _ = handle.await;

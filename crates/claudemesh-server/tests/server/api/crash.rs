@@ -4,10 +4,9 @@
 //! meshes, invite acceptances), then started again on the same data with no
 //! repair.
 
-use super::broker::Mesh;
 use claudemesh_api::broker::Priority;
 use claudemesh_client::Event;
-use claudemesh_testkit::Engine;
+use claudemesh_testkit::{Engine, TestServer};
 use std::collections::HashMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -65,9 +64,10 @@ async fn start_binary(config: &claudemesh_server::Config, log: &Path) -> Child {
 }
 
 async fn every_acknowledged_message_survives_a_sigkill(engine: Engine) {
-    let mut mesh = Mesh::of(engine, &["Alice", "Bob"]).await;
-    mesh.server.stop().await;
-    let config = mesh.server.config().clone();
+    let mut in_process = TestServer::start(engine).await;
+    let mesh = in_process.mesh(&["Alice", "Bob"]).await;
+    in_process.stop().await;
+    let config = in_process.config().clone();
     let logs = tempfile::tempdir().unwrap();
     let log = logs.path().join("server.log");
     let mut server = start_binary(&config, &log).await;

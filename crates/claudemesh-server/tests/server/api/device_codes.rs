@@ -2,9 +2,9 @@
 
 use super::support::{login, poll, send, start_login, wait_poll_interval, whoami};
 use claudemesh_api::{Token, UserCode};
-use claudemesh_server::wakeups::MAX_WAITERS_PER_CODE;
+use claudemesh_server::auth::wakeups::MAX_WAITERS_PER_CODE;
 use claudemesh_server::{Application, clock::SystemClock};
-use claudemesh_testkit::{Engine, TestServer};
+use claudemesh_testkit::{Engine, TestServer, TestUser};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -477,7 +477,7 @@ async fn poll_with_wait(base: &str, device_code: &str, wait: &str) -> (u16, Valu
 /// Starts a poll with `?wait=20` in the background, and returns once the
 /// server holds it (so what follows happens while it waits).
 async fn waiting_poll(
-    state: &claudemesh_server::state::AppState,
+    state: &claudemesh_server::app::state::AppState,
     base: &str,
     device_code: &str,
 ) -> tokio::task::JoinHandle<(u16, Value, Duration)> {
@@ -497,17 +497,33 @@ async fn waiting_poll(
 /// on a loaded machine while still telling a wake-up from the end of a wait.
 const PROMPT: Duration = Duration::from_secs(1);
 
-async fn a_waiting_poll_answers_as_soon_as_the_code_is_approved(engine: Engine) {
+/// Alice approves or denies (`decision`) a code while a poll of it waits:
+/// the server, Alice, the poll's answer, and how long after the decision it
+/// came (printed).
+async fn decided_while_a_poll_waits(
+    engine: Engine,
+    decision: &str,
+) -> (TestServer, TestUser, u16, Value, Duration) {
     let server = TestServer::start(engine).await;
     let alice = server.register("Alice").await;
     let code = start_login(&server).await;
     let poll = waiting_poll(server.state(), &server.base_url, &code.device_code).await;
 
-    let approved = Instant::now();
-    assert_eq!(alice.approve(&code.user_code).await.status(), 200);
+    let decided = Instant::now();
+    let response = match decision {
+        "approve" => alice.approve(&code.user_code).await,
+        _ => alice.deny(&code.user_code).await,
+    };
+    assert_eq!(response.status(), 200);
     let (status, body, _) = poll.await.unwrap();
-    let latency = approved.elapsed();
-    println!("# {engine:?}: approve sent → waiting poll answered: {latency:?}");
+    let latency = decided.elapsed();
+    println!("# {engine:?}: {decision} sent → waiting poll answered: {latency:?}");
+    (server, alice, status, body, latency)
+}
+
+async fn a_waiting_poll_answers_as_soon_as_the_code_is_approved(engine: Engine) {
+    let (server, alice, status, body, latency) =
+        decided_while_a_poll_waits(engine, "approve").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "approved");
     assert!(Token::parse(body["token"].as_str().unwrap()).is_ok());
@@ -517,16 +533,7 @@ async fn a_waiting_poll_answers_as_soon_as_the_code_is_approved(engine: Engine) 
 }
 
 async fn a_waiting_poll_answers_as_soon_as_the_code_is_denied(engine: Engine) {
-    let server = TestServer::start(engine).await;
-    let alice = server.register("Alice").await;
-    let code = start_login(&server).await;
-    let poll = waiting_poll(server.state(), &server.base_url, &code.device_code).await;
-
-    let denied = Instant::now();
-    assert_eq!(alice.deny(&code.user_code).await.status(), 200);
-    let (status, body, _) = poll.await.unwrap();
-    let latency = denied.elapsed();
-    println!("# {engine:?}: deny sent → waiting poll answered: {latency:?}");
+    let (_server, _alice, status, body, latency) = decided_while_a_poll_waits(engine, "deny").await;
     assert_eq!((status, body["status"].as_str()), (200, Some("denied")));
     assert!(body.get("token").is_none());
     assert!(latency < PROMPT, "answered {latency:?} after the denial");

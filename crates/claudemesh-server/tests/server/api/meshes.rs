@@ -1,7 +1,8 @@
 //! Meshes, members, invites and invite mail.
 
 use super::support::{login, send};
-use claudemesh_testkit::{Engine, Options, SmtpSink, TestServer, TestUser};
+use claudemesh_api::wire::MeshRole;
+use claudemesh_testkit::{Engine, MeshOptions, Options, SmtpSink, TestServer, TestUser};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -33,17 +34,6 @@ fn public_key() -> String {
 
 async fn create_mesh(server: &TestServer, user: &TestUser, body: Value) -> (u16, Value) {
     send(user.browser.post(server.url("/api/my/meshes")).json(&body)).await
-}
-
-async fn new_mesh(server: &TestServer, user: &TestUser, name: &str) -> Value {
-    let (status, mesh) = create_mesh(
-        server,
-        user,
-        json!({ "name": name, "public_key": public_key() }),
-    )
-    .await;
-    assert_eq!(status, 201, "{mesh}");
-    mesh
 }
 
 async fn invite(server: &TestServer, user: &TestUser, slug: &str, body: Value) -> (u16, Value) {
@@ -121,9 +111,10 @@ async fn creating_a_mesh_makes_the_creator_its_admin(engine: Engine) {
 
 async fn a_taken_slug_answers_409_with_a_free_suggestion(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let alice = server.register("Alice").await;
+    let _platform = server
+        .mesh_with(&["Alice"], MeshOptions::named("Platform team"))
+        .await;
     let bob = server.register("Bob").await;
-    new_mesh(&server, &alice, "Platform team").await;
     let (status, body) = create_mesh(
         &server,
         &bob,
@@ -181,15 +172,22 @@ async fn bad_input_never_leaves_an_orphan_mesh(engine: Engine) {
         .unwrap();
     assert_eq!((meshes, members), (0, 0));
     // A name with nothing sluggable still gets a valid slug.
-    let mesh = new_mesh(&server, &alice, "!!!").await;
+    let (status, mesh) = create_mesh(
+        &server,
+        &alice,
+        json!({ "name": "!!!", "public_key": public_key() }),
+    )
+    .await;
+    assert_eq!(status, 201, "{mesh}");
     assert!(claudemesh_api::Slug::parse(mesh["slug"].as_str().unwrap()).is_ok());
 }
 
 async fn accounts_only_see_their_own_meshes(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let alice = server.register("Alice").await;
+    let _secret_plans = server
+        .mesh_with(&["Alice"], MeshOptions::named("Secret plans"))
+        .await;
     let bob = server.register("Bob").await;
-    new_mesh(&server, &alice, "Secret plans").await;
     let (_, list) = send(bob.browser.get(server.url("/api/my/meshes"))).await;
     assert_eq!(list["meshes"], json!([]));
     for (status, body) in [
@@ -217,9 +215,9 @@ async fn accounts_only_see_their_own_meshes(engine: Engine) {
 
 async fn only_admins_manage_invites(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let alice = server.register("Alice").await;
+    let team = server.mesh(&["Alice"]).await;
+    let alice = team.admin().user.clone();
     let bob = server.register("Bob").await;
-    new_mesh(&server, &alice, "Team").await;
     let (_, created) = invite(&server, &alice, "team", json!({})).await;
     assert_eq!(
         accept(&server, &bob, created["code"].as_str().unwrap())
@@ -254,10 +252,10 @@ async fn only_admins_manage_invites(engine: Engine) {
 
 async fn an_invite_adds_a_member_once_and_then_is_used_up(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let alice = server.register("Alice").await;
+    let team = server.mesh(&["Alice"]).await;
+    let alice = team.admin().user.clone();
     let bob = server.register("Bob").await;
     let carol = server.register("Carol").await;
-    new_mesh(&server, &alice, "Team").await;
     let (status, created) = invite(&server, &alice, "team", json!({})).await;
     assert_eq!(status, 201, "{created}");
     let code = created["code"].as_str().unwrap();
@@ -267,6 +265,10 @@ async fn an_invite_adds_a_member_once_and_then_is_used_up(engine: Engine) {
         (Some(1), Some("member"))
     );
     assert_eq!(created["emailed"], false);
+    assert!(
+        created.get("mail").is_none(),
+        "no email, no mail: {created}"
+    );
 
     let (status, preview) = send(
         server
@@ -322,9 +324,9 @@ fn urlencode(text: &str) -> String {
 
 async fn expired_and_revoked_invites_say_so(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let alice = server.register("Alice").await;
+    let team = server.mesh(&["Alice"]).await;
+    let alice = team.admin().user.clone();
     let bob = server.register("Bob").await;
-    new_mesh(&server, &alice, "Team").await;
     let (_, week) = invite(&server, &alice, "team", json!({})).await;
     let (_, month) = invite(&server, &alice, "team", json!({ "expires_in_days": 30 })).await;
     let (_, revoked) = invite(&server, &alice, "team", json!({ "max_uses": 10 })).await;
@@ -373,8 +375,8 @@ async fn expired_and_revoked_invites_say_so(engine: Engine) {
 
 async fn twenty_people_accepting_at_once_never_exceed_max_uses(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let alice = server.register("Alice").await;
-    new_mesh(&server, &alice, "Team").await;
+    let team = server.mesh(&["Alice"]).await;
+    let alice = team.admin().user.clone();
     let (_, created) = invite(&server, &alice, "team", json!({ "max_uses": 5 })).await;
     let url = server.url(&format!(
         "/api/invites/{}/accept",
@@ -414,8 +416,8 @@ async fn twenty_people_accepting_at_once_never_exceed_max_uses(engine: Engine) {
 
 async fn a_second_machine_registers_its_own_key(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let alice = server.register("Alice").await;
-    new_mesh(&server, &alice, "Team").await;
+    let team = server.mesh(&["Alice"]).await;
+    let alice = team.admin().user.clone();
     let laptop = public_key();
     let keys = server.url("/api/my/meshes/team/keys");
     for _ in 0..2 {
@@ -497,8 +499,10 @@ async fn an_emailed_invite_arrives_in_the_inviters_language(engine: Engine) {
         },
     )
     .await;
-    let alice = server.register("Alice").await;
-    new_mesh(&server, &alice, "Platform team").await;
+    let platform = server
+        .mesh_with(&["Alice"], MeshOptions::named("Platform team"))
+        .await;
+    let alice = platform.admin().user.clone();
 
     let (status, created) = invite(
         &server,
@@ -509,6 +513,7 @@ async fn an_emailed_invite_arrives_in_the_inviters_language(engine: Engine) {
     .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["emailed"], true);
+    assert_eq!(created["mail"], "sent");
     let (_, spanish) = invite(
         &server,
         &alice,
@@ -564,9 +569,9 @@ async fn a_refusing_mail_server_does_not_lose_the_invite(engine: Engine) {
         },
     )
     .await;
-    let alice = server.register("Alice").await;
+    let team = server.mesh(&["Alice"]).await;
+    let alice = team.admin().user.clone();
     let bob = server.register("Bob").await;
-    new_mesh(&server, &alice, "Team").await;
     let (status, created) = invite(
         &server,
         &alice,
@@ -576,6 +581,7 @@ async fn a_refusing_mail_server_does_not_lose_the_invite(engine: Engine) {
     .await;
     assert_eq!(status, 201);
     assert_eq!(created["emailed"], false);
+    assert_eq!(created["mail"], "failed");
     assert!(
         created["email_error"]
             .as_str()
@@ -592,8 +598,8 @@ async fn a_refusing_mail_server_does_not_lose_the_invite(engine: Engine) {
 
 async fn without_smtp_mail_lands_in_the_outbox(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let alice = server.register("Alice").await;
-    new_mesh(&server, &alice, "Team").await;
+    let team = server.mesh(&["Alice"]).await;
+    let alice = team.admin().user.clone();
     let (_, created) = invite(
         &server,
         &alice,
@@ -601,7 +607,15 @@ async fn without_smtp_mail_lands_in_the_outbox(engine: Engine) {
         json!({ "email": "bob@example.com" }),
     )
     .await;
-    assert_eq!(created["emailed"], true);
+    // Written, but not sent: the answer says so, in both fields.
+    assert_eq!(created["emailed"], false);
+    assert_eq!(created["mail"], "outbox");
+    assert!(
+        created["email_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("outbox") && e.contains("not sent")),
+        "{created}"
+    );
     let outbox = server.config().data_dir.join("outbox");
     let files: Vec<_> = std::fs::read_dir(&outbox)
         .unwrap()
@@ -612,58 +626,28 @@ async fn without_smtp_mail_lands_in_the_outbox(engine: Engine) {
     assert!(text.contains("To: bob@example.com"), "{text}");
 }
 
-async fn remove(server: &TestServer, user: &TestUser, slug: &str, member: &str) -> (u16, Value) {
-    let path = format!("/api/my/meshes/{slug}/members/{member}");
-    send(user.browser.delete(server.url(&path))).await
-}
-
-/// Joins `user` to `slug` through a fresh invite of `role` made by `admin`.
-async fn join(server: &TestServer, admin: &TestUser, user: &TestUser, slug: &str, role: &str) {
-    let (status, created) = invite(server, admin, slug, json!({ "role": role })).await;
-    assert_eq!(status, 201, "{created}");
-    let (status, joined) = accept(server, user, created["code"].as_str().unwrap()).await;
-    assert_eq!(status, 200, "{joined}");
-}
-
-/// The member id of `name` in the mesh, as `viewer` sees it.
-async fn member_id(server: &TestServer, viewer: &TestUser, slug: &str, name: &str) -> String {
-    let (_, detail) = detail(server, viewer, slug).await;
-    let members = detail["members"].as_array().unwrap();
-    let member = members.iter().find(|m| m["display_name"] == name);
-    member.expect("a member by that name")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn members_leave_and_admins_remove_them(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let (alice, bob, carol) = (
-        server.register("Alice").await,
-        server.register("Bob").await,
-        server.register("Carol").await,
-    );
-    new_mesh(&server, &alice, "Team").await;
-    join(&server, &alice, &bob, "team", "member").await;
-    join(&server, &alice, &carol, "team", "member").await;
-    let carol_id = member_id(&server, &alice, "team", "Carol").await;
+    let mut mesh = server.mesh(&["Alice", "Bob", "Carol"]).await;
+    let [alice, bob, carol] = ["Alice", "Bob", "Carol"].map(|name| mesh.member(name).user.clone());
+    let carol_id = mesh.member("Carol").member_id.clone();
 
     // A member cannot remove anyone else.
-    let (status, body) = remove(&server, &bob, "team", &carol_id).await;
+    let (status, body) = bob.remove_member("team", &carol_id).await;
     assert_eq!((status, body["error"].as_str()), (403, Some("forbidden")));
 
     // Bob leaves: the mesh is gone from his list and closed to him.
-    assert_eq!(remove(&server, &bob, "team", "me").await.0, 200);
+    assert_eq!(bob.remove_member("team", "me").await.0, 200);
     let (_, list) = send(bob.browser.get(server.url("/api/my/meshes"))).await;
     assert_eq!(list["meshes"], json!([]));
     assert_eq!(detail(&server, &bob, "team").await.0, 404);
-    assert_eq!(remove(&server, &bob, "team", "me").await.0, 404);
+    assert_eq!(bob.remove_member("team", "me").await.0, 404);
 
     // Alice removes Carol; Carol's CLI token no longer reaches the mesh, and
     // a link from before the removal does not bring her back.
     let (_, old_link) = invite(&server, &alice, "team", json!({ "max_uses": 5 })).await;
     server.clock.advance(Duration::from_secs(60));
-    assert_eq!(remove(&server, &alice, "team", &carol_id).await.0, 200);
+    assert_eq!(alice.remove_member("team", &carol_id).await.0, 200);
     let (status, body) = accept(&server, &carol, old_link["code"].as_str().unwrap()).await;
     assert_eq!(
         (status, body["error"].as_str()),
@@ -678,15 +662,15 @@ async fn members_leave_and_admins_remove_them(engine: Engine) {
     )
     .await;
     assert_eq!(status, 404);
-    let (status, body) = remove(&server, &alice, "team", &carol_id).await;
+    let (status, body) = alice.remove_member("team", &carol_id).await;
     assert_eq!((status, body["error"].as_str()), (404, Some("not_found")));
     let (_, team) = detail(&server, &alice, "team").await;
     assert_eq!(team["member_count"], 1);
 
     // Someone who left can be invited back, and someone removed with a new
     // invite.
-    join(&server, &alice, &bob, "team", "member").await;
-    join(&server, &alice, &carol, "team", "member").await;
+    mesh.join(&bob, MeshRole::Member).await;
+    mesh.join(&carol, MeshRole::Member).await;
     assert_eq!(detail(&server, &alice, "team").await.1["member_count"], 3);
 
     let events: Vec<String> = server
@@ -702,12 +686,11 @@ async fn members_leave_and_admins_remove_them(engine: Engine) {
 
 async fn the_only_admin_cannot_go(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let (alice, bob) = (server.register("Alice").await, server.register("Bob").await);
-    new_mesh(&server, &alice, "Team").await;
-    join(&server, &alice, &bob, "team", "member").await;
-    let alice_id = member_id(&server, &alice, "team", "Alice").await;
+    let mut mesh = server.mesh(&["Alice", "Bob"]).await;
+    let alice = mesh.admin().user.clone();
+    let alice_id = mesh.admin().member_id.clone();
     for member in ["me", alice_id.as_str()] {
-        let (status, body) = remove(&server, &alice, "team", member).await;
+        let (status, body) = alice.remove_member("team", member).await;
         assert_eq!((status, body["error"].as_str()), (409, Some("last_admin")));
         assert!(
             body["message"].as_str().unwrap().contains("--role admin"),
@@ -716,8 +699,8 @@ async fn the_only_admin_cannot_go(engine: Engine) {
     }
     // With a second admin, the first may leave.
     let carol = server.register("Carol").await;
-    join(&server, &alice, &carol, "team", "admin").await;
-    assert_eq!(remove(&server, &alice, "team", "me").await.0, 200);
+    mesh.join(&carol, MeshRole::Admin).await;
+    assert_eq!(alice.remove_member("team", "me").await.0, 200);
     let (_, team) = detail(&server, &carol, "team").await;
     let mut roles: Vec<_> = team["members"]
         .as_array()
@@ -737,17 +720,15 @@ async fn the_only_admin_cannot_go(engine: Engine) {
 
 async fn two_admins_removing_each_other_leave_one(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let (alice, dave) = (
-        server.register("Alice").await,
-        server.register("Dave").await,
-    );
-    new_mesh(&server, &alice, "Team").await;
-    join(&server, &alice, &dave, "team", "admin").await;
-    let alice_id = member_id(&server, &alice, "team", "Alice").await;
-    let dave_id = member_id(&server, &alice, "team", "Dave").await;
+    let team = server
+        .mesh_with(&["Alice", "Dave"], MeshOptions::default().admin("Dave"))
+        .await;
+    let (alice, dave) = (&team.member("Alice").user, &team.member("Dave").user);
+    let alice_id = &team.member("Alice").member_id;
+    let dave_id = &team.member("Dave").member_id;
     let (first, second) = tokio::join!(
-        remove(&server, &alice, "team", &dave_id),
-        remove(&server, &dave, "team", &alice_id),
+        alice.remove_member("team", dave_id),
+        dave.remove_member("team", alice_id),
     );
     // One wins; the other finds itself removed (404) or the winner the
     // last admin (409), depending on which reached the database first.
@@ -757,7 +738,7 @@ async fn two_admins_removing_each_other_leave_one(engine: Engine) {
         statuses == [200, 404] || statuses == [200, 409],
         "{first:?} {second:?}"
     );
-    let survivor = if first.0 == 200 { &alice } else { &dave };
+    let survivor = if first.0 == 200 { alice } else { dave };
     let (_, team) = detail(&server, survivor, "team").await;
     let members = team["members"].as_array().unwrap();
     assert_eq!(members.len(), 1);
@@ -766,17 +747,18 @@ async fn two_admins_removing_each_other_leave_one(engine: Engine) {
 
 async fn the_invites_of_a_removed_admin_stop_working(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let (alice, dave, erin) = (
-        server.register("Alice").await,
-        server.register("Dave").await,
-        server.register("Erin").await,
+    let team = server
+        .mesh_with(&["Alice", "Dave"], MeshOptions::default().admin("Dave"))
+        .await;
+    let (alice, dave) = (
+        team.member("Alice").user.clone(),
+        team.member("Dave").user.clone(),
     );
-    new_mesh(&server, &alice, "Team").await;
-    join(&server, &alice, &dave, "team", "admin").await;
+    let erin = server.register("Erin").await;
     let (_, daves) = invite(&server, &dave, "team", json!({ "max_uses": 10 })).await;
     let (_, alices) = invite(&server, &alice, "team", json!({})).await;
-    let dave_id = member_id(&server, &alice, "team", "Dave").await;
-    assert_eq!(remove(&server, &alice, "team", &dave_id).await.0, 200);
+    let dave_id = &team.member("Dave").member_id;
+    assert_eq!(alice.remove_member("team", dave_id).await.0, 200);
     let (status, body) = accept(&server, &erin, daves["code"].as_str().unwrap()).await;
     assert_eq!(
         (status, body["error"].as_str()),

@@ -132,13 +132,7 @@ async fn revoking_a_pat_takes_effect_on_the_next_request(engine: Engine) {
     )
     .await;
     assert_eq!(status, 404, "revoking twice finds nothing");
-    assert!(
-        server
-            .audit_events()
-            .await
-            .iter()
-            .any(|(event, _, _)| event == "auth.cli.pat.revoked")
-    );
+    assert!(server.audited("auth.cli.pat.revoked").await);
 }
 
 async fn session_tokens_slide_forward_on_use(engine: Engine) {
@@ -215,13 +209,7 @@ async fn sessions_list_marks_the_current_one_and_can_be_revoked(engine: Engine) 
     assert_eq!(status, 200);
     assert_eq!(whoami(&server, &desktop).await.0, 401);
     assert_eq!(whoami(&server, &laptop).await.0, 200);
-    assert!(
-        server
-            .audit_events()
-            .await
-            .iter()
-            .any(|(event, _, _)| event == "auth.cli.session.revoked")
-    );
+    assert!(server.audited("auth.cli.session.revoked").await);
 }
 
 async fn revoking_the_current_session_logs_this_cli_out(engine: Engine) {

@@ -2,25 +2,32 @@
 
 use super::browser::*;
 
-#[tokio::test]
-async fn bad_input_gets_a_page_not_a_crash() {
-    let server = TestServer::start(Engine::Sqlite).await;
-    let (alice, _) = Browser::signed_in(&server, "Alice").await;
-    let not_a_form = alice
+/// JSON posted where a form goes (with the CSRF token in its header, if
+/// given) is refused with a page: 400, HTML.
+async fn json_where_a_form_goes(browser: &Browser, path: &str, csrf: Option<&str>) {
+    let mut request = browser
         .client
-        .post(alice.url("/login"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(not_a_form.status(), 400);
+        .post(browser.url(path))
+        .header(header::CONTENT_TYPE, "application/json");
+    if let Some(csrf) = csrf {
+        request = request.header("x-csrf-token", csrf);
+    }
+    let not_a_form = request.body("{}").send().await.unwrap();
+    assert_eq!(not_a_form.status(), 400, "{path}");
     assert!(
         not_a_form.headers()[header::CONTENT_TYPE]
             .to_str()
             .unwrap()
-            .starts_with("text/html")
+            .starts_with("text/html"),
+        "{path}"
     );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_page_not_a_crash() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    json_where_a_form_goes(&alice, "/login", None).await;
     let long_code = "B".repeat(5000);
     for path in [
         "/cli-auth?code=%FF%FE".to_owned(),
@@ -161,22 +168,8 @@ async fn bad_input_on_the_mesh_pages_gets_a_page_not_a_crash() {
         assert!(page.status < 500, "{path}: {}", page.status);
     }
     let csrf = alice.get("/dashboard").await.csrf();
-    let not_a_form = alice
-        .client
-        .post(alice.url(&format!("/dashboard/meshes/{slug}/invites")))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("x-csrf-token", &csrf)
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(not_a_form.status(), 400);
-    assert!(
-        not_a_form.headers()[header::CONTENT_TYPE]
-            .to_str()
-            .unwrap()
-            .starts_with("text/html")
-    );
+    let invites = format!("/dashboard/meshes/{slug}/invites");
+    json_where_a_form_goes(&alice, &invites, Some(&csrf)).await;
     for form in [
         vec![("csrf", csrf.as_str())],
         vec![

@@ -2,12 +2,14 @@
 //! never follows redirects, the pages it reads, and the steps many tests share
 //! (signing up, starting a CLI login, making meshes and invites).
 
-pub use claudemesh_testkit::{DEFAULT_PASSWORD, Engine, TestServer};
+pub use claudemesh_testkit::{DEFAULT_PASSWORD, Engine, TestServer, TestUser};
 pub use reqwest::header::{self, HeaderMap, HeaderValue};
 pub use serde_json::{Value, json};
 pub use std::time::Duration;
 
 use crate::api::support::{self, send};
+use reqwest::cookie::Jar;
+use std::sync::Arc;
 
 /// An origin that is not ours.
 pub const EVIL: &str = "https://evil.example";
@@ -111,12 +113,17 @@ impl Page {
 
 impl Browser {
     pub fn new(server: &TestServer, origin: Option<&str>) -> Self {
+        Self::with_cookies(server, origin, Arc::default())
+    }
+
+    /// A browser keeping its cookies in `cookies`.
+    fn with_cookies(server: &TestServer, origin: Option<&str>, cookies: Arc<Jar>) -> Self {
         let mut headers = HeaderMap::new();
         if let Some(origin) = origin {
             headers.insert(header::ORIGIN, HeaderValue::from_str(origin).unwrap());
         }
         let client = reqwest::Client::builder()
-            .cookie_store(true)
+            .cookie_provider(cookies)
             .redirect(reqwest::redirect::Policy::none())
             .default_headers(headers)
             .build()
@@ -125,6 +132,11 @@ impl Browser {
             client,
             base: server.base_url.clone(),
         }
+    }
+
+    /// The browser `user` is signed in on (its cookies), on this site.
+    pub fn of(server: &TestServer, user: &TestUser) -> Self {
+        Self::with_cookies(server, Some(&server.base_url), user.cookies.clone())
     }
 
     /// A browser on this site, signed in to a new account.
@@ -140,23 +152,9 @@ impl Browser {
         name: &str,
         origin: Option<&str>,
     ) -> (Self, String) {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let email = format!(
-            "{}.{}@example.com",
-            name.to_lowercase().replace(' ', "."),
-            N.fetch_add(1, Ordering::SeqCst)
-        );
-        let browser = Self::new(server, origin);
-        let response = browser
-            .client
-            .post(browser.url("/api/auth/register"))
-            .json(&json!({ "email": email, "password": DEFAULT_PASSWORD, "name": name }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 201);
-        (browser, email)
+        let user = server.register(name).await;
+        let browser = Self::with_cookies(server, origin, user.cookies.clone());
+        (browser, user.email)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -206,10 +204,45 @@ impl Browser {
     /// clicking Approve or Deny does (with the card's CSRF token).
     pub async fn decide_on_card(&self, user_code: &str, decision: &str) -> Page {
         let card = self.get(&format!("/cli-auth?code={user_code}")).await;
-        let csrf = card.csrf();
+        self.decide(&card, user_code, decision).await
+    }
+
+    /// Answers `user_code` with the form of `card`, a page opened earlier
+    /// (its CSRF token).
+    pub async fn decide(&self, card: &Page, user_code: &str, decision: &str) -> Page {
         self.post(
             "/cli-auth",
-            &[("code", user_code), ("decision", decision), ("csrf", &csrf)],
+            &[
+                ("code", user_code),
+                ("decision", decision),
+                ("csrf", &card.csrf()),
+            ],
+        )
+        .await
+    }
+
+    /// A CLI login approved on this browser's card: the session token the
+    /// CLI's poll gets.
+    pub async fn approved_cli_session(&self, server: &TestServer) -> String {
+        let (device_code, user_code) = start_login(server).await;
+        self.decide_on_card(&user_code, "approve").await;
+        poll(server, &device_code).await["token"]
+            .as_str()
+            .expect("the poll after the approval has the token")
+            .to_owned()
+    }
+
+    /// Registers on the page's form (no `next`): the answer.
+    pub async fn register_on_page(&self, name: &str, email: &str) -> Page {
+        let form = self.get("/register").await;
+        self.post(
+            "/register",
+            &[
+                ("name", name),
+                ("email", email),
+                ("password", DEFAULT_PASSWORD),
+                ("csrf", &form.csrf()),
+            ],
         )
         .await
     }

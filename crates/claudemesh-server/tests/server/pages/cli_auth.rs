@@ -152,30 +152,12 @@ async fn each_state_of_a_code_has_its_own_page(engine: Engine) {
     let (_, expiring) = start_login(&server).await;
     let (_, used) = start_login(&server).await;
     let card = alice.get(&format!("/cli-auth?code={used}")).await;
-    alice
-        .post(
-            "/cli-auth",
-            &[
-                ("code", &used),
-                ("decision", "approve"),
-                ("csrf", &card.csrf()),
-            ],
-        )
-        .await;
+    alice.decide(&card, &used, "approve").await;
     let already = alice.get(&format!("/cli-auth?code={used}")).await;
     assert_eq!(already.status, 409);
     assert!(already.contains("This code was already used"));
     assert!(already.contains("already been approved"));
-    let twice = alice
-        .post(
-            "/cli-auth",
-            &[
-                ("code", &used),
-                ("decision", "deny"),
-                ("csrf", &card.csrf()),
-            ],
-        )
-        .await;
+    let twice = alice.decide(&card, &used, "deny").await;
     assert_eq!(twice.status, 409);
 
     let card = alice.get(&format!("/cli-auth?code={expiring}")).await;
@@ -185,16 +167,7 @@ async fn each_state_of_a_code_has_its_own_page(engine: Engine) {
     assert!(expired.contains("This code has expired"));
     assert!(expired.contains("Run claudemesh login again"));
     // A card left open past expiry cannot approve.
-    let late = alice
-        .post(
-            "/cli-auth",
-            &[
-                ("code", &expiring),
-                ("decision", "approve"),
-                ("csrf", &card.csrf()),
-            ],
-        )
-        .await;
+    let late = alice.decide(&card, &expiring, "approve").await;
     assert_eq!(late.status, 410);
     assert!(late.contains("This code has expired"));
 

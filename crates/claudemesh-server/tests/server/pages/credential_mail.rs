@@ -187,9 +187,7 @@ async fn turned_off_on_the_tokens_page_no_mail_is_sent() {
         "unticked"
     );
 
-    let (device_code, user_code) = start_login(&server).await;
-    alice.decide_on_card(&user_code, "approve").await;
-    assert!(poll(&server, &device_code).await["token"].is_string());
+    alice.approved_cli_session(&server).await;
     let made = alice
         .post(
             "/dashboard/settings/cli-tokens",
@@ -232,9 +230,7 @@ async fn the_session_mail_is_in_the_approvers_language() {
     let (alice, _) = Browser::signed_in(&server, "Alice").await;
     // Picking Spanish once sets the language cookie for the next pages.
     alice.get("/dashboard?lang=es").await;
-    let (device_code, user_code) = start_login(&server).await;
-    alice.decide_on_card(&user_code, "approve").await;
-    assert!(poll(&server, &device_code).await["token"].is_string());
+    alice.approved_cli_session(&server).await;
     let mail = &wait_for_mails(&server, 1).await[0];
     assert!(
         mail.body.contains("Dispositivo: Ana's <MacBook>"),

@@ -109,12 +109,7 @@ async fn a_token_made_on_the_page_is_shown_once_and_revoking_it_stops_it(engine:
 async fn a_cli_session_can_be_revoked_from_the_page() {
     let server = TestServer::start(Engine::Sqlite).await;
     let (alice, _) = Browser::signed_in(&server, "Alice").await;
-    let (device_code, user_code) = start_login(&server).await;
-    alice.decide_on_card(&user_code, "approve").await;
-    let token = poll(&server, &device_code).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let token = alice.approved_cli_session(&server).await;
     let listed = alice.get("/dashboard/settings/cli-tokens").await;
     let start = listed
         .body
@@ -188,12 +183,7 @@ async fn generating_a_token_checks_name_and_expiry() {
 async fn changing_the_password_on_the_page_signs_out_cli_sessions() {
     let server = TestServer::start(Engine::Sqlite).await;
     let (alice, _) = Browser::signed_in(&server, "Alice").await;
-    let (device_code, user_code) = start_login(&server).await;
-    alice.decide_on_card(&user_code, "approve").await;
-    let session = poll(&server, &device_code).await["token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let session = alice.approved_cli_session(&server).await;
 
     let form = alice.get("/dashboard/settings/password").await;
     let csrf = form.csrf();

@@ -66,16 +66,7 @@ async fn the_whole_approval_reads_in_spanish() {
         card.contains(&format!(r#"href="/cli-auth?code={user_code}&lang=en""#)),
         "the switcher keeps the code"
     );
-    let done = alice
-        .post(
-            "/cli-auth",
-            &[
-                ("code", &user_code),
-                ("decision", "approve"),
-                ("csrf", &card.csrf()),
-            ],
-        )
-        .await;
+    let done = alice.decide(&card, &user_code, "approve").await;
     let result = alice.get(done.location()).await;
     assert!(result.contains("✓ CLI autenticada. Vuelve a tu terminal."));
     assert_eq!(poll(&server, &device_code).await["status"], "approved");

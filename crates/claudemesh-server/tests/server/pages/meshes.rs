@@ -3,9 +3,9 @@
 
 use super::browser::*;
 use claudemesh_api::broker::PeerStatus;
-use claudemesh_api::e2e::KeyPair;
-use claudemesh_client::{Client, Presence, SessionIdentity};
+use claudemesh_client::{Client, Presence};
 use claudemesh_server::clock::Clock;
+use claudemesh_testkit::{Mesh, member_id};
 
 on_both_engines!(
     mesh_pages_check_membership_and_role,
@@ -844,18 +844,6 @@ async fn the_mesh_and_invite_pages_read_in_spanish() {
     );
 }
 
-/// The member id of `name`, from the JSON API as `viewer` sees the mesh.
-async fn member_id(viewer: &Browser, slug: &str, name: &str) -> String {
-    let (status, detail) = viewer.api_mesh(slug).await;
-    assert_eq!(status, 200, "{detail}");
-    let members = detail["members"].as_array().unwrap();
-    let member = members.iter().find(|m| m["display_name"] == name);
-    member.expect("a member by that name")["id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 /// The `<tr>` of the members table that names `name`.
 fn member_row(page: &Page, name: &str) -> Option<String> {
     let at = page.body.find(&format!("<strong>{name}</strong>"))?;
@@ -878,9 +866,10 @@ async fn members_are_removed_and_leave_after_a_confirmation(engine: Engine) {
             .await;
         assert_eq!(joined.status, 303);
     }
-    let carol_id = member_id(&alice, &slug, "Carol").await;
-    let bob_id = member_id(&alice, &slug, "Bob").await;
-    let alice_id = member_id(&alice, &slug, "Alice").await;
+    let (status, detail) = alice.api_mesh(&slug).await;
+    assert_eq!(status, 200, "{detail}");
+    let [carol_id, bob_id, alice_id] =
+        ["Carol", "Bob", "Alice"].map(|name| member_id(&detail, name));
 
     // The admin may remove others; as the only admin, she has no Leave.
     let page = alice.get(&path).await;
@@ -959,47 +948,16 @@ async fn members_are_removed_and_leave_after_a_confirmation(engine: Engine) {
     let dashboard = bob.get(left.location()).await;
     assert!(dashboard.contains("You left the mesh."));
     assert!(!dashboard.contains("Team"));
-    assert_eq!(member_id(&alice, &slug, "Alice").await, alice_id);
     let (_, detail) = alice.api_mesh(&slug).await;
+    assert_eq!(member_id(&detail, "Alice"), alice_id);
     assert_eq!(detail["member_count"], 1);
 }
 
-/// Creates a mesh over the JSON API with a real machine key (its sessions
-/// can then connect to the broker): `(mesh id, slug)`.
-async fn create_mesh_with_key(browser: &Browser, name: &str, key: &KeyPair) -> (String, String) {
-    let (status, mesh) = browser
-        .api(
-            reqwest::Method::POST,
-            "/api/my/meshes",
-            Some(json!({ "name": name, "public_key": key.public_hex() })),
-        )
-        .await;
-    assert_eq!(status, 201, "{mesh}");
-    let field = |name: &str| mesh[name].as_str().unwrap().to_owned();
-    (field("id"), field("slug"))
-}
-
-/// `member` joins with an invite from `admin`, registering a machine key.
-async fn join_with_key(admin: &Browser, member: &Browser, slug: &str, key: &KeyPair) {
-    let invite = admin.api_invite(slug, json!({})).await;
-    let code = invite["code"].as_str().unwrap();
-    let (status, body) = member
-        .api(
-            reqwest::Method::POST,
-            &format!("/api/invites/{code}/accept"),
-            Some(json!({ "public_key": key.public_hex() })),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
-
-/// Connects a broker session of the member whose machine key is `key`, as
-/// the CLI does (`api::broker` does the same for its tests).
-async fn connect(server: &TestServer, mesh_id: &str, key: &KeyPair, presence: Presence) -> Client {
-    let member = KeyPair::from_secret_hex(&key.secret_hex()).unwrap();
-    let expires_at = server.clock.now_ms() + 23 * 3_600_000;
-    let identity = SessionIdentity::new(mesh_id, member, expires_at).unwrap();
-    Client::connect(&server.base_url, identity, presence)
+/// A broker session of member `who` with `presence`, as the CLI connects
+/// one (attested for 23 hours).
+async fn connect(server: &TestServer, mesh: &Mesh, who: usize, presence: Presence) -> Client {
+    let identity = mesh.identity_until(who, server.clock.now_ms() + 23 * 3_600_000);
+    mesh.session(identity, presence)
         .await
         .expect("the session connects")
 }
@@ -1038,13 +996,10 @@ fn online_marker(count: &str) -> String {
 
 async fn the_mesh_page_shows_who_is_online(engine: Engine) {
     let server = TestServer::start(engine).await;
-    let (alice, _) = Browser::signed_in(&server, "Alice").await;
-    let (bob, _) = Browser::signed_in(&server, "Bob").await;
-    let alice_key = KeyPair::generate().unwrap();
-    let bob_key = KeyPair::generate().unwrap();
-    let (mesh_id, slug) = create_mesh_with_key(&alice, "Team", &alice_key).await;
-    join_with_key(&alice, &bob, &slug, &bob_key).await;
-    let path = format!("/dashboard/meshes/{slug}");
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
+    let alice = Browser::of(&server, &mesh.member("Alice").user);
+    let bob = Browser::of(&server, &mesh.member("Bob").user);
+    let path = format!("/dashboard/meshes/{}", mesh.slug);
 
     // Nobody is connected yet.
     let page = bob.get(&path).await;
@@ -1055,8 +1010,8 @@ async fn the_mesh_page_shows_who_is_online(engine: Engine) {
     // Alice connects under her own name, busy; Bob under another name.
     let alice_session = connect(
         &server,
-        &mesh_id,
-        &alice_key,
+        &mesh,
+        0,
         Presence {
             display_name: "Alice".into(),
             role: "reviewer".into(),
@@ -1068,8 +1023,8 @@ async fn the_mesh_page_shows_who_is_online(engine: Engine) {
     .await;
     let bob_session = connect(
         &server,
-        &mesh_id,
-        &bob_key,
+        &mesh,
+        1,
         Presence {
             display_name: "Bob's <laptop>".into(),
             ..Presence::default()
@@ -1133,8 +1088,8 @@ async fn the_mesh_page_shows_who_is_online(engine: Engine) {
     server.clock.advance(Duration::from_secs(2 * 3600 + 60));
     let ci_session = connect(
         &server,
-        &mesh_id,
-        &alice_key,
+        &mesh,
+        0,
         Presence {
             display_name: "Alice (CI)".into(),
             ..Presence::default()

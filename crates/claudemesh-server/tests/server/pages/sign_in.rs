@@ -49,18 +49,7 @@ async fn registering_in_the_browser_signs_in_and_opens_the_dashboard() {
 
     // The same email again is refused with a way to sign in.
     let again = Browser::new(&server, Some(&server.base_url));
-    let form = again.get("/register").await;
-    let taken = again
-        .post(
-            "/register",
-            &[
-                ("name", "Other"),
-                ("email", "ANA@example.com"),
-                ("password", DEFAULT_PASSWORD),
-                ("csrf", &form.csrf()),
-            ],
-        )
-        .await;
+    let taken = again.register_on_page("Other", "ANA@example.com").await;
     assert_eq!(taken.status, 409);
     assert!(taken.contains("already exists"));
 }
@@ -275,18 +264,7 @@ async fn the_forms_count_against_the_limits_per_address_with_the_api() {
         assert_eq!(status, 201, "{body}");
     }
     let browser = Browser::new(&server, Some(&server.base_url));
-    let form = browser.get("/register").await;
-    let refused = browser
-        .post(
-            "/register",
-            &[
-                ("name", "Late"),
-                ("email", "late@example.com"),
-                ("password", DEFAULT_PASSWORD),
-                ("csrf", &form.csrf()),
-            ],
-        )
-        .await;
+    let refused = browser.register_on_page("Late", "late@example.com").await;
     assert_eq!(refused.status, 429, "{}", refused.body);
     assert_eq!(refused.header("retry-after"), "60");
 

@@ -1,0 +1,204 @@
+//! Building and running the server: store, router, listener.
+
+use crate::app::config::Config;
+use crate::app::state::{AppState, Settings};
+use crate::auth::address_limits::AddressLimits;
+use crate::auth::request_limit::RequestLimit;
+use crate::auth::wakeups::Wakeups;
+use crate::auth::{accounts, device_codes, oauth, tokens};
+use crate::broker::{Broker, BrokerSettings};
+use crate::clock::Clock;
+use crate::db::pool::{Db, DbError};
+use crate::http::openapi::ApiDoc;
+use crate::http::request::{MAX_BODY_BYTES, log_requests};
+use crate::meshes::{invites, mesh};
+use crate::telemetry;
+use crate::text::mail::Mailer;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Mail(#[from] crate::text::mail::MailConfigError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("server stopped: {0}")]
+    Serve(std::io::Error),
+}
+
+/// A built server: store open and migrated, listener bound.
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    state: AppState,
+    local_addr: SocketAddr,
+    /// Days telemetry events are kept (0: forever).
+    telemetry_retention_days: u32,
+}
+
+impl Application {
+    pub async fn build(config: Config, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
+        let mailer = Mailer::new(
+            config.smtp_url.as_deref(),
+            &config.mail_from,
+            config.data_dir.join("outbox"),
+        )?;
+        let db = Db::open(
+            config.database_url.as_deref(),
+            &config.data_dir,
+            config.db_pool_size,
+        )
+        .await?;
+        let listener =
+            TcpListener::bind(&config.bind)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.bind.clone(),
+                    source,
+                })?;
+        let local_addr = listener.local_addr().map_err(StartError::Serve)?;
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{local_addr}"));
+        let broker = Broker::start(
+            &db,
+            config.database_url.as_deref(),
+            Arc::clone(&clock),
+            BrokerSettings::from_config(&config),
+        )
+        .await
+        .map_err(|source| {
+            StartError::Db(DbError::Connect {
+                engine: db.engine.name(),
+                source,
+            })
+        })?;
+        let wakeups = Wakeups::start(db.engine, config.database_url.as_deref()).await;
+        let state = AppState::new(
+            db,
+            clock,
+            Settings {
+                telemetry_batches_per_minute: config.telemetry_batches_per_minute,
+                ..Settings::new(&public_url, config.trust_proxy)
+            },
+            mailer,
+            broker,
+            RequestLimit::new(config.token_requests_per_minute),
+            AddressLimits::from_config(&config),
+            wakeups,
+        );
+        let router = router(state.clone());
+        Ok(Self {
+            listener,
+            router,
+            state,
+            local_addr,
+            telemetry_retention_days: config.telemetry_retention_days,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    pub fn public_url(&self) -> &str {
+        &self.state.settings.public_url
+    }
+
+    /// Where mail goes (SMTP or the outbox directory).
+    pub fn mail_transport(&self) -> String {
+        self.state.mailer.describe()
+    }
+
+    pub fn engine_name(&self) -> &'static str {
+        self.state.db.engine.name()
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), StartError> {
+        let service = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        // WebSockets outlive the HTTP connections that upgraded them, and a
+        // waiting device-code poll would hold its connection up to 20 s: end
+        // both when the server is told to stop.
+        let broker = self.state.broker.clone();
+        let wakeups = self.state.wakeups.clone();
+        let shutdown = async move {
+            shutdown.await;
+            broker.shut_down();
+            wakeups.close();
+        };
+        let retention =
+            telemetry::spawn_retention(self.state.clone(), self.telemetry_retention_days);
+        let served = axum::serve(self.listener, service)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(StartError::Serve);
+        if let Some(retention) = retention {
+            retention.abort();
+        }
+        served
+    }
+}
+
+/// The whole HTTP surface, assembled in one place.
+pub fn router(state: AppState) -> Router {
+    // A telemetry event's `endpoint` must be one of the API's route
+    // templates, known once every route is in.
+    let templates = telemetry::RouteTemplates::default();
+    let (api, openapi) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(accounts::routes())
+        .merge(device_codes::routes())
+        .merge(tokens::routes())
+        .merge(oauth::routes())
+        .merge(mesh::routes())
+        .merge(invites::routes())
+        .merge(telemetry::routes(
+            templates.clone(),
+            state.settings.telemetry_batches_per_minute,
+        ))
+        .split_for_parts();
+    templates.learn(&openapi);
+    let mut openapi = openapi;
+    telemetry::document_events(&mut openapi);
+    let openapi = Arc::new(openapi);
+    api.route(
+        "/api/openapi.json",
+        get(move || {
+            let openapi = Arc::clone(&openapi);
+            async move { Json(openapi.as_ref().clone()) }
+        }),
+    )
+    .route("/healthz", get(|| async { "ok" }))
+    .merge(crate::broker::routes())
+    .merge(crate::pages::routes())
+    // Unknown paths and wrong methods: JSON under /api and /oauth, an HTML
+    // page (with the pages' security headers) everywhere else.
+    .fallback(crate::pages::fallback::fallback)
+    .method_not_allowed_fallback(crate::pages::fallback::method_not_allowed)
+    .layer(middleware::from_fn(log_requests))
+    .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    .with_state(state)
+}

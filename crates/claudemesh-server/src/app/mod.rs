@@ -1,0 +1,13 @@
+//! The server as a process: its configuration, the state every handler
+//! reaches, the router and listener, and the log.
+//!
+//! - [`config`]: flags and environment variables.
+//! - [`state`]: what every handler can reach ([`state::AppState`]).
+//! - [`application`]: building and running the server ([`application::Application`]),
+//!   and the whole HTTP surface assembled in one place.
+//! - [`logging`]: log set-up.
+
+pub mod application;
+pub mod config;
+pub mod logging;
+pub mod state;

@@ -1,0 +1,361 @@
+//! The broker's face to the rest of the server ([`Broker`]: started with
+//! the server, told when a membership ends, asked who is connected), and
+//! what runs behind it on each instance: the heartbeat, the sweeps, and the
+//! events from the other instances applied to this one's connections.
+
+use super::bus::{self, BusEvent};
+use super::hub::{Directory, Hub, frame};
+use super::limits;
+use super::store;
+use super::writer::Writer;
+use crate::app::config::Config;
+use crate::clock::{Clock, SECOND_MS};
+use crate::db::ids::new_id;
+use crate::db::pool::{Db, Engine};
+use claudemesh_api::broker::{BrokerErrorCode, Limits, Peer, ServerFrame};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often an instance says it is alive, and how long its silence means
+/// it crashed (its sessions are then removed by the others).
+const BEAT_EVERY: Duration = Duration::from_secs(5);
+const DEAD_AFTER_MS: i64 = 30 * SECOND_MS;
+/// How often local sessions are checked against the tables (memberships
+/// ended while a notification was lost, rows deleted under us).
+const RECONCILE_EVERY: Duration = Duration::from_secs(5);
+/// Expired messages stay this long for status queries, then go.
+const KEEP_EXPIRED_MS: i64 = 7 * 24 * 3600 * SECOND_MS;
+
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    pub send_burst: u32,
+    pub sends_per_minute: u32,
+    pub max_peers: u32,
+    pub max_connections_per_member: u32,
+    pub message_ttl_ms: i64,
+    /// Ping every this often; a peer silent for `silent_after` is gone.
+    pub ping_every: Duration,
+    pub silent_after: Duration,
+}
+
+impl BrokerSettings {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            send_burst: config.broker_send_burst,
+            sends_per_minute: config.broker_sends_per_minute,
+            max_peers: config.broker_max_peers,
+            max_connections_per_member: config.broker_max_connections_per_member,
+            message_ttl_ms: i64::try_from(config.broker_message_ttl)
+                .unwrap_or(i64::MAX / 2)
+                .saturating_mul(SECOND_MS),
+            ping_every: Duration::from_secs(30),
+            silent_after: Duration::from_secs(75),
+        }
+    }
+
+    pub(super) fn limits(&self) -> Limits {
+        Limits {
+            max_frame_bytes: claudemesh_api::broker::MAX_FRAME_BYTES as u64,
+            max_message_bytes: claudemesh_api::broker::MAX_MESSAGE_BYTES as u64,
+            send_burst: self.send_burst,
+            sends_per_minute: self.sends_per_minute,
+            message_ttl_seconds: u64::try_from(self.message_ttl_ms / SECOND_MS).unwrap_or(0),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Broker(Arc<Inner>);
+
+pub struct Inner {
+    pub(super) pool: sqlx::AnyPool,
+    pub(super) engine: Engine,
+    clock: Arc<dyn Clock>,
+    pub(super) settings: BrokerSettings,
+    pub(super) instance_id: String,
+    pub(super) hub: Arc<Hub>,
+    pub(super) writer: Writer,
+    pub(super) rate: limits::SendRate,
+    pub(super) shutdown: watch::Sender<bool>,
+}
+
+impl std::ops::Deref for Broker {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}
+
+impl Broker {
+    /// Starts the broker's background work: the writer, the heartbeat and
+    /// sweeps, and on PostgreSQL the listener for the other instances.
+    pub async fn start(
+        db: &Db,
+        database_url: Option<&str>,
+        clock: Arc<dyn Clock>,
+        settings: BrokerSettings,
+    ) -> Result<Self, sqlx::Error> {
+        let instance_id = new_id("ins");
+        if db.engine == Engine::Sqlite {
+            // One instance only: whatever sessions are recorded are from a
+            // process that is gone.
+            store::clear_sessions(&db.pool).await?;
+        }
+        store::beat(&db.pool, &instance_id, clock.now_ms()).await?;
+        let hub = Arc::new(Hub::default());
+        let writer = {
+            let hub = Arc::clone(&hub);
+            Writer::start(
+                db.pool.clone(),
+                db.engine,
+                db.sqlite_reader.as_ref().map(|r| r.path().to_owned()),
+                instance_id.clone(),
+                move |messages| {
+                    hub.deliver(messages.iter().flat_map(|m| {
+                        m.deliveries
+                            .iter()
+                            .map(|(key, _)| m.envelope(key))
+                            .collect::<Vec<_>>()
+                    }));
+                },
+            )
+        };
+        let broker = Self(Arc::new(Inner {
+            pool: db.pool.clone(),
+            engine: db.engine,
+            clock,
+            rate: limits::SendRate::new(settings.send_burst, settings.sends_per_minute),
+            settings,
+            instance_id,
+            hub,
+            writer,
+            shutdown: watch::channel(false).0,
+        }));
+        broker.spawn_housekeeping();
+        if let (Engine::Postgres, Some(url)) = (db.engine, database_url) {
+            let (on_event, on_gap) = (broker.clone(), broker.clone());
+            bus::listen(
+                url.to_owned(),
+                broker.instance_id.clone(),
+                move |event| on_event.apply(event),
+                move || on_gap.resync(),
+                broker.shutdown.subscribe(),
+            );
+        }
+        Ok(broker)
+    }
+
+    pub(super) fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Closes every connection (the server is stopping).
+    pub fn shut_down(&self) {
+        let _ = self.shutdown.send(true);
+    }
+
+    /// A membership ended (removed by an admin, or left): its sessions are
+    /// refused from now on and closed on every instance.
+    pub async fn member_removed(&self, mesh_id: &str, member_id: &str) {
+        self.publish(BusEvent::Removed {
+            mesh_id: mesh_id.to_owned(),
+            member_id: member_id.to_owned(),
+        })
+        .await;
+    }
+
+    /// Every connected session of a mesh, on any instance.
+    pub async fn peers(&self, mesh_id: &str) -> Result<Vec<Peer>, sqlx::Error> {
+        store::peers(&self.pool, mesh_id).await
+    }
+
+    /// Applies an event here and tells the other instances.
+    pub(super) async fn publish(&self, event: BusEvent) {
+        self.apply(event.clone());
+        if self.engine == Engine::Postgres
+            && let Err(err) = bus::notify(&self.pool, &self.instance_id, &event).await
+        {
+            tracing::warn!(error = %err, "broker: could not notify the other instances");
+        }
+    }
+
+    /// What an event means for the connections of this instance.
+    fn apply(&self, event: BusEvent) {
+        match event {
+            BusEvent::Messages { mesh_id, ids } => {
+                if !self.hub.serves_mesh(&mesh_id) {
+                    return;
+                }
+                let broker = self.clone();
+                tokio::spawn(async move {
+                    match store::deliveries_of(&broker.pool, &ids).await {
+                        Ok(envelopes) => broker.hub.deliver(envelopes),
+                        // The recipients find them in their backlog later.
+                        Err(err) => {
+                            tracing::warn!(error = %err, "broker: cannot read new messages");
+                            broker.hub.wake_all();
+                        }
+                    }
+                });
+            }
+            BusEvent::Joined { mesh_id, peer } => {
+                self.hub.with_directory(&mesh_id, |dir| {
+                    if let Some(dir) = dir {
+                        dir.sessions
+                            .insert(peer.session_key.clone(), peer.member_id.clone());
+                    }
+                });
+                let except = peer.session_key.clone();
+                self.hub
+                    .to_mesh(&mesh_id, &except, frame(&ServerFrame::PeerJoined { peer }));
+            }
+            BusEvent::Left {
+                mesh_id,
+                session_key,
+            } => {
+                self.hub.with_directory(&mesh_id, |dir| {
+                    if let Some(dir) = dir {
+                        dir.sessions.remove(&session_key);
+                    }
+                });
+                self.hub.to_mesh(
+                    &mesh_id,
+                    &session_key,
+                    frame(&ServerFrame::PeerLeft {
+                        session_key: session_key.clone(),
+                    }),
+                );
+            }
+            BusEvent::Updated { mesh_id, peer } => {
+                let except = peer.session_key.clone();
+                self.hub
+                    .to_mesh(&mesh_id, &except, frame(&ServerFrame::PeerUpdated { peer }));
+            }
+            BusEvent::Removed { mesh_id, member_id } => {
+                self.hub.with_directory(&mesh_id, |dir| {
+                    if let Some(dir) = dir {
+                        dir.sessions.retain(|_, m| *m != member_id);
+                        dir.member_keys.retain(|_, m| *m != member_id);
+                    }
+                });
+                self.hub.close_where(
+                    |c| c.mesh_id == mesh_id && c.member_id == member_id,
+                    BrokerErrorCode::Removed,
+                    "You are no longer a member of this mesh",
+                );
+            }
+            BusEvent::Kick {
+                session_key,
+                conn_id,
+            } => self.hub.close_where(
+                |c| c.session_key == session_key && c.conn_id != conn_id,
+                BrokerErrorCode::Replaced,
+                "This session connected again elsewhere",
+            ),
+        }
+    }
+
+    /// After a gap in the notifications: directories may be stale and
+    /// messages may be waiting; re-read both.
+    fn resync(&self) {
+        self.hub.forget_directories();
+        self.hub.wake_all();
+        let broker = self.clone();
+        tokio::spawn(async move { broker.reconcile().await });
+    }
+
+    /// The directory of a mesh, read from the tables when not in memory.
+    pub(super) async fn load_directory(&self, mesh_id: &str) -> Result<(), sqlx::Error> {
+        let peers = store::peers(&self.pool, mesh_id).await?;
+        let members = store::member_keys(&self.pool, mesh_id).await?;
+        let mut directory = Directory::default();
+        for peer in peers {
+            directory.sessions.insert(peer.session_key, peer.member_id);
+        }
+        for member in members {
+            for key in member.keys {
+                directory.member_keys.insert(key, member.member_id.clone());
+            }
+        }
+        self.hub.set_directory(mesh_id, directory);
+        Ok(())
+    }
+
+    fn spawn_housekeeping(&self) {
+        let broker = self.clone();
+        let mut shutdown = self.shutdown.subscribe();
+        tokio::spawn(async move {
+            let mut beat = tokio::time::interval(BEAT_EVERY);
+            let mut reconcile = tokio::time::interval(RECONCILE_EVERY);
+            loop {
+                tokio::select! {
+                    _ = beat.tick() => broker.beat_and_sweep().await,
+                    _ = reconcile.tick() => broker.reconcile().await,
+                    _ = shutdown.changed() => return,
+                }
+            }
+        });
+    }
+
+    async fn beat_and_sweep(&self) {
+        let now = self.now();
+        if let Err(err) = store::beat(&self.pool, &self.instance_id, now).await {
+            tracing::warn!(error = %err, "broker: heartbeat failed");
+            return;
+        }
+        match store::sweep_dead_instances(&self.pool, &self.instance_id, now - DEAD_AFTER_MS).await
+        {
+            Ok(gone) => {
+                for (mesh_id, session_key) in gone {
+                    self.publish(BusEvent::Left {
+                        mesh_id,
+                        session_key,
+                    })
+                    .await;
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "broker: sweeping dead instances failed"),
+        }
+        if let Err(err) = store::sweep_expired_messages(&self.pool, now, KEEP_EXPIRED_MS).await {
+            tracing::warn!(error = %err, "broker: sweeping expired messages failed");
+        }
+    }
+
+    /// Closes local sessions whose membership ended (should a notification
+    /// have been lost), and those whose row is gone (another instance swept
+    /// them while this one could not reach the database): they reconnect
+    /// and are recorded again.
+    async fn reconcile(&self) {
+        let connections = self.hub.connections();
+        match store::sessions_of_instance(&self.pool, &self.instance_id).await {
+            Ok(recorded) => {
+                let lost: Vec<String> = connections
+                    .iter()
+                    .filter(|(conn_id, key, _)| !recorded.contains(&(key.clone(), conn_id.clone())))
+                    .map(|(conn_id, _, _)| conn_id.clone())
+                    .collect();
+                if !lost.is_empty() {
+                    self.hub.close_where(
+                        |c| lost.contains(&c.conn_id),
+                        BrokerErrorCode::Internal,
+                        "The broker lost track of this session; connect again",
+                    );
+                }
+            }
+            Err(err) => tracing::warn!(error = %err, "broker: reconciling sessions failed"),
+        }
+        let mut members: Vec<String> = connections.iter().map(|(_, _, m)| m.clone()).collect();
+        members.sort();
+        members.dedup();
+        match store::ended_memberships(&self.pool, &members).await {
+            Ok(ended) if !ended.is_empty() => self.hub.close_where(
+                |c| ended.contains(&c.member_id),
+                BrokerErrorCode::Removed,
+                "You are no longer a member of this mesh",
+            ),
+            Ok(_) => {}
+            Err(err) => tracing::warn!(error = %err, "broker: reconciling sessions failed"),
+        }
+    }
+}
