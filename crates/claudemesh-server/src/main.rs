@@ -1,5 +1,7 @@
-//! `claudemesh-server`: parse the configuration, start, serve until Ctrl-C;
-//! or, with a subcommand, a task on the same store (`telemetry-report`).
+//! `claudemesh-server`: parse the configuration, start, serve until Ctrl-C
+//! or SIGTERM (then stop gracefully: `Application::run_until`); or check the
+//! configuration and exit (`--check-config`); or, with a subcommand, a task
+//! on the same store (`telemetry-report`).
 
 use clap::{Args, Parser, Subcommand};
 use claudemesh_server::clock::{Clock, SystemClock};
@@ -13,6 +15,12 @@ use std::{process::ExitCode, sync::Arc};
 struct Cli {
     #[command(flatten)]
     config: Config,
+
+    /// Check the settings (flags and environment) and exit: 0 when the
+    /// server could start with them, 1 with each problem. Binds nothing and
+    /// connects to nothing.
+    #[arg(long)]
+    check_config: bool,
 
     /// With none, the server runs.
     #[command(subcommand)]
@@ -55,8 +63,19 @@ struct TelemetryReportArgs {
 async fn main() -> ExitCode {
     let Cli {
         mut config,
+        check_config,
         command,
     } = Cli::parse();
+    if check_config {
+        let report = claudemesh_server::app::check::check(&config).await;
+        return if report.ok() {
+            print!("{}", report.render());
+            ExitCode::SUCCESS
+        } else {
+            eprint!("{}", report.render());
+            ExitCode::FAILURE
+        };
+    }
     if let Some(Command::TelemetryReport(args)) = command {
         config.data_dir = args.data_dir.unwrap_or(config.data_dir);
         config.database_url = args.database_url.or(config.database_url);

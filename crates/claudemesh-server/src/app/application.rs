@@ -20,7 +20,10 @@ use axum::{Json, Router, middleware};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
@@ -47,6 +50,8 @@ pub struct Application {
     local_addr: SocketAddr,
     /// Days telemetry events are kept (0: forever).
     telemetry_retention_days: u32,
+    /// How long in-flight requests get once told to stop.
+    shutdown_grace: Duration,
 }
 
 impl Application {
@@ -108,6 +113,7 @@ impl Application {
             state,
             local_addr,
             telemetry_retention_days: config.telemetry_retention_days,
+            shutdown_grace: Duration::from_secs(config.shutdown_grace),
         })
     }
 
@@ -132,7 +138,12 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then finishes in-flight requests.
+    /// Serves until `shutdown` completes, then stops taking connections,
+    /// closes broker sessions (1001, "connect again": clients reconnect,
+    /// through a load balancer to another instance) and answers waiting
+    /// polls at once, and lets in-flight requests finish, for at most
+    /// `--shutdown-grace` seconds: then it returns anyway, and the requests
+    /// still running end with the process.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -145,17 +156,41 @@ impl Application {
         // both when the server is told to stop.
         let broker = self.state.broker.clone();
         let wakeups = self.state.wakeups.clone();
+        let (told, stopping) = oneshot::channel::<Instant>();
         let shutdown = async move {
             shutdown.await;
+            let _ = told.send(Instant::now());
             broker.shut_down();
             wakeups.close();
         };
+        let grace = self.shutdown_grace;
+        let out_of_time = async move {
+            match stopping.await {
+                Ok(since) => {
+                    tracing::info!(
+                        grace_secs = grace.as_secs(),
+                        "stopping: no new connections; finishing in-flight requests"
+                    );
+                    tokio::time::sleep_until(since + grace).await;
+                }
+                // The server stopped on its own (an error): nothing to time.
+                Err(_) => std::future::pending().await,
+            }
+        };
         let retention =
             telemetry::spawn_retention(self.state.clone(), self.telemetry_retention_days);
-        let served = axum::serve(self.listener, service)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(StartError::Serve);
+        let served = tokio::select! {
+            served = axum::serve(self.listener, service).with_graceful_shutdown(shutdown) => {
+                served.map_err(StartError::Serve)
+            }
+            () = out_of_time => {
+                tracing::warn!(
+                    grace_secs = grace.as_secs(),
+                    "stopping with requests still in flight after the shutdown grace"
+                );
+                Ok(())
+            }
+        };
         if let Some(retention) = retention {
             retention.abort();
         }

@@ -139,7 +139,19 @@ pub struct Config {
     /// Log lines as JSON (for collectors) or as text (for people).
     #[arg(long, env = "CLAUDEMESH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
+
+    /// Seconds in-flight requests get to finish once the server is told to
+    /// stop (SIGTERM, Ctrl-C); then it stops anyway.
+    #[arg(long, env = "CLAUDEMESH_SHUTDOWN_GRACE", value_name = "SECONDS",
+          default_value_t = SHUTDOWN_GRACE_SECS,
+          value_parser = clap::value_parser!(u64).range(0..=3600))]
+    pub shutdown_grace: u64,
 }
+
+/// The default of `--shutdown-grace`: under systemd's stop timeout of 10 s
+/// (docs/operations.md's unit), so a stop never ends in SIGKILL. Broker
+/// sessions and waiting polls end at once; only plain requests can take it.
+pub const SHUTDOWN_GRACE_SECS: u64 = 8;
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum LogFormat {
@@ -171,6 +183,7 @@ impl Config {
             broker_max_connections_per_member: 20,
             broker_message_ttl: 7 * 24 * 3600,
             log_format: LogFormat::Text,
+            shutdown_grace: SHUTDOWN_GRACE_SECS,
         }
     }
 }

@@ -6,8 +6,10 @@
 //! - [`application`]: building and running the server ([`application::Application`]),
 //!   and the whole HTTP surface assembled in one place.
 //! - [`logging`]: log set-up.
+//! - [`check`]: `--check-config`, the settings checked without starting.
 
 pub mod application;
+pub mod check;
 pub mod config;
 pub mod logging;
 pub mod state;

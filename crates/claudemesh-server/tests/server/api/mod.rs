@@ -10,6 +10,7 @@ mod device_codes;
 mod meshes;
 mod oauth;
 mod request_limit;
+mod service;
 mod startup;
 pub mod support;
 mod telemetry;
