@@ -29,5 +29,7 @@ mod login;
 mod meshes;
 mod messages;
 mod request_limit;
+#[cfg(feature = "keyring")]
+mod secret_service;
 mod telemetry;
 mod wizard;
