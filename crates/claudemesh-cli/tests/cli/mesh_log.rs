@@ -127,3 +127,36 @@ async fn log_verify_names_an_entry_deleted_by_hand(engine: Engine) {
     assert_eq!(json["ok"], false);
     assert_eq!(json["broken_seq"], 2);
 }
+
+#[tokio::test]
+async fn log_tail_follow_ends_with_0_once_its_reader_is_gone() {
+    let DevMesh(_server, _mesh, [alices, bobs]) =
+        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
+    let mut invocation = alices.cmd(["log", "tail", "--follow", "-n", "1"]);
+    invocation
+        .command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut child = invocation
+        .command
+        .spawn()
+        .expect("the claudemesh binary starts");
+    let stdout = child.stdout.take().unwrap();
+    // Read the first line, then close the pipe as `head -1` would.
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        line
+    })
+    .await
+    .unwrap();
+    assert!(first.contains("member.joined"), "{first}");
+    // The next entry finds nobody reading: the follow ends, exit 0.
+    bobs.cmd(["send", "Alice", "hello"])
+        .run()
+        .await
+        .expect_code(0);
+    let status = exit_of(&mut child).await.expect("log tail exits");
+    assert_eq!(status.code(), Some(0));
+}
