@@ -197,7 +197,7 @@ async fn a_usage_line_shows_no_option_that_came_from_the_environment() {
     // The harness exports CLAUDEMESH_API_URL, as the quick start does.
     let cli = Cli::new(&dead_url());
     let out = cli.cmd(["send", "Bob"]).run().await.expect_code(3);
-    out.stderr_has("Usage: claudemesh send [OPTIONS] <TARGET> <MESSAGE>\n");
+    out.stderr_has("\nUsage: claudemesh send <TARGET> <MESSAGE>\n");
     assert!(!out.stderr.contains("--api-url"), "{}", out.stderr);
     // The variable still counts, and --api-url still beats it.
     let server = server(Engine::Sqlite).await;
