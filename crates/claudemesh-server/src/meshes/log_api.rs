@@ -14,14 +14,14 @@ use crate::auth::caller::Caller;
 use crate::http::error::{AppError, AppResult};
 use crate::http::openapi::Unauthorized;
 use crate::meshes::log::{self, Query as LogQuery};
-use crate::meshes::mesh::{NoSuchMesh, my_mesh};
+use crate::meshes::mesh::my_mesh;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use claudemesh_api::ErrorBody;
-use claudemesh_api::mesh_log::{LogKind, cursor, parse_cursor};
+use claudemesh_api::mesh_log::{CursorError, LogKind, cursor, parse_cursor};
 use claudemesh_api::wire::{LogEntry, LogPage};
 use futures_util::Stream;
 use serde::Deserialize;
@@ -51,12 +51,15 @@ pub fn routes() -> OpenApiRouter<AppState> {
 struct LogParams {
     /// Entries after this cursor (an entry's `cursor`, or a page's), oldest
     /// first. Without it (and without `since_ms`): the newest `limit`.
+    #[param(pattern = r"^[A-Za-z0-9_-]+\.[0-9]{1,18}$")]
     after: Option<String>,
     /// Entries at or after this time, in milliseconds since the Unix epoch.
     #[param(value_type = Option<i64>, minimum = 0)]
     since_ms: Option<String>,
-    /// Only entries of this kind (`member.joined`, `session.connected`,
-    /// `message.sent`, …).
+    /// Only entries of this kind.
+    #[param(
+        pattern = r"^(member\.joined|member\.left|member\.removed|invite\.created|invite\.accepted|invite\.revoked|session\.connected|session\.disconnected|message\.sent)$"
+    )]
     kind: Option<String>,
     /// Entries in the page, 1 to 500 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
@@ -69,8 +72,12 @@ struct LogParams {
 struct FollowParams {
     /// Start after this cursor; `Last-Event-ID` wins when both are given.
     /// Without either, the stream starts with the next new entry.
+    #[param(pattern = r"^[A-Za-z0-9_-]+\.[0-9]{1,18}$")]
     after: Option<String>,
     /// Only entries of this kind.
+    #[param(
+        pattern = r"^(member\.joined|member\.left|member\.removed|invite\.created|invite\.accepted|invite\.revoked|session\.connected|session\.disconnected|message\.sent)$"
+    )]
     kind: Option<String>,
 }
 
@@ -86,9 +93,16 @@ fn parse_kind(raw: Option<&str>) -> AppResult<Option<LogKind>> {
     .transpose()
 }
 
+/// A cursor of this mesh's log. One of another mesh names no entry of this
+/// log: 404, as for any other thing the caller's mesh does not have.
 fn parse_after(mesh_id: &str, raw: Option<&str>) -> AppResult<Option<u64>> {
-    raw.map(|raw| parse_cursor(mesh_id, raw).map_err(|err| AppError::bad_request(err.to_string())))
-        .transpose()
+    raw.map(|raw| {
+        parse_cursor(mesh_id, raw).map_err(|err| match err {
+            CursorError::OtherMesh => AppError::not_found(err.to_string()),
+            CursorError::Malformed => AppError::bad_request(err.to_string()),
+        })
+    })
+    .transpose()
 }
 
 fn parse_number<T: std::str::FromStr>(
@@ -110,8 +124,10 @@ fn parse_number<T: std::str::FromStr>(
     params(("slug" = String, Path, description = "Mesh slug"), LogParams),
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
     responses((status = 200, body = LogPage),
-        (status = 400, body = ErrorBody, description = "`invalid_request`: a malformed cursor or one of another mesh, an unknown kind, or `since_ms`/`limit` not a whole number in range"),
-        Unauthorized, NoSuchMesh, crate::auth::request_limit::RateLimited))]
+        (status = 400, body = ErrorBody, description = "`invalid_request`: a malformed cursor, an unknown kind, or `since_ms`/`limit` not a whole number in range"),
+        Unauthorized,
+        (status = 404, body = ErrorBody, description = "`not_found`: the caller has no mesh with this slug, or the cursor is of another mesh's log"),
+        crate::auth::request_limit::RateLimited))]
 async fn read_log(
     State(state): State<AppState>,
     caller: Caller,
@@ -168,8 +184,10 @@ async fn read_log(
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
     responses((status = 200, content_type = "text/event-stream", body = String,
             description = "An endless stream of `entry` events (data: a `LogEntry`), with keep-alive comments"),
-        (status = 400, body = ErrorBody, description = "`invalid_request`: a malformed cursor or one of another mesh, or an unknown kind"),
-        Unauthorized, NoSuchMesh, crate::auth::request_limit::RateLimited))]
+        (status = 400, body = ErrorBody, description = "`invalid_request`: a malformed cursor, or an unknown kind"),
+        Unauthorized,
+        (status = 404, body = ErrorBody, description = "`not_found`: the caller has no mesh with this slug, or the cursor is of another mesh's log"),
+        crate::auth::request_limit::RateLimited))]
 async fn follow_log(
     State(state): State<AppState>,
     caller: Caller,
