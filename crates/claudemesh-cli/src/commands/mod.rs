@@ -14,6 +14,7 @@ pub mod leave;
 pub mod list;
 pub mod login;
 pub mod logout;
+pub mod mesh_log;
 pub mod peers;
 pub mod send;
 pub mod sync;
