@@ -206,6 +206,9 @@ wire! {
         Doctor,
         Completions,
         Telemetry,
+        /// `log tail` and `log verify`.
+        LogTail,
+        LogVerify,
         /// A word that is no command (its text is not sent).
         Unknown,
     }

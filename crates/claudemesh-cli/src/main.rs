@@ -33,6 +33,7 @@ use base::output::Output;
 use clap::Parser;
 use clap::error::ErrorKind;
 use cli::{Cli, Command};
+use commands::mesh_log;
 use commands::{
     completions, create, doctor, inbox, invite, join, launch, leave, list, login, logout,
     man_pages, peers, send, sync, telemetry as telemetry_command, whoami,
@@ -92,6 +93,7 @@ fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
         Some(Command::Completions(args)) => completions::run(&args),
         Some(Command::ManPages(args)) => man_pages::run(&args),
         Some(Command::Telemetry(args)) => telemetry_command::run(&args, ctx),
+        Some(Command::Log(command)) => mesh_log::run(&command, ctx),
         // `claudemesh <invite link>`: join and launch.
         Some(Command::External(words)) => match words.as_slice() {
             [word] if looks_like_invite(word) => wizard::join_and_launch(ctx, word),

@@ -152,6 +152,8 @@ pub fn command_of(cli: &Cli) -> Option<CliCommand> {
         Some(Command::Doctor(_)) => CliCommand::Doctor,
         Some(Command::Completions(_)) => CliCommand::Completions,
         Some(Command::Telemetry(_)) => CliCommand::Telemetry,
+        Some(Command::Log(crate::cli::LogCommand::Tail(_))) => CliCommand::LogTail,
+        Some(Command::Log(crate::cli::LogCommand::Verify(_))) => CliCommand::LogVerify,
         Some(Command::Mcp(_) | Command::ManPages(_)) => return None,
         Some(Command::External(words)) => match words.as_slice() {
             [word] if crate::base::args::looks_like_invite(word) => CliCommand::OpenInvite,

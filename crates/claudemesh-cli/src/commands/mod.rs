@@ -15,6 +15,7 @@ pub mod list;
 pub mod login;
 pub mod logout;
 pub mod man_pages;
+pub mod mesh_log;
 pub mod peers;
 pub mod send;
 pub mod sync;

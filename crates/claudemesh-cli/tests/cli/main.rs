@@ -26,6 +26,7 @@ mod first_steps;
 mod keyring;
 mod launch;
 mod login;
+mod mesh_log;
 mod meshes;
 mod messages;
 mod request_limit;

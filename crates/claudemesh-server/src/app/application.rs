@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::db::pool::{Db, DbError};
 use crate::http::openapi::ApiDoc;
 use crate::http::request::{MAX_BODY_BYTES, log_requests};
-use crate::meshes::{invites, mesh};
+use crate::meshes::{invites, log as mesh_log, log_api, mesh};
 use crate::telemetry;
 use crate::text::mail::Mailer;
 use axum::extract::DefaultBodyLimit;
@@ -52,6 +52,8 @@ pub struct Application {
     telemetry_retention_days: u32,
     /// How long in-flight requests get once told to stop.
     shutdown_grace: Duration,
+    /// Days mesh log entries are kept (0: forever).
+    mesh_log_retention_days: u32,
 }
 
 impl Application {
@@ -114,6 +116,7 @@ impl Application {
             local_addr,
             telemetry_retention_days: config.telemetry_retention_days,
             shutdown_grace: Duration::from_secs(config.shutdown_grace),
+            mesh_log_retention_days: config.mesh_log_retention_days,
         })
     }
 
@@ -179,6 +182,12 @@ impl Application {
         };
         let retention =
             telemetry::spawn_retention(self.state.clone(), self.telemetry_retention_days);
+        let log_check = mesh_log::spawn_startup_check(self.state.pool().clone());
+        let log_retention = mesh_log::spawn_retention(
+            self.state.pool().clone(),
+            std::sync::Arc::clone(&self.state.clock),
+            self.mesh_log_retention_days,
+        );
         let served = tokio::select! {
             served = axum::serve(self.listener, service).with_graceful_shutdown(shutdown) => {
                 served.map_err(StartError::Serve)
@@ -191,9 +200,10 @@ impl Application {
                 Ok(())
             }
         };
-        if let Some(retention) = retention {
-            retention.abort();
+        for task in retention.into_iter().chain(log_retention) {
+            task.abort();
         }
+        log_check.abort();
         served
     }
 }
@@ -210,6 +220,7 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::routes())
         .merge(mesh::routes())
         .merge(invites::routes())
+        .merge(log_api::routes())
         .merge(telemetry::routes(
             templates.clone(),
             state.settings.telemetry_batches_per_minute,

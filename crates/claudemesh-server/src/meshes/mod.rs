@@ -3,6 +3,10 @@
 //! - [`mesh`]: meshes, their members and the members' machine keys.
 //! - [`invites`]: invite codes behind `<public URL>/i/<code>`, optionally
 //!   emailed.
+//! - [`log`]: the mesh log, hash-chained (its tables and its appends);
+//!   [`log_api`]: its routes, a page at a time or followed live (SSE).
 
 pub mod invites;
+pub mod log;
+pub mod log_api;
 pub mod mesh;

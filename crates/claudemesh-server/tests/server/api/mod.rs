@@ -7,6 +7,7 @@ mod bad_input;
 mod broker;
 mod crash;
 mod device_codes;
+mod mesh_log;
 mod meshes;
 mod oauth;
 mod request_limit;
