@@ -206,6 +206,13 @@ wire! {
         Doctor,
         Completions,
         Telemetry,
+        Members,
+        Mesh,
+        Grant,
+        Revoke,
+        Block,
+        Unblock,
+        Grants,
         /// A word that is no command (its text is not sent).
         Unknown,
     }

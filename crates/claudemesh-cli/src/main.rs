@@ -34,8 +34,8 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use cli::{Cli, Command};
 use commands::{
-    completions, create, doctor, inbox, invite, join, launch, leave, list, login, logout, peers,
-    send, sync, telemetry as telemetry_command, whoami,
+    completions, create, doctor, grants, inbox, invite, join, launch, leave, list, login, logout,
+    members, mesh, peers, send, sync, telemetry as telemetry_command, whoami,
 };
 use context::Context;
 use std::process::ExitCode;
@@ -91,6 +91,14 @@ fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
         Some(Command::Doctor(args)) => doctor::run(&args, ctx),
         Some(Command::Completions(args)) => completions::run(&args),
         Some(Command::Telemetry(args)) => telemetry_command::run(&args, ctx),
+        // Governance (issue 17).
+        Some(Command::Members(args)) => members::run(&args, ctx),
+        Some(Command::Mesh(args)) => mesh::run(&args, ctx),
+        Some(Command::Grant(args)) => grants::run_grant(&args, grants::Change::Grant, ctx),
+        Some(Command::Revoke(args)) => grants::run_grant(&args, grants::Change::Revoke, ctx),
+        Some(Command::Block(args)) => grants::run_block(&args, grants::Change::Block, ctx),
+        Some(Command::Unblock(args)) => grants::run_block(&args, grants::Change::Unblock, ctx),
+        Some(Command::Grants(args)) => grants::run_list(&args, ctx),
         // `claudemesh <invite link>`: join and launch.
         Some(Command::External(words)) => match words.as_slice() {
             [word] if looks_like_invite(word) => wizard::join_and_launch(ctx, word),

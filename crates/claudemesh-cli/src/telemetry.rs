@@ -151,6 +151,13 @@ pub fn command_of(cli: &Cli) -> Option<CliCommand> {
         Some(Command::Doctor(_)) => CliCommand::Doctor,
         Some(Command::Completions(_)) => CliCommand::Completions,
         Some(Command::Telemetry(_)) => CliCommand::Telemetry,
+        Some(Command::Members(_)) => CliCommand::Members,
+        Some(Command::Mesh(_)) => CliCommand::Mesh,
+        Some(Command::Grant(_)) => CliCommand::Grant,
+        Some(Command::Revoke(_)) => CliCommand::Revoke,
+        Some(Command::Block(_)) => CliCommand::Block,
+        Some(Command::Unblock(_)) => CliCommand::Unblock,
+        Some(Command::Grants(_)) => CliCommand::Grants,
         Some(Command::Mcp(_)) => return None,
         Some(Command::External(words)) => match words.as_slice() {
             [word] if crate::base::args::looks_like_invite(word) => CliCommand::OpenInvite,

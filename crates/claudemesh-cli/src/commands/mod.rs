@@ -6,6 +6,7 @@
 pub mod completions;
 pub mod create;
 pub mod doctor;
+pub mod grants;
 pub mod inbox;
 pub mod invite;
 pub mod join;
@@ -14,6 +15,8 @@ pub mod leave;
 pub mod list;
 pub mod login;
 pub mod logout;
+pub mod members;
+pub mod mesh;
 pub mod peers;
 pub mod send;
 pub mod sync;

@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::db::pool::{Db, DbError};
 use crate::http::openapi::ApiDoc;
 use crate::http::request::{MAX_BODY_BYTES, log_requests};
-use crate::meshes::{invites, mesh};
+use crate::meshes::{governance, grants, invites, mesh};
 use crate::telemetry;
 use crate::text::mail::Mailer;
 use axum::extract::DefaultBodyLimit;
@@ -175,6 +175,8 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::routes())
         .merge(mesh::routes())
         .merge(invites::routes())
+        .merge(governance::routes())
+        .merge(grants::routes())
         .merge(telemetry::routes(
             templates.clone(),
             state.settings.telemetry_batches_per_minute,

@@ -7,6 +7,8 @@ mod bad_input;
 mod broker;
 mod crash;
 mod device_codes;
+mod governance;
+mod grants;
 mod meshes;
 mod oauth;
 mod request_limit;
