@@ -328,6 +328,14 @@ pub struct MemberKeys {
     pub display_name: String,
     pub role: MeshRole,
     pub keys: Vec<String>,
+    /// Whether this member accepts direct messages from the member whose
+    /// session asked (their `dm` grant). Absent from older servers: true.
+    #[serde(default = "yes")]
+    pub permits_dm: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Who sent a message, with the proof that the member key vouches for the

@@ -133,6 +133,7 @@ pub enum Command {
 ///   claudemesh launch --join https://claudemesh.com/i/k3xq9a2bmvjp3
 ///   claudemesh launch --mesh platform-team -y -- "review the open pull requests"
 ///   claudemesh launch --continue --message-mode inbox
+///   claudemesh launch --caps dm,presence      (this session cannot broadcast)
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct LaunchArgs {
@@ -176,6 +177,10 @@ pub struct LaunchArgs {
     #[arg(short = 'y', long)]
     pub yes: bool,
 
+    /// Least privilege: what this session may do, of dm, group, broadcast, presence, summary (comma-separated) [default: all your rights]
+    #[arg(long, value_enum, value_name = "a,b", value_delimiter = ',')]
+    pub caps: Vec<RightArg>,
+
     /// Arguments for Claude Code (after `--`)
     #[arg(last = true, value_name = "CLAUDE-ARGS")]
     pub claude_args: Vec<String>,
@@ -183,7 +188,53 @@ pub struct LaunchArgs {
 
 /// The MCP server that Claude Code starts for `claudemesh launch` (stdio; not for direct use)
 #[derive(Debug, Args)]
-pub struct McpArgs {}
+pub struct McpArgs {
+    /// Narrow the launched session's rights further (see `launch --caps`)
+    #[arg(long, value_enum, value_name = "a,b", value_delimiter = ',')]
+    pub caps: Vec<RightArg>,
+}
+
+/// A right a session may be limited to (`launch --caps`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RightArg {
+    /// Send direct messages
+    #[value(alias = "send_dm")]
+    Dm,
+    /// Send to groups
+    #[value(alias = "send_group")]
+    Group,
+    /// Send to everyone
+    Broadcast,
+    /// Set its status
+    Presence,
+    /// Set its summary
+    #[value(alias = "set_summary")]
+    Summary,
+}
+
+impl RightArg {
+    pub fn right(self) -> claudemesh_api::broker::SessionRight {
+        use claudemesh_api::broker::SessionRight as R;
+        match self {
+            Self::Dm => R::SendDm,
+            Self::Group => R::SendGroup,
+            Self::Broadcast => R::Broadcast,
+            Self::Presence => R::Presence,
+            Self::Summary => R::SetSummary,
+        }
+    }
+
+    /// The rights `--caps` gives: `None` when the flag is absent (all).
+    pub fn rights(caps: &[RightArg]) -> Option<Vec<claudemesh_api::broker::SessionRight>> {
+        if caps.is_empty() {
+            return None;
+        }
+        let mut rights: Vec<_> = caps.iter().map(|c| c.right()).collect();
+        rights.sort();
+        rights.dedup();
+        Some(rights)
+    }
+}
 
 /// Sign this terminal into your claudemesh account
 ///

@@ -87,7 +87,7 @@ fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
         Some(Command::Send(args)) => send::run(&args, ctx),
         Some(Command::Inbox(args)) => inbox::run(&args, ctx),
         Some(Command::Launch(args)) => launch::run(&args, ctx),
-        Some(Command::Mcp(_)) => mcp::run(ctx),
+        Some(Command::Mcp(args)) => mcp::run(&args, ctx),
         Some(Command::Doctor(args)) => doctor::run(&args, ctx),
         Some(Command::Completions(args)) => completions::run(&args),
         Some(Command::Telemetry(args)) => telemetry_command::run(&args, ctx),

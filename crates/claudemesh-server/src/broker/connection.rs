@@ -341,11 +341,11 @@ async fn admit(
         .into_iter()
         .filter(|p| p.session_key != hello.session_key)
         .collect();
-    let peers = broker
-        .visible_peers(&hello.mesh_id, &membership.member_id, peers)
+    let members = store::member_keys(&broker.pool, &hello.mesh_id)
         .await
         .map_err(internal)?;
-    let members = store::member_keys(&broker.pool, &hello.mesh_id)
+    let (peers, members) = broker
+        .view_for(&hello.mesh_id, &membership.member_id, peers, members)
         .await
         .map_err(internal)?;
     let welcome = Welcome {
@@ -635,17 +635,17 @@ async fn handle(
             }
         }
         ClientFrame::ListPeers { req } => {
-            let peers = match store::peers(&broker.pool, &session.mesh_id).await {
-                Ok(peers) => {
-                    broker
-                        .visible_peers(&session.mesh_id, &session.member_id, peers)
-                        .await
-                }
-                Err(err) => Err(err),
-            };
+            let peers = store::peers(&broker.pool, &session.mesh_id).await;
             let members = store::member_keys(&broker.pool, &session.mesh_id).await;
-            match (peers, members) {
-                (Ok(peers), Ok(members)) => ServerFrame::Peers {
+            let view = match (peers, members) {
+                (Ok(peers), Ok(members)) => broker
+                    .view_for(&session.mesh_id, &session.member_id, peers, members)
+                    .await
+                    .ok(),
+                _ => None,
+            };
+            match view {
+                Some((peers, members)) => ServerFrame::Peers {
                     req,
                     peers: peers
                         .into_iter()

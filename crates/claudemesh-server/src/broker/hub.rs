@@ -8,7 +8,9 @@
 
 use crate::meshes::grant_store::MeshGrants;
 use axum::extract::ws::Utf8Bytes;
-use claudemesh_api::broker::{BrokerErrorCode, Envelope, Peer, PeerStatus, ServerFrame};
+use claudemesh_api::broker::{
+    BrokerErrorCode, Envelope, MemberKeys, Peer, PeerStatus, ServerFrame,
+};
 use claudemesh_api::wire::Capability;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -191,10 +193,17 @@ impl Hub {
         }
     }
 
-    /// Hides what `viewer` may not see of each peer (status and summary of
-    /// members who do not grant them `presence`). Needs the directory:
-    /// `false` when it is not loaded.
-    pub fn hide_presence(&self, mesh_id: &str, viewer: &str, peers: &mut [Peer]) -> bool {
+    /// What `viewer` may see and do: hides the status and summary of peers
+    /// whose member does not grant them `presence`, and marks the members
+    /// who do not take their direct messages. Needs the directory: `false`
+    /// when it is not loaded.
+    pub fn view_for(
+        &self,
+        mesh_id: &str,
+        viewer: &str,
+        peers: &mut [Peer],
+        members: &mut [MemberKeys],
+    ) -> bool {
         let inner = self.lock();
         let Some(dir) = inner.directories.get(mesh_id) else {
             return false;
@@ -207,6 +216,10 @@ impl Hub {
             {
                 *peer = scrubbed(peer);
             }
+        }
+        for member in members.iter_mut() {
+            member.permits_dm = member.member_id == viewer
+                || dir.grants.allows(&member.member_id, viewer, Capability::Dm);
         }
         true
     }

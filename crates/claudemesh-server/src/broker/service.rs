@@ -13,7 +13,7 @@ use crate::clock::{Clock, SECOND_MS};
 use crate::db::ids::new_id;
 use crate::db::pool::{Db, Engine};
 use crate::meshes::grant_store::{self, Caps};
-use claudemesh_api::broker::{BrokerErrorCode, Limits, Peer, ServerFrame};
+use claudemesh_api::broker::{BrokerErrorCode, Limits, MemberKeys, Peer, ServerFrame};
 use claudemesh_api::wire::Capability;
 use std::sync::Arc;
 use std::time::Duration;
@@ -368,18 +368,21 @@ impl Broker {
         tokio::spawn(async move { broker.reconcile().await });
     }
 
-    /// `peers` as `viewer` may see them (see `Hub::hide_presence`),
-    /// loading the mesh's directory first if it is not in memory.
-    pub(super) async fn visible_peers(
+    /// `peers` and `members` as `viewer` may see them (see
+    /// `Hub::view_for`), loading the mesh's directory first if it is not in
+    /// memory.
+    pub(super) async fn view_for(
         &self,
         mesh_id: &str,
         viewer: &str,
         mut peers: Vec<Peer>,
-    ) -> Result<Vec<Peer>, sqlx::Error> {
-        if !self.hub.hide_presence(mesh_id, viewer, &mut peers) {
+        mut members: Vec<MemberKeys>,
+    ) -> Result<(Vec<Peer>, Vec<MemberKeys>), sqlx::Error> {
+        if !self.hub.view_for(mesh_id, viewer, &mut peers, &mut members) {
             self.load_directory(mesh_id).await?;
-            if !self.hub.hide_presence(mesh_id, viewer, &mut peers) {
-                // Not served here any more (the session just left).
+            if !self.hub.view_for(mesh_id, viewer, &mut peers, &mut members) {
+                // Not served here any more (the session just left): show
+                // the least.
                 for peer in &mut peers {
                     if peer.member_id != viewer {
                         *peer = scrubbed(peer);
@@ -387,7 +390,7 @@ impl Broker {
                 }
             }
         }
-        Ok(peers)
+        Ok((peers, members))
     }
 
     /// The directory of a mesh, read from the tables when not in memory.

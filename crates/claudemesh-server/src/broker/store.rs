@@ -404,6 +404,7 @@ pub async fn member_keys(pool: &AnyPool, mesh_id: &str) -> Result<Vec<MemberKeys
                 display_name,
                 role,
                 keys: Vec::new(),
+                permits_dm: true,
             }
         });
         entry.keys.extend(key);
