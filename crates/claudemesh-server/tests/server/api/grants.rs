@@ -4,8 +4,10 @@
 //! instances on one PostgreSQL database.
 
 use super::support::send;
-use claudemesh_api::broker::{BrokerErrorCode, PeerStatus, Priority};
-use claudemesh_client::{Client, ClientError, Event};
+use claudemesh_api::broker::{BrokerErrorCode, PeerStatus, Priority, SessionRight};
+use claudemesh_api::e2e::KeyPair;
+use claudemesh_client::{Client, ClientError, Event, SessionIdentity};
+use claudemesh_server::clock::Clock;
 use claudemesh_server::{Application, Config};
 use claudemesh_testkit::{Engine, Mesh, TestServer};
 use serde_json::{Value, json};
@@ -19,6 +21,8 @@ on_both_engines!(
     a_waiting_message_from_a_newly_blocked_sender_is_not_delivered,
     grants_lists_both_directions_and_refuses_bad_input,
     the_mesh_default_applies_to_new_members,
+    a_session_limited_to_dm_cannot_broadcast_frame_by_frame,
+    rights_cannot_be_widened_after_the_member_key_signed_them,
 );
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -444,4 +448,94 @@ async fn a_block_and_an_archive_reach_another_instance_within_a_second() {
     assert_eq!(closed, Some(BrokerErrorCode::MeshArchived));
     let _ = stop.send(());
     let _ = handle.await;
+}
+
+/// A session of member `who` whose attestation carries `rights`.
+fn limited(
+    server: &TestServer,
+    mesh: &Mesh,
+    who: usize,
+    rights: &[SessionRight],
+) -> SessionIdentity {
+    SessionIdentity::limited(
+        &mesh.id,
+        mesh.members[who].key_pair(),
+        KeyPair::generate().unwrap(),
+        server.clock.now_ms() + 3_600_000,
+        Some(rights.to_vec()),
+    )
+}
+
+async fn a_session_limited_to_dm_cannot_broadcast_frame_by_frame(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
+    let bob = mesh.connect_in(1, &["ops"]).await;
+    let alice = mesh
+        .session(
+            limited(
+                &server,
+                &mesh,
+                0,
+                &[SessionRight::SendDm, SessionRight::Presence],
+            ),
+            mesh.presence(0, &["ops"]),
+        )
+        .await
+        .expect("a limited session connects");
+
+    // Direct messages go, and Bob verifies the limited attestation.
+    alice
+        .send("Bob", "direct is fine", Priority::Next)
+        .await
+        .unwrap();
+    assert_eq!(text_from(&bob).await, "direct is fine");
+    // Broadcast and group are refused, every time, and the session stays.
+    for target in ["*", "@ops", "*"] {
+        let message = not_permitted(alice.send(target, "to all", Priority::Next).await);
+        assert!(message.contains("This session may not"), "{message}");
+    }
+    no_message(&bob).await;
+    // presence is granted: the status goes through; set_summary is not.
+    alice.set_status(PeerStatus::Working).unwrap();
+    alice.set_summary("should not show").unwrap();
+    alice
+        .send("Bob", "still here", Priority::Next)
+        .await
+        .unwrap();
+    assert_eq!(text_from(&bob).await, "still here");
+    let (peers, _) = bob.peers().await.unwrap();
+    let seen = peers.iter().find(|p| p.display_name == "Alice").unwrap();
+    assert_eq!(
+        (seen.status, seen.summary.as_str()),
+        (PeerStatus::Working, "")
+    );
+
+    // A session without the field (an older client) keeps every right.
+    let full = mesh.connect(0).await;
+    let sent = full.send("*", "broadcast", Priority::Next).await.unwrap();
+    assert!(sent.recipients >= 1);
+    assert_eq!(text_from(&bob).await, "broadcast");
+}
+
+async fn rights_cannot_be_widened_after_the_member_key_signed_them(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
+    // Dropping the rights from a limited attestation breaks its signature.
+    let mut widened = limited(&server, &mesh, 0, &[SessionRight::SendDm]);
+    widened.attestation.rights = None;
+    let refused = mesh.session(widened, mesh.presence(0, &[])).await;
+    assert!(
+        matches!(
+            refused,
+            Err(ClientError::Refused {
+                code: BrokerErrorCode::BadAttestation,
+                ..
+            })
+        ),
+        "{:?}",
+        refused.err()
+    );
+    let mut widened = limited(&server, &mesh, 0, &[SessionRight::SendDm]);
+    widened.attestation.rights = Some(vec![SessionRight::SendDm, SessionRight::Broadcast]);
+    assert!(mesh.session(widened, mesh.presence(0, &[])).await.is_err());
 }
