@@ -318,11 +318,28 @@ wire! {
     pub struct CreatedInvite {
         #[serde(flatten)]
         pub invite: InviteInfo,
-        /// Whether the email was handed to the mail server (or the outbox).
+        /// Whether the email was handed to the mail server (SMTP). False
+        /// when it only went to the outbox: nobody receives that.
         pub emailed: bool,
-        /// Why the email did not go, when it did not.
+        /// What became of the email, when one was asked for.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub mail: Option<MailStatus>,
+        /// Why the email did not reach the mail server, when it did not.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub email_error: Option<String>,
+    }
+
+    /// What became of an email the server was asked to send.
+    #[serde(rename_all = "snake_case")]
+    #[derive(Copy, Eq)]
+    pub enum MailStatus {
+        /// Handed to the mail server (SMTP).
+        Sent,
+        /// No mail server is set up: written to the server's outbox folder,
+        /// where nobody receives it.
+        Outbox,
+        /// The mail server refused it, or it could not be written.
+        Failed,
     }
 
     pub struct InviteList {

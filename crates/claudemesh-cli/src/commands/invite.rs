@@ -7,11 +7,12 @@
 use crate::base::args::slug_arg;
 use crate::base::display::role_name;
 use crate::base::exit::{CliError, CliResult};
+use crate::base::output::Output;
 use crate::base::when;
 use crate::cli::{InviteArgs, RoleArg};
 use crate::context::{Account, Context};
 use claudemesh_api::Slug;
-use claudemesh_api::wire::{CreateInviteRequest, CreatedInvite, MeshRole};
+use claudemesh_api::wire::{CreateInviteRequest, CreatedInvite, MailStatus, MeshRole};
 use serde::Serialize;
 
 #[derive(Serialize)]
@@ -77,9 +78,26 @@ pub fn run(args: &InviteArgs, ctx: &Context) -> CliResult<()> {
         out.data(format!("{}\n", invite.url));
     }
     if let Some(to) = &invite.email {
-        if created.emailed {
-            out.success(format!("Emailed {to}"));
-        } else {
+        say_what_became_of_the_mail(out, to, &created);
+    }
+    Ok(())
+}
+
+/// Says what became of an invite's email, never more than happened: an
+/// email the server only wrote to its outbox reached nobody.
+pub fn say_what_became_of_the_mail(out: &Output, to: &str, created: &CreatedInvite) {
+    // A server older than `mail` says only whether it handed it on.
+    let status = created.mail.unwrap_or(if created.emailed {
+        MailStatus::Sent
+    } else {
+        MailStatus::Failed
+    });
+    match status {
+        MailStatus::Sent => out.success(format!("Emailed {to}")),
+        MailStatus::Outbox => out.warn(format!(
+            "Not emailed: the server has no mail server set up, so the mail to {to} was only written to its outbox — share the link yourself"
+        )),
+        MailStatus::Failed => {
             let reason = created
                 .email_error
                 .as_deref()
@@ -91,7 +109,6 @@ pub fn run(args: &InviteArgs, ctx: &Context) -> CliResult<()> {
             ));
         }
     }
-    Ok(())
 }
 
 /// With no `--mesh`: the one mesh joined on this machine, or a clear error.

@@ -197,7 +197,7 @@ async fn a_usage_line_shows_no_option_that_came_from_the_environment() {
     // The harness exports CLAUDEMESH_API_URL, as the quick start does.
     let cli = Cli::new(&dead_url());
     let out = cli.cmd(["send", "Bob"]).run().await.expect_code(3);
-    out.stderr_has("Usage: claudemesh send [OPTIONS] <TARGET> <MESSAGE>\n");
+    out.stderr_has("\nUsage: claudemesh send <TARGET> <MESSAGE>\n");
     assert!(!out.stderr.contains("--api-url"), "{}", out.stderr);
     // The variable still counts, and --api-url still beats it.
     let server = server(Engine::Sqlite).await;
@@ -207,4 +207,29 @@ async fn a_usage_line_shows_no_option_that_came_from_the_environment() {
         .run()
         .await
         .expect_code(0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_mail_the_server_only_wrote_to_its_outbox_is_not_called_sent() {
+    // The test server has no SMTP: mail goes to its outbox folder.
+    let DevMesh(server, _mesh, [alices]) = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
+    let out = alices
+        .cmd(["invite", "--email", "bob@example.com"])
+        .run()
+        .await
+        .expect_code(0);
+    out.stderr_has(
+        "⚠ Not emailed: the server has no mail server set up, so the mail to bob@example.com \
+         was only written to its outbox — share the link yourself\n",
+    );
+    assert!(!out.stderr.contains("✔ Emailed"), "{}", out.stderr);
+    let json = alices
+        .cmd(["invite", "--email", "bob@example.com", "--json"])
+        .run()
+        .await
+        .expect_code(0)
+        .stdout_json();
+    assert_eq!(json["mail"], "outbox");
+    assert_eq!(json["emailed"], false);
+    assert!(server.config().data_dir.join("outbox").is_dir());
 }

@@ -88,7 +88,7 @@ async fn messages_wait_for_the_offline_and_reach_a_follower(engine: Engine) {
         "only Alice's session, no one offline:\n{}",
         out.stdout
     );
-    assert!(lines[0].starts_with("SESSION   NAME   MEMBER  ROLE  GROUPS  STATUS  CONNECTED"));
+    assert!(lines[0].starts_with("SESSION   NAME   MEMBER  ROLE   GROUPS  STATUS  CONNECTED"));
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(
         row[1..6],

@@ -60,6 +60,7 @@ invite-created-title = Your new invite link
 invite-emailed = Emailed to { $email }.
 invite-email-failed = Could not email { $email }: { $reason } — share the link yourself.
 invite-email-failed-unknown = unknown reason
+invite-email-outbox = No mail server is set up, so the mail to { $email } was only written to the server's outbox and not sent — share the link yourself.
 invite-created-share = Anyone with this link can accept it in the browser, or in a terminal with { $command }.
 invites-empty = No invites yet.
 invite-col-link = Link

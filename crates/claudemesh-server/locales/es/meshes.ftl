@@ -60,6 +60,7 @@ invite-created-title = Tu nuevo enlace de invitación
 invite-emailed = Enviado por correo a { $email }.
 invite-email-failed = No se pudo enviar el correo a { $email }: { $reason } — comparte el enlace tú mismo.
 invite-email-failed-unknown = motivo desconocido
+invite-email-outbox = No hay ningún servidor de correo configurado: el correo a { $email } solo se guardó en la bandeja de salida del servidor y no se envió — comparte el enlace tú mismo.
 invite-created-share = Cualquiera con este enlace puede aceptarlo en el navegador, o en una terminal con { $command }.
 invites-empty = Aún no hay invitaciones.
 invite-col-link = Enlace

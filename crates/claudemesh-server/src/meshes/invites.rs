@@ -19,13 +19,13 @@ use crate::meshes::mesh::{
     add_key, add_machine_key, clean_public_key, mesh_by_id, my_mesh, require_admin, require_live,
 };
 use crate::text::i18n::{self, Lang};
-use crate::text::mail::Mail;
+use crate::text::mail::{Delivery, Mail};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use claudemesh_api::wire::{
     AcceptInviteRequest, AcceptedInvite, CreateInviteRequest, CreatedInvite, InviteInfo,
-    InviteList, InvitePreview, InviteStatus, OkResponse,
+    InviteList, InvitePreview, InviteStatus, MailStatus, OkResponse,
 };
 use claudemesh_api::{ErrorBody, ErrorCode, rules};
 use fluent_templates::fluent_bundle::FluentValue;
@@ -227,22 +227,29 @@ pub async fn create(
 
     // The invite exists from here on, whatever happens to the email.
     let invite = row.info(state);
-    let (emailed, email_error) = match &row.email {
-        None => (false, None),
+    let (mail, email_error) = match &row.email {
+        None => (None, None),
         Some(to) => {
             let mail = invite_mail(lang, to, &caller.user.name, &mesh.name, &invite);
             match state.mailer.send(&mail).await {
-                Ok(()) => (true, None),
-                Err(reason) => (false, Some(reason)),
+                Ok(Delivery::Sent) => (Some(MailStatus::Sent), None),
+                // Said as a reason too, so that a client that knows only
+                // `emailed` tells its user the truth as well.
+                Ok(Delivery::Outbox) => (Some(MailStatus::Outbox), Some(OUTBOX_REASON.to_owned())),
+                Err(reason) => (Some(MailStatus::Failed), Some(reason)),
             }
         }
     };
     Ok(CreatedInvite {
         invite,
-        emailed,
+        emailed: mail == Some(MailStatus::Sent),
+        mail,
         email_error,
     })
 }
+
+/// Why an invite mail written to the outbox reaches nobody.
+pub const OUTBOX_REASON: &str = "no mail server is set up on the server, so the mail was written to its outbox folder and not sent";
 
 fn invite_mail(lang: Lang, to: &str, inviter: &str, mesh_name: &str, invite: &InviteInfo) -> Mail {
     let args = [

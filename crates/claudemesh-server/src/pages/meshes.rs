@@ -32,7 +32,9 @@ use axum::routing::get;
 use axum::{Form, Router};
 use claudemesh_api::ErrorCode;
 use claudemesh_api::broker::{Peer, PeerStatus};
-use claudemesh_api::wire::{CreateInviteRequest, InviteStatus, MeshMember, MeshRole, MeshSummary};
+use claudemesh_api::wire::{
+    CreateInviteRequest, InviteStatus, MailStatus, MeshMember, MeshRole, MeshSummary,
+};
 use serde::Deserialize;
 use std::collections::HashMap;
 
@@ -576,13 +578,17 @@ async fn create_invite(
         }
         Err(err) => return Err(ctx.fail(err).into()),
     };
-    let (emailed, email_failed) = match (&created.invite.email, created.emailed) {
+    let (emailed, email_failed) = match (&created.invite.email, created.mail) {
         (None, _) => (None, None),
-        (Some(to), true) => (
+        (Some(to), Some(MailStatus::Sent)) => (
             Some(ctx.t_args("invite-emailed", &[("email", to.clone().into())])),
             None,
         ),
-        (Some(to), false) => (
+        (Some(to), Some(MailStatus::Outbox)) => (
+            None,
+            Some(ctx.t_args("invite-email-outbox", &[("email", to.clone().into())])),
+        ),
+        (Some(to), _) => (
             None,
             Some(
                 ctx.t_args(

@@ -28,6 +28,16 @@ pub enum MailConfigError {
     From(String),
 }
 
+/// Where a message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// The SMTP server took it.
+    Sent,
+    /// Written to the outbox directory: no mail server is set up, so it
+    /// reaches nobody.
+    Outbox,
+}
+
 /// A message to one recipient, plain text.
 pub struct Mail {
     pub to: String,
@@ -64,8 +74,9 @@ impl Mailer {
         }
     }
 
-    /// Sends one message; on failure, a reason fit to show the sender.
-    pub async fn send(&self, mail: &Mail) -> Result<(), String> {
+    /// Sends one message: where it went, or on failure a reason fit to
+    /// show the sender.
+    pub async fn send(&self, mail: &Mail) -> Result<Delivery, String> {
         let to: Mailbox = mail
             .to
             .parse()
@@ -78,10 +89,15 @@ impl Mailer {
             .body(mail.body.clone())
             .map_err(|err| format!("the message could not be built: {err}"))?;
         match &self.transport {
-            Transport::Smtp(smtp) => smtp.send(message).await.map(drop).map_err(|err| {
-                tracing::warn!(error = %err, "sending mail failed");
-                format!("the mail server did not take the message: {err}")
-            }),
+            Transport::Smtp(smtp) => {
+                smtp.send(message)
+                    .await
+                    .map(|_| Delivery::Sent)
+                    .map_err(|err| {
+                        tracing::warn!(error = %err, "sending mail failed");
+                        format!("the mail server did not take the message: {err}")
+                    })
+            }
             Transport::Outbox(dir) => {
                 let file = dir.join(format!("{}.eml", crate::db::ids::new_id("mail")));
                 let write = async {
@@ -90,6 +106,7 @@ impl Mailer {
                 };
                 write
                     .await
+                    .map(|()| Delivery::Outbox)
                     .map_err(|err| format!("the outbox could not be written: {err}"))
             }
         }

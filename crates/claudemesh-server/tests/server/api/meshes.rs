@@ -265,6 +265,10 @@ async fn an_invite_adds_a_member_once_and_then_is_used_up(engine: Engine) {
         (Some(1), Some("member"))
     );
     assert_eq!(created["emailed"], false);
+    assert!(
+        created.get("mail").is_none(),
+        "no email, no mail: {created}"
+    );
 
     let (status, preview) = send(
         server
@@ -509,6 +513,7 @@ async fn an_emailed_invite_arrives_in_the_inviters_language(engine: Engine) {
     .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["emailed"], true);
+    assert_eq!(created["mail"], "sent");
     let (_, spanish) = invite(
         &server,
         &alice,
@@ -576,6 +581,7 @@ async fn a_refusing_mail_server_does_not_lose_the_invite(engine: Engine) {
     .await;
     assert_eq!(status, 201);
     assert_eq!(created["emailed"], false);
+    assert_eq!(created["mail"], "failed");
     assert!(
         created["email_error"]
             .as_str()
@@ -601,7 +607,15 @@ async fn without_smtp_mail_lands_in_the_outbox(engine: Engine) {
         json!({ "email": "bob@example.com" }),
     )
     .await;
-    assert_eq!(created["emailed"], true);
+    // Written, but not sent: the answer says so, in both fields.
+    assert_eq!(created["emailed"], false);
+    assert_eq!(created["mail"], "outbox");
+    assert!(
+        created["email_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("outbox") && e.contains("not sent")),
+        "{created}"
+    );
     let outbox = server.config().data_dir.join("outbox");
     let files: Vec<_> = std::fs::read_dir(&outbox)
         .unwrap()
