@@ -1,6 +1,7 @@
 //! `claudemesh members [list|add|remove|role] [--mesh S]`: who is in a
 //! mesh and what role they have. `add` is an invite by email, through the
-//! same server path and mail as `invite --email`; `remove` asks first
+//! same server path and mail as `invite --email` (and reports the mail's
+//! fate, `sent`, `outbox` or `failed`, in the same words); `remove` asks first
 //! (`--yes` for scripts). Members are named by display name or id; a name
 //! two members share is refused with their ids, before anything changes.
 
@@ -9,7 +10,7 @@ use crate::base::display::{columns, role_name};
 use crate::base::exit::{CliError, CliResult, Exit};
 use crate::base::when;
 use crate::cli::{MembersAction, MembersArgs, RoleArg};
-use crate::commands::invite::{mail_language, only_mesh_joined_here};
+use crate::commands::invite::{mail_language, only_mesh_joined_here, say_what_became_of_the_mail};
 use crate::context::{Account, Context};
 use claudemesh_api::Slug;
 use claudemesh_api::wire::{AddMemberRequest, CreatedInvite, MemberInfo, MemberList, MeshRole};
@@ -195,19 +196,8 @@ fn add(ctx: &Context, account: &Account, slug: &Slug, email: &str, role: RoleArg
     } else {
         out.data(format!("{}\n", invite.url));
     }
-    if created.emailed {
-        out.success(format!("Emailed {email}"));
-    } else {
-        let reason = created
-            .email_error
-            .as_deref()
-            .map(str::trim)
-            .filter(|r| !r.is_empty())
-            .unwrap_or("the mail server refused it");
-        out.warn(format!(
-            "Could not email {email}: {reason} — share the link yourself"
-        ));
-    }
+    // The same words as `invite --email`: never more than happened.
+    say_what_became_of_the_mail(out, email, &created);
     Ok(())
 }
 

@@ -57,9 +57,12 @@ async fn an_admin_runs_a_team_of_three_from_the_terminal() {
         .await
         .expect_code(0);
     out.stderr_has("Invited dave@example.com to dev as admin");
+    // The same words as `invite --email` for a mail that only reached the outbox.
+    out.stderr_has("Not emailed: the server has no mail server set up");
     let added = out.stdout_json();
     assert_eq!(added["mesh"], "dev");
     assert_eq!(added["email"], "dave@example.com");
+    assert_eq!(added["mail"], "outbox");
     let list = alices.cmd(["members", "--json"]).run().await.stdout_json();
     assert_eq!(list["pending"][0]["email"], "dave@example.com");
     assert_eq!(list["pending"][0]["invited_by"], "Alice");

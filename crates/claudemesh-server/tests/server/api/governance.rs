@@ -130,6 +130,11 @@ async fn admins_add_members_by_email_and_others_cannot(engine: Engine) {
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["email"], "carol@example.com");
     assert_eq!(created["role"], "admin");
+    // The same mail path as an invite: no SMTP here, so the outbox, said so.
+    assert_eq!(
+        (&created["mail"], &created["emailed"]),
+        (&json!("outbox"), &json!(false))
+    );
     assert!(created["url"].as_str().unwrap().contains("/i/"));
     let (_, list) = get(&server, alice, "/api/my/meshes/team/members").await;
     assert_eq!(list["pending"][0]["email"], "carol@example.com");
