@@ -564,6 +564,50 @@ mod tests {
     use super::*;
 
     #[test]
+    fn session_rights_are_signed_in_one_order_and_an_absent_list_means_all() {
+        let rights = [
+            SessionRight::SetSummary,
+            SessionRight::SendDm,
+            SessionRight::SendDm,
+        ];
+        assert_eq!(SessionRight::join(&rights), "send_dm,set_summary");
+        assert_eq!(
+            SessionRight::split("send_dm,set_summary").unwrap(),
+            [SessionRight::SendDm, SessionRight::SetSummary]
+        );
+        assert!(SessionRight::split("send_dm,teleport").is_err());
+        let all = Attestation {
+            expires_at: 1,
+            signature: String::new(),
+            rights: None,
+        };
+        assert!(SessionRight::ALL.iter().all(|r| all.allows(*r)));
+        let limited = Attestation {
+            rights: Some(vec![SessionRight::SendDm]),
+            ..all.clone()
+        };
+        assert!(limited.allows(SessionRight::SendDm));
+        assert!(!limited.allows(SessionRight::Broadcast));
+        assert_eq!(
+            SessionRight::to_send(MessageKind::Group),
+            SessionRight::SendGroup
+        );
+        // Older attestations (no field) still parse, and are written without it.
+        let old: Attestation =
+            serde_json::from_str(r#"{"expires_at":1,"signature":"ab"}"#).unwrap();
+        assert_eq!(old.rights, None);
+        assert!(!serde_json::to_string(&old).unwrap().contains("rights"));
+        let members: MemberKeys = serde_json::from_str(
+            r#"{"member_id":"m","display_name":"A","role":"member","keys":[]}"#,
+        )
+        .unwrap();
+        assert!(
+            members.permits_dm,
+            "an older server's member takes direct messages"
+        );
+    }
+
+    #[test]
     fn frames_are_tagged_by_type() {
         let frame = ClientFrame::Ack {
             ids: vec!["m1".into()],

@@ -317,6 +317,27 @@ fn decode_key(text: &str) -> Option<[u8; KEY_BYTES]> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_attestation_without_rights_signs_the_v1_bytes_and_rights_change_them() {
+        assert_eq!(
+            attestation_bytes_for("msh_1", "k", 5, None),
+            attestation_bytes("msh_1", "k", 5)
+        );
+        let dm = attestation_bytes_for("msh_1", "k", 5, Some(&[SessionRight::SendDm]));
+        let both = attestation_bytes_for(
+            "msh_1",
+            "k",
+            5,
+            Some(&[SessionRight::Broadcast, SessionRight::SendDm]),
+        );
+        assert_ne!(dm, attestation_bytes("msh_1", "k", 5));
+        assert_ne!(dm, both);
+        assert_eq!(
+            String::from_utf8(both).unwrap(),
+            "claudemesh-attestation-v2\nmsh_1\nk\n5\nsend_dm,broadcast"
+        );
+    }
+
     fn pair(byte: u8) -> KeyPair {
         KeyPair::from_seed(&[byte; 32])
     }

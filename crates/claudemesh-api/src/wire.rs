@@ -697,6 +697,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn capabilities_are_stored_sorted_and_an_unknown_one_is_an_error() {
+        assert_eq!(
+            Capability::join(&[Capability::Presence, Capability::Dm, Capability::Dm]),
+            "dm,presence"
+        );
+        assert_eq!(
+            Capability::split("dm, group").unwrap(),
+            [Capability::Dm, Capability::Group]
+        );
+        assert!(Capability::split("dm,teleport").is_err());
+        assert!(serde_json::from_str::<ChangeGrantRequest>(r#"{"grant":["teleport"]}"#).is_err());
+        assert!(serde_json::from_str::<ChangeGrantRequest>(r#"{"revoke":["dm"],"x":1}"#).is_err());
+    }
+
+    #[test]
     fn pat_expiry_tells_absent_from_never() {
         let absent: CreatePatRequest = serde_json::from_str(r#"{"name":"ci"}"#).unwrap();
         assert_eq!(absent.expires_in_days, None);
