@@ -79,7 +79,8 @@ pub async fn membership_of_key(
     .await
 }
 
-/// Which of these members are no longer live members (removed, or left).
+/// Which of these members are no longer live members (removed, or left),
+/// or are in a mesh that was archived since.
 pub async fn ended_memberships(
     pool: &AnyPool,
     member_ids: &[String],
@@ -88,7 +89,8 @@ pub async fn ended_memberships(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "SELECT id FROM mesh_members WHERE revoked_at IS NOT NULL AND id IN ({})",
+        "SELECT mm.id FROM mesh_members mm JOIN meshes m ON m.id = mm.mesh_id \
+         WHERE (mm.revoked_at IS NOT NULL OR m.archived_at IS NOT NULL) AND mm.id IN ({})",
         placeholders(1, member_ids.len())
     );
     let mut query = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql));

@@ -13,7 +13,7 @@ use crate::broker::Broker;
 use crate::clock::rfc3339;
 use crate::db::audit;
 use crate::http::error::{AppError, AppResult};
-use crate::http::openapi::{CsrfRejected, JsonBodyRejected, Unauthorized};
+use crate::http::openapi::{JsonBodyRejected, Unauthorized};
 use crate::http::request::{ApiJson, ClientInfo};
 use crate::meshes::invites;
 use crate::meshes::mesh::{
@@ -400,7 +400,7 @@ pub async fn set_archived(
 #[utoipa::path(delete, path = "/api/my/meshes/{slug}", tag = "meshes",
     params(("slug" = String, Path, description = "Mesh slug")),
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
-    responses((status = 200, body = DeletedMesh), Unauthorized, AdminsOnly, NoSuchMesh, CsrfRejected,
+    responses((status = 200, body = DeletedMesh), Unauthorized, AdminsOnly, NoSuchMesh,
         crate::auth::request_limit::RateLimited))]
 async fn delete_mesh(
     State(state): State<AppState>,

@@ -101,7 +101,7 @@ async fn list_grants(
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
     responses((status = 200, body = PeerGrant), JsonBodyRejected,
         (status = 400, body = ErrorBody, description = "`invalid_request`: a capability that does not exist, or the caller's own member id; `invalid_json`: the body is not JSON"),
-        Unauthorized,
+        Unauthorized, crate::http::openapi::CsrfRejected,
         (status = 404, body = ErrorBody, description = "`not_found`: the caller has no mesh with this slug, or it has no such member"),
         crate::auth::request_limit::RateLimited))]
 async fn change_grant(
