@@ -213,6 +213,9 @@ wire! {
         Block,
         Unblock,
         Grants,
+        /// `log tail` and `log verify`.
+        LogTail,
+        LogVerify,
         /// A word that is no command (its text is not sent).
         Unknown,
     }

@@ -692,6 +692,44 @@ mod field {
     }
 }
 
+// ---------------------------------------------------------------- mesh log
+wire! {
+    /// One entry of a mesh's log (see `crate::mesh_log` for the chain).
+    pub struct LogEntry {
+        /// Position in the mesh's log, from 1, without gaps.
+        pub seq: u64,
+        pub at: Timestamp,
+        /// `at` in milliseconds since the Unix epoch (what the hash covers).
+        pub at_ms: i64,
+        /// `member.joined`, `session.connected`, `message.sent`, … (docs/api.md).
+        pub kind: String,
+        /// What happened, as text values only: ids, names, counts. Never a
+        /// message body, never a token.
+        pub detail: std::collections::BTreeMap<String, String>,
+        /// The hash of the entry before (64 zeros for the first).
+        pub prev_hash: String,
+        /// SHA-256 over this entry's canonical encoding, hex.
+        pub hash: String,
+        /// Where to continue after this entry (`after=`).
+        pub cursor: String,
+    }
+
+    /// A page of a mesh's log, oldest first.
+    pub struct LogPage {
+        pub mesh_id: String,
+        pub entries: Vec<LogEntry>,
+        /// The cursor of the last entry returned (or the one given, when
+        /// none was): pass it as `after` for what follows.
+        pub cursor: String,
+        /// The head of the chain when the page was read (the last entry's
+        /// `seq` and `hash`), so a verifier also sees a truncated tail.
+        pub head_seq: u64,
+        pub head_hash: String,
+        /// The first `seq` still kept (older ones fell to retention).
+        pub first_seq: u64,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

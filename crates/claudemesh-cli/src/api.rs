@@ -16,9 +16,9 @@ use crate::base::output::Output;
 use crate::telemetry::Telemetry;
 use claudemesh_api::wire::{
     AcceptInviteRequest, AcceptedInvite, CreateInviteRequest, CreateMeshRequest, CreatedInvite,
-    DeviceCodeRequest, DeviceCodeResponse, DevicePollResponse, InvitePreview, MeshDetail, MeshList,
-    MeshSummary, OkResponse, RegisterKeyRequest, RevokeRequest, SessionList, SlowDownBody,
-    WhoAmIResponse,
+    DeviceCodeRequest, DeviceCodeResponse, DevicePollResponse, InvitePreview, LogEntry, LogPage,
+    MeshDetail, MeshList, MeshSummary, OkResponse, RegisterKeyRequest, RevokeRequest, SessionList,
+    SlowDownBody, WhoAmIResponse,
 };
 use claudemesh_api::wire::{
     AddMemberRequest, ChangeGrantRequest, ChangeRoleRequest, DeletedMesh, GrantList, MemberList,
@@ -57,9 +57,11 @@ pub mod route {
     pub const MESH_UNARCHIVE: &str = "/api/my/meshes/{slug}/unarchive";
     pub const MESH_GRANTS: &str = "/api/my/meshes/{slug}/grants";
     pub const MESH_GRANT: &str = "/api/my/meshes/{slug}/grants/{member}";
+    pub const MESH_LOG: &str = "/api/my/meshes/{slug}/log";
+    pub const MESH_LOG_STREAM: &str = "/api/my/meshes/{slug}/log/stream";
 
     #[cfg(test)]
-    pub const ALL: [&str; 17] = [
+    pub const ALL: [&str; 19] = [
         DEVICE_CODE,
         DEVICE_CODE_POLL,
         REVOKE,
@@ -77,7 +79,50 @@ pub mod route {
         MESH_UNARCHIVE,
         MESH_GRANTS,
         MESH_GRANT,
+        MESH_LOG,
+        MESH_LOG_STREAM,
     ];
+}
+
+/// A read of a mesh's log (`GET /api/my/meshes/{slug}/log`): each field
+/// becomes the query parameter of its name.
+#[derive(Debug, Clone, Default)]
+pub struct LogRead {
+    pub after: Option<String>,
+    pub since_ms: Option<i64>,
+    pub kind: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// A followed mesh log (`GET /api/my/meshes/{slug}/log/stream`): the
+/// entries as the server sends them, read line by line off the open
+/// response (Server-Sent Events).
+pub struct LogFollow {
+    lines: std::io::Lines<std::io::BufReader<ureq::BodyReader<'static>>>,
+}
+
+impl LogFollow {
+    /// The next entry; `None` when the server ended the stream, an error
+    /// when the connection broke or an event is not an entry.
+    pub fn next_entry(&mut self) -> Option<Result<LogEntry, ApiError>> {
+        let mut data = String::new();
+        for line in self.lines.by_ref() {
+            let line = match line {
+                Ok(line) => line,
+                Err(err) => return Some(Err(ApiError::Transport(err.to_string()))),
+            };
+            if let Some(rest) = line.strip_prefix("data:") {
+                data.push_str(rest.strip_prefix(' ').unwrap_or(rest));
+            } else if line.is_empty() && !data.is_empty() {
+                return Some(
+                    serde_json::from_str(&data).map_err(|err| ApiError::Decode(err.to_string())),
+                );
+            }
+            // `event:`, `id:` (the entry's cursor, also in the data) and
+            // `:` keep-alive comments need nothing.
+        }
+        None
+    }
 }
 
 /// Why a request did not produce the expected answer.
@@ -171,6 +216,7 @@ fn transport_detail(err: &ureq::Error) -> String {
 }
 
 /// A client for one server, with or without a bearer token.
+#[derive(Clone)]
 pub struct Api {
     agent: ureq::Agent,
     base: String,
@@ -391,6 +437,77 @@ impl Api {
             route::MESH,
             self.read(|| decode(self.get(&format!("/api/my/meshes/{slug}"))?)),
         )
+    }
+
+    /// `GET /api/my/meshes/{slug}/log`: a page of the mesh's log.
+    pub fn mesh_log(&self, slug: &Slug, read: &LogRead) -> Result<LogPage, ApiError> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(after) = &read.after {
+            query.push(("after", after.clone()));
+        }
+        if let Some(since) = read.since_ms {
+            query.push(("since_ms", since.to_string()));
+        }
+        if let Some(kind) = &read.kind {
+            query.push(("kind", kind.clone()));
+        }
+        if let Some(limit) = read.limit {
+            query.push(("limit", limit.to_string()));
+        }
+        let path = format!("/api/my/meshes/{slug}/log");
+        self.reported(
+            route::MESH_LOG,
+            self.read(|| {
+                let request = self.prepare(self.agent.get(self.url(&path)));
+                let request = query
+                    .iter()
+                    .fold(request, |request, (key, value)| request.query(*key, value));
+                decode(
+                    request
+                        .call()
+                        .map_err(|err| ApiError::Transport(transport_detail(&err)))?,
+                )
+            }),
+        )
+    }
+
+    /// `GET /api/my/meshes/{slug}/log/stream`: follows the mesh's log from
+    /// after `after` (a cursor, sent as `Last-Event-ID`), or from now.
+    /// The connection has no overall time limit (it lasts as long as the
+    /// follow), only the connect one.
+    pub fn follow_log(
+        &self,
+        slug: &Slug,
+        after: Option<&str>,
+        kind: Option<&str>,
+    ) -> Result<LogFollow, ApiError> {
+        let agent = http_agent::streaming_agent(CONNECT_TIMEOUT);
+        let mut request = agent
+            .get(self.url(&format!("/api/my/meshes/{slug}/log/stream")))
+            .header("accept", "text/event-stream");
+        if let Some(bearer) = self.bearer() {
+            request = request.header("authorization", bearer);
+        }
+        if let Some(after) = after {
+            request = request.header("last-event-id", after);
+        }
+        if let Some(kind) = kind {
+            request = request.query("kind", kind);
+        }
+        let response = request
+            .call()
+            .map_err(|err| ApiError::Transport(transport_detail(&err)))?;
+        if !response.status().is_success() {
+            let refused = match decode::<serde::de::IgnoredAny>(response) {
+                Err(err) => err,
+                Ok(_) => ApiError::Decode("a success status that is not a stream".into()),
+            };
+            return self.reported(route::MESH_LOG_STREAM, Err(refused));
+        }
+        let reader = response.into_body().into_reader();
+        Ok(LogFollow {
+            lines: std::io::BufRead::lines(std::io::BufReader::new(reader)),
+        })
     }
 
     /// `POST /api/my/meshes/{slug}/keys`: add this machine's public key to

@@ -111,6 +111,9 @@ pub enum Command {
     ///   claudemesh grants --mesh platform-team --json
     #[command(verbatim_doc_comment)]
     Grants(GrantsArgs),
+    /// Read and check a mesh's log (who joined, left, connected; which messages went where)
+    #[command(subcommand)]
+    Log(LogCommand),
     /// `claudemesh <invite link>`: join that mesh and launch in it.
     #[command(external_subcommand)]
     External(Vec<String>),
@@ -682,6 +685,75 @@ pub struct CompletionsArgs {
     /// The shell to complete for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+// ------------------------------------------------------------ the mesh log
+
+#[derive(Debug, Subcommand)]
+pub enum LogCommand {
+    Tail(LogTailArgs),
+    Verify(LogVerifyArgs),
+}
+
+/// Print a mesh's latest log entries, and with --follow the new ones as they happen
+///
+/// The mesh log records who joined, left or was removed, invites made,
+/// accepted and revoked, sessions connecting and disconnecting, and each
+/// message's metadata (sender, kind, recipient count, size; never its
+/// text). Each entry carries the hash of the one before; `claudemesh log
+/// verify` checks them. --follow prints each new entry within a second of
+/// the event, until Ctrl-C (exit 0); a broken connection is resumed from
+/// the last entry printed, without gaps or repeats.
+///
+/// Exit codes: 3 for a malformed --since or an unknown --kind, 5 for a mesh
+/// not joined here or not yours, 4 when the server cannot be reached.
+///
+/// Examples:
+///   claudemesh log tail
+///   claudemesh log tail --mesh platform-team --follow
+///   claudemesh log tail --since 2h --kind member.joined
+///   claudemesh log tail --since 2026-12-01T00:00:00Z --json | jq -r .kind
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct LogTailArgs {
+    /// The mesh's slug [default: the one mesh joined on this machine]
+    #[arg(long, value_name = "SLUG")]
+    pub mesh: Option<String>,
+
+    /// Keep printing new entries as they happen, until Ctrl-C
+    #[arg(long, short = 'f')]
+    pub follow: bool,
+
+    /// Entries since a time: a duration back from now (90s, 15m, 2h, 7d) or an RFC 3339 time
+    #[arg(long, value_name = "DURATION|TIME")]
+    pub since: Option<String>,
+
+    /// Only entries of this kind (member.joined, member.left, member.removed, invite.created, invite.accepted, invite.revoked, session.connected, session.disconnected, message.sent)
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+
+    /// How many of the newest entries to print (1 to 500)
+    #[arg(long, short = 'n', default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
+    pub lines: u32,
+}
+
+/// Check that no entry of a mesh's log was edited or deleted
+///
+/// Downloads the whole log and checks its hash chain on this machine: each
+/// entry's hash over its content and the hash of the one before, positions
+/// without gaps, and the last entry against the head the server records.
+/// Names the first broken entry. Exits 0 when the chain holds, 1 when it
+/// is broken.
+///
+/// Examples:
+///   claudemesh log verify
+///   claudemesh log verify --mesh platform-team --json
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct LogVerifyArgs {
+    /// The mesh's slug [default: the one mesh joined on this machine]
+    #[arg(long, value_name = "SLUG")]
+    pub mesh: Option<String>,
 }
 
 /// The command a mistyped one most likely meant (`peer` → `peers`), as

@@ -33,6 +33,7 @@ use base::output::Output;
 use clap::Parser;
 use clap::error::ErrorKind;
 use cli::{Cli, Command};
+use commands::mesh_log;
 use commands::{
     completions, create, doctor, grants, inbox, invite, join, launch, leave, list, login, logout,
     members, mesh, peers, send, sync, telemetry as telemetry_command, whoami,
@@ -99,6 +100,7 @@ fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
         Some(Command::Block(args)) => grants::run_block(&args, grants::Change::Block, ctx),
         Some(Command::Unblock(args)) => grants::run_block(&args, grants::Change::Unblock, ctx),
         Some(Command::Grants(args)) => grants::run_list(&args, ctx),
+        Some(Command::Log(command)) => mesh_log::run(&command, ctx),
         // `claudemesh <invite link>`: join and launch.
         Some(Command::External(words)) => match words.as_slice() {
             [word] if looks_like_invite(word) => wizard::join_and_launch(ctx, word),

@@ -158,6 +158,8 @@ pub fn command_of(cli: &Cli) -> Option<CliCommand> {
         Some(Command::Block(_)) => CliCommand::Block,
         Some(Command::Unblock(_)) => CliCommand::Unblock,
         Some(Command::Grants(_)) => CliCommand::Grants,
+        Some(Command::Log(crate::cli::LogCommand::Tail(_))) => CliCommand::LogTail,
+        Some(Command::Log(crate::cli::LogCommand::Verify(_))) => CliCommand::LogVerify,
         Some(Command::Mcp(_)) => return None,
         Some(Command::External(words)) => match words.as_slice() {
             [word] if crate::base::args::looks_like_invite(word) => CliCommand::OpenInvite,

@@ -9,12 +9,27 @@ pub fn agent(connect_timeout: Duration, request_timeout: Duration) -> ureq::Agen
         .http_status_as_error(false)
         .timeout_connect(Some(connect_timeout))
         .timeout_global(Some(request_timeout))
-        .user_agent(format!(
-            "claudemesh-cli/{} ({}; {})",
-            env!("CARGO_PKG_VERSION"),
-            std::env::consts::OS,
-            std::env::consts::ARCH
-        ))
+        .user_agent(user_agent())
         .build()
         .new_agent()
+}
+
+/// An agent for a response that lasts as long as it is read (a followed
+/// log): only connecting is bounded.
+pub fn streaming_agent(connect_timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(connect_timeout))
+        .user_agent(user_agent())
+        .build()
+        .new_agent()
+}
+
+fn user_agent() -> String {
+    format!(
+        "claudemesh-cli/{} ({}; {})",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
 }

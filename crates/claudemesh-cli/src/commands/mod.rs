@@ -17,6 +17,7 @@ pub mod login;
 pub mod logout;
 pub mod members;
 pub mod mesh;
+pub mod mesh_log;
 pub mod peers;
 pub mod send;
 pub mod sync;

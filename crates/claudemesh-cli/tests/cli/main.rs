@@ -27,6 +27,7 @@ mod governance;
 mod keyring;
 mod launch;
 mod login;
+mod mesh_log;
 mod meshes;
 mod messages;
 mod request_limit;

@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::db::pool::{Db, DbError};
 use crate::http::openapi::ApiDoc;
 use crate::http::request::{MAX_BODY_BYTES, log_requests};
-use crate::meshes::{governance, grants, invites, mesh};
+use crate::meshes::{governance, grants, invites, log as mesh_log, log_api, mesh};
 use crate::telemetry;
 use crate::text::mail::Mailer;
 use axum::extract::DefaultBodyLimit;
@@ -47,6 +47,8 @@ pub struct Application {
     local_addr: SocketAddr,
     /// Days telemetry events are kept (0: forever).
     telemetry_retention_days: u32,
+    /// Days mesh log entries are kept (0: forever).
+    mesh_log_retention_days: u32,
 }
 
 impl Application {
@@ -108,6 +110,7 @@ impl Application {
             state,
             local_addr,
             telemetry_retention_days: config.telemetry_retention_days,
+            mesh_log_retention_days: config.mesh_log_retention_days,
         })
     }
 
@@ -152,13 +155,20 @@ impl Application {
         };
         let retention =
             telemetry::spawn_retention(self.state.clone(), self.telemetry_retention_days);
+        let log_check = mesh_log::spawn_startup_check(self.state.pool().clone());
+        let log_retention = mesh_log::spawn_retention(
+            self.state.pool().clone(),
+            std::sync::Arc::clone(&self.state.clock),
+            self.mesh_log_retention_days,
+        );
         let served = axum::serve(self.listener, service)
             .with_graceful_shutdown(shutdown)
             .await
             .map_err(StartError::Serve);
-        if let Some(retention) = retention {
-            retention.abort();
+        for task in retention.into_iter().chain(log_retention) {
+            task.abort();
         }
+        log_check.abort();
         served
     }
 }
@@ -177,6 +187,7 @@ pub fn router(state: AppState) -> Router {
         .merge(invites::routes())
         .merge(governance::routes())
         .merge(grants::routes())
+        .merge(log_api::routes())
         .merge(telemetry::routes(
             templates.clone(),
             state.settings.telemetry_batches_per_minute,

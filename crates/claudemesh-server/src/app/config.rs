@@ -112,6 +112,15 @@ pub struct Config {
     )]
     pub telemetry_retention_days: u32,
 
+    /// Days the mesh log's entries are kept (0: forever). Older entries are
+    /// dropped from the start of each chain; each log keeps its last entry.
+    #[arg(
+        long,
+        env = "CLAUDEMESH_MESH_LOG_RETENTION_DAYS",
+        default_value_t = 365
+    )]
+    pub mesh_log_retention_days: u32,
+
     /// Broker: messages one member may send in a burst.
     #[arg(long, env = "CLAUDEMESH_BROKER_SEND_BURST", default_value_t = 10)]
     pub broker_send_burst: u32,
@@ -165,6 +174,7 @@ impl Config {
             sign_ins_per_ip_per_minute: SIGN_INS_PER_IP_PER_MINUTE,
             telemetry_batches_per_minute: TELEMETRY_BATCHES_PER_IP_PER_MINUTE,
             telemetry_retention_days: 90,
+            mesh_log_retention_days: 365,
             broker_send_burst: 10,
             broker_sends_per_minute: 60,
             broker_max_peers: 100,

@@ -11,6 +11,7 @@ use super::hub::{CONN_QUEUE, ConnEvent, ConnHandle, frame};
 use super::service::Broker;
 use super::store::{self, NewMessage};
 use crate::db::ids::new_id;
+use crate::meshes::log::LogEvent;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -21,6 +22,7 @@ use claudemesh_api::broker::{
     ServerFrame, Welcome, is_clean_label, is_group_name, is_key_hex,
 };
 use claudemesh_api::e2e;
+use claudemesh_api::mesh_log::LogKind;
 use claudemesh_api::wire::Capability;
 use futures_util::SinkExt;
 use std::collections::HashSet;
@@ -329,6 +331,15 @@ async fn admit(
             })
             .await;
     }
+    broker.log().push(
+        &hello.mesh_id,
+        now,
+        LogEvent::new(LogKind::SessionConnected)
+            .with("member_id", &membership.member_id)
+            .with("display_name", &hello.display_name)
+            .with("session_key", &hello.session_key)
+            .with("session_role", &hello.role),
+    );
     broker
         .publish(BusEvent::Joined {
             mesh_id: hello.mesh_id.clone(),
@@ -882,6 +893,14 @@ async fn depart(broker: &Broker, session: &Session) {
     }
     match store::delete_session(&broker.pool, &session.peer.session_key, &session.conn_id).await {
         Ok(true) => {
+            broker.log().push(
+                &session.mesh_id,
+                broker.now(),
+                LogEvent::new(LogKind::SessionDisconnected)
+                    .with("member_id", &session.member_id)
+                    .with("display_name", &session.peer.display_name)
+                    .with("session_key", &session.peer.session_key),
+            );
             broker
                 .publish(BusEvent::Left {
                     mesh_id: session.mesh_id.clone(),

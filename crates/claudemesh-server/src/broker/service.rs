@@ -13,7 +13,9 @@ use crate::clock::{Clock, SECOND_MS};
 use crate::db::ids::new_id;
 use crate::db::pool::{Db, Engine};
 use crate::meshes::grant_store::{self, Caps};
+use crate::meshes::log::{Appender, LogEvent};
 use claudemesh_api::broker::{BrokerErrorCode, Limits, MemberKeys, Peer, ServerFrame};
+use claudemesh_api::mesh_log::LogKind;
 use claudemesh_api::wire::Capability;
 use std::sync::Arc;
 use std::time::Duration;
@@ -83,6 +85,7 @@ pub struct Inner {
     /// Copies not stored because the recipient does not grant the
     /// capability, by capability (dm, group, presence).
     drops: [std::sync::atomic::AtomicU64; 3],
+    log: Appender,
 }
 
 impl std::ops::Deref for Broker {
@@ -109,14 +112,19 @@ impl Broker {
         }
         store::beat(&db.pool, &instance_id, clock.now_ms()).await?;
         let hub = Arc::new(Hub::default());
+        let log = Appender::start(db.pool.clone());
         let writer = {
             let hub = Arc::clone(&hub);
+            let log = log.clone();
             Writer::start(
                 db.pool.clone(),
                 db.engine,
                 db.sqlite_reader.as_ref().map(|r| r.path().to_owned()),
                 instance_id.clone(),
                 move |messages| {
+                    for message in &messages {
+                        log.push(&message.mesh_id, message.created_at, message_event(message));
+                    }
                     hub.deliver(messages.iter().flat_map(|m| {
                         m.deliveries
                             .iter()
@@ -137,6 +145,7 @@ impl Broker {
             writer,
             shutdown: watch::channel(false).0,
             drops: Default::default(),
+            log,
         }));
         broker.spawn_housekeeping();
         if let (Engine::Postgres, Some(url)) = (db.engine, database_url) {
@@ -154,6 +163,16 @@ impl Broker {
 
     pub(super) fn now(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Tells when the server is stopping (long-lived responses end then).
+    pub fn stopping(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Where the broker's mesh log events go (written a moment later).
+    pub(super) fn log(&self) -> &Appender {
+        &self.log
     }
 
     /// Closes every connection (the server is stopping).
@@ -489,4 +508,25 @@ impl Broker {
             Err(err) => tracing::warn!(error = %err, "broker: reconciling sessions failed"),
         }
     }
+}
+
+/// A stored message in the mesh log: who sent it, how, to how many, how
+/// big; never its body.
+fn message_event(message: &store::NewMessage) -> LogEvent {
+    let sealed = message.body.ciphertext.trim_end_matches('=').len() * 3 / 4;
+    let members: std::collections::HashSet<&str> = message
+        .deliveries
+        .iter()
+        .map(|(_, member)| member.as_str())
+        .collect();
+    LogEvent::new(LogKind::MessageSent)
+        .with("message_id", &message.id)
+        .with("sender", &message.from.display_name)
+        .with("sender_member_id", &message.from.member_id)
+        .with("sender_session_key", &message.from.session_key)
+        .with("message_kind", message.kind.as_str())
+        .with("group", message.group.as_deref().unwrap_or_default())
+        .with("recipients", members.len())
+        .with("copies", message.deliveries.len())
+        .with("size", sealed)
 }

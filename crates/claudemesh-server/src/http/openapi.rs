@@ -35,6 +35,7 @@ use utoipa::openapi::security::{
         (name = "accounts", description = "Registration and browser sign-in"),
         (name = "meshes", description = "Meshes and their members"),
         (name = "invites", description = "Invites to a mesh"),
+        (name = "mesh log", description = "A mesh's hash-chained log of events (metadata only)"),
         (name = "telemetry", description = "CLI usage events (docs/telemetry.md)"),
     )
 )]

@@ -15,6 +15,7 @@ use crate::db::ids::{new_id, random_base32};
 use crate::http::error::{AppError, AppResult};
 use crate::http::openapi::{JsonBodyRejected, Unauthorized};
 use crate::http::request::{ApiJson, ClientInfo};
+use crate::meshes::log::{self as mesh_log, LogEvent};
 use crate::meshes::mesh::{
     add_key, add_machine_key, clean_public_key, mesh_by_id, my_mesh, require_admin, require_live,
 };
@@ -23,6 +24,7 @@ use crate::text::mail::{Delivery, Mail};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use claudemesh_api::mesh_log::LogKind;
 use claudemesh_api::wire::{
     AcceptInviteRequest, AcceptedInvite, CreateInviteRequest, CreatedInvite, InviteInfo,
     InviteList, InvitePreview, InviteStatus, MailStatus, OkResponse,
@@ -214,6 +216,19 @@ pub async fn create(
     .bind(now)
     .execute(&mut *tx)
     .await?;
+    mesh_log::append(
+        &mut tx,
+        &mesh.id,
+        now,
+        &LogEvent::new(LogKind::InviteCreated)
+            .with("invite_id", &row.id)
+            .with("by_member_id", &mesh.member_id)
+            .with("by", &mesh.display_name)
+            .with("role", row.role.as_str())
+            .with("max_uses", max_uses)
+            .with("emailed", if row.email.is_some() { "yes" } else { "no" }),
+    )
+    .await?;
     audit::record(
         &mut *tx,
         now,
@@ -335,6 +350,16 @@ pub async fn revoke(
     if revoked == 0 {
         return Err(AppError::not_found("No such live invite in this mesh"));
     }
+    mesh_log::append(
+        &mut tx,
+        &mesh.id,
+        now,
+        &LogEvent::new(LogKind::InviteRevoked)
+            .with("invite_id", id)
+            .with("by_member_id", &mesh.member_id)
+            .with("by", &mesh.display_name),
+    )
+    .await?;
     let detail = json!({ "mesh_id": mesh.id, "invite_id": id });
     audit::record(
         &mut *tx,
@@ -512,6 +537,27 @@ pub async fn accept(
     if let Some(key) = public_key {
         add_key(&mut *tx, &member_id, key, now).await?;
     }
+    mesh_log::append(
+        &mut tx,
+        &invite.mesh_id,
+        now,
+        &LogEvent::new(LogKind::InviteAccepted)
+            .with("invite_id", &invite.id)
+            .with("member_id", &member_id),
+    )
+    .await?;
+    mesh_log::append(
+        &mut tx,
+        &invite.mesh_id,
+        now,
+        &LogEvent::new(LogKind::MemberJoined)
+            .with("member_id", &member_id)
+            .with("display_name", &display_name)
+            .with("role", invite.role.as_str())
+            .with("how", "accepted an invite")
+            .with("invite_id", &invite.id),
+    )
+    .await?;
     let detail =
         json!({ "mesh_id": invite.mesh_id, "invite_id": invite.id, "member_id": member_id });
     audit::record(

@@ -15,9 +15,11 @@ use crate::db::ids::{new_id, random_base32};
 use crate::http::error::{AppError, AppResult};
 use crate::http::openapi::{CsrfRejected, JsonBodyRejected, Unauthorized};
 use crate::http::request::{ApiJson, ClientInfo};
+use crate::meshes::log::{self as mesh_log, LogEvent};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use claudemesh_api::mesh_log::LogKind;
 use claudemesh_api::wire::{
     CreateMeshRequest, MeshDetail, MeshList, MeshMember, MeshRole, MeshSummary, OkResponse,
     RegisterKeyRequest,
@@ -310,6 +312,17 @@ pub async fn create(
     .execute(&mut *tx)
     .await?;
     add_key(&mut *tx, &member_id, &public_key, now).await?;
+    mesh_log::append(
+        &mut tx,
+        &mesh_id,
+        now,
+        &LogEvent::new(LogKind::MemberJoined)
+            .with("member_id", &member_id)
+            .with("display_name", &display_name)
+            .with("role", MeshRole::Admin.as_str())
+            .with("how", "created the mesh"),
+    )
+    .await?;
     audit::record(
         &mut *tx,
         now,
@@ -524,8 +537,9 @@ pub async fn remove(
         }
     }
     let removed_by = (!leaving).then_some(caller.user.id.as_str());
-    let (user_id,): (String,) = sqlx::query_as(
-        "UPDATE mesh_members SET revoked_at = $1, removed_by = $2 WHERE id = $3 RETURNING user_id",
+    let (user_id, display_name): (String, String) = sqlx::query_as(
+        "UPDATE mesh_members SET revoked_at = $1, removed_by = $2 WHERE id = $3 \
+         RETURNING user_id, display_name",
     )
     .bind(now)
     .bind(removed_by)
@@ -541,6 +555,21 @@ pub async fn remove(
     .bind(&mesh.id)
     .bind(&user_id)
     .execute(&mut *tx)
+    .await?;
+    let event = if leaving {
+        LogEvent::new(LogKind::MemberLeft)
+    } else {
+        LogEvent::new(LogKind::MemberRemoved).with("by_member_id", &mesh.member_id)
+    };
+    mesh_log::append(
+        &mut tx,
+        &mesh.id,
+        now,
+        &event
+            .with("member_id", member_id)
+            .with("display_name", &display_name)
+            .with("role", role.as_str()),
+    )
     .await?;
     audit::record(
         &mut *tx,

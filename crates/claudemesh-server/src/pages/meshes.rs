@@ -21,6 +21,7 @@ use crate::http::request::ClientInfo;
 use crate::meshes::invites::{
     self, DEFAULT_EXPIRY_DAYS, InviteRow, MAX_EXPIRY_DAYS, MAX_USES_LIMIT,
 };
+use crate::meshes::log as mesh_log;
 use crate::meshes::{grants, mesh};
 use crate::text::format::{format_rfc3339, format_time, parse_rfc3339, percent_encode};
 use askama::Template;
@@ -33,8 +34,8 @@ use axum::{Form, Router};
 use claudemesh_api::ErrorCode;
 use claudemesh_api::broker::{Peer, PeerStatus};
 use claudemesh_api::wire::{
-    Capability, ChangeGrantRequest, CreateInviteRequest, InviteStatus, MailStatus, MeshMember,
-    MeshRole, MeshSummary,
+    Capability, ChangeGrantRequest, CreateInviteRequest, InviteStatus, LogEntry, MailStatus,
+    MeshMember, MeshRole, MeshSummary,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -316,6 +317,32 @@ struct GrantRow {
     presence: bool,
 }
 
+/// One mesh log entry on the mesh page.
+struct LogView {
+    kind: String,
+    at: String,
+    event: String,
+    who: String,
+}
+
+/// Entries of the mesh log the mesh page shows.
+const LOG_ON_PAGE: u32 = 10;
+
+fn log_view(ctx: &Ctx, entry: LogEntry) -> LogView {
+    let key = format!("log-kind-{}", entry.kind.replace('.', "-"));
+    let who = ["display_name", "sender", "by"]
+        .iter()
+        .find_map(|key| entry.detail.get(*key))
+        .cloned()
+        .unwrap_or_default();
+    LogView {
+        event: ctx.t(&key),
+        at: format_time(entry.at_ms),
+        kind: entry.kind,
+        who,
+    }
+}
+
 struct RoleOption {
     value: &'static str,
     label: String,
@@ -335,6 +362,8 @@ struct MeshPage<'a> {
     members_summary: String,
     members: Vec<MemberRow>,
     sessions: Vec<SessionView>,
+    /// The mesh log's latest entries, newest first.
+    log: Vec<LogView>,
     invites: Vec<InviteView>,
     created: Option<NewInvite>,
     notice: Option<String>,
@@ -398,6 +427,20 @@ async fn render_mesh(
             }
         })
         .collect();
+    let log = mesh_log::read(
+        state.pool(),
+        &mesh.id,
+        &mesh_log::Query {
+            limit: LOG_ON_PAGE,
+            ..mesh_log::Query::default()
+        },
+    )
+    .await
+    .map_err(|err| ctx.fail(err.into()))?
+    .into_iter()
+    .rev()
+    .map(|entry| log_view(ctx, entry))
+    .collect();
     let invites = if is_admin {
         let now = state.now();
         invites::list(state, &mesh.id)
@@ -452,6 +495,7 @@ async fn render_mesh(
             members_summary: ctx.t_args("mesh-members-count", &[("count", members.len().into())]),
             members,
             sessions,
+            log,
             invites,
             created,
             notice,

@@ -9,6 +9,7 @@ mod crash;
 mod device_codes;
 mod governance;
 mod grants;
+mod mesh_log;
 mod meshes;
 mod oauth;
 mod request_limit;

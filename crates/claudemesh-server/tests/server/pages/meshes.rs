@@ -1232,3 +1232,39 @@ async fn every_member_edits_their_own_grants_on_the_mesh_page(engine: Engine) {
     assert!(spanish.contains("Quién puede contactarte"));
     assert!(spanish.contains("Mensajes directos"));
 }
+
+#[tokio::test]
+async fn the_mesh_page_shows_the_latest_log_entries_in_both_languages() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    let (bob, _) = Browser::signed_in(&server, "Bob").await;
+    assert_eq!(alice.create_mesh("Platform team").await, "platform-team");
+    let invite = alice.api_invite("platform-team", json!({})).await;
+    bob.accept_on_page(invite["code"].as_str().unwrap()).await;
+
+    let page = bob.get("/dashboard/meshes/platform-team").await;
+    assert_eq!(page.status, 200);
+    let kinds: Vec<&str> = page
+        .body
+        .match_indices(r#"data-testid="log-entry" data-kind=""#)
+        .map(|(at, found)| {
+            let rest = &page.body[at + found.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    // Newest first.
+    assert_eq!(
+        kinds,
+        [
+            "member.joined",
+            "invite.accepted",
+            "invite.created",
+            "member.joined"
+        ]
+    );
+    assert!(page.contains("Latest events") && page.contains("Joined the mesh"));
+    assert!(page.contains("<code>claudemesh log tail --follow</code>"));
+    let spanish = bob.get("/dashboard/meshes/platform-team?lang=es").await;
+    assert!(spanish.contains("Últimos sucesos") && spanish.contains("Se unió al mesh"));
+    assert!(spanish.contains("Invitación creada"));
+}
