@@ -130,6 +130,91 @@ pub struct Attestation {
     pub expires_at: i64,
     /// ed25519 signature by the member key, hex.
     pub signature: String,
+    /// What this session may do, signed with the rest
+    /// ([`crate::e2e::attestation_bytes_for`]); absent: all of its
+    /// member's rights (older clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rights: Option<Vec<SessionRight>>,
+}
+
+impl Attestation {
+    /// Whether the session may do `right`.
+    pub fn allows(&self, right: SessionRight) -> bool {
+        self.rights
+            .as_ref()
+            .is_none_or(|rights| rights.contains(&right))
+    }
+}
+
+/// The rights a session's attestation may limit it to (`launch --caps`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionRight {
+    /// Send direct messages.
+    SendDm,
+    /// Send to a group.
+    SendGroup,
+    /// Send to everyone.
+    Broadcast,
+    /// Set its status (idle, working, dnd).
+    Presence,
+    /// Set its summary.
+    SetSummary,
+}
+
+impl SessionRight {
+    pub const ALL: [SessionRight; 5] = [
+        Self::SendDm,
+        Self::SendGroup,
+        Self::Broadcast,
+        Self::Presence,
+        Self::SetSummary,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SendDm => "send_dm",
+            Self::SendGroup => "send_group",
+            Self::Broadcast => "broadcast",
+            Self::Presence => "presence",
+            Self::SetSummary => "set_summary",
+        }
+    }
+
+    /// `send_dm,presence`: sorted, without repeats (what is signed).
+    pub fn join(rights: &[SessionRight]) -> String {
+        let mut rights = rights.to_vec();
+        rights.sort();
+        rights.dedup();
+        rights
+            .iter()
+            .map(|r| r.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// What `join` wrote (as stored with a message); an unknown word is an error.
+    pub fn split(text: &str) -> Result<Vec<SessionRight>, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(|word| {
+                Self::ALL
+                    .into_iter()
+                    .find(|r| r.as_str() == word)
+                    .ok_or_else(|| format!("unknown session right `{word}`"))
+            })
+            .collect()
+    }
+
+    /// The right a message of this kind needs.
+    pub fn to_send(kind: MessageKind) -> SessionRight {
+        match kind {
+            MessageKind::Direct => Self::SendDm,
+            MessageKind::Group => Self::SendGroup,
+            MessageKind::Broadcast => Self::Broadcast,
+        }
+    }
 }
 
 /// The client's answer to the challenge.
@@ -243,6 +328,14 @@ pub struct MemberKeys {
     pub display_name: String,
     pub role: MeshRole,
     pub keys: Vec<String>,
+    /// Whether this member accepts direct messages from the member whose
+    /// session asked (their `dm` grant). Absent from older servers: true.
+    #[serde(default = "yes")]
+    pub permits_dm: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Who sent a message, with the proof that the member key vouches for the
@@ -342,6 +435,12 @@ pub enum BrokerErrorCode {
     NotFound,
     /// No hello within the time allowed.
     HandshakeTimeout,
+    /// The mesh is archived: no sessions. Closes.
+    MeshArchived,
+    /// The recipient does not allow this (a grant not given, a block), or
+    /// this session's attestation does not carry the right. The same code
+    /// whatever the reason.
+    NotPermitted,
     Internal,
     /// A code this build does not know (a newer server).
     #[serde(other)]
@@ -368,6 +467,8 @@ impl BrokerErrorCode {
             Self::UnknownRecipient => "unknown_recipient",
             Self::NotFound => "not_found",
             Self::HandshakeTimeout => "handshake_timeout",
+            Self::MeshArchived => "mesh_archived",
+            Self::NotPermitted => "not_permitted",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }
@@ -461,6 +562,50 @@ pub fn is_group_name(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn session_rights_are_signed_in_one_order_and_an_absent_list_means_all() {
+        let rights = [
+            SessionRight::SetSummary,
+            SessionRight::SendDm,
+            SessionRight::SendDm,
+        ];
+        assert_eq!(SessionRight::join(&rights), "send_dm,set_summary");
+        assert_eq!(
+            SessionRight::split("send_dm,set_summary").unwrap(),
+            [SessionRight::SendDm, SessionRight::SetSummary]
+        );
+        assert!(SessionRight::split("send_dm,teleport").is_err());
+        let all = Attestation {
+            expires_at: 1,
+            signature: String::new(),
+            rights: None,
+        };
+        assert!(SessionRight::ALL.iter().all(|r| all.allows(*r)));
+        let limited = Attestation {
+            rights: Some(vec![SessionRight::SendDm]),
+            ..all.clone()
+        };
+        assert!(limited.allows(SessionRight::SendDm));
+        assert!(!limited.allows(SessionRight::Broadcast));
+        assert_eq!(
+            SessionRight::to_send(MessageKind::Group),
+            SessionRight::SendGroup
+        );
+        // Older attestations (no field) still parse, and are written without it.
+        let old: Attestation =
+            serde_json::from_str(r#"{"expires_at":1,"signature":"ab"}"#).unwrap();
+        assert_eq!(old.rights, None);
+        assert!(!serde_json::to_string(&old).unwrap().contains("rights"));
+        let members: MemberKeys = serde_json::from_str(
+            r#"{"member_id":"m","display_name":"A","role":"member","keys":[]}"#,
+        )
+        .unwrap();
+        assert!(
+            members.permits_dm,
+            "an older server's member takes direct messages"
+        );
+    }
 
     #[test]
     fn frames_are_tagged_by_type() {

@@ -17,7 +17,7 @@
 //! recipient who knows K cannot swap in a different body. The broker stores
 //! and relays only ciphertext. `docs/protocol.md` has a worked example.
 
-use crate::broker::{KeyBox, SealedBody};
+use crate::broker::{KeyBox, SealedBody, SessionRight};
 use crypto_secretbox::XSalsa20Poly1305;
 use crypto_secretbox::aead::{Aead, KeyInit};
 use crypto_secretbox::consts::U10;
@@ -119,6 +119,25 @@ pub fn verify(public_hex: &str, message: &[u8], signature_hex: &str) -> bool {
 /// The bytes a member key signs to vouch for a session key in one mesh.
 pub fn attestation_bytes(mesh_id: &str, session_key: &str, expires_at: i64) -> Vec<u8> {
     format!("claudemesh-attestation-v1\n{mesh_id}\n{session_key}\n{expires_at}").into_bytes()
+}
+
+/// The bytes a member key signs to vouch for a session key that may use
+/// only `rights` (least privilege); without rights, the v1 bytes above
+/// (the session has all of its member's rights).
+pub fn attestation_bytes_for(
+    mesh_id: &str,
+    session_key: &str,
+    expires_at: i64,
+    rights: Option<&[SessionRight]>,
+) -> Vec<u8> {
+    match rights {
+        None => attestation_bytes(mesh_id, session_key, expires_at),
+        Some(rights) => format!(
+            "claudemesh-attestation-v2\n{mesh_id}\n{session_key}\n{expires_at}\n{}",
+            SessionRight::join(rights)
+        )
+        .into_bytes(),
+    }
 }
 
 /// The bytes a session key signs to answer one connection's challenge.
@@ -297,6 +316,27 @@ fn decode_key(text: &str) -> Option<[u8; KEY_BYTES]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attestation_without_rights_signs_the_v1_bytes_and_rights_change_them() {
+        assert_eq!(
+            attestation_bytes_for("msh_1", "k", 5, None),
+            attestation_bytes("msh_1", "k", 5)
+        );
+        let dm = attestation_bytes_for("msh_1", "k", 5, Some(&[SessionRight::SendDm]));
+        let both = attestation_bytes_for(
+            "msh_1",
+            "k",
+            5,
+            Some(&[SessionRight::Broadcast, SessionRight::SendDm]),
+        );
+        assert_ne!(dm, attestation_bytes("msh_1", "k", 5));
+        assert_ne!(dm, both);
+        assert_eq!(
+            String::from_utf8(both).unwrap(),
+            "claudemesh-attestation-v2\nmsh_1\nk\n5\nsend_dm,broadcast"
+        );
+    }
 
     fn pair(byte: u8) -> KeyPair {
         KeyPair::from_seed(&[byte; 32])

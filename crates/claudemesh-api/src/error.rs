@@ -49,6 +49,8 @@ pub enum ErrorCode {
     LastAdmin,
     /// An admin removed this account from the mesh after the invite was made.
     RemovedFromMesh,
+    /// The mesh is archived: no new sessions or members until unarchived.
+    MeshArchived,
     // Server side.
     Internal,
     Unavailable,
@@ -87,6 +89,7 @@ impl ErrorCode {
             Self::InviteUsedUp => "invite_used_up",
             Self::LastAdmin => "last_admin",
             Self::RemovedFromMesh => "removed_from_mesh",
+            Self::MeshArchived => "mesh_archived",
             Self::Internal => "internal",
             Self::Unavailable => "unavailable",
             Self::Unknown => "unknown",

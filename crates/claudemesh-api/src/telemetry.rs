@@ -206,6 +206,13 @@ wire! {
         Doctor,
         Completions,
         Telemetry,
+        Members,
+        Mesh,
+        Grant,
+        Revoke,
+        Block,
+        Unblock,
+        Grants,
         /// `log tail` and `log verify`.
         LogTail,
         LogVerify,

@@ -247,6 +247,9 @@ wire! {
         /// How many live members the mesh has.
         pub member_count: u64,
         pub created_at: Timestamp,
+        /// When an admin archived the mesh; absent while it is live.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub archived_at: Option<Timestamp>,
     }
 
     pub struct MeshList {
@@ -378,6 +381,153 @@ wire! {
         pub mesh: MeshSummary,
         /// True when the caller was already a member (nothing was used up).
         pub already_member: bool,
+    }
+}
+
+// ------------------------------------------------------------- governance
+wire! {
+    /// A member as `claudemesh members` shows them.
+    pub struct MemberInfo {
+        pub id: String,
+        pub display_name: String,
+        pub role: MeshRole,
+        pub joined_at: Timestamp,
+        /// When a session of theirs last connected or ended; absent if never.
+        pub last_seen_at: Option<Timestamp>,
+        /// Sessions of theirs connected now, on any instance.
+        pub sessions_online: u32,
+        /// One ed25519 public key per machine the member uses (hex).
+        pub public_keys: Vec<String>,
+        /// Whether this member is the caller.
+        pub you: bool,
+    }
+
+    /// An invite that can still be used.
+    pub struct PendingInvite {
+        pub id: String,
+        /// Who it is addressed to, when it was mailed.
+        pub email: Option<String>,
+        pub role: MeshRole,
+        /// The account name of the admin who made it.
+        pub invited_by: String,
+        pub created_at: Timestamp,
+        pub expires_at: Timestamp,
+    }
+
+    pub struct MemberList {
+        pub mesh: String,
+        pub members: Vec<MemberInfo>,
+        pub pending: Vec<PendingInvite>,
+    }
+
+    /// Invite a person by email (the same invite and mail as `invite --email`).
+    #[serde(deny_unknown_fields)]
+    pub struct AddMemberRequest {
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::invite_email))]
+        pub email: String,
+        #[serde(default)]
+        pub role: Option<MeshRole>,
+        /// Language of the email, `en` or `es`; from Accept-Language when absent.
+        #[serde(default)]
+        pub lang: Option<String>,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct ChangeRoleRequest {
+        pub role: MeshRole,
+    }
+
+    #[serde(deny_unknown_fields)]
+    pub struct RenameMeshRequest {
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::mesh_name))]
+        pub name: String,
+    }
+
+    /// What a deleted mesh was.
+    pub struct DeletedMesh {
+        pub id: String,
+        pub slug: String,
+        pub deleted: bool,
+    }
+
+    /// What one member may do to another: send them direct messages, reach
+    /// them with group and broadcast messages, see their status and summary.
+    #[serde(rename_all = "snake_case")]
+    #[derive(Copy, Eq, Hash, PartialOrd, Ord)]
+    pub enum Capability {
+        Dm,
+        Group,
+        Presence,
+    }
+
+    /// What one member allows another.
+    pub struct PeerGrant {
+        pub member_id: String,
+        pub display_name: String,
+        pub caps: Vec<Capability>,
+    }
+
+    /// `claudemesh grants`: what I allow each peer, and what each allows me.
+    pub struct GrantList {
+        pub mesh: String,
+        pub you_allow: Vec<PeerGrant>,
+        pub allows_you: Vec<PeerGrant>,
+        /// What you allow a member you have said nothing about.
+        pub your_default: Vec<Capability>,
+        /// What a new member allows the others, until they say otherwise.
+        pub mesh_default: Vec<Capability>,
+    }
+
+    /// Adds and takes away capabilities of one peer towards the caller.
+    #[serde(deny_unknown_fields)]
+    pub struct ChangeGrantRequest {
+        #[serde(default)]
+        pub grant: Vec<Capability>,
+        #[serde(default)]
+        pub revoke: Vec<Capability>,
+    }
+
+    /// The mesh's default for new members (admins only).
+    #[serde(deny_unknown_fields)]
+    pub struct DefaultGrantsRequest {
+        pub caps: Vec<Capability>,
+    }
+}
+
+impl Capability {
+    pub const ALL: [Capability; 3] = [Capability::Dm, Capability::Group, Capability::Presence];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dm => "dm",
+            Self::Group => "group",
+            Self::Presence => "presence",
+        }
+    }
+
+    /// `dm,group`: how a set is stored. Sorted, without repeats.
+    pub fn join(caps: &[Capability]) -> String {
+        let mut caps = caps.to_vec();
+        caps.sort();
+        caps.dedup();
+        caps.iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The set `join` wrote; an unknown word is an error, never skipped.
+    pub fn split(text: &str) -> Result<Vec<Capability>, String> {
+        text.split(',')
+            .map(str::trim)
+            .filter(|w| !w.is_empty())
+            .map(|word| match word {
+                "dm" => Ok(Self::Dm),
+                "group" => Ok(Self::Group),
+                "presence" => Ok(Self::Presence),
+                other => Err(format!("unknown capability `{other}`")),
+            })
+            .collect()
     }
 }
 
@@ -585,6 +735,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn capabilities_are_stored_sorted_and_an_unknown_one_is_an_error() {
+        assert_eq!(
+            Capability::join(&[Capability::Presence, Capability::Dm, Capability::Dm]),
+            "dm,presence"
+        );
+        assert_eq!(
+            Capability::split("dm, group").unwrap(),
+            [Capability::Dm, Capability::Group]
+        );
+        assert!(Capability::split("dm,teleport").is_err());
+        assert!(serde_json::from_str::<ChangeGrantRequest>(r#"{"grant":["teleport"]}"#).is_err());
+        assert!(serde_json::from_str::<ChangeGrantRequest>(r#"{"revoke":["dm"],"x":1}"#).is_err());
+    }
+
+    #[test]
     fn pat_expiry_tells_absent_from_never() {
         let absent: CreatePatRequest = serde_json::from_str(r#"{"name":"ci"}"#).unwrap();
         assert_eq!(absent.expires_in_days, None);
@@ -616,6 +781,7 @@ mod tests {
                 display_name: "Alice".into(),
                 member_count: 1,
                 created_at: "2026-01-01T00:00:00Z".into(),
+                archived_at: None,
             },
             members: vec![MeshMember {
                 id: "mem_1".into(),

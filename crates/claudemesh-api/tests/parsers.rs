@@ -129,7 +129,7 @@ proptest! {
                 mesh_id: text.clone(),
                 member_key: text.clone(),
                 session_key: text.clone(),
-                attestation: Attestation { expires_at: i64::try_from(req / 2).unwrap_or(0), signature: text.clone() },
+                attestation: Attestation { expires_at: i64::try_from(req / 2).unwrap_or(0), signature: text.clone(), rights: None },
                 display_name: text.clone(),
                 role: text.clone(),
                 groups: vec![text.clone()],

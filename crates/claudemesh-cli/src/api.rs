@@ -20,6 +20,10 @@ use claudemesh_api::wire::{
     MeshDetail, MeshList, MeshSummary, OkResponse, RegisterKeyRequest, RevokeRequest, SessionList,
     SlowDownBody, WhoAmIResponse,
 };
+use claudemesh_api::wire::{
+    AddMemberRequest, ChangeGrantRequest, ChangeRoleRequest, DeletedMesh, GrantList, MemberList,
+    MeshRole, PeerGrant, RenameMeshRequest,
+};
 use claudemesh_api::{ErrorBody, ErrorCode, Slug, Token};
 use serde::de::DeserializeOwned;
 use std::time::Duration;
@@ -48,11 +52,16 @@ pub mod route {
     pub const MESH_INVITES: &str = "/api/my/meshes/{slug}/invites";
     pub const INVITE: &str = "/api/invites/{code}";
     pub const INVITE_ACCEPT: &str = "/api/invites/{code}/accept";
+    pub const MESH_MEMBERS: &str = "/api/my/meshes/{slug}/members";
+    pub const MESH_ARCHIVE: &str = "/api/my/meshes/{slug}/archive";
+    pub const MESH_UNARCHIVE: &str = "/api/my/meshes/{slug}/unarchive";
+    pub const MESH_GRANTS: &str = "/api/my/meshes/{slug}/grants";
+    pub const MESH_GRANT: &str = "/api/my/meshes/{slug}/grants/{member}";
     pub const MESH_LOG: &str = "/api/my/meshes/{slug}/log";
     pub const MESH_LOG_STREAM: &str = "/api/my/meshes/{slug}/log/stream";
 
     #[cfg(test)]
-    pub const ALL: [&str; 14] = [
+    pub const ALL: [&str; 19] = [
         DEVICE_CODE,
         DEVICE_CODE_POLL,
         REVOKE,
@@ -65,6 +74,11 @@ pub mod route {
         MESH_INVITES,
         INVITE,
         INVITE_ACCEPT,
+        MESH_MEMBERS,
+        MESH_ARCHIVE,
+        MESH_UNARCHIVE,
+        MESH_GRANTS,
+        MESH_GRANT,
         MESH_LOG,
         MESH_LOG_STREAM,
     ];
@@ -306,6 +320,16 @@ impl Api {
             .map_err(|err| ApiError::Transport(transport_detail(&err)))
     }
 
+    fn patch<B: serde::Serialize>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<ureq::http::Response<ureq::Body>, ApiError> {
+        self.prepare(self.agent.patch(self.url(path)))
+            .send_json(body)
+            .map_err(|err| ApiError::Transport(transport_detail(&err)))
+    }
+
     fn post<B: serde::Serialize>(
         &self,
         path: &str,
@@ -535,6 +559,111 @@ impl Api {
         self.reported(
             route::INVITE_ACCEPT,
             decode(self.post(&format!("/api/invites/{}/accept", code.as_str()), request)?),
+        )
+    }
+
+    // ------------------------------------------------------------ governance
+
+    /// `GET /api/my/meshes/{slug}/members`: members and pending invites.
+    pub fn members(&self, slug: &Slug) -> Result<MemberList, ApiError> {
+        self.reported(
+            route::MESH_MEMBERS,
+            self.read(|| decode(self.get(&format!("/api/my/meshes/{slug}/members"))?)),
+        )
+    }
+
+    /// `POST /api/my/meshes/{slug}/members`: invite a person by email.
+    pub fn add_member(
+        &self,
+        slug: &Slug,
+        request: &AddMemberRequest,
+    ) -> Result<CreatedInvite, ApiError> {
+        self.reported(
+            route::MESH_MEMBERS,
+            decode(self.post(&format!("/api/my/meshes/{slug}/members"), request)?),
+        )
+    }
+
+    /// `DELETE /api/my/meshes/{slug}/members/{member}`: remove a member.
+    pub fn remove_member(&self, slug: &Slug, member_id: &str) -> Result<OkResponse, ApiError> {
+        self.reported(
+            route::MESH_MEMBER,
+            decode(self.delete(&format!("/api/my/meshes/{slug}/members/{member_id}"))?),
+        )
+    }
+
+    /// `PATCH /api/my/meshes/{slug}/members/{member}`: change a role.
+    pub fn change_role(
+        &self,
+        slug: &Slug,
+        member_id: &str,
+        role: MeshRole,
+    ) -> Result<OkResponse, ApiError> {
+        self.reported(
+            route::MESH_MEMBER,
+            decode(self.patch(
+                &format!("/api/my/meshes/{slug}/members/{member_id}"),
+                &ChangeRoleRequest { role },
+            )?),
+        )
+    }
+
+    /// `PATCH /api/my/meshes/{slug}`: rename a mesh.
+    pub fn rename_mesh(&self, slug: &Slug, name: &str) -> Result<MeshSummary, ApiError> {
+        let body = RenameMeshRequest {
+            name: name.to_owned(),
+        };
+        self.reported(
+            route::MESH,
+            decode(self.patch(&format!("/api/my/meshes/{slug}"), &body)?),
+        )
+    }
+
+    /// `POST /api/my/meshes/{slug}/archive` or `/unarchive`.
+    pub fn set_archived(&self, slug: &Slug, archived: bool) -> Result<MeshSummary, ApiError> {
+        let (route, verb) = if archived {
+            (route::MESH_ARCHIVE, "archive")
+        } else {
+            (route::MESH_UNARCHIVE, "unarchive")
+        };
+        self.reported(
+            route,
+            decode(self.post(
+                &format!("/api/my/meshes/{slug}/{verb}"),
+                &serde_json::json!({}),
+            )?),
+        )
+    }
+
+    /// `GET /api/my/meshes/{slug}/grants`: what I allow, what I am allowed.
+    pub fn grants(&self, slug: &Slug) -> Result<GrantList, ApiError> {
+        self.reported(
+            route::MESH_GRANTS,
+            self.read(|| decode(self.get(&format!("/api/my/meshes/{slug}/grants"))?)),
+        )
+    }
+
+    /// `PATCH /api/my/meshes/{slug}/grants/{member}`: change what a peer may do to me.
+    pub fn change_grant(
+        &self,
+        slug: &Slug,
+        member_id: &str,
+        request: &ChangeGrantRequest,
+    ) -> Result<PeerGrant, ApiError> {
+        self.reported(
+            route::MESH_GRANT,
+            decode(self.patch(
+                &format!("/api/my/meshes/{slug}/grants/{member_id}"),
+                request,
+            )?),
+        )
+    }
+
+    /// `DELETE /api/my/meshes/{slug}`: delete a mesh for good.
+    pub fn delete_mesh(&self, slug: &Slug) -> Result<DeletedMesh, ApiError> {
+        self.reported(
+            route::MESH,
+            decode(self.delete(&format!("/api/my/meshes/{slug}"))?),
         )
     }
 }

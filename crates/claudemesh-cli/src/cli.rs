@@ -64,6 +64,53 @@ pub enum Command {
     Doctor(DoctorArgs),
     Completions(CompletionsArgs),
     Telemetry(TelemetryArgs),
+    // Governance (issue 17).
+    Members(MembersArgs),
+    Mesh(MeshArgs),
+    /// Allow a member to do more to you: dm, group, presence
+    ///
+    /// Capabilities: dm (send you direct messages), group (reach you with
+    /// group and broadcast messages), presence (see your status and
+    /// summary). The broker enforces them on every instance within a
+    /// second. An unknown capability is exit 3; an unknown member exit 5; a
+    /// display name two members share, exit 3 with their ids.
+    ///
+    /// Examples:
+    ///   claudemesh grant Bob dm
+    ///   claudemesh grant mem_k3xq9a2bmvjp dm group presence --mesh platform-team
+    #[command(verbatim_doc_comment)]
+    Grant(GrantArgs),
+    /// Take capabilities back from a member: dm, group, presence
+    ///
+    /// A direct message from them is then refused to them with
+    /// `not_permitted`; group and broadcast copies for you are skipped;
+    /// without presence they no longer see your status or summary. Their
+    /// messages still waiting for you are not delivered.
+    ///
+    /// Examples:
+    ///   claudemesh revoke Bob dm
+    ///   claudemesh revoke Bob group presence --mesh platform-team
+    #[command(verbatim_doc_comment)]
+    Revoke(GrantArgs),
+    /// Block a member: revoke every capability (dm, group, presence)
+    ///
+    /// Examples:
+    ///   claudemesh block Bob
+    #[command(verbatim_doc_comment)]
+    Block(BlockArgs),
+    /// Unblock a member: grant every capability again
+    ///
+    /// Examples:
+    ///   claudemesh unblock Bob
+    #[command(verbatim_doc_comment)]
+    Unblock(BlockArgs),
+    /// What you allow each peer, and what each peer allows you
+    ///
+    /// Examples:
+    ///   claudemesh grants
+    ///   claudemesh grants --mesh platform-team --json
+    #[command(verbatim_doc_comment)]
+    Grants(GrantsArgs),
     /// Read and check a mesh's log (who joined, left, connected; which messages went where)
     #[command(subcommand)]
     Log(LogCommand),
@@ -91,6 +138,7 @@ pub enum Command {
 ///   claudemesh launch --join https://claudemesh.com/i/k3xq9a2bmvjp3
 ///   claudemesh launch --mesh platform-team -y -- "review the open pull requests"
 ///   claudemesh launch --continue --message-mode inbox
+///   claudemesh launch --caps dm,presence      (this session cannot broadcast)
 #[derive(Debug, Args)]
 #[command(verbatim_doc_comment)]
 pub struct LaunchArgs {
@@ -134,6 +182,10 @@ pub struct LaunchArgs {
     #[arg(short = 'y', long)]
     pub yes: bool,
 
+    /// Least privilege: what this session may do, of dm, group, broadcast, presence, summary (comma-separated) [default: all your rights]
+    #[arg(long, value_enum, value_name = "a,b", value_delimiter = ',')]
+    pub caps: Vec<RightArg>,
+
     /// Arguments for Claude Code (after `--`)
     #[arg(last = true, value_name = "CLAUDE-ARGS")]
     pub claude_args: Vec<String>,
@@ -141,7 +193,53 @@ pub struct LaunchArgs {
 
 /// The MCP server that Claude Code starts for `claudemesh launch` (stdio; not for direct use)
 #[derive(Debug, Args)]
-pub struct McpArgs {}
+pub struct McpArgs {
+    /// Narrow the launched session's rights further (see `launch --caps`)
+    #[arg(long, value_enum, value_name = "a,b", value_delimiter = ',')]
+    pub caps: Vec<RightArg>,
+}
+
+/// A right a session may be limited to (`launch --caps`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RightArg {
+    /// Send direct messages
+    #[value(alias = "send_dm")]
+    Dm,
+    /// Send to groups
+    #[value(alias = "send_group")]
+    Group,
+    /// Send to everyone
+    Broadcast,
+    /// Set its status
+    Presence,
+    /// Set its summary
+    #[value(alias = "set_summary")]
+    Summary,
+}
+
+impl RightArg {
+    pub fn right(self) -> claudemesh_api::broker::SessionRight {
+        use claudemesh_api::broker::SessionRight as R;
+        match self {
+            Self::Dm => R::SendDm,
+            Self::Group => R::SendGroup,
+            Self::Broadcast => R::Broadcast,
+            Self::Presence => R::Presence,
+            Self::Summary => R::SetSummary,
+        }
+    }
+
+    /// The rights `--caps` gives: `None` when the flag is absent (all).
+    pub fn rights(caps: &[RightArg]) -> Option<Vec<claudemesh_api::broker::SessionRight>> {
+        if caps.is_empty() {
+            return None;
+        }
+        let mut rights: Vec<_> = caps.iter().map(|c| c.right()).collect();
+        rights.sort();
+        rights.dedup();
+        Some(rights)
+    }
+}
 
 /// Sign this terminal into your claudemesh account
 ///
@@ -860,4 +958,156 @@ mod tests {
         assert!(help.contains("Exit codes:"));
         assert!(help.contains("2  authentication"));
     }
+}
+
+// ------------------------------------------------------------- governance
+
+/// Who is in a mesh: list members, add one by email, remove, change roles
+///
+/// Bare `claudemesh members` lists them: display name, role, when they
+/// joined and were last seen, sessions connected now, machine keys, and
+/// the pending invites (who invited, when they expire). add, remove and
+/// role are for the mesh's admins (else exit 7). A member is named by
+/// display name or by id (mem_…); a name two members share is exit 3, with
+/// their ids. The mesh's only admin can be neither removed nor demoted
+/// (exit 6).
+///
+/// --mesh may be left out when exactly one mesh is joined on this machine.
+///
+/// Examples:
+///   claudemesh members
+///   claudemesh members add alice@example.com --role admin
+///   claudemesh members role Alice member --mesh platform-team
+///   claudemesh members remove mem_k3xq9a2bmvjp --yes
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct MembersArgs {
+    #[command(subcommand)]
+    pub action: Option<MembersAction>,
+
+    /// The mesh's slug [default: the one mesh joined on this machine]
+    #[arg(long, value_name = "SLUG", global = true)]
+    pub mesh: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MembersAction {
+    /// List members and pending invites (the default)
+    List,
+    /// Invite a person by email: the same invite and mail as `invite --email`
+    Add {
+        /// Their email address
+        #[arg(value_name = "EMAIL")]
+        email: String,
+        /// The role they get
+        #[arg(long, value_enum, default_value_t = RoleArg::Member)]
+        role: RoleArg,
+    },
+    /// Remove a member (asks first; --yes without a terminal)
+    Remove {
+        /// Display name or member id
+        #[arg(value_name = "NAME|ID")]
+        member: String,
+        /// Remove without asking
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Change a member's role
+    Role {
+        /// Display name or member id
+        #[arg(value_name = "NAME|ID")]
+        member: String,
+        /// The new role
+        #[arg(value_enum, value_name = "ROLE")]
+        role: RoleArg,
+    },
+}
+
+/// Rename, archive, unarchive or delete a mesh (admins only)
+///
+/// archive: the broker refuses new sessions and closes live ones, invites
+/// stop working, `claudemesh list` shows it as archived; messages stay
+/// until they expire. Archiving twice is fine. unarchive undoes it.
+/// delete removes the mesh and everything in it for good and frees its
+/// slug: in a terminal it asks you to type the slug; --yes skips that and
+/// is required without a terminal (else exit 3).
+///
+/// --mesh may be left out when exactly one mesh is joined on this machine.
+///
+/// Examples:
+///   claudemesh mesh rename "Platform team (2027)"
+///   claudemesh mesh archive --mesh platform-team
+///   claudemesh mesh delete --mesh old-team --yes
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct MeshArgs {
+    #[command(subcommand)]
+    pub action: MeshAction,
+
+    /// The mesh's slug [default: the one mesh joined on this machine]
+    #[arg(long, value_name = "SLUG", global = true)]
+    pub mesh: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MeshAction {
+    /// Give the mesh a new name (its slug stays)
+    Rename {
+        /// The new name (1 to 100 characters)
+        #[arg(value_name = "NEW-NAME")]
+        name: String,
+    },
+    /// Archive the mesh: no sessions, no joining, until unarchived
+    Archive,
+    /// Make an archived mesh live again
+    Unarchive,
+    /// Delete the mesh and everything in it, for good
+    Delete {
+        /// Delete without asking for the slug
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CapArg {
+    /// Send you direct messages
+    Dm,
+    /// Reach you with group and broadcast messages
+    Group,
+    /// See your status and summary
+    Presence,
+}
+
+#[derive(Debug, Args)]
+pub struct GrantArgs {
+    /// The member: display name or id (mem_…)
+    #[arg(value_name = "MEMBER")]
+    pub member: String,
+
+    /// One or more of dm, group, presence
+    #[arg(value_enum, value_name = "CAP", required = true, num_args = 1..)]
+    pub caps: Vec<CapArg>,
+
+    /// The mesh's slug [default: the one mesh joined on this machine]
+    #[arg(long, value_name = "SLUG")]
+    pub mesh: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct BlockArgs {
+    /// The member: display name or id (mem_…)
+    #[arg(value_name = "MEMBER")]
+    pub member: String,
+
+    /// The mesh's slug [default: the one mesh joined on this machine]
+    #[arg(long, value_name = "SLUG")]
+    pub mesh: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GrantsArgs {
+    /// The mesh's slug [default: the one mesh joined on this machine]
+    #[arg(long, value_name = "SLUG")]
+    pub mesh: Option<String>,
 }

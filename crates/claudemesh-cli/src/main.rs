@@ -35,8 +35,8 @@ use clap::error::ErrorKind;
 use cli::{Cli, Command};
 use commands::mesh_log;
 use commands::{
-    completions, create, doctor, inbox, invite, join, launch, leave, list, login, logout,
-    man_pages, peers, send, sync, telemetry as telemetry_command, whoami,
+    completions, create, doctor, grants, inbox, invite, join, launch, leave, list, login, logout,
+    man_pages, members, mesh, peers, send, sync, telemetry as telemetry_command, whoami,
 };
 use context::Context;
 use std::process::ExitCode;
@@ -88,11 +88,19 @@ fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
         Some(Command::Send(args)) => send::run(&args, ctx),
         Some(Command::Inbox(args)) => inbox::run(&args, ctx),
         Some(Command::Launch(args)) => launch::run(&args, ctx),
-        Some(Command::Mcp(_)) => mcp::run(ctx),
+        Some(Command::Mcp(args)) => mcp::run(&args, ctx),
         Some(Command::Doctor(args)) => doctor::run(&args, ctx),
         Some(Command::Completions(args)) => completions::run(&args),
         Some(Command::ManPages(args)) => man_pages::run(&args),
         Some(Command::Telemetry(args)) => telemetry_command::run(&args, ctx),
+        // Governance (issue 17).
+        Some(Command::Members(args)) => members::run(&args, ctx),
+        Some(Command::Mesh(args)) => mesh::run(&args, ctx),
+        Some(Command::Grant(args)) => grants::run_grant(&args, grants::Change::Grant, ctx),
+        Some(Command::Revoke(args)) => grants::run_grant(&args, grants::Change::Revoke, ctx),
+        Some(Command::Block(args)) => grants::run_block(&args, grants::Change::Block, ctx),
+        Some(Command::Unblock(args)) => grants::run_block(&args, grants::Change::Unblock, ctx),
+        Some(Command::Grants(args)) => grants::run_list(&args, ctx),
         Some(Command::Log(command)) => mesh_log::run(&command, ctx),
         // `claudemesh <invite link>`: join and launch.
         Some(Command::External(words)) => match words.as_slice() {

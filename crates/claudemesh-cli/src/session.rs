@@ -393,6 +393,7 @@ mod tests {
             display_name: "Alice".into(),
             member_count: 2,
             created_at: "2026-01-01T00:00:00Z".into(),
+            archived_at: None,
         };
         let mut mesh = JoinedMesh::new(
             &summary,

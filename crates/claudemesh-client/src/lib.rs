@@ -14,7 +14,7 @@ pub mod target;
 use claudemesh_api::broker::{
     Attestation, BrokerErrorCode, ClientFrame, Envelope, Hello, MAX_FRAME_BYTES, MemberKeys,
     MessageKind, Peer, PeerStatus, Priority, RecipientStatus, SendRequest, Sender, ServerFrame,
-    Welcome,
+    SessionRight, Welcome,
 };
 use claudemesh_api::e2e::{self, KeyPair};
 use futures_util::{SinkExt, StreamExt};
@@ -76,10 +76,28 @@ impl SessionIdentity {
 
     /// An identity for a given session key (`launch` keeps one per session).
     pub fn with_session(mesh_id: &str, member: KeyPair, session: KeyPair, expires_at: i64) -> Self {
-        let signature = member.sign_hex(&e2e::attestation_bytes(
+        Self::limited(mesh_id, member, session, expires_at, None)
+    }
+
+    /// An identity whose attestation limits the session to `rights`
+    /// (`launch --caps`); `None` is every right of the member.
+    pub fn limited(
+        mesh_id: &str,
+        member: KeyPair,
+        session: KeyPair,
+        expires_at: i64,
+        rights: Option<Vec<SessionRight>>,
+    ) -> Self {
+        let rights = rights.map(|mut rights| {
+            rights.sort();
+            rights.dedup();
+            rights
+        });
+        let signature = member.sign_hex(&e2e::attestation_bytes_for(
             mesh_id,
             &session.public_hex(),
             expires_at,
+            rights.as_deref(),
         ));
         Self {
             mesh_id: mesh_id.to_owned(),
@@ -88,6 +106,7 @@ impl SessionIdentity {
             attestation: Attestation {
                 expires_at,
                 signature,
+                rights,
             },
         }
     }
@@ -592,7 +611,7 @@ struct Task {
     ack_on_receipt: bool,
     /// Attestations already verified: (session key, member key, expiry,
     /// signature), all of what the signature covers or proves.
-    attested: HashSet<(String, String, i64, String)>,
+    attested: HashSet<(String, String, i64, String, Option<String>)>,
     /// Keys shared with each sender session, per own key (session or member).
     opening: HashMap<(bool, String), e2e::SharedKey>,
 }
@@ -789,15 +808,17 @@ impl Task {
             from.member_key.clone(),
             from.attestation.expires_at,
             from.attestation.signature.clone(),
+            from.attestation.rights.as_deref().map(SessionRight::join),
         );
         if envelope.mesh_id != self.mesh_id {
             return Err("the message is for another mesh".into());
         }
         if !self.attested.contains(&attestation) {
-            let attested = e2e::attestation_bytes(
+            let attested = e2e::attestation_bytes_for(
                 &self.mesh_id,
                 &from.session_key,
                 from.attestation.expires_at,
+                from.attestation.rights.as_deref(),
             );
             if !e2e::verify(&from.member_key, &attested, &from.attestation.signature) {
                 return Err("the sender's session key is not attested by its member key".into());

@@ -221,6 +221,7 @@ mod tests {
             display_name: name.into(),
             role: MeshRole::Member,
             keys: vec![key.to_string().repeat(64)],
+            permits_dm: true,
         }
     }
 

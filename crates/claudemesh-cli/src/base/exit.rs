@@ -180,7 +180,7 @@ impl CliError {
             C::NotFound | C::UserCodeNotFound => {
                 Self::new(Exit::NotFound, server_says("Not found"))
             }
-            C::EmailTaken | C::SlugTaken | C::CodeAlreadyUsed | C::LastAdmin => {
+            C::EmailTaken | C::SlugTaken | C::CodeAlreadyUsed | C::LastAdmin | C::MeshArchived => {
                 Self::new(Exit::Conflict, server_says("Conflict"))
             }
             C::InvalidRequest | C::InvalidUserCode | C::WeakPassword => Self::new(
@@ -302,6 +302,15 @@ impl CliError {
                 "Run `claudemesh sync`: it registers this machine's key for {mesh}, \
                  or flags the mesh if you are no longer a member."
             )),
+            B::MeshArchived => Self::new(Exit::Conflict, broker_says("This mesh is archived"))
+                .with_hint(format!(
+                    "An admin can make it live again: `claudemesh mesh unarchive --mesh {mesh}`."
+                )),
+            B::NotPermitted => Self::new(
+                Exit::Permission,
+                broker_says("The recipient does not permit this"),
+            )
+            .with_hint("See `claudemesh grants`: what each peer allows you."),
             B::RateLimited => {
                 let seconds =
                     retry_after.map_or(1, |wait| wait.as_secs_f64().ceil().max(1.0) as u64);
@@ -401,6 +410,8 @@ mod tests {
             (ErrorCode::UserCodeNotFound, 404, Exit::NotFound),
             (ErrorCode::SlugTaken, 409, Exit::Conflict),
             (ErrorCode::CodeAlreadyUsed, 409, Exit::Conflict),
+            (ErrorCode::LastAdmin, 409, Exit::Conflict),
+            (ErrorCode::MeshArchived, 409, Exit::Conflict),
             (ErrorCode::InvalidRequest, 400, Exit::InvalidArgs),
             (ErrorCode::Internal, 500, Exit::Network),
             (ErrorCode::Unavailable, 503, Exit::Network),

@@ -587,6 +587,7 @@ fn mcp_initialize(
         display_name: session::presence_name(&mesh.display_name),
         role: session::ONE_OFF_ROLE.to_owned(),
         groups: Vec::new(),
+        rights: None,
     };
     let file = launch::session_file(&plan, MessageMode::Off)?;
     let exe = std::env::current_exe()

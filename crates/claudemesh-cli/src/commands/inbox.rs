@@ -306,6 +306,7 @@ mod tests {
                 attestation: Attestation {
                     expires_at: 0,
                     signature: String::new(),
+                    rights: None,
                 },
             },
             kind,

@@ -112,7 +112,7 @@ pub fn say_what_became_of_the_mail(out: &Output, to: &str, created: &CreatedInvi
 }
 
 /// With no `--mesh`: the one mesh joined on this machine, or a clear error.
-fn only_mesh_joined_here(ctx: &Context, account: &Account) -> CliResult<Slug> {
+pub fn only_mesh_joined_here(ctx: &Context, account: &Account) -> CliResult<Slug> {
     let config = ctx.config().load(&ctx.out)?;
     let joined: Vec<&str> = config
         .meshes(&account.server, &account.user.id)

@@ -84,6 +84,7 @@ pub fn default_args() -> LaunchArgs {
         resume: None,
         continue_: false,
         yes: true,
+        caps: Vec::new(),
         claude_args: Vec::new(),
     }
 }
@@ -95,6 +96,8 @@ pub struct Plan {
     pub display_name: String,
     pub role: String,
     pub groups: Vec<String>,
+    /// What the session may do (`--caps`); `None`: all the member's rights.
+    pub rights: Option<Vec<claudemesh_api::broker::SessionRight>>,
 }
 
 /// Login, mesh, name and role, from the flags, the saved state, or (in a
@@ -167,6 +170,7 @@ pub fn resolve(args: &LaunchArgs, ctx: &Context, interactive: bool) -> CliResult
         display_name,
         role,
         groups,
+        rights: crate::cli::RightArg::rights(&args.caps),
     })
 }
 
@@ -371,10 +375,12 @@ pub fn session_file(plan: &Plan, message_mode: MessageMode) -> CliResult<Session
         CliError::failure("Could not make a session key: the system's random source failed")
     })?;
     let expires_at = when::now_ms() + ATTEST_FOR_MS;
-    let attestation = member.sign_hex(&e2e::attestation_bytes(
+    let rights = plan.rights.clone();
+    let attestation = member.sign_hex(&e2e::attestation_bytes_for(
         &plan.mesh.mesh_id,
         &session_key.public_hex(),
         expires_at,
+        rights.as_deref(),
     ));
     let file = SessionFile {
         version: SessionFile::new_version(),
@@ -391,6 +397,7 @@ pub fn session_file(plan: &Plan, message_mode: MessageMode) -> CliResult<Session
         session_public_key: session_key.public_hex(),
         attestation_expires_at: expires_at,
         attestation_signature: attestation,
+        rights,
         launcher_pid: std::process::id(),
         created_at: when::now_rfc3339(),
     };

@@ -46,6 +46,8 @@ pub struct Listed {
     pub here: Standing,
     /// This machine's public key for the mesh, when it has one.
     pub public_key: Option<String>,
+    /// Whether an admin archived the mesh (no sessions until unarchived).
+    pub archived: bool,
 }
 
 #[derive(Serialize)]
@@ -114,6 +116,7 @@ pub fn merge(remote: &[MeshSummary], local: &[&JoinedMesh]) -> Vec<Listed> {
                     Standing::NotJoinedHere
                 },
                 public_key: here.map(|l| l.public_key.clone()),
+                archived: mesh.archived_at.is_some(),
             }
         })
         .collect();
@@ -131,6 +134,7 @@ pub fn merge(remote: &[MeshSummary], local: &[&JoinedMesh]) -> Vec<Listed> {
                 display_name: l.display_name.clone(),
                 here: Standing::LocalOnly,
                 public_key: Some(l.public_key.clone()),
+                archived: false,
             }),
     );
     listed
@@ -146,7 +150,11 @@ pub fn table(listed: &[Listed]) -> String {
                 m.name.clone(),
                 role_name(m.role).to_owned(),
                 m.members.map_or_else(|| "-".to_owned(), |n| n.to_string()),
-                m.here.describe().to_owned(),
+                if m.archived {
+                    format!("{} (archived)", m.here.describe())
+                } else {
+                    m.here.describe().to_owned()
+                },
             ]
         })
         .collect();
@@ -171,6 +179,7 @@ mod tests {
             display_name: "Alice".into(),
             member_count: members,
             created_at: "2026-01-01T00:00:00Z".into(),
+            archived_at: None,
         }
     }
 

@@ -6,6 +6,7 @@
 pub mod completions;
 pub mod create;
 pub mod doctor;
+pub mod grants;
 pub mod inbox;
 pub mod invite;
 pub mod join;
@@ -15,6 +16,8 @@ pub mod list;
 pub mod login;
 pub mod logout;
 pub mod man_pages;
+pub mod members;
+pub mod mesh;
 pub mod mesh_log;
 pub mod peers;
 pub mod send;

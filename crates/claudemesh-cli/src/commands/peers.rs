@@ -185,6 +185,7 @@ mod tests {
             display_name: name.into(),
             role: MeshRole::Member,
             keys: vec!["1".repeat(64); keys],
+            permits_dm: true,
         }
     }
 

@@ -190,14 +190,18 @@ fn identity(session: &SessionFile, member: &KeyPair) -> Option<SessionIdentity> 
             attestation: claudemesh_api::broker::Attestation {
                 expires_at: session.attestation_expires_at,
                 signature: session.attestation_signature.clone(),
+                rights: session.rights.clone(),
             },
         });
     }
-    Some(SessionIdentity::with_session(
+    // A fresh attestation keeps the launch's limits: least privilege holds
+    // for the whole session.
+    Some(SessionIdentity::limited(
         &session.mesh_id,
         member,
         key,
         now_ms() + ATTEST_FOR_MS,
+        session.rights.clone(),
     ))
 }
 

@@ -31,7 +31,7 @@ use std::time::Duration;
 /// background and the instructions point to `list_peers`.
 const WAIT_FOR_PEERS: Duration = Duration::from_millis(60);
 
-pub fn run(ctx: &Context) -> CliResult<()> {
+pub fn run(args: &crate::cli::McpArgs, ctx: &Context) -> CliResult<()> {
     let dir = std::env::var_os(CONFIG_DIR_ENV)
         .map(PathBuf::from)
         .ok_or_else(|| {
@@ -39,7 +39,17 @@ pub fn run(ctx: &Context) -> CliResult<()> {
                 "`claudemesh mcp` is the MCP server that `claudemesh launch` gives Claude Code; run `claudemesh launch`.",
             )
         })?;
-    let session = session_dir::load(&dir)?;
+    let mut session = session_dir::load(&dir)?;
+    if let Some(narrower) = crate::cli::RightArg::rights(&args.caps) {
+        // Only ever fewer rights than the launch gave; the session then
+        // connects with a fresh attestation that carries them.
+        let rights: Vec<_> = match &session.rights {
+            Some(given) => narrower.into_iter().filter(|r| given.contains(r)).collect(),
+            None => narrower,
+        };
+        session.rights = Some(rights);
+        session.attestation_expires_at = 0;
+    }
     let config = ctx.config().load(&ctx.out)?;
     let mesh = config
         .find(&session.server, &session.user_id, &session.mesh_id)

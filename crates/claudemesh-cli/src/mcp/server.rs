@@ -4,7 +4,9 @@
 use super::link::{Link, Notice, State};
 use super::log::Logger;
 use crate::stores::session_dir::{MessageMode, SessionFile};
-use claudemesh_api::broker::{MessageKind, Peer, PeerStatus, Priority};
+use claudemesh_api::broker::{
+    BrokerErrorCode, MessageKind, Peer, PeerStatus, Priority, SessionRight,
+};
 use claudemesh_api::e2e::KeyPair;
 use claudemesh_client::{ClientError, Received, TargetError};
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -35,11 +37,12 @@ pub async fn serve(
     let (link, mut notices) = Link::start(session.clone(), member, move |line| link_log.line(line));
     // A moment for the broker, so the instructions can name the peers.
     link.wait_connected(wait_for_peers).await;
+    let tool_router = tools_for(session_rights(&session));
     let server = MeshServer {
         link: link.clone(),
         session: Arc::new(session),
         unread: Arc::new(Mutex::new(Vec::new())),
-        tool_router: MeshServer::tool_router(),
+        tool_router,
     };
     let unread = Arc::clone(&server.unread);
     let mode = server.session.message_mode;
@@ -185,6 +188,51 @@ fn audience(message: &Received) -> String {
         (MessageKind::Group, Some(group)) => format!(" (to @{group})"),
         (MessageKind::Broadcast, _) => " (to everyone)".into(),
         _ => String::new(),
+    }
+}
+
+/// The session's rights (`launch --caps`); `None`: all of its member's.
+fn session_rights(session: &SessionFile) -> Option<&[SessionRight]> {
+    session.rights.as_deref()
+}
+
+fn may(rights: Option<&[SessionRight]>, right: SessionRight) -> bool {
+    rights.is_none_or(|rights| rights.contains(&right))
+}
+
+/// The tools a session with these rights may use: `send_message` only with
+/// a right to send, `set_status` with `presence`, `set_summary` with
+/// `set_summary`. The broker refuses the rest anyway; not offering them
+/// keeps the model from trying.
+fn tools_for(rights: Option<&[SessionRight]>) -> ToolRouter<MeshServer> {
+    let mut router = MeshServer::tool_router();
+    let sends = [
+        SessionRight::SendDm,
+        SessionRight::SendGroup,
+        SessionRight::Broadcast,
+    ];
+    if !sends.iter().any(|r| may(rights, *r)) {
+        router.remove_route("send_message");
+    }
+    if !may(rights, SessionRight::Presence) {
+        router.remove_route("set_status");
+    }
+    if !may(rights, SessionRight::SetSummary) {
+        router.remove_route("set_summary");
+    }
+    router
+}
+
+/// The right a `send_message` target needs: `*` broadcasts, `@group` goes
+/// to a group, anything else is direct.
+fn right_to_send(to: &str) -> SessionRight {
+    let to = to.trim();
+    if to == "*" {
+        SessionRight::Broadcast
+    } else if to.starts_with('@') {
+        SessionRight::SendGroup
+    } else {
+        SessionRight::SendDm
     }
 }
 
@@ -334,6 +382,18 @@ impl MeshServer {
             MessageMode::Inbox => "When a peer writes, a short notice arrives as a <channel source=\"claudemesh\"> block; read the messages with check_messages. ",
             MessageMode::Off => "Messages from peers are not pushed; call check_messages to read them. ",
         });
+        if let Some(rights) = session_rights(s) {
+            let words: Vec<&str> = rights.iter().map(|r| r.as_str()).collect();
+            text.push_str(&format!(
+                "This session was launched with least privilege: it may only {}. \
+                 The tools for anything else are not offered, and the broker refuses it. ",
+                if words.is_empty() {
+                    "read messages".to_owned()
+                } else {
+                    words.join(", ")
+                }
+            ));
+        }
         text.push_str(
             "To reply, call send_message with `to` set to the sender's display name (or @group, or * for everyone). \
              Set your status to working or dnd while you are busy (only urgent messages interrupt you then) and back to idle after; \
@@ -366,6 +426,18 @@ impl MeshServer {
         if args.message.trim().is_empty() {
             return failed("The message is empty.");
         }
+        let right = right_to_send(&args.to);
+        if !may(session_rights(&self.session), right) {
+            return failed(format!(
+                "This session may not {} (it was launched without `{}`).",
+                match right {
+                    SessionRight::Broadcast => "broadcast",
+                    SessionRight::SendGroup => "send to groups",
+                    _ => "send direct messages",
+                },
+                right.as_str()
+            ));
+        }
         match client.send(&args.to, &args.message, priority).await {
             Ok(sent) if sent.waits => text(format!(
                 "Sent (id {}). {} has no session connected: it waits and is delivered when one connects (for up to {} days).",
@@ -382,6 +454,13 @@ impl MeshServer {
             )),
             Err(ClientError::Target(TargetError::Unknown(_))) => failed(format!(
                 "No one called `{}` in this mesh. Call list_peers to see the names.",
+                args.to
+            )),
+            Err(ClientError::Refused {
+                code: BrokerErrorCode::NotPermitted,
+                ..
+            }) => failed(format!(
+                "Not sent: {} does not permit direct messages from your member; they can allow it with `claudemesh grant`.",
                 args.to
             )),
             Err(err) => failed(format!("Not sent: {err}")),
@@ -420,6 +499,19 @@ impl MeshServer {
                     out.push_str(&format!(
                         "Offline members (messages wait for them): {}\n",
                         offline.join(", ")
+                    ));
+                }
+                let closed: Vec<&str> = members
+                    .iter()
+                    .filter(|m| m.member_id != me && !m.permits_dm)
+                    .map(|m| m.display_name.as_str())
+                    .collect();
+                if closed.is_empty() {
+                    out.push_str("You may send direct messages to every member.\n");
+                } else {
+                    out.push_str(&format!(
+                        "Do not permit direct messages from you (send_message to them is refused): {}\n",
+                        closed.join(", ")
                     ));
                 }
                 text(out)

@@ -331,6 +331,7 @@ mod tests {
             display_name: "Alice".into(),
             member_count: 1,
             created_at: "2026-01-01T00:00:00Z".into(),
+            archived_at: None,
         }
     }
 

@@ -80,6 +80,10 @@ pub struct SessionFile {
     /// The member key's attestation of the session key (ms since the epoch).
     pub attestation_expires_at: i64,
     pub attestation_signature: String,
+    /// The rights the attestation limits the session to (`launch --caps`);
+    /// absent: every right of the member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rights: Option<Vec<claudemesh_api::broker::SessionRight>>,
     /// The `claudemesh launch` process, for the sweep.
     pub launcher_pid: u32,
     pub created_at: String,
@@ -247,6 +251,7 @@ mod tests {
             session_public_key: "ab".repeat(32),
             attestation_expires_at: 0,
             attestation_signature: String::new(),
+            rights: None,
             launcher_pid: pid,
             created_at: "2026-11-30T00:00:00Z".into(),
         }

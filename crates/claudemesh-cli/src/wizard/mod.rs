@@ -258,6 +258,7 @@ fn launch_screen(
         display_name: name,
         role: choices.role,
         groups: Vec::new(),
+        rights: None,
     };
     launch::start_plan(ctx, &plan, &launch::default_args())
 }

@@ -23,6 +23,7 @@ mod harness;
 
 mod doctor;
 mod first_steps;
+mod governance;
 mod keyring;
 mod launch;
 mod login;

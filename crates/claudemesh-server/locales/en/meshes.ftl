@@ -93,6 +93,15 @@ member-remove-title = Remove { $name } from { $mesh }?
 member-remove-body = Their machines will no longer be part of { $mesh }. They can come back only with a new invite.
 member-remove-confirm = Remove member
 
+# Grants: what each member allows each other member.
+mesh-grants = Who may reach you
+mesh-grants-intro = What each member may do to you: send you direct messages, reach you in group and broadcast messages, see your status and summary. The broker enforces it at once.
+grants-col-allowed = Allowed
+grant-dm = Direct messages
+grant-group = Groups and broadcasts
+grant-presence = Status and summary
+grants-save = Save
+grants-saved-notice = Saved. It applies to their sessions now.
 mesh-log = Latest events
 log-empty = Nothing has happened in this mesh yet.
 log-col-when = When

@@ -93,6 +93,15 @@ member-remove-title = ¿Quitar a { $name } de { $mesh }?
 member-remove-body = Sus máquinas dejarán de formar parte de { $mesh }. Solo podrá volver con una invitación nueva.
 member-remove-confirm = Quitar miembro
 
+# Permisos: lo que cada miembro permite a cada otro miembro.
+mesh-grants = Quién puede contactarte
+mesh-grants-intro = Lo que cada miembro puede hacerte: enviarte mensajes directos, llegarte en mensajes de grupo y a todos, ver tu estado y resumen. El broker lo aplica al instante.
+grants-col-allowed = Permitido
+grant-dm = Mensajes directos
+grant-group = Grupos y mensajes a todos
+grant-presence = Estado y resumen
+grants-save = Guardar
+grants-saved-notice = Guardado. Se aplica ya a sus sesiones.
 mesh-log = Últimos sucesos
 log-empty = Todavía no ha pasado nada en este mesh.
 log-col-when = Cuándo

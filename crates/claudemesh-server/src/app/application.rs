@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::db::pool::{Db, DbError};
 use crate::http::openapi::ApiDoc;
 use crate::http::request::{MAX_BODY_BYTES, log_requests};
-use crate::meshes::{invites, log as mesh_log, log_api, mesh};
+use crate::meshes::{governance, grants, invites, log as mesh_log, log_api, mesh};
 use crate::telemetry;
 use crate::text::mail::Mailer;
 use axum::extract::DefaultBodyLimit;
@@ -220,6 +220,8 @@ pub fn router(state: AppState) -> Router {
         .merge(oauth::routes())
         .merge(mesh::routes())
         .merge(invites::routes())
+        .merge(governance::routes())
+        .merge(grants::routes())
         .merge(log_api::routes())
         .merge(telemetry::routes(
             templates.clone(),

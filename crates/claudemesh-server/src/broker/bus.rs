@@ -39,6 +39,19 @@ pub enum BusEvent {
         mesh_id: String,
         member_id: String,
     },
+    /// The mesh was archived or deleted: its sessions close everywhere.
+    Closed {
+        mesh_id: String,
+        deleted: bool,
+    },
+    /// What `member_id` allows `peer_member_id` changed (bits of
+    /// `meshes::grant_store::Caps`).
+    Grant {
+        mesh_id: String,
+        member_id: String,
+        peer_member_id: String,
+        caps: u8,
+    },
     /// `conn_id` now holds this session; any other connection of it closes.
     Kick {
         session_key: String,

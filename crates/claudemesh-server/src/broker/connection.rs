@@ -15,6 +15,7 @@ use crate::meshes::log::LogEvent;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
+use claudemesh_api::broker::SessionRight;
 use claudemesh_api::broker::{
     BrokerErrorCode as Code, ClientFrame, Hello, MAX_ATTESTATION_MS, MAX_FRAME_BYTES, MAX_GROUPS,
     MAX_MESSAGE_BYTES, MAX_SUMMARY_CHARS, MessageKind, Peer, PeerStatus, SendRequest, Sender,
@@ -22,6 +23,7 @@ use claudemesh_api::broker::{
 };
 use claudemesh_api::e2e;
 use claudemesh_api::mesh_log::LogKind;
+use claudemesh_api::wire::Capability;
 use futures_util::SinkExt;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -237,7 +239,12 @@ async fn admit(
             "An attestation may expire at most 24 hours ahead",
         ));
     }
-    let attested = e2e::attestation_bytes(&hello.mesh_id, &hello.session_key, expires_at);
+    let attested = e2e::attestation_bytes_for(
+        &hello.mesh_id,
+        &hello.session_key,
+        expires_at,
+        hello.attestation.rights.as_deref(),
+    );
     if !e2e::verify(&hello.member_key, &attested, &hello.attestation.signature) {
         return Err(refuse(
             Code::BadAttestation,
@@ -257,6 +264,12 @@ async fn admit(
                 "This key belongs to no current member of this mesh",
             )
         })?;
+    if membership.archived_at.is_some() {
+        return Err(refuse(
+            Code::MeshArchived,
+            "This mesh is archived; an admin can unarchive it",
+        ));
+    }
     let (in_mesh, of_member) = store::session_counts(
         &broker.pool,
         &hello.mesh_id,
@@ -295,6 +308,9 @@ async fn admit(
     )
     .await
     .map_err(internal)?;
+    store::touch_last_seen(&broker.pool, &membership.member_id, now)
+        .await
+        .map_err(internal)?;
 
     let (tx, rx) = mpsc::channel(CONN_QUEUE);
     let handle = Arc::new(ConnHandle {
@@ -337,6 +353,10 @@ async fn admit(
         .filter(|p| p.session_key != hello.session_key)
         .collect();
     let members = store::member_keys(&broker.pool, &hello.mesh_id)
+        .await
+        .map_err(internal)?;
+    let (peers, members) = broker
+        .view_for(&hello.mesh_id, &membership.member_id, peers, members)
         .await
         .map_err(internal)?;
     let welcome = Welcome {
@@ -590,14 +610,22 @@ async fn handle(
             return Next::Continue;
         }
         ClientFrame::SetStatus { status } => {
-            let was = session.peer.status;
-            session.peer.status = status;
-            update_peer(broker, session).await;
-            if was != PeerStatus::Idle && status == PeerStatus::Idle {
-                // Whatever was held back for a busy session comes now.
-                let _ = push_backlog(socket, broker, session).await;
+            if !session.attestation.allows(SessionRight::Presence) {
+                ServerFrame::error(
+                    None,
+                    Code::NotPermitted,
+                    "This session may not set its status (its attestation does not carry `presence`)",
+                )
+            } else {
+                let was = session.peer.status;
+                session.peer.status = status;
+                update_peer(broker, session).await;
+                if was != PeerStatus::Idle && status == PeerStatus::Idle {
+                    // Whatever was held back for a busy session comes now.
+                    let _ = push_backlog(socket, broker, session).await;
+                }
+                return Next::Continue;
             }
-            return Next::Continue;
         }
         ClientFrame::SetSummary { summary } => {
             if !clean_summary(&summary) {
@@ -605,6 +633,12 @@ async fn handle(
                     None,
                     refuse(Code::BadFrame, "A summary is at most 280 characters"),
                 );
+            } else if !session.attestation.allows(SessionRight::SetSummary) {
+                ServerFrame::error(
+                    None,
+                    Code::NotPermitted,
+                    "This session may not set its summary (its attestation does not carry `set_summary`)",
+                )
             } else {
                 session.peer.summary = summary;
                 update_peer(broker, session).await;
@@ -614,8 +648,15 @@ async fn handle(
         ClientFrame::ListPeers { req } => {
             let peers = store::peers(&broker.pool, &session.mesh_id).await;
             let members = store::member_keys(&broker.pool, &session.mesh_id).await;
-            match (peers, members) {
-                (Ok(peers), Ok(members)) => ServerFrame::Peers {
+            let view = match (peers, members) {
+                (Ok(peers), Ok(members)) => broker
+                    .view_for(&session.mesh_id, &session.member_id, peers, members)
+                    .await
+                    .ok(),
+                _ => None,
+            };
+            match view {
+                Some((peers, members)) => ServerFrame::Peers {
                     req,
                     peers: peers
                         .into_iter()
@@ -679,6 +720,22 @@ async fn send_message(
     request: SendRequest,
 ) -> Result<ServerFrame, SendError> {
     let invalid = |message: &str| (Code::BadFrame, message.to_owned(), None);
+    let right = SessionRight::to_send(request.kind);
+    if !session.attestation.allows(right) {
+        return Err((
+            Code::NotPermitted,
+            format!(
+                "This session may not {} (its attestation does not carry `{}`)",
+                match request.kind {
+                    MessageKind::Direct => "send direct messages",
+                    MessageKind::Group => "send to groups",
+                    MessageKind::Broadcast => "broadcast",
+                },
+                right.as_str()
+            ),
+            None,
+        ));
+    }
     if request.keys.is_empty() {
         return Err(invalid("A message needs at least one recipient key"));
     }
@@ -719,7 +776,29 @@ async fn send_message(
             Some(wait),
         ));
     }
-    let members = recipients(broker, &session.mesh_id, &request).await?;
+    let found = recipients(broker, &session.mesh_id, &session.member_id, &request).await?;
+    // What the recipients allow this sender: a direct message someone does
+    // not permit is refused whole (the same answer blocked or not granted),
+    // group and broadcast copies for them are skipped, never stored.
+    let mut request = request;
+    let mut members = Vec::with_capacity(found.len());
+    let mut keys = Vec::with_capacity(found.len());
+    for (key, (member, allowed)) in request.keys.drain(..).zip(found) {
+        if allowed {
+            keys.push(key);
+            members.push(member);
+        } else if request.kind == MessageKind::Direct {
+            broker.count_drop(Capability::Dm);
+            return Err((
+                Code::NotPermitted,
+                "The recipient does not permit direct messages from you".to_owned(),
+                None,
+            ));
+        } else {
+            broker.count_drop(Capability::Group);
+        }
+    }
+    request.keys = keys;
     let now = broker.now();
     let message = Arc::new(NewMessage {
         id: new_id("msg"),
@@ -754,13 +833,19 @@ async fn send_message(
     })
 }
 
-/// The member each key box is for; every key must be a connected session
-/// or a member's machine key in this mesh.
+/// The member each key box is for, and whether that member allows this
+/// sender this kind of message (their own other sessions always); every
+/// key must be a connected session or a member's machine key in this mesh.
 async fn recipients(
     broker: &Broker,
     mesh_id: &str,
+    sender: &str,
     request: &SendRequest,
-) -> Result<Vec<String>, SendError> {
+) -> Result<Vec<(String, bool)>, SendError> {
+    let cap = match request.kind {
+        MessageKind::Direct => Capability::Dm,
+        MessageKind::Group | MessageKind::Broadcast => Capability::Group,
+    };
     let lookup = || {
         broker.hub.with_directory(mesh_id, |dir| {
             let dir = dir?;
@@ -768,12 +853,14 @@ async fn recipients(
                 .keys
                 .iter()
                 .map(|k| {
-                    dir.sessions
+                    let member = dir
+                        .sessions
                         .get(&k.to)
-                        .or_else(|| dir.member_keys.get(&k.to))
-                        .cloned()
+                        .or_else(|| dir.member_keys.get(&k.to))?;
+                    let allowed = member == sender || dir.grants.allows(member, sender, cap);
+                    Some((member.clone(), allowed))
                 })
-                .collect::<Option<Vec<String>>>()
+                .collect::<Option<Vec<(String, bool)>>>()
         })
     };
     if let Some(found) = lookup() {
@@ -801,6 +888,9 @@ async fn recipients(
 
 async fn depart(broker: &Broker, session: &Session) {
     broker.hub.unregister(&session.conn_id);
+    if let Err(err) = store::touch_last_seen(&broker.pool, &session.member_id, broker.now()).await {
+        tracing::warn!(error = %err, "broker: cannot record when a member was last seen");
+    }
     match store::delete_session(&broker.pool, &session.peer.session_key, &session.conn_id).await {
         Ok(true) => {
             broker.log().push(

@@ -6,8 +6,12 @@
 //! are in the tables. It only routes events to connection tasks, each of
 //! which owns its socket.
 
+use crate::meshes::grant_store::MeshGrants;
 use axum::extract::ws::Utf8Bytes;
-use claudemesh_api::broker::{BrokerErrorCode, Envelope, ServerFrame};
+use claudemesh_api::broker::{
+    BrokerErrorCode, Envelope, MemberKeys, Peer, PeerStatus, ServerFrame,
+};
+use claudemesh_api::wire::Capability;
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
@@ -55,6 +59,8 @@ pub struct Directory {
     pub sessions: HashMap<String, String>,
     /// Member machine key → member id.
     pub member_keys: HashMap<String, String>,
+    /// What each member allows each other member.
+    pub grants: MeshGrants,
 }
 
 #[derive(Default)]
@@ -161,6 +167,63 @@ impl Hub {
         }
     }
 
+    /// Sends a peer's presence (`make` builds the frame) to every local
+    /// connection of its mesh but its own: in full to those its member
+    /// allows `presence`, without status and summary to the others.
+    pub fn peer_to_mesh(&self, mesh_id: &str, peer: Peer, make: impl Fn(Peer) -> ServerFrame) {
+        let inner = self.lock();
+        let grants = inner.directories.get(mesh_id).map(|d| &d.grants);
+        let hidden =
+            Utf8Bytes::from(serde_json::to_string(&make(scrubbed(&peer))).unwrap_or_default());
+        let full = frame(&make(peer.clone()));
+        for id in inner.by_mesh.get(mesh_id).into_iter().flatten() {
+            if let Some(conn) = inner.conns.get(id)
+                && conn.session_key != peer.session_key
+            {
+                let sees = conn.member_id == peer.member_id
+                    || grants.is_none_or(|g| {
+                        g.allows(&peer.member_id, &conn.member_id, Capability::Presence)
+                    });
+                conn.push(ConnEvent::Frame(if sees {
+                    full.clone()
+                } else {
+                    hidden.clone()
+                }));
+            }
+        }
+    }
+
+    /// What `viewer` may see and do: hides the status and summary of peers
+    /// whose member does not grant them `presence`, and marks the members
+    /// who do not take their direct messages. Needs the directory: `false`
+    /// when it is not loaded.
+    pub fn view_for(
+        &self,
+        mesh_id: &str,
+        viewer: &str,
+        peers: &mut [Peer],
+        members: &mut [MemberKeys],
+    ) -> bool {
+        let inner = self.lock();
+        let Some(dir) = inner.directories.get(mesh_id) else {
+            return false;
+        };
+        for peer in peers.iter_mut() {
+            if peer.member_id != viewer
+                && !dir
+                    .grants
+                    .allows(&peer.member_id, viewer, Capability::Presence)
+            {
+                *peer = scrubbed(peer);
+            }
+        }
+        for member in members.iter_mut() {
+            member.permits_dm = member.member_id == viewer
+                || dir.grants.allows(&member.member_id, viewer, Capability::Dm);
+        }
+        true
+    }
+
     /// Closes the local connections matching `which`.
     pub fn close_where(
         &self,
@@ -221,6 +284,16 @@ impl Hub {
 
     pub fn forget_directories(&self) {
         self.lock().directories.clear();
+    }
+}
+
+/// A peer as seen by a member it does not grant `presence`: still there,
+/// without its status and summary.
+pub fn scrubbed(peer: &Peer) -> Peer {
+    Peer {
+        status: PeerStatus::Idle,
+        summary: String::new(),
+        ..peer.clone()
     }
 }
 

@@ -4,7 +4,7 @@
 //! events from the other instances applied to this one's connections.
 
 use super::bus::{self, BusEvent};
-use super::hub::{Directory, Hub, frame};
+use super::hub::{Directory, Hub, frame, scrubbed};
 use super::limits;
 use super::store;
 use super::writer::Writer;
@@ -12,9 +12,11 @@ use crate::app::config::Config;
 use crate::clock::{Clock, SECOND_MS};
 use crate::db::ids::new_id;
 use crate::db::pool::{Db, Engine};
+use crate::meshes::grant_store::{self, Caps};
 use crate::meshes::log::{Appender, LogEvent};
-use claudemesh_api::broker::{BrokerErrorCode, Limits, Peer, ServerFrame};
+use claudemesh_api::broker::{BrokerErrorCode, Limits, MemberKeys, Peer, ServerFrame};
 use claudemesh_api::mesh_log::LogKind;
+use claudemesh_api::wire::Capability;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -80,6 +82,9 @@ pub struct Inner {
     pub(super) writer: Writer,
     pub(super) rate: limits::SendRate,
     pub(super) shutdown: watch::Sender<bool>,
+    /// Copies not stored because the recipient does not grant the
+    /// capability, by capability (dm, group, presence).
+    drops: [std::sync::atomic::AtomicU64; 3],
     log: Appender,
 }
 
@@ -139,6 +144,7 @@ impl Broker {
             hub,
             writer,
             shutdown: watch::channel(false).0,
+            drops: Default::default(),
             log,
         }));
         broker.spawn_housekeeping();
@@ -184,6 +190,80 @@ impl Broker {
         .await;
     }
 
+    /// The mesh was archived (`deleted` false) or deleted: its sessions
+    /// close on every instance (new ones are refused by the hello).
+    pub async fn mesh_closed(&self, mesh_id: &str, deleted: bool) {
+        self.publish(BusEvent::Closed {
+            mesh_id: mesh_id.to_owned(),
+            deleted,
+        })
+        .await;
+    }
+
+    /// When each member of a mesh was last seen and how many sessions each
+    /// has now: `(member_id, seen_at, sessions)`.
+    pub async fn member_activity(
+        &self,
+        mesh_id: &str,
+    ) -> Result<Vec<(String, Option<i64>, i64)>, sqlx::Error> {
+        store::member_activity(&self.pool, mesh_id).await
+    }
+
+    /// Deletes the broker's rows of a mesh inside the transaction that
+    /// deletes the mesh.
+    pub async fn delete_mesh_rows(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        mesh_id: &str,
+    ) -> Result<(), sqlx::Error> {
+        store::delete_mesh_rows(tx, mesh_id).await
+    }
+
+    /// Drops the messages waiting for `recipient` from `sender` that a new
+    /// grant refuses (direct ones, group and broadcast ones), inside the
+    /// grant's transaction.
+    pub async fn drop_waiting(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        recipient: &str,
+        sender: &str,
+        direct: bool,
+        group: bool,
+    ) -> Result<(), sqlx::Error> {
+        store::drop_waiting(tx, recipient, sender, direct, group).await
+    }
+
+    /// Counts one copy refused or skipped for want of `cap`.
+    pub(super) fn count_drop(&self, cap: Capability) {
+        let at = Capability::ALL.iter().position(|c| *c == cap).unwrap_or(0);
+        self.drops[at].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Copies refused or skipped since start, by capability.
+    pub fn drops_by_capability(&self) -> Vec<(Capability, u64)> {
+        Capability::ALL
+            .iter()
+            .zip(&self.drops)
+            .map(|(cap, n)| (*cap, n.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// What a member allows a peer changed: the broker's copy of the
+    /// mesh's grants follows on every instance.
+    pub async fn grant_changed(
+        &self,
+        mesh_id: &str,
+        member_id: &str,
+        peer_member_id: &str,
+        caps: u8,
+    ) {
+        self.publish(BusEvent::Grant {
+            mesh_id: mesh_id.to_owned(),
+            member_id: member_id.to_owned(),
+            peer_member_id: peer_member_id.to_owned(),
+            caps,
+        })
+        .await;
+    }
+
     /// Every connected session of a mesh, on any instance.
     pub async fn peers(&self, mesh_id: &str) -> Result<Vec<Peer>, sqlx::Error> {
         store::peers(&self.pool, mesh_id).await
@@ -225,9 +305,8 @@ impl Broker {
                             .insert(peer.session_key.clone(), peer.member_id.clone());
                     }
                 });
-                let except = peer.session_key.clone();
                 self.hub
-                    .to_mesh(&mesh_id, &except, frame(&ServerFrame::PeerJoined { peer }));
+                    .peer_to_mesh(&mesh_id, peer, |peer| ServerFrame::PeerJoined { peer });
             }
             BusEvent::Left {
                 mesh_id,
@@ -247,9 +326,8 @@ impl Broker {
                 );
             }
             BusEvent::Updated { mesh_id, peer } => {
-                let except = peer.session_key.clone();
                 self.hub
-                    .to_mesh(&mesh_id, &except, frame(&ServerFrame::PeerUpdated { peer }));
+                    .peer_to_mesh(&mesh_id, peer, |peer| ServerFrame::PeerUpdated { peer });
             }
             BusEvent::Removed { mesh_id, member_id } => {
                 self.hub.with_directory(&mesh_id, |dir| {
@@ -263,6 +341,31 @@ impl Broker {
                     BrokerErrorCode::Removed,
                     "You are no longer a member of this mesh",
                 );
+            }
+            BusEvent::Grant {
+                mesh_id,
+                member_id,
+                peer_member_id,
+                caps,
+            } => self.hub.with_directory(&mesh_id, |dir| {
+                if let Some(dir) = dir {
+                    dir.grants
+                        .set(&member_id, &peer_member_id, Caps::from_bits(caps));
+                }
+            }),
+            BusEvent::Closed { mesh_id, deleted } => {
+                self.hub.with_directory(&mesh_id, |dir| {
+                    if let Some(dir) = dir {
+                        dir.sessions.clear();
+                    }
+                });
+                let (code, message) = if deleted {
+                    (BrokerErrorCode::NotAMember, "This mesh was deleted")
+                } else {
+                    (BrokerErrorCode::MeshArchived, "This mesh was archived")
+                };
+                self.hub
+                    .close_where(|c| c.mesh_id == mesh_id, code, message);
             }
             BusEvent::Kick {
                 session_key,
@@ -284,11 +387,39 @@ impl Broker {
         tokio::spawn(async move { broker.reconcile().await });
     }
 
+    /// `peers` and `members` as `viewer` may see them (see
+    /// `Hub::view_for`), loading the mesh's directory first if it is not in
+    /// memory.
+    pub(super) async fn view_for(
+        &self,
+        mesh_id: &str,
+        viewer: &str,
+        mut peers: Vec<Peer>,
+        mut members: Vec<MemberKeys>,
+    ) -> Result<(Vec<Peer>, Vec<MemberKeys>), sqlx::Error> {
+        if !self.hub.view_for(mesh_id, viewer, &mut peers, &mut members) {
+            self.load_directory(mesh_id).await?;
+            if !self.hub.view_for(mesh_id, viewer, &mut peers, &mut members) {
+                // Not served here any more (the session just left): show
+                // the least.
+                for peer in &mut peers {
+                    if peer.member_id != viewer {
+                        *peer = scrubbed(peer);
+                    }
+                }
+            }
+        }
+        Ok((peers, members))
+    }
+
     /// The directory of a mesh, read from the tables when not in memory.
     pub(super) async fn load_directory(&self, mesh_id: &str) -> Result<(), sqlx::Error> {
         let peers = store::peers(&self.pool, mesh_id).await?;
         let members = store::member_keys(&self.pool, mesh_id).await?;
-        let mut directory = Directory::default();
+        let mut directory = Directory {
+            grants: grant_store::load(&self.pool, mesh_id).await?,
+            ..Directory::default()
+        };
         for peer in peers {
             directory.sessions.insert(peer.session_key, peer.member_id);
         }

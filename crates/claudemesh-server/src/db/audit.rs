@@ -16,6 +16,14 @@ pub const ACCOUNT_REGISTERED: &str = "auth.account.registered";
 pub const LOGIN: &str = "auth.login";
 pub const LOGIN_FAILED: &str = "auth.login.failed";
 pub const PASSWORD_CHANGED: &str = "auth.password.changed";
+// Governance of a mesh (detail: `mesh_id` and the target).
+pub const MEMBER_ROLE_CHANGED: &str = "mesh.member.role_changed";
+pub const MESH_RENAMED: &str = "mesh.renamed";
+pub const MESH_ARCHIVED: &str = "mesh.archived";
+pub const MESH_UNARCHIVED: &str = "mesh.unarchived";
+pub const MESH_DELETED: &str = "mesh.deleted";
+pub const GRANT_CHANGED: &str = "mesh.grant.changed";
+pub const DEFAULT_GRANTS_CHANGED: &str = "mesh.default_grants.changed";
 
 /// Writes one audit event inside whatever executor (pool or transaction) the
 /// change itself used, so the event and the change commit together.

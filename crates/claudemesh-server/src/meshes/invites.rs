@@ -17,7 +17,7 @@ use crate::http::openapi::{JsonBodyRejected, Unauthorized};
 use crate::http::request::{ApiJson, ClientInfo};
 use crate::meshes::log::{self as mesh_log, LogEvent};
 use crate::meshes::mesh::{
-    add_key, add_machine_key, clean_public_key, mesh_by_id, my_mesh, require_admin,
+    add_key, add_machine_key, clean_public_key, mesh_by_id, my_mesh, require_admin, require_live,
 };
 use crate::text::i18n::{self, Lang};
 use crate::text::mail::{Delivery, Mail};
@@ -140,7 +140,7 @@ pub async fn find_by_code(state: &AppState, code: &str) -> AppResult<InviteRow> 
     params(("slug" = String, Path, description = "Mesh slug")),
     security(("bearer" = []), ("oauth2" = []), ("cookie" = [])),
     responses((status = 201, body = CreatedInvite), JsonBodyRejected, Unauthorized, (status = 403, body = ErrorBody, description = "`forbidden`: only the mesh's admins manage its invites; `csrf_rejected`: a browser session's request from another origin"),
-        crate::meshes::mesh::NoSuchMesh, crate::auth::request_limit::RateLimited))]
+        crate::meshes::mesh::NoSuchMesh, crate::meshes::mesh::Archived, crate::auth::request_limit::RateLimited))]
 async fn create_invite(
     State(state): State<AppState>,
     caller: Caller,
@@ -165,6 +165,7 @@ pub async fn create(
 ) -> AppResult<CreatedInvite> {
     let mesh = my_mesh(state, &caller.user.id, slug).await?;
     require_admin(&mesh)?;
+    require_live(&mesh)?;
     // Blank is no address ([`rules::is_blank_or_email`]).
     let email = match body.email.as_deref() {
         None => None,
@@ -414,7 +415,7 @@ pub async fn preview(state: &AppState, code: &str) -> AppResult<InvitePreview> {
         Unauthorized,
         (status = 403, body = ErrorBody, description = "`removed_from_mesh`: an admin removed the caller from the mesh after the invite was made; `csrf_rejected`: a browser session's request from another origin"),
         (status = 404, body = ErrorBody, description = "`not_found`: no invite has this code"),
-        (status = 409, body = ErrorBody, description = "`invite_used_up`: the invite has been used as often as it allows"),
+        (status = 409, body = ErrorBody, description = "`invite_used_up`: the invite has been used as often as it allows; `mesh_archived`: the mesh is archived"),
         (status = 410, body = ErrorBody, description = "`invite_expired`, `invite_revoked`"), crate::auth::request_limit::RateLimited))]
 async fn accept_invite(
     State(state): State<AppState>,
@@ -471,6 +472,18 @@ pub async fn accept(
     if status != InviteStatus::Valid {
         return Err(unusable(status));
     }
+    let (archived_at,): (Option<i64>,) =
+        sqlx::query_as("SELECT archived_at FROM meshes WHERE id = $1")
+            .bind(&invite.mesh_id)
+            .fetch_one(state.pool())
+            .await?;
+    if archived_at.is_some() {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::MeshArchived,
+            "This mesh is archived: its invites do not work until an admin unarchives it",
+        ));
+    }
     if removed_after(state, &caller.user.id, &invite).await? {
         return Err(AppError::new(
             StatusCode::FORBIDDEN,
@@ -500,7 +513,8 @@ pub async fn accept(
         }));
     }
     let joined = sqlx::query(
-        "INSERT INTO mesh_members (id, mesh_id, user_id, display_name, role, joined_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO mesh_members (id, mesh_id, user_id, display_name, role, joined_at, default_caps) \
+         VALUES ($1, $2, $3, $4, $5, $6, (SELECT default_caps FROM meshes WHERE id = $2))",
     )
     .bind(&member_id)
     .bind(&invite.mesh_id)

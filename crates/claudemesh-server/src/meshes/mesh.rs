@@ -50,6 +50,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 )]
 pub struct NoSuchMesh(pub ErrorBody);
 
+/// The answer of a change that needs a live mesh, for an archived one.
+#[derive(utoipa::IntoResponses)]
+#[response(status = 409, description = "`mesh_archived`: the mesh is archived")]
+pub struct Archived(pub ErrorBody);
+
 /// Checks an ed25519 public key in hex (64 characters,
 /// [`claudemesh_api::rules::is_public_key`]), trims and lowercases it.
 pub fn clean_public_key(raw: &str) -> AppResult<String> {
@@ -73,6 +78,7 @@ struct SummaryRow {
     role: MeshRole,
     display_name: String,
     member_count: i64,
+    archived_at: Option<i64>,
 }
 
 impl SummaryRow {
@@ -86,6 +92,7 @@ impl SummaryRow {
             display_name: self.display_name,
             member_count: u64::try_from(self.member_count).unwrap_or(0),
             created_at: rfc3339(self.created_at),
+            archived_at: self.archived_at.map(rfc3339),
         }
     }
 }
@@ -93,10 +100,10 @@ impl SummaryRow {
 macro_rules! my_meshes_sql {
     ($extra:literal) => {
         concat!(
-            "SELECT m.id, m.slug, m.name, m.created_at, mm.id AS member_id, mm.role, mm.display_name, \
+            "SELECT m.id, m.slug, m.name, m.created_at, m.archived_at, mm.id AS member_id, mm.role, mm.display_name, \
              (SELECT COUNT(*) FROM mesh_members c WHERE c.mesh_id = m.id AND c.revoked_at IS NULL) AS member_count \
              FROM meshes m JOIN mesh_members mm ON mm.mesh_id = m.id \
-             WHERE mm.user_id = $1 AND mm.revoked_at IS NULL AND m.archived_at IS NULL ",
+             WHERE mm.user_id = $1 AND mm.revoked_at IS NULL ",
             $extra
         )
     };
@@ -133,11 +140,26 @@ pub async fn my_meshes(state: &AppState, user_id: &str) -> AppResult<Vec<MeshSum
     Ok(rows.into_iter().map(SummaryRow::into_summary).collect())
 }
 
+/// Refuses a change that needs a live mesh (a new invite, a new member).
+pub fn require_live(mesh: &MeshSummary) -> AppResult<()> {
+    if mesh.archived_at.is_some() {
+        return Err(AppError::new(
+            StatusCode::CONFLICT,
+            ErrorCode::MeshArchived,
+            format!(
+                "`{}` is archived; an admin can unarchive it (claudemesh mesh unarchive --mesh {})",
+                mesh.slug, mesh.slug
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub fn require_admin(mesh: &MeshSummary) -> AppResult<()> {
     require_role_admin(mesh.role, &mesh.slug)
 }
 
-fn require_role_admin(role: MeshRole, slug: &str) -> AppResult<()> {
+pub fn require_role_admin(role: MeshRole, slug: &str) -> AppResult<()> {
     if role == MeshRole::Admin {
         Ok(())
     } else {
@@ -195,16 +217,16 @@ pub async fn add_machine_key(
     Ok(())
 }
 
-/// The first free `slug-N` (N from 2) among live meshes.
+/// The first free `slug-N` (N from 2) among meshes (archived ones keep
+/// their slug).
 async fn suggest_slug(state: &AppState, taken: &Slug) -> AppResult<Slug> {
-    let similar: Vec<(String,)> =
-        sqlx::query_as("SELECT slug FROM meshes WHERE archived_at IS NULL AND slug LIKE $1")
-            .bind(format!(
-                "{}%",
-                &taken.as_str()[..taken.as_str().len().min(30)]
-            ))
-            .fetch_all(state.pool())
-            .await?;
+    let similar: Vec<(String,)> = sqlx::query_as("SELECT slug FROM meshes WHERE slug LIKE $1")
+        .bind(format!(
+            "{}%",
+            &taken.as_str()[..taken.as_str().len().min(30)]
+        ))
+        .fetch_all(state.pool())
+        .await?;
     let similar: HashSet<String> = similar.into_iter().map(|(slug,)| slug).collect();
     // At most `similar.len()` suffixes are taken, so one of the first
     // `similar.len() + 1` is free.
@@ -320,6 +342,7 @@ pub async fn create(
         display_name,
         member_count: 1,
         created_at: rfc3339(now),
+        archived_at: None,
     })
 }
 
@@ -442,7 +465,7 @@ async fn remove_member(
 }
 
 /// The role of a live member of the mesh, read inside `tx`.
-async fn live_role(
+pub async fn live_role(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     mesh_id: &str,
     member_id: &str,

@@ -22,7 +22,7 @@ use crate::meshes::invites::{
     self, DEFAULT_EXPIRY_DAYS, InviteRow, MAX_EXPIRY_DAYS, MAX_USES_LIMIT,
 };
 use crate::meshes::log as mesh_log;
-use crate::meshes::mesh;
+use crate::meshes::{grants, mesh};
 use crate::text::format::{format_rfc3339, format_time, parse_rfc3339, percent_encode};
 use askama::Template;
 use axum::extract::Path;
@@ -34,7 +34,8 @@ use axum::{Form, Router};
 use claudemesh_api::ErrorCode;
 use claudemesh_api::broker::{Peer, PeerStatus};
 use claudemesh_api::wire::{
-    CreateInviteRequest, InviteStatus, LogEntry, MailStatus, MeshMember, MeshRole, MeshSummary,
+    Capability, ChangeGrantRequest, CreateInviteRequest, InviteStatus, LogEntry, MailStatus,
+    MeshMember, MeshRole, MeshSummary,
 };
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -54,6 +55,10 @@ pub fn routes() -> Router<AppState> {
         .route(
             "/dashboard/meshes/{slug}/members/remove",
             get(remove_member_page).post(remove_member),
+        )
+        .route(
+            "/dashboard/meshes/{slug}/grants",
+            get(to_mesh).post(save_grants),
         )
 }
 
@@ -303,6 +308,15 @@ impl Default for InviteForm {
     }
 }
 
+/// What the caller allows one other member, as a row of checkboxes.
+struct GrantRow {
+    member_id: String,
+    name: String,
+    dm: bool,
+    group: bool,
+    presence: bool,
+}
+
 /// One mesh log entry on the mesh page.
 struct LogView {
     kind: String,
@@ -355,6 +369,8 @@ struct MeshPage<'a> {
     notice: Option<String>,
     errors: Vec<String>,
     form: InviteForm,
+    /// What the caller allows each other member.
+    grants: Vec<GrantRow>,
     role_options: Vec<RoleOption>,
     max_days: u32,
     max_uses_limit: u32,
@@ -440,8 +456,22 @@ async fn render_mesh(
     let notice = match ctx.param("notice") {
         Some("revoked") => Some(ctx.t("invite-revoked-notice")),
         Some("member-removed") => Some(ctx.t("member-removed-notice")),
+        Some("grants-saved") => Some(ctx.t("grants-saved-notice")),
         _ => None,
     };
+    let grants = grants::grant_list(state, mesh, &user.user.id)
+        .await
+        .map_err(|err| ctx.fail(err))?
+        .you_allow
+        .into_iter()
+        .map(|peer| GrantRow {
+            dm: peer.caps.contains(&Capability::Dm),
+            group: peer.caps.contains(&Capability::Group),
+            presence: peer.caps.contains(&Capability::Presence),
+            member_id: peer.member_id,
+            name: peer.display_name,
+        })
+        .collect();
     let role_options = [MeshRole::Member, MeshRole::Admin]
         .into_iter()
         .map(|role| {
@@ -474,6 +504,7 @@ async fn render_mesh(
             role_options,
             max_days: MAX_EXPIRY_DAYS,
             max_uses_limit: MAX_USES_LIMIT,
+            grants,
         },
     ))
 }
@@ -814,6 +845,53 @@ async fn remove_member_page(ctx: Ctx, slug: Result<Path<String>, PathRejection>)
             confirm,
         },
     ))
+}
+
+/// The grants form: one member, a checkbox per capability (absent: off).
+#[derive(Deserialize)]
+struct GrantsForm {
+    member: String,
+    csrf: String,
+    #[serde(default)]
+    dm: Option<String>,
+    #[serde(default)]
+    group: Option<String>,
+    #[serde(default)]
+    presence: Option<String>,
+}
+
+/// Saves what the caller allows one other member (any member, for
+/// themselves): then back to the mesh.
+async fn save_grants(
+    ctx: Ctx,
+    client: ClientInfo,
+    slug: Result<Path<String>, PathRejection>,
+    form: Result<Form<GrantsForm>, FormRejection>,
+) -> PageResult {
+    let (slug, user, form) = posted_form(&ctx, slug, form, |form| &form.csrf)?;
+    let mesh = load_mesh(&ctx, &user, &slug).await?;
+    let caller = api_caller(&user);
+    let (mut grant, mut revoke) = (Vec::new(), Vec::new());
+    for (cap, on) in [
+        (Capability::Dm, &form.dm),
+        (Capability::Group, &form.group),
+        (Capability::Presence, &form.presence),
+    ] {
+        if on.is_some() {
+            grant.push(cap);
+        } else {
+            revoke.push(cap);
+        }
+    }
+    let change = ChangeGrantRequest { grant, revoke };
+    match grants::change(ctx.state(), &caller, &client, &mesh, &form.member, &change).await {
+        Ok(_) => Ok(ctx.redirect(&format!(
+            "{}?notice=grants-saved#grants",
+            mesh_path(&mesh.slug)
+        ))),
+        Err(err) if err.status == StatusCode::NOT_FOUND => Err(member_gone(&ctx, &mesh).into()),
+        Err(err) => Err(ctx.fail(err).into()),
+    }
 }
 
 /// Removes a member (admins), or the caller (anyone): then back to the mesh,

@@ -7,6 +7,8 @@ mod bad_input;
 mod broker;
 mod crash;
 mod device_codes;
+mod governance;
+mod grants;
 mod mesh_log;
 mod meshes;
 mod oauth;

@@ -12,6 +12,7 @@ on_both_engines!(
     each_state_of_an_invite_has_its_own_page,
     members_are_removed_and_leave_after_a_confirmation,
     the_mesh_page_shows_who_is_online,
+    every_member_edits_their_own_grants_on_the_mesh_page,
 );
 
 #[tokio::test]
@@ -1167,6 +1168,69 @@ async fn the_mesh_page_shows_who_is_online(engine: Engine) {
     let spanish = alice.get(&path).await;
     assert!(spanish.contains(r#"<h2 id="online-title">Conectados ahora</h2>"#));
     assert!(spanish.contains("Ahora mismo no hay nadie conectado."));
+}
+
+async fn every_member_edits_their_own_grants_on_the_mesh_page(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let (alice, _) = Browser::signed_in(&server, "Alice").await;
+    // Bob's browser claims another origin: only the page's CSRF token lets
+    // his form through.
+    let (bob, _) = Browser::signed_in_from(&server, "Bob", Some(EVIL)).await;
+    let slug = alice.create_mesh("Team").await;
+    let invite = alice.api_invite(&slug, json!({})).await;
+    bob.accept_on_page(invite["code"].as_str().unwrap()).await;
+
+    // Bob (a member, not an admin) sees a row for Alice, all granted.
+    let page = bob.get(&format!("/dashboard/meshes/{slug}")).await;
+    assert!(page.raw_contains(r#"data-testid="grants""#));
+    assert!(page.contains("Who may reach you"));
+    assert!(page.raw_contains(r#"name="dm" value="on" checked"#));
+    let (_, team) = bob.api_mesh(&slug).await;
+    let alice_id = member_id(&team, "Alice");
+
+    // Without a CSRF token nothing changes.
+    let refused = bob
+        .post(
+            &format!("/dashboard/meshes/{slug}/grants"),
+            &[("member", &alice_id), ("csrf", "guess"), ("group", "on")],
+        )
+        .await;
+    assert_eq!(refused.status, 403);
+    // Unticking dm (and presence): saved, and said so.
+    let done = bob
+        .post(
+            &format!("/dashboard/meshes/{slug}/grants"),
+            &[
+                ("member", &alice_id),
+                ("csrf", &page.csrf()),
+                ("group", "on"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303);
+    assert_eq!(
+        done.location(),
+        format!("/dashboard/meshes/{slug}?notice=grants-saved#grants")
+    );
+    let after = bob
+        .get(&format!("/dashboard/meshes/{slug}?notice=grants-saved"))
+        .await;
+    assert!(after.contains("Saved. It applies to their sessions now."));
+    assert!(!after.raw_contains(r#"name="dm" value="on" checked"#));
+    assert!(after.raw_contains(r#"name="group" value="on" checked"#));
+    let (_, grants) = bob
+        .api(
+            reqwest::Method::GET,
+            &format!("/api/my/meshes/{slug}/grants"),
+            None,
+        )
+        .await;
+    assert_eq!(grants["you_allow"][0]["caps"], json!(["group"]));
+    assert!(server.audited("mesh.grant.changed").await);
+    // In Spanish too.
+    let spanish = bob.get(&format!("/dashboard/meshes/{slug}?lang=es")).await;
+    assert!(spanish.contains("Quién puede contactarte"));
+    assert!(spanish.contains("Mensajes directos"));
 }
 
 #[tokio::test]
