@@ -423,7 +423,7 @@ wire! {
     /// Invite a person by email (the same invite and mail as `invite --email`).
     #[serde(deny_unknown_fields)]
     pub struct AddMemberRequest {
-        #[cfg_attr(feature = "openapi", schema(schema_with = field::invite_email))]
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::member_email))]
         pub email: String,
         #[serde(default)]
         pub role: Option<MeshRole>,
@@ -666,6 +666,9 @@ mod field {
         schema::blank_or_email(
             "Send the invite link to this address; blank or absent: send nothing.",
         )
+    }
+    pub fn member_email() -> Object {
+        schema::email("The person to add: the invite link is mailed to this address.")
     }
     pub fn invite_expiry() -> Object {
         schema::optional_whole(
