@@ -194,7 +194,7 @@ impl ApiError {
 }
 
 /// Describes a transport failure without echoing the request URL.
-fn transport_detail(err: &ureq::Error) -> String {
+pub fn transport_detail(err: &ureq::Error) -> String {
     match err {
         ureq::Error::Io(io) => {
             // "Connection refused (os error 111)" reads better without the number.

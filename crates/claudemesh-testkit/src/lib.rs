@@ -119,6 +119,24 @@ pub struct TestServer {
     _data_dir: TempDir,
 }
 
+/// A second instance of a [`TestServer`]'s server (see
+/// [`TestServer::second_instance`]); [`SecondInstance::stop`] ends it.
+pub struct SecondInstance {
+    pub base_url: String,
+    pub state: claudemesh_server::app::state::AppState,
+    running: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
+}
+
+impl SecondInstance {
+    /// Stops it gracefully and waits until it has.
+    pub async fn stop(mut self) {
+        if let Some((stop, running)) = self.running.take() {
+            let _ = stop.send(());
+            running.await.expect("the second instance stops cleanly");
+        }
+    }
+}
+
 impl TestServer {
     /// A server whose clock is frozen (tests move it with `clock.advance`).
     pub async fn start(engine: Engine) -> Self {
@@ -211,6 +229,33 @@ impl TestServer {
     pub async fn restart(&mut self) {
         self.stop().await;
         self.boot().await;
+    }
+
+    /// Another instance of the server on the same database, with the real
+    /// clock, on a port of its own: the multi-instance tests (PostgreSQL).
+    pub async fn second_instance(&self) -> SecondInstance {
+        let mut config = self.config.clone();
+        config.bind = "127.0.0.1:0".into();
+        config.public_url = None;
+        let second = Application::build(config, Arc::new(claudemesh_server::clock::SystemClock))
+            .await
+            .expect("a second instance starts");
+        let base_url = format!("http://{}", second.local_addr());
+        let state = second.state().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let running = tokio::spawn(async move {
+            second
+                .run_until(async {
+                    let _ = stopped.await;
+                })
+                .await
+                .expect("the second instance runs");
+        });
+        SecondInstance {
+            base_url,
+            state,
+            running: Some((stop, running)),
+        }
     }
 
     /// The running server's state, for tests that look into the database.

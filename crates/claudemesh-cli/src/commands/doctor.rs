@@ -11,6 +11,7 @@
 use super::launch::{self, Plan};
 use super::list::{self, Listed, Standing};
 use super::whoami::expires_soon;
+use crate::api::transport_detail;
 use crate::base::exit::{CliError, CliResult, Exit, tokens_page};
 use crate::base::http_agent;
 use crate::base::when;
@@ -222,7 +223,7 @@ fn check_server(server: &str, checks: &mut Vec<Check>) -> bool {
                 "server",
                 format!(
                     "The server at {server} cannot be reached ({})",
-                    describe(&err)
+                    transport_detail(&err)
                 ),
                 "Start it, or point CLAUDEMESH_API_URL (or --api-url) at the one you use.",
             ));
@@ -276,19 +277,6 @@ fn server_version(agent: &ureq::Agent, server: &str) -> Option<String> {
     }
     let document: serde_json::Value = response.body_mut().read_json().ok()?;
     document["info"]["version"].as_str().map(str::to_owned)
-}
-
-fn describe(err: &ureq::Error) -> String {
-    match err {
-        ureq::Error::Io(io) => {
-            let text = io.to_string();
-            text.split(" (os error").next().unwrap_or(&text).to_owned()
-        }
-        ureq::Error::Timeout(_) => format!("no answer within {} s", HTTP_WITHIN.as_secs()),
-        ureq::Error::HostNotFound => "host not found".to_owned(),
-        ureq::Error::ConnectionFailed => "connection failed".to_owned(),
-        other => other.to_string(),
-    }
 }
 
 /// Which token, from where, whether the server takes it and for how long.

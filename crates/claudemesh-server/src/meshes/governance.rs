@@ -17,7 +17,8 @@ use crate::http::openapi::{JsonBodyRejected, Unauthorized};
 use crate::http::request::{ApiJson, ClientInfo};
 use crate::meshes::invites;
 use crate::meshes::mesh::{
-    Archived, NoSuchMesh, live_role, members, my_mesh, require_admin, require_role_admin,
+    Archived, NoSuchMesh, live_role, lock_for_member_change, members, my_mesh, require_admin,
+    require_role_admin,
 };
 use crate::text::i18n;
 use axum::Json;
@@ -192,16 +193,7 @@ pub async fn set_role(
 ) -> AppResult<()> {
     let now = state.now();
     let mut tx = state.pool().begin().await?;
-    // Write to the mesh row first, as `mesh::remove` does: changes in one
-    // mesh run one after the other, so two admins demoting each other
-    // cannot leave it with none.
-    sqlx::query("UPDATE meshes SET name = name WHERE id = $1")
-        .bind(&mesh.id)
-        .execute(&mut *tx)
-        .await?;
-    let caller_role = live_role(&mut tx, &mesh.id, &mesh.member_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("You are not a member of this mesh"))?;
+    let caller_role = lock_for_member_change(&mut tx, mesh).await?;
     require_role_admin(caller_role, &mesh.slug)?;
     let current = live_role(&mut tx, &mesh.id, member_id)
         .await?
@@ -383,13 +375,14 @@ pub async fn set_archived(
     if changed && archived {
         state.broker.mesh_closed(&mesh.id, false).await;
     }
-    let (archived_at,): (Option<i64>,) =
-        sqlx::query_as("SELECT archived_at FROM meshes WHERE id = $1")
-            .bind(&mesh.id)
-            .fetch_one(state.pool())
-            .await?;
+    // Unchanged: it was already as asked, as `mesh` (just read) says.
+    let archived_at = if changed {
+        archived.then(|| rfc3339(now))
+    } else {
+        mesh.archived_at.clone()
+    };
     Ok(MeshSummary {
-        archived_at: archived_at.map(rfc3339),
+        archived_at,
         ..mesh.clone()
     })
 }

@@ -480,6 +480,25 @@ pub async fn live_role(
     Ok(row.map(|(role,)| MeshRole::try_from(role)).transpose()?)
 }
 
+/// Starts a change of a mesh's members: writes to the mesh row first, so
+/// that changes in one mesh run one after the other (a row lock on
+/// PostgreSQL, the write lock on SQLite) and two admins removing or
+/// demoting each other cannot leave it with none; then the caller's role
+/// as it is now (they may have been removed or demoted since `mesh` was
+/// read).
+pub async fn lock_for_member_change(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    mesh: &MeshSummary,
+) -> AppResult<MeshRole> {
+    sqlx::query("UPDATE meshes SET name = name WHERE id = $1")
+        .bind(&mesh.id)
+        .execute(&mut **tx)
+        .await?;
+    live_role(tx, &mesh.id, &mesh.member_id)
+        .await?
+        .ok_or_else(|| AppError::not_found("You are not a member of this mesh"))
+}
+
 /// Ends a membership (shared with the pages), and revokes the live invites
 /// that member made. The member's keys stay on record with it; joining again
 /// later makes a new membership, and after a removal only with an invite
@@ -494,18 +513,7 @@ pub async fn remove(
     let leaving = member_id == mesh.member_id;
     let now = state.now();
     let mut tx = state.pool().begin().await?;
-    // Write to the mesh row first: concurrent removals in one mesh then run
-    // one after the other (a row lock on PostgreSQL, the write lock on
-    // SQLite), so two admins removing each other cannot leave it with none,
-    // and what is read below is current.
-    sqlx::query("UPDATE meshes SET name = name WHERE id = $1")
-        .bind(&mesh.id)
-        .execute(&mut *tx)
-        .await?;
-    // The caller may have been removed, or demoted, since `mesh` was read.
-    let caller_role = live_role(&mut tx, &mesh.id, &mesh.member_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("You are not a member of this mesh"))?;
+    let caller_role = lock_for_member_change(&mut tx, mesh).await?;
     let role = if leaving {
         caller_role
     } else {

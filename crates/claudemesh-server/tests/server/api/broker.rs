@@ -9,10 +9,8 @@ use claudemesh_api::broker::{
 use claudemesh_api::e2e::{self, KeyPair};
 use claudemesh_client::{Client, ClientError, Event, SessionIdentity, broker_url};
 use claudemesh_server::clock::Clock;
-use claudemesh_server::{Application, Config};
 use claudemesh_testkit::{Engine, Mesh, MeshOptions, TestServer};
 use futures_util::{SinkExt, StreamExt};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -715,22 +713,8 @@ async fn unknown_recipients_and_bad_sends_are_refused_without_closing(engine: En
 async fn two_instances_on_one_postgres_database_are_one_broker() {
     let server = TestServer::start(Engine::Postgres).await;
     let mesh = server.mesh(&["Alice", "Bob", "Carol"]).await;
-    let mut config: Config = server.config().clone();
-    config.bind = "127.0.0.1:0".into();
-    config.public_url = None;
-    let second = Application::build(config, Arc::new(claudemesh_server::clock::SystemClock))
-        .await
-        .expect("a second instance starts");
-    let second_url = format!("http://{}", second.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        second
-            .run_until(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
+    let second = server.second_instance().await;
+    let second_url = second.base_url.clone();
 
     let alice = mesh.connect(0).await;
     let bob = Client::connect(&second_url, mesh.identity(1), mesh.presence(1, &[]))
@@ -764,6 +748,5 @@ async fn two_instances_on_one_postgres_database_are_one_broker() {
     mesh.remove("Carol").await;
     let closed = closed_within_a_second(&carol).await;
     assert_eq!(closed, Some(BrokerErrorCode::Removed));
-    let _ = stop.send(());
-    let _ = handle.await;
+    second.stop().await;
 }

@@ -3,10 +3,8 @@
 use super::support::{login, poll, send, start_login, wait_poll_interval, whoami};
 use claudemesh_api::{Token, UserCode};
 use claudemesh_server::auth::wakeups::MAX_WAITERS_PER_CODE;
-use claudemesh_server::{Application, clock::SystemClock};
 use claudemesh_testkit::{Engine, TestServer, TestUser};
 use serde_json::Value;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 on_both_engines!(
@@ -703,18 +701,9 @@ async fn polls_beyond_the_waiter_cap_are_answered_at_once(engine: Engine) {
 async fn a_poll_waiting_on_one_instance_answers_an_approval_made_on_another() {
     let server = TestServer::start(Engine::Postgres).await;
     let alice = server.register("Alice").await;
-    let mut config = server.config().clone();
-    config.bind = "127.0.0.1:0".into();
-    config.public_url = None;
-    let second = Application::build(config, Arc::new(SystemClock))
-        .await
-        .expect("a second instance starts");
-    let second_url = format!("http://{}", second.local_addr());
-    let second_state = second.state().clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let running = tokio::spawn(second.run_until(async {
-        let _ = stopped.await;
-    }));
+    let second = server.second_instance().await;
+    let second_url = second.base_url.clone();
+    let second_state = second.state.clone();
 
     for decision in ["approve", "deny"] {
         let code = start_login(&server).await;
@@ -740,10 +729,10 @@ async fn a_poll_waiting_on_one_instance_answers_an_approval_made_on_another() {
     let code = start_login(&server).await;
     let poll = waiting_poll(&second_state, &second_url, &code.device_code).await;
     let stopping = Instant::now();
-    let _ = stop.send(());
+    let stopped = tokio::spawn(second.stop());
     let (status, body, _) = poll.await.unwrap();
     assert_eq!((status, body["status"].as_str()), (200, Some("pending")));
-    running.await.unwrap().unwrap();
+    stopped.await.unwrap();
     assert!(
         stopping.elapsed() < Duration::from_secs(5),
         "{:?}",

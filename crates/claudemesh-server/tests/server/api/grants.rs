@@ -8,10 +8,8 @@ use claudemesh_api::broker::{BrokerErrorCode, PeerStatus, Priority, SessionRight
 use claudemesh_api::e2e::KeyPair;
 use claudemesh_client::{Client, ClientError, Event, SessionIdentity};
 use claudemesh_server::clock::Clock;
-use claudemesh_server::{Application, Config};
 use claudemesh_testkit::{Engine, Mesh, TestServer};
 use serde_json::{Value, json};
-use std::sync::Arc;
 use std::time::Duration;
 
 on_both_engines!(
@@ -372,22 +370,8 @@ async fn the_mesh_default_applies_to_new_members(engine: Engine) {
 async fn a_block_and_an_archive_reach_another_instance_within_a_second() {
     let server = TestServer::start(Engine::Postgres).await;
     let mesh = server.mesh(&["Alice", "Bob", "Carol"]).await;
-    let mut config: Config = server.config().clone();
-    config.bind = "127.0.0.1:0".into();
-    config.public_url = None;
-    let second = Application::build(config, Arc::new(claudemesh_server::clock::SystemClock))
-        .await
-        .expect("a second instance starts");
-    let second_url = format!("http://{}", second.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        second
-            .run_until(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
+    let second = server.second_instance().await;
+    let second_url = second.base_url.clone();
 
     // Alice sends from the second instance; Bob blocks her through the first.
     let alice = Client::connect(&second_url, mesh.identity(0), mesh.presence(0, &[]))
@@ -446,8 +430,7 @@ async fn a_block_and_an_archive_reach_another_instance_within_a_second() {
     .await
     .expect("closed within a second");
     assert_eq!(closed, Some(BrokerErrorCode::MeshArchived));
-    let _ = stop.send(());
-    let _ = handle.await;
+    second.stop().await;
 }
 
 /// A session of member `who` whose attestation carries `rights`.

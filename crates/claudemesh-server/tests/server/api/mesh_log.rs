@@ -8,10 +8,8 @@ use claudemesh_api::mesh_log::LogKind;
 use claudemesh_api::mesh_log::{ChainBreak, ChainVerifier};
 use claudemesh_api::wire::{LogEntry, LogPage};
 use claudemesh_server::meshes::log as mesh_log;
-use claudemesh_server::{Application, Config};
 use claudemesh_testkit::{Engine, Mesh, MeshOptions, TestServer};
 use serde_json::json;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::support::get_with_token;
@@ -421,22 +419,8 @@ async fn retention_drops_old_entries_and_the_chain_still_holds(engine: Engine) {
 async fn an_entry_on_one_instance_reaches_a_follower_on_the_other_within_a_second() {
     let server = TestServer::start(Engine::Postgres).await;
     let mesh = server.mesh(&["Alice", "Bob"]).await;
-    let mut config: Config = server.config().clone();
-    config.bind = "127.0.0.1:0".into();
-    config.public_url = None;
-    let second = Application::build(config, Arc::new(claudemesh_server::clock::SystemClock))
-        .await
-        .expect("a second instance starts");
-    let second_url = format!("http://{}", second.local_addr());
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        second
-            .run_until(async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-    });
+    let second = server.second_instance().await;
+    let second_url = second.base_url.clone();
     let token = mesh.member("Alice").token().await;
     let response = reqwest::Client::new()
         .get(format!(
@@ -462,8 +446,7 @@ async fn an_entry_on_one_instance_reaches_a_follower_on_the_other_within_a_secon
     // The follower looks every 200 ms; the figure is printed, not asserted
     // (a slow machine must not fail the test).
     eprintln!("mesh log across instances: {} ms", took.as_millis());
-    let _ = stop.send(());
-    let _ = handle.await;
+    second.stop().await;
 }
 
 #[tokio::test]
