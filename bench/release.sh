@@ -25,24 +25,8 @@ for bin in "$SERVER" "$CLI"; do
   awk -v name="$(basename "$bin")" -v bytes="$bytes" 'BEGIN { printf "%-20s %6.1f MiB  (%d bytes)\n", name, bytes / 1048576, bytes }'
 done
 
-# Wall time of one process start to exit, measured from Python so that the
-# shell's own fork is not counted twice; p50, p95 and mean in milliseconds.
-time_command() {
-  python3 - "$RUNS" "$@" <<'EOF'
-import statistics, subprocess, sys, time
-runs, command = int(sys.argv[1]), sys.argv[2:]
-for _ in range(10):
-    subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
-samples = []
-for _ in range(runs):
-    start = time.perf_counter()
-    subprocess.run(command, stdout=subprocess.DEVNULL, check=True)
-    samples.append((time.perf_counter() - start) * 1000)
-samples.sort()
-p95 = samples[int(len(samples) * 0.95) - 1]
-print(f"{statistics.median(samples):7.2f} {p95:7.2f} {statistics.fmean(samples):7.2f}")
-EOF
-}
+# p50, p95 and mean wall time in ms (bench/time_command.py).
+time_command() { python3 "$ROOT/bench/time_command.py" "$RUNS" "$@"; }
 
 echo
 echo "== wall time, start to exit ($RUNS runs; ms)"
