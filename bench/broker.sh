@@ -31,8 +31,8 @@ log() { echo "[broker-bench] $*" >&2; }
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 log "building the release server and the load generator"
 (cd "$ROOT" && cargo build --release --locked -q -p claudemesh-server -p claudemesh-bench-broker)
-BIN=$ROOT/target/release/claudemesh-server
-LOAD=$ROOT/target/release/broker-load
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh-server
+LOAD=${CARGO_TARGET_DIR:-$ROOT/target}/release/broker-load
 rm -rf "$OUT"
 mkdir -p "$OUT"
 

@@ -29,7 +29,7 @@ log() { echo "[device-codes-bench] $*" >&2; }
 if [ -z "${BIN:-}" ]; then
   log "building the release server"
   (cd "$ROOT" && cargo build --release --locked -q -p claudemesh-server)
-  BIN=$ROOT/target/release/claudemesh-server
+  BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh-server
 fi
 rm -rf "$OUT"
 mkdir -p "$OUT"

@@ -22,8 +22,8 @@ RUNS=${RUNS:-20}
 log() { echo "[launch-bench] $*" >&2; }
 log "building release binaries"
 (cd "$ROOT" && cargo build --release --locked -q -p claudemesh-server -p claudemesh-cli)
-SERVER=$ROOT/target/release/claudemesh-server
-CM=$ROOT/target/release/claudemesh
+SERVER=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh-server
+CM=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh
 WORK=$(mktemp -d)
 SERVER_PID=""
 cleanup() { [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null; rm -rf "$WORK"; }

@@ -24,8 +24,8 @@ log() { echo "[login-bench] $*" >&2; }
 
 log "building the release server and CLI"
 (cd "$ROOT" && cargo build --release --locked -q -p claudemesh-server -p claudemesh-cli)
-export CM=$ROOT/target/release/claudemesh
-SERVER=$ROOT/target/release/claudemesh-server
+export CM=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh
+SERVER=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh-server
 rm -rf "$OUT"
 mkdir -p "$OUT"
 

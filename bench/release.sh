@@ -15,8 +15,8 @@ log() { echo "[bench] $*" >&2; }
 
 log "building the release binaries (LTO: a few minutes on 2 cores)"
 (cd "$ROOT" && cargo build --release --locked -q -p claudemesh-server -p claudemesh-cli)
-SERVER=$ROOT/target/release/claudemesh-server
-CLI=$ROOT/target/release/claudemesh
+SERVER=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh-server
+CLI=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh
 
 echo
 echo "== binary sizes (release profile: lto, codegen-units = 1, strip)"

@@ -24,8 +24,8 @@ RUNS=${RUNS:-20}
 log() { echo "[telemetry-bench] $*" >&2; }
 log "building release binaries"
 (cd "$ROOT" && cargo build --release --locked -q -p claudemesh-server -p claudemesh-cli)
-SERVER=$ROOT/target/release/claudemesh-server
-CM=$ROOT/target/release/claudemesh
+SERVER=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh-server
+CM=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() { for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$WORK"; }

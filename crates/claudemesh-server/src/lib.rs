@@ -12,8 +12,8 @@
 //!
 //! The plumbing they share: [`app`] (configuration, state, router, start-up),
 //! [`http`] (extractors, errors, cookies, the OpenAPI document), [`db`] (the
-//! store, the audit trail, ids), [`text`] (languages, formatting, mail) and
-//! [`clock`].
+//! store, the audit trail, ids), [`text`] (languages, formatting, mail),
+//! [`clock`] and [`metrics`] (what operators scrape, off unless asked for).
 
 pub mod app;
 pub mod auth;
@@ -22,6 +22,7 @@ pub mod clock;
 pub mod db;
 pub mod http;
 pub mod meshes;
+pub mod metrics;
 pub mod pages;
 pub mod telemetry;
 pub mod text;

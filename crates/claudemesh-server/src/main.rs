@@ -96,6 +96,9 @@ async fn main() -> ExitCode {
         app.engine_name(),
         app.mail_transport()
     );
+    if let Some(addr) = app.metrics_addr() {
+        eprintln!("claudemesh-server metrics at http://{addr}/metrics");
+    }
     match app.run_until(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

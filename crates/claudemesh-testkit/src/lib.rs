@@ -103,6 +103,8 @@ pub struct Options {
     /// test client is 127.0.0.1, and tests start logins and create accounts
     /// faster than people do.
     pub address_limits: bool,
+    /// Serve `/metrics` on an address of its own (`--metrics-bind`).
+    pub metrics: bool,
 }
 
 /// A running server and everything needed to restart it on the same port
@@ -114,6 +116,7 @@ pub struct TestServer {
     pub engine: Engine,
     config: Config,
     state: Option<claudemesh_server::app::state::AppState>,
+    metrics_addr: Option<std::net::SocketAddr>,
     running: Option<(oneshot::Sender<()>, JoinHandle<()>)>,
     pg_database: Option<String>,
     _data_dir: TempDir,
@@ -176,6 +179,9 @@ impl TestServer {
         if let Some(per_minute) = options.token_requests_per_minute {
             config.token_requests_per_minute = per_minute;
         }
+        if options.metrics {
+            config.metrics_bind = Some("127.0.0.1:0".into());
+        }
         if !options.address_limits {
             config.device_codes_per_ip_per_minute = 0;
             config.sign_ups_per_ip_per_minute = 0;
@@ -188,6 +194,7 @@ impl TestServer {
             engine,
             config,
             state: None,
+            metrics_addr: None,
             running: None,
             pg_database,
             _data_dir: data_dir,
@@ -206,6 +213,7 @@ impl TestServer {
         self.config.bind = app.local_addr().to_string();
         self.config.public_url = Some(self.base_url.clone());
         self.state = Some(app.state().clone());
+        self.metrics_addr = app.metrics_addr();
         let (stop, stopped) = oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             app.run_until(async {
@@ -279,6 +287,11 @@ impl TestServer {
     /// The server configuration (for tests that start a second instance).
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// `/metrics` on its own address, when started with `metrics`.
+    pub fn metrics_url(&self) -> Option<String> {
+        Some(format!("http://{}/metrics", self.metrics_addr?))
     }
 
     pub fn url(&self, path: &str) -> String {

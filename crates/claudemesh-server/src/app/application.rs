@@ -2,6 +2,7 @@
 
 use crate::app::config::Config;
 use crate::app::state::{AppState, Settings};
+use crate::app::{metrics_listener, probes};
 use crate::auth::address_limits::AddressLimits;
 use crate::auth::request_limit::RequestLimit;
 use crate::auth::wakeups::Wakeups;
@@ -16,6 +17,7 @@ use crate::telemetry;
 use crate::text::mail::Mailer;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::{Json, Router, middleware};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,6 +56,8 @@ pub struct Application {
     shutdown_grace: Duration,
     /// Days mesh log entries are kept (0: forever).
     mesh_log_retention_days: u32,
+    /// Where `/metrics` is served, when asked for.
+    metrics_listener: Option<TcpListener>,
 }
 
 impl Application {
@@ -77,6 +81,19 @@ impl Application {
                     source,
                 })?;
         let local_addr = listener.local_addr().map_err(StartError::Serve)?;
+        let metrics_listener = match &config.metrics_bind {
+            Some(addr) => {
+                Some(
+                    TcpListener::bind(addr)
+                        .await
+                        .map_err(|source| StartError::Bind {
+                            addr: addr.clone(),
+                            source,
+                        })?,
+                )
+            }
+            None => None,
+        };
         let public_url = config
             .public_url
             .clone()
@@ -117,7 +134,13 @@ impl Application {
             telemetry_retention_days: config.telemetry_retention_days,
             shutdown_grace: Duration::from_secs(config.shutdown_grace),
             mesh_log_retention_days: config.mesh_log_retention_days,
+            metrics_listener,
         })
+    }
+
+    /// Where `/metrics` is served, if `--metrics-bind` asked for it.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref()?.local_addr().ok()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -160,9 +183,21 @@ impl Application {
         let broker = self.state.broker.clone();
         let wakeups = self.state.wakeups.clone();
         let (told, stopping) = oneshot::channel::<Instant>();
+        let (metrics_stop, metrics_stopping) = oneshot::channel::<()>();
+        let metrics = self.metrics_listener.map(|listener| {
+            let stopped = async move {
+                let _ = metrics_stopping.await;
+            };
+            tokio::spawn(metrics_listener::serve(
+                listener,
+                self.state.db.clone(),
+                stopped,
+            ))
+        });
         let shutdown = async move {
             shutdown.await;
             let _ = told.send(Instant::now());
+            let _ = metrics_stop.send(());
             broker.shut_down();
             wakeups.close();
         };
@@ -188,8 +223,18 @@ impl Application {
             std::sync::Arc::clone(&self.state.clock),
             self.mesh_log_retention_days,
         );
+        // Nagle's algorithm holds a small write back until the previous one
+        // is acknowledged: for a broker frame or a short JSON answer that is
+        // a wait of up to the peer's delayed-ACK timer (40 ms on Linux).
+        // Clients already turn it off; accepted sockets need it too (see
+        // bench/README.md for the broker latency before and after).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(err) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %err, "cannot set TCP_NODELAY on an accepted socket");
+            }
+        });
         let served = tokio::select! {
-            served = axum::serve(self.listener, service).with_graceful_shutdown(shutdown) => {
+            served = axum::serve(listener, service).with_graceful_shutdown(shutdown) => {
                 served.map_err(StartError::Serve)
             }
             () = out_of_time => {
@@ -204,6 +249,9 @@ impl Application {
             task.abort();
         }
         log_check.abort();
+        if let Some(metrics) = metrics {
+            metrics.abort();
+        }
         served
     }
 }
@@ -239,7 +287,8 @@ pub fn router(state: AppState) -> Router {
             async move { Json(openapi.as_ref().clone()) }
         }),
     )
-    .route("/healthz", get(|| async { "ok" }))
+    .route("/healthz", get(probes::healthz))
+    .route("/readyz", get(probes::readyz))
     .merge(crate::broker::routes())
     .merge(crate::pages::routes())
     // Unknown paths and wrong methods: JSON under /api and /oauth, an HTML

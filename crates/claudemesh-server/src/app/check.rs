@@ -140,6 +140,22 @@ pub async fn check(config: &Config) -> Report {
             "--smtp-url / --mail-from (CLAUDEMESH_SMTP_URL / CLAUDEMESH_MAIL_FROM): {err}"
         )),
     }
+    match &config.metrics_bind {
+        None => report.settings.push(("metrics", "off".to_owned())),
+        Some(addr) => match tokio::net::lookup_host(addr).await {
+            Ok(mut addrs) => match addrs.next() {
+                Some(resolved) => report
+                    .settings
+                    .push(("metrics", format!("http://{resolved}/metrics"))),
+                None => report.problems.push(format!(
+                    "--metrics-bind (CLAUDEMESH_METRICS_BIND): `{addr}` resolves to no address"
+                )),
+            },
+            Err(err) => report.problems.push(format!(
+                "--metrics-bind (CLAUDEMESH_METRICS_BIND): `{addr}` is not an address to listen on (host:port): {err}"
+            )),
+        },
+    }
     report.settings.push((
         "stopping",
         format!(

@@ -155,6 +155,12 @@ pub struct Config {
           default_value_t = SHUTDOWN_GRACE_SECS,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace: u64,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464);
+    /// off when unset. Its own address, so that the public one exposes
+    /// nothing new: keep it on a private interface.
+    #[arg(long, env = "CLAUDEMESH_METRICS_BIND", value_name = "ADDR")]
+    pub metrics_bind: Option<String>,
 }
 
 /// The default of `--shutdown-grace`: under systemd's stop timeout of 10 s
@@ -194,6 +200,7 @@ impl Config {
             broker_message_ttl: 7 * 24 * 3600,
             log_format: LogFormat::Text,
             shutdown_grace: SHUTDOWN_GRACE_SECS,
+            metrics_bind: None,
         }
     }
 }

@@ -7,6 +7,7 @@
 //! lost; when it reconnects, the broker resynchronises from the tables (see
 //! `Broker::resync`).
 
+use crate::metrics::METRICS;
 use claudemesh_api::broker::Peer;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::PgListener;
@@ -64,6 +65,10 @@ pub enum BusEvent {
 struct Note {
     /// The sending instance (which has already applied the event itself).
     i: String,
+    /// When it was written (wall-clock ms), for the bus lag metric; absent
+    /// from older instances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<i64>,
     #[serde(flatten)]
     event: BusEvent,
 }
@@ -71,6 +76,7 @@ struct Note {
 fn payload(instance_id: &str, event: &BusEvent) -> String {
     serde_json::to_string(&Note {
         i: instance_id.to_owned(),
+        at: Some(crate::metrics::wall_ms()),
         event: event.clone(),
     })
     .unwrap_or_default()
@@ -91,6 +97,7 @@ where
         .bind(payload(instance_id, event))
         .execute(executor)
         .await?;
+    METRICS.broker_bus_events.with_label_values(&["sent"]).inc();
     Ok(())
 }
 
@@ -132,7 +139,18 @@ async fn run(
             match listener.try_recv().await {
                 Ok(Some(notification)) => {
                     match serde_json::from_str::<Note>(notification.payload()) {
-                        Ok(note) if note.i != instance_id => on_event(note.event),
+                        Ok(note) if note.i != instance_id => {
+                            METRICS
+                                .broker_bus_events
+                                .with_label_values(&["received"])
+                                .inc();
+                            // Instances' clocks may disagree: a stamp from the
+                            // future is not a lag.
+                            if let Some(lag) = note.at.and_then(crate::metrics::seconds_since) {
+                                METRICS.broker_bus_lag.observe(lag);
+                            }
+                            on_event(note.event);
+                        }
                         Ok(_) => {}
                         Err(err) => tracing::warn!(error = %err, "broker: unreadable notification"),
                     }

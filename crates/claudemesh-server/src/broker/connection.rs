@@ -12,6 +12,7 @@ use super::service::Broker;
 use super::store::{self, NewMessage};
 use crate::db::ids::new_id;
 use crate::meshes::log::LogEvent;
+use crate::metrics::METRICS;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
@@ -124,6 +125,9 @@ async fn send(socket: &mut WebSocket, frame: &ServerFrame) -> Result<(), axum::E
 }
 
 async fn close(socket: &mut WebSocket, req: Option<u64>, refusal: Refusal) {
+    if refusal.close != CLOSE_GOING_AWAY {
+        METRICS.refusal(refusal.code.as_str());
+    }
     let _ = send(
         socket,
         &ServerFrame::error(req, refusal.code, &refusal.message),
@@ -323,6 +327,7 @@ async fn admit(
         behind: AtomicBool::new(false),
     });
     let replaced = broker.hub.register(Arc::clone(&handle));
+    METRICS.broker_sessions.inc();
     if !replaced.is_empty() || broker.engine == crate::db::pool::Engine::Postgres {
         broker
             .publish(BusEvent::Kick {
@@ -456,8 +461,8 @@ async fn run(
                     }
                     Next::Continue
                 }
-                Some(ConnEvent::Deliver(envelope)) => {
-                    if push(socket, session, &envelope).await.is_err() {
+                Some(ConnEvent::Deliver(envelope, accepted)) => {
+                    if push(socket, session, &envelope, accepted).await.is_err() {
                         return;
                     }
                     Next::Continue
@@ -511,6 +516,7 @@ async fn push(
     socket: &mut WebSocket,
     session: &mut Session,
     envelope: &claudemesh_api::broker::Envelope,
+    accepted: Option<std::time::Instant>,
 ) -> Result<(), axum::Error> {
     if !session.peer.status.accepts(envelope.priority) || session.unacked.contains(&envelope.id) {
         return Ok(());
@@ -526,7 +532,14 @@ async fn push(
         .feed(Message::Text(frame(&ServerFrame::Message(
             envelope.clone(),
         ))))
-        .await
+        .await?;
+    METRICS.broker_messages_out.inc();
+    if let Some(accepted) = accepted {
+        METRICS
+            .broker_delivery
+            .observe(accepted.elapsed().as_secs_f64());
+    }
+    Ok(())
 }
 
 /// Sends what waits in the table for this session's keys.
@@ -551,7 +564,7 @@ async fn push_backlog(
     };
     session.more_waiting = waiting.len() as i64 >= BACKLOG_BATCH;
     for envelope in &waiting {
-        push(socket, session, envelope).await?;
+        push(socket, session, envelope, None).await?;
     }
     socket.flush().await
 }
@@ -569,14 +582,11 @@ async fn handle(
         ClientFrame::Send(request) => {
             let req = request.req;
             match send_message(broker, session, request).await {
-                Ok(frame) => frame,
-                Err((code, message, retry_after)) => ServerFrame::Error {
-                    req: Some(req),
-                    code,
-                    message,
-                    retry_after_ms: retry_after
-                        .map(|d| d.as_millis().try_into().unwrap_or(u64::MAX)),
-                },
+                // Answered from the commit, through this connection's own
+                // queue: meanwhile the loop reads the next frame and
+                // delivers what arrives for this session.
+                Ok(()) => return Next::Continue,
+                Err(refusal) => send_refusal(req, refusal),
             }
         }
         ClientFrame::Ack { ids } => {
@@ -685,6 +695,9 @@ async fn handle(
             }
         }
     };
+    if let ServerFrame::Error { code, .. } = &reply {
+        METRICS.refusal(code.as_str());
+    }
     if send(socket, &reply).await.is_err() {
         return Next::Close(None, refuse(Code::Internal, "send failed"));
     }
@@ -714,11 +727,26 @@ async fn update_peer(broker: &Broker, session: &Session) {
 type SendError = (Code, String, Option<Duration>);
 
 /// Checks, stores and acknowledges one message.
+fn send_refusal(req: u64, (code, message, retry_after): SendError) -> ServerFrame {
+    ServerFrame::Error {
+        req: Some(req),
+        code,
+        message,
+        retry_after_ms: retry_after.map(|d| d.as_millis().try_into().unwrap_or(u64::MAX)),
+    }
+}
+
+/// Checks a send and hands the message to the writer. The sender hears
+/// `sent` (or the error) once it is committed, from a task of its own, so
+/// that no session's loop waits on the database: with the loop waiting, a
+/// message for this session that arrived meanwhile waited for this one's
+/// commit too (see bench/README.md, "The send path").
 async fn send_message(
     broker: &Broker,
     session: &Session,
     request: SendRequest,
-) -> Result<ServerFrame, SendError> {
+) -> Result<(), SendError> {
+    let accepted = std::time::Instant::now();
     let invalid = |message: &str| (Code::BadFrame, message.to_owned(), None);
     let right = SessionRight::to_send(request.kind);
     if !session.attestation.allows(right) {
@@ -817,20 +845,41 @@ async fn send_message(
         deliveries: request.keys.into_iter().zip(members).collect(),
         created_at: now,
         expires_at: now.saturating_add(broker.settings.message_ttl_ms),
+        accepted,
     });
     let recipients = u32::try_from(message.deliveries.len()).unwrap_or(u32::MAX);
-    if !broker.writer.insert(Arc::clone(&message)).await {
-        return Err((
-            Code::Internal,
-            "The message could not be stored; send it again".into(),
-            Some(Duration::from_secs(1)),
-        ));
-    }
-    Ok(ServerFrame::Sent {
-        req: request.req,
-        id: message.id.clone(),
-        recipients,
-    })
+    let Some(committed) = broker.writer.submit(Arc::clone(&message)).await else {
+        return Err(not_stored());
+    };
+    let req = request.req;
+    let answer_to = session.handle.tx.clone();
+    tokio::spawn(async move {
+        let answer = if committed.await.unwrap_or(false) {
+            METRICS.broker_messages_in.inc();
+            ServerFrame::Sent {
+                req,
+                id: message.id.clone(),
+                recipients,
+            }
+        } else {
+            send_refusal(req, not_stored())
+        };
+        if let ServerFrame::Error { code, .. } = &answer {
+            METRICS.refusal(code.as_str());
+        }
+        // Waits for room rather than dropping: the sender needs its answer.
+        // Fails only when the connection has ended.
+        let _ = answer_to.send(ConnEvent::Frame(frame(&answer))).await;
+    });
+    Ok(())
+}
+
+fn not_stored() -> SendError {
+    (
+        Code::Internal,
+        "The message could not be stored; send it again".into(),
+        Some(Duration::from_secs(1)),
+    )
 }
 
 /// The member each key box is for, and whether that member allows this
@@ -888,6 +937,7 @@ async fn recipients(
 
 async fn depart(broker: &Broker, session: &Session) {
     broker.hub.unregister(&session.conn_id);
+    METRICS.broker_sessions.dec();
     if let Err(err) = store::touch_last_seen(&broker.pool, &session.member_id, broker.now()).await {
         tracing::warn!(error = %err, "broker: cannot record when a member was last seen");
     }

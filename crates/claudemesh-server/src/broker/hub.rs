@@ -23,7 +23,9 @@ pub const CONN_QUEUE: usize = 256;
 pub enum ConnEvent {
     /// A frame ready to send (presence).
     Frame(Utf8Bytes),
-    Deliver(Arc<Envelope>),
+    /// A message for this session, with when this instance accepted it
+    /// (`None` when it came through another instance or the table).
+    Deliver(Arc<Envelope>, Option<std::time::Instant>),
     /// Read this session's waiting messages from the table.
     Backlog,
     Close(BrokerErrorCode, String),
@@ -48,6 +50,7 @@ impl ConnHandle {
             // frame is dropped; the peer list is asked for afresh anyway.)
             self.behind
                 .store(true, std::sync::atomic::Ordering::Release);
+            crate::metrics::METRICS.broker_queue_overflows.inc();
         }
     }
 }
@@ -139,17 +142,21 @@ impl Hub {
         self.lock().by_mesh.contains_key(mesh_id)
     }
 
-    /// Hands each envelope to the local connections holding its recipient key.
-    pub fn deliver(&self, envelopes: impl IntoIterator<Item = Envelope>) {
+    /// Hands each envelope to the local connections holding its recipient
+    /// key, with when this instance accepted the message, if it did.
+    pub fn deliver(
+        &self,
+        envelopes: impl IntoIterator<Item = (Envelope, Option<std::time::Instant>)>,
+    ) {
         let inner = self.lock();
-        for envelope in envelopes {
+        for (envelope, accepted) in envelopes {
             let Some(ids) = inner.by_key.get(&envelope.key.to) else {
                 continue;
             };
             let envelope = Arc::new(envelope);
             for id in ids {
                 if let Some(conn) = inner.conns.get(id) {
-                    conn.push(ConnEvent::Deliver(Arc::clone(&envelope)));
+                    conn.push(ConnEvent::Deliver(Arc::clone(&envelope), accepted));
                 }
             }
         }

@@ -128,7 +128,7 @@ impl Broker {
                     hub.deliver(messages.iter().flat_map(|m| {
                         m.deliveries
                             .iter()
-                            .map(|(key, _)| m.envelope(key))
+                            .map(|(key, _)| (m.envelope(key), Some(m.accepted)))
                             .collect::<Vec<_>>()
                     }));
                 },
@@ -235,6 +235,10 @@ impl Broker {
     pub(super) fn count_drop(&self, cap: Capability) {
         let at = Capability::ALL.iter().position(|c| *c == cap).unwrap_or(0);
         self.drops[at].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::METRICS
+            .broker_grant_drops
+            .with_label_values(&[cap.as_str()])
+            .inc();
     }
 
     /// Copies refused or skipped since start, by capability.
@@ -289,7 +293,9 @@ impl Broker {
                 let broker = self.clone();
                 tokio::spawn(async move {
                     match store::deliveries_of(&broker.pool, &ids).await {
-                        Ok(envelopes) => broker.hub.deliver(envelopes),
+                        Ok(envelopes) => {
+                            broker.hub.deliver(envelopes.into_iter().map(|e| (e, None)))
+                        }
                         // The recipients find them in their backlog later.
                         Err(err) => {
                             tracing::warn!(error = %err, "broker: cannot read new messages");

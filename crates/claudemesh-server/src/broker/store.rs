@@ -29,6 +29,8 @@ pub struct NewMessage {
     pub deliveries: Vec<(KeyBox, String)>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// When this instance took the send (for the delivery latency metric).
+    pub accepted: std::time::Instant,
 }
 
 impl NewMessage {

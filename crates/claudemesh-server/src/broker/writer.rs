@@ -21,6 +21,7 @@
 use super::bus::{self, BusEvent};
 use super::store::{self, NewMessage};
 use crate::db::pool::Engine;
+use crate::metrics::METRICS;
 use claudemesh_api::broker::KeyBox;
 use sqlx::AnyPool;
 use std::sync::Arc;
@@ -71,13 +72,12 @@ impl Writer {
         Self { tx }
     }
 
-    /// Stores a message; `true` once it is committed.
-    pub async fn insert(&self, message: Arc<NewMessage>) -> bool {
+    /// Queues a message for storing; the receiver says `true` once it is
+    /// committed. `None` when the writer has stopped.
+    pub async fn submit(&self, message: Arc<NewMessage>) -> Option<oneshot::Receiver<bool>> {
         let (done, stored) = oneshot::channel();
-        if self.tx.send(WriteOp::Insert(message, done)).await.is_err() {
-            return false;
-        }
-        stored.await.unwrap_or(false)
+        self.tx.send(WriteOp::Insert(message, done)).await.ok()?;
+        Some(stored)
     }
 
     /// Records acknowledgements (fire and forget: an ack lost in a crash
@@ -132,7 +132,16 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let ok = match write(&backend, &instance_id, &batch).await {
+        METRICS
+            .broker_writer_queue
+            .set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
+        METRICS.broker_writer_batch.observe(batch.len() as f64);
+        let started = std::time::Instant::now();
+        let written = write(&backend, &instance_id, &batch).await;
+        METRICS
+            .broker_writer_commit
+            .observe(started.elapsed().as_secs_f64());
+        let ok = match written {
             Ok(()) => true,
             Err(err) => {
                 tracing::warn!(error = %err, ops = batch.len(), "broker batch failed; retrying one by one");

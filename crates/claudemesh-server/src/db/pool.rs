@@ -150,9 +150,31 @@ impl Db {
     /// share (text ids, integer times). Should a migration ever need
     /// engine-specific SQL, split `migrations/` into one folder per engine.
     async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        sqlx::migrate!("./migrations").run(&self.pool).await
+        MIGRATOR.run(&self.pool).await
+    }
+
+    /// Whether this instance can serve: the database answers, and holds
+    /// every migration this build knows (another instance may still be
+    /// applying them). The reason, in a sentence, when not.
+    pub async fn readiness(&self) -> Result<(), String> {
+        let newest: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|err| format!("the database does not answer: {err}"))?;
+        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        match newest {
+            Some(applied) if applied >= known => Ok(()),
+            applied => Err(format!(
+                "the schema is at migration {}, this build needs {known}",
+                applied.unwrap_or(0)
+            )),
+        }
     }
 }
+
+/// The migrations embedded in this build.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The file behind a `sqlite:` URL, if it names one (not `:memory:`).
 fn sqlite_file_of(url: &str) -> Option<PathBuf> {

@@ -129,6 +129,7 @@ pub async fn log_requests(request: Request, next: Next) -> Response {
     let status = response.status().as_u16();
     let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
     let route = route.as_deref().unwrap_or("<unmatched>");
+    crate::metrics::METRICS.observe_request(method.as_str(), route, status, elapsed_ms / 1000.0);
     if status >= 500 {
         tracing::error!(%method, route, status, elapsed_ms, "request failed");
     } else {

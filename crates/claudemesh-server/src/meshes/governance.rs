@@ -423,9 +423,10 @@ pub async fn delete(
     state.broker.mesh_closed(&mesh.id, true).await;
     let now = state.now();
     let mut tx = state.pool().begin().await?;
-    let caller_role = live_role(&mut tx, &mesh.id, &mesh.member_id)
-        .await?
-        .ok_or_else(|| AppError::not_found("You are not a member of this mesh"))?;
+    // Write first: on SQLite a transaction that reads and then writes fails
+    // at once (SQLITE_BUSY) if another connection wrote in between, as the
+    // sessions closed just above do when they record their departure.
+    let caller_role = lock_for_member_change(&mut tx, mesh).await?;
     require_role_admin(caller_role, &mesh.slug)?;
     Broker::delete_mesh_rows(&mut tx, &mesh.id).await?;
     for sql in [

@@ -177,6 +177,7 @@ fn check_config_prints_the_settings_and_exits_0_when_they_would_start_the_server
                 "CLAUDEMESH_SMTP_URL",
                 "smtps://mailer:s3cret-pw@mail.example.com",
             ),
+            ("CLAUDEMESH_METRICS_BIND", "127.0.0.1:9464"),
         ],
         &["--check-config"],
     )
@@ -193,6 +194,7 @@ fn check_config_prints_the_settings_and_exits_0_when_they_would_start_the_server
              store          SQLite, {db}\n  \
              data dir       {dir} (made at start)\n  \
              mail           SMTP at mail.example.com (not connected to)\n  \
+             metrics        http://127.0.0.1:9464/metrics\n  \
              stopping       in-flight requests get 8 s after SIGTERM\n",
             db = data_dir.join("claudemesh.db").display(),
             dir = data_dir.display()
@@ -216,6 +218,7 @@ fn check_config_names_every_problem_and_exits_1() {
             ("CLAUDEMESH_PUBLIC_URL", "mesh.example.com"),
             ("DATABASE_URL", "mysql://root:pw@db/claudemesh"),
             ("CLAUDEMESH_MAIL_FROM", "not an address"),
+            ("CLAUDEMESH_METRICS_BIND", "metrics-host"),
         ],
         &["--check-config"],
     )
@@ -225,7 +228,8 @@ fn check_config_names_every_problem_and_exits_1() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(out.stdout.is_empty());
     for problem in [
-        "claudemesh-server: the configuration has 5 problems:\n",
+        "claudemesh-server: the configuration has 6 problems:\n",
+        "  ✘ --metrics-bind (CLAUDEMESH_METRICS_BIND): `metrics-host` is not an address to listen on (host:port)",
         "  ✘ --bind (CLAUDEMESH_BIND): `nowhere` is not an address to listen on (host:port)",
         "  ✘ --public-url (CLAUDEMESH_PUBLIC_URL): `mesh.example.com` is not a URL (http://… or https://…)\n",
         "  ✘ --database-url (DATABASE_URL): not a postgres:// (or sqlite:) URL\n",
