@@ -36,6 +36,24 @@ pub struct ConfigFile {
     /// Keyed by server URL (as `--api-url` / the saved login has it).
     #[serde(default)]
     pub servers: BTreeMap<String, ServerMeshes>,
+    /// This machine's settings (`"settings": {…}`), left out while default.
+    #[serde(default, skip_serializing_if = "Settings::is_default")]
+    pub settings: Settings,
+}
+
+/// Settings a person sets by editing `config.json`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// `claudemesh launch` relays Claude Code's permission prompts to the
+    /// member's other sessions, as with `--relay-permissions`.
+    #[serde(default)]
+    pub relay_permissions: bool,
+}
+
+impl Settings {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Default for ConfigFile {
@@ -43,6 +61,7 @@ impl Default for ConfigFile {
         Self {
             version: CONFIG_VERSION,
             servers: BTreeMap::new(),
+            settings: Settings::default(),
         }
     }
 }
