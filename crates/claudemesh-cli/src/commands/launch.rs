@@ -574,6 +574,30 @@ mod tests {
     }
 
     #[test]
+    fn relaying_permissions_names_the_prompt_tool_before_the_prompt() {
+        let args = launch(&[
+            "claudemesh",
+            "launch",
+            "--relay-permissions",
+            "--",
+            "-p",
+            "--",
+            "deploy",
+        ]);
+        assert_eq!(
+            claude_args(Path::new("/s/mcp.json"), &args),
+            [
+                "-p",
+                "--mcp-config=/s/mcp.json",
+                "--dangerously-load-development-channels=server:claudemesh",
+                "--permission-prompt-tool=mcp__claudemesh__permission_prompt",
+                "--",
+                "deploy"
+            ]
+        );
+    }
+
+    #[test]
     fn resume_and_continue_exclude_each_other() {
         assert!(
             Cli::try_parse_from(["claudemesh", "launch", "--resume", "a", "--continue"]).is_err()
