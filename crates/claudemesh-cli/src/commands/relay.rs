@@ -52,7 +52,7 @@ pub fn render(pending: &Pending) -> String {
     let request = &pending.request;
     let until =
         time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(request.expires_at) * 1_000_000)
-            .map_or_else(|_| "soon".to_owned(), |at| clock(at));
+            .map_or_else(|_| "soon".to_owned(), clock);
     let mut text = format!(
         "{} asks to use {} (permission {}, answer before {until})\n",
         session::printable(&pending.from_name).replace('\n', " "),
