@@ -1054,38 +1054,38 @@ async fn a_relayed_permission_prompt_is_answered_by_its_owner_only_and_once() {
     let session_key = a.session_key();
 
     // Claude Code would ask at the terminal: the prompt reaches Alice's
-    // laptop, with what to run to answer it.
+    // laptop, where `inbox --follow` shows it with what to run to answer.
+    let mut follow = alices_laptop.cmd(["inbox", "--follow"]).stream();
+    follow
+        .stderr_where("that it listens", |l| l.starts_with("✔ Connected to dev"))
+        .await;
     a.ask_permission("tbxkq", "Bash", "List the files").await;
     a.ask_permission("abcde", "Write", "Write notes.md").await;
-    // (Read before any other session of Alice's connects: a session of her
-    // machine key takes what waits for that key.)
-    let inbox = alices_laptop.cmd(["inbox"]).run().await.expect_code(0);
-    assert!(
-        inbox
-            .stdout
-            .contains("Alice asks to use Write (permission abcde, "),
-        "{}",
-        inbox.stdout
-    );
-    assert!(
-        inbox
-            .stdout
-            .contains("Alice asks to use Bash (permission tbxkq, answer before "),
-        "{}",
-        inbox.stdout
-    );
-    assert!(
-        inbox
-            .stdout
-            .contains("  List the files\n  {\"command\":\"ls -la\"}\n")
-    );
-    assert!(
-        inbox.stdout.contains(
-            "  claudemesh approve tbxkq --mesh dev   |   claudemesh deny tbxkq --mesh dev\n"
-        ),
-        "{}",
-        inbox.stdout
-    );
+    let mut shown = String::new();
+    for _ in 0..8 {
+        shown.push_str(&follow.stdout_line("the two requests").await);
+        shown.push('\n');
+    }
+    for (id, tool, description) in [
+        ("tbxkq", "Bash", "List the files"),
+        ("abcde", "Write", "Write notes.md"),
+    ] {
+        let start = format!("Alice asks to use {tool} (permission {id}, answer before ");
+        let at = shown
+            .find(&start)
+            .unwrap_or_else(|| panic!("no {id} in:\n{shown}"));
+        let block: Vec<&str> = shown[at..].lines().take(4).collect();
+        assert!(block[0].ends_with(" UTC)"), "{shown}");
+        assert_eq!(block[1], format!("  {description}"));
+        assert_eq!(block[2], "  {\"command\":\"ls -la\"}");
+        assert_eq!(
+            block[3],
+            format!("  claudemesh approve {id} --mesh dev   |   claudemesh deny {id} --mesh dev")
+        );
+    }
+    // `inbox --follow` took them from the broker; `approve` answers from
+    // what it kept on the laptop.
+    drop(follow);
 
     // Bob has no say over Alice's sessions: his verdict, however signed, is
     // dropped. A verdict of Alice's key for another session, and one that
