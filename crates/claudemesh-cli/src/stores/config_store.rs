@@ -340,6 +340,22 @@ mod tests {
 
     const SERVER: &str = "http://127.0.0.1:3000";
 
+    #[test]
+    fn settings_are_read_kept_and_left_out_while_default() {
+        let file = parse(r#"{"version":1,"servers":{},"settings":{"relay_permissions":true}}"#)
+            .unwrap_or_else(|_| panic!("parses"));
+        assert!(file.settings.relay_permissions);
+        let text = serde_json::to_string(&file).unwrap();
+        assert!(
+            text.contains(r#""settings":{"relay_permissions":true}"#),
+            "{text}"
+        );
+        let plain = serde_json::to_string(&ConfigFile::default()).unwrap();
+        assert!(!plain.contains("settings"), "{plain}");
+        let old = parse(r#"{"version":1,"servers":{}}"#).unwrap_or_else(|_| panic!("parses"));
+        assert!(!old.settings.relay_permissions);
+    }
+
     fn summary(id: &str, slug: &str) -> MeshSummary {
         MeshSummary {
             id: id.into(),

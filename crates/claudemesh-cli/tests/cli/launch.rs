@@ -1301,7 +1301,7 @@ async fn the_permission_prompt_tool_waits_for_the_owners_answer() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn without_relay_permissions_nothing_is_relayed() {
+async fn without_relay_permissions_nothing_is_relayed_unless_the_config_says_so() {
     let DevMesh(_server, _mesh, [alices]) = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
     let mut a = launch_cmd(&alices, &["-y"]).launch().await;
     assert_eq!(a.initialized["experimental"], json!(["claude/channel"]));
@@ -1313,5 +1313,20 @@ async fn without_relay_permissions_nothing_is_relayed() {
                   "description": "", "input_preview": "{}"}}),
     );
     a.expect("permission_request_skipped").await;
+    assert_eq!(a.exit(0).await.code, 0);
+
+    // The config's setting makes it the default.
+    let mut config = alices.config_json();
+    config["settings"] = json!({"relay_permissions": true});
+    std::fs::write(alices.config_path(), config.to_string()).expect("write config.json");
+    let a = launch_cmd(&alices, &["-y"]).launch().await;
+    assert_eq!(
+        sorted_strings(&a.initialized["experimental"]),
+        ["claude/channel", "claude/channel/permission"]
+    );
+    assert_eq!(
+        a.args["options"]["permission-prompt-tool"],
+        "mcp__claudemesh__permission_prompt"
+    );
     assert_eq!(a.exit(0).await.code, 0);
 }
