@@ -288,6 +288,17 @@ impl<'a> MeshSession<'a> {
     /// rather than lost (it has been acknowledged).
     pub async fn close(self, out: &Output) {
         for message in self.close_collecting().await {
+            if matches!(
+                claudemesh_api::permission::Payload::parse(&message.text),
+                Some(claudemesh_api::permission::Payload::PermissionRequest(_))
+            ) {
+                // Not acknowledged: it stays for `inbox` and `approve`.
+                out.warn(format!(
+                    "A permission request of {} is waiting: `claudemesh inbox` shows it",
+                    message.from.display_name
+                ));
+                continue;
+            }
             out.warn(format!(
                 "A message reached this session meanwhile: {}",
                 one_line(&message)

@@ -109,6 +109,11 @@ async fn read(out: &Output, server: &str, mesh: &JoinedMesh, config_dir: &Path) 
                 Err(_quiet) => break,
                 Ok(Some(Event::Message(message))) => {
                     let request = relay::take_request(&message, server, mesh, config_dir);
+                    if relay::is_request(&message) {
+                        // Shown (and, when ours, kept for `approve`): the
+                        // client leaves requests for us to acknowledge.
+                        let _ = session.client.ack(vec![message.id.clone()]);
+                    }
                     if !out.json {
                         out.data(shown(&message, request.as_ref()));
                     }
@@ -194,6 +199,11 @@ async fn follow(
         match event {
             Some(Event::Message(message)) => {
                 let request = relay::take_request(&message, server, mesh, config_dir);
+                if relay::is_request(&message) {
+                    // Shown (and, when ours, kept for `approve`): the client
+                    // leaves requests for us to acknowledge.
+                    let _ = session.client.ack(vec![message.id.clone()]);
+                }
                 if !print(out, &message, request.as_ref()) {
                     // Nothing reads stdout any more (`| head -1`): done.
                     session.close(out).await;

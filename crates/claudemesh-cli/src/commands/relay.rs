@@ -40,6 +40,15 @@ pub fn take_request(
     Some(pending)
 }
 
+/// Whether a message is a permission request (from anyone): the client
+/// leaves those for the command that shows or keeps them to acknowledge.
+pub fn is_request(message: &Received) -> bool {
+    matches!(
+        Payload::parse(&message.text),
+        Some(Payload::PermissionRequest(_))
+    )
+}
+
 /// A pending request for people, with the commands that answer it:
 ///
 /// ```text

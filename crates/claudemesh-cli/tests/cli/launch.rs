@@ -1055,12 +1055,13 @@ async fn a_relayed_permission_prompt_is_answered_by_its_owner_only_and_once() {
 
     // Claude Code would ask at the terminal: the prompt reaches Alice's
     // laptop, where `inbox --follow` shows it with what to run to answer.
-    let mut follow = alices_laptop.cmd(["inbox", "--follow"]).stream();
-    follow
-        .stderr_where("that it listens", |l| l.starts_with("✔ Connected to dev"))
-        .await;
     a.ask_permission("tbxkq", "Bash", "List the files").await;
     a.ask_permission("abcde", "Write", "Write notes.md").await;
+    a.until_logged("relayed permission request tbxkq").await;
+    a.until_logged("relayed permission request abcde").await;
+    // A one-off command on the laptop does not take them from the broker.
+    alices_laptop.cmd(["peers"]).run().await.expect_code(0);
+    let mut follow = alices_laptop.cmd(["inbox", "--follow"]).stream();
     let mut shown = String::new();
     for _ in 0..8 {
         shown.push_str(&follow.stdout_line("the two requests").await);
@@ -1083,9 +1084,10 @@ async fn a_relayed_permission_prompt_is_answered_by_its_owner_only_and_once() {
             format!("  claudemesh approve {id} --mesh dev   |   claudemesh deny {id} --mesh dev")
         );
     }
-    // `inbox --follow` took them from the broker; `approve` answers from
-    // what it kept on the laptop.
-    drop(follow);
+    // `inbox --follow` took them from the broker (Ctrl-C ends it cleanly);
+    // `approve` answers from what it kept on the laptop.
+    follow.signal("INT");
+    assert_eq!(follow.finish().await.0, 0);
 
     // Bob has no say over Alice's sessions: his verdict, however signed, is
     // dropped. A verdict of Alice's key for another session, and one that
