@@ -108,10 +108,13 @@ impl Relay {
         input_preview: &str,
         waiter: Option<oneshot::Sender<Answer>>,
     ) -> Result<(), String> {
-        let client = self
-            .link
-            .client()
-            .ok_or("this session is not connected to the mesh right now")?;
+        let Some(client) = self.link.client() else {
+            let why = "this session is not connected to the mesh right now";
+            self.log.line(&format!(
+                "could not relay permission request {request_id}: {why}"
+            ));
+            return Err(why.to_owned());
+        };
         let expires_at = now_ms() + self.ttl_ms;
         let request = PermissionRequest {
             request_id: request_id.to_owned(),

@@ -1332,3 +1332,49 @@ async fn without_relay_permissions_nothing_is_relayed_unless_the_config_says_so(
     );
     assert_eq!(a.exit(0).await.code, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_for_a_session_that_is_gone_says_so() {
+    let DevMesh(server, mesh, [alices]) = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
+    let alices_laptop = Cli::joined(&server, &mesh, mesh.member("Alice")).await;
+    let mut a = launch_cmd(&alices, &["-y", "--relay-permissions"])
+        .launch()
+        .await;
+    a.until_connected().await;
+    let session_key = a.session_key();
+    a.ask_permission("mnopq", "Bash", "Deploy").await;
+    a.until_logged("relayed permission request mnopq").await;
+    let inbox = alices_laptop.cmd(["inbox"]).run().await.expect_code(0);
+    assert!(
+        inbox.stdout.contains("(permission mnopq, "),
+        "{}",
+        inbox.stdout
+    );
+    assert_eq!(a.exit(0).await.code, 0);
+    // Until the broker has seen the session go.
+    let deadline = tokio::time::Instant::now() + SAFETY_LIMIT;
+    loop {
+        let peers = alices_laptop
+            .cmd(["peers", "--json"])
+            .run()
+            .await
+            .expect_code(0)
+            .stdout_json();
+        let listed = peers["peers"]
+            .as_array()
+            .expect("peers")
+            .iter()
+            .any(|p| p["session_key"] == session_key.as_str());
+        if !listed {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{peers}");
+    }
+    alices_laptop
+        .cmd(["approve", "mnopq"])
+        .says(
+            5,
+            "✘ The session that asked (Alice) is no longer connected to dev\n",
+        )
+        .await;
+}
