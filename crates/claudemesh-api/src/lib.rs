@@ -9,6 +9,7 @@ pub mod broker;
 pub mod e2e;
 pub mod error;
 pub mod mesh_log;
+pub mod permission;
 pub mod rules;
 mod secret;
 pub mod slug;

@@ -216,6 +216,9 @@ wire! {
         /// `log tail` and `log verify`.
         LogTail,
         LogVerify,
+        /// `approve` and `deny` (a relayed permission prompt).
+        Approve,
+        Deny,
         /// A word that is no command (its text is not sent).
         Unknown,
     }

@@ -170,3 +170,26 @@ proptest! {
         prop_assert!(!e2e::verify(&key, b"message", &keybox.sealed));
     }
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Any message text is a relayed permission payload or an ordinary
+    /// message, never a panic; a payload parses back to itself.
+    #[test]
+    fn any_text_is_a_permission_payload_or_an_ordinary_message(text in ".{0,300}") {
+        if let Some(payload) = claudemesh_api::permission::Payload::parse(&text) {
+            prop_assert_eq!(claudemesh_api::permission::Payload::parse(&payload.to_text()), Some(payload));
+        }
+    }
+
+    #[test]
+    fn json_shaped_permission_payloads_never_panic(kind in "(permission_request|permission_verdict|permission_outcome|x)", id in "[a-z]{0,6}", key in "[0-9a-f]{0,66}", signature in "[0-9a-f]{0,130}", behavior in "(allow|deny|maybe)") {
+        let text = format!(
+            r#"{{"claudemesh":"{kind}","request_id":"{id}","session_key":"{key}","behavior":"{behavior}","signature":"{signature}","tool_name":"Bash","description":"","input_preview":"{{}}","expires_at":1,"outcome":"applied"}}"#
+        );
+        if let Some(claudemesh_api::permission::Payload::PermissionVerdict(verdict)) = claudemesh_api::permission::Payload::parse(&text) {
+            prop_assert!(!verdict.signed_by(&KeyPair::from_seed(&[3; 32]).public_hex(), "msh_1"));
+        }
+    }
+}

@@ -38,6 +38,17 @@
 //! - `{"wait": "notification", "timeout_ms": N}` → the next
 //!   `notifications/claude/channel` received, `{"event":"notification",
 //!   "params":...}` with its params exactly as sent, or `{"event":"timeout"}`;
+//! - `{"permission_request": {"request_id":…, "tool_name":…, "description":…,
+//!   "input_preview":…}}` → sends it to the server as
+//!   `notifications/claude/channel/permission_request`, as Claude Code does
+//!   when it would ask the person at the terminal, and reports
+//!   `{"event":"permission_request_sent"}`, or
+//!   `{"event":"permission_request_skipped","why":…}` when Claude Code would
+//!   not relay to this server (not a channel, or no
+//!   `experimental["claude/channel/permission"]` capability);
+//! - `{"wait": "permission", "timeout_ms": N}` → the next
+//!   `notifications/claude/channel/permission` verdict received from such a
+//!   server, `{"event":"permission","params":...}`, or `{"event":"timeout"}`;
 //! - `{"exit": CODE}` → stops the MCP server as Claude Code does (closes its
 //!   stdin, waits, then signals it), prints `{"event":"exiting","code":..,
 //!   "mcp_stopped_after_ms":..}` and exits with CODE. End of stdin is
@@ -58,9 +69,9 @@
 )]
 
 use rmcp::model::{
-    CallToolRequestParams, ClientConfig, ClientJsonRpcMessage, ClientRequest, CustomNotification,
-    DiscoverRequest, DiscoverRequestParams, Implementation, NumberOrString, ProtocolVersion,
-    RequestMetaObject,
+    CallToolRequestParams, ClientConfig, ClientJsonRpcMessage, ClientNotification, ClientRequest,
+    CustomNotification, DiscoverRequest, DiscoverRequestParams, Implementation, NumberOrString,
+    ProtocolVersion, RequestMetaObject,
 };
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RunningService};
 use rmcp::transport::{TokioChildProcess, Transport};
@@ -77,6 +88,9 @@ use tokio::sync::{Mutex, mpsc};
 const SERVER_NAME: &str = "claudemesh";
 const CHANNEL_METHOD: &str = "notifications/claude/channel";
 const CHANNEL_CAPABILITY: &str = "claude/channel";
+const PERMISSION_CAPABILITY: &str = "claude/channel/permission";
+const PERMISSION_REQUEST_METHOD: &str = "notifications/claude/channel/permission_request";
+const PERMISSION_METHOD: &str = "notifications/claude/channel/permission";
 /// The protocol revision Claude Code asks for in `initialize`.
 const LEGACY_PROTOCOL: ProtocolVersion = ProtocolVersion::V_2025_11_25;
 /// The revision Claude Code first probes for with `server/discover`.
@@ -128,6 +142,8 @@ fn option(name: &str) -> Option<(&'static str, Takes)> {
         "--settings" => ("settings", Takes::One),
         "--setting-sources" => ("setting-sources", Takes::One),
         "--permission-mode" => ("permission-mode", Takes::One),
+        "--permission-prompt-tool" => ("permission-prompt-tool", Takes::One),
+        "--permission-prompts" => ("permission-prompts", Takes::One),
         "--system-prompt" => ("system-prompt", Takes::One),
         "--append-system-prompt" => ("append-system-prompt", Takes::One),
         "--output-format" => ("output-format", Takes::One),
@@ -285,7 +301,20 @@ struct Handler {
     /// capability (known once `initialize` has been answered).
     channel_listed: bool,
     channel_declared: Arc<AtomicBool>,
+    /// Whether the server declared `claude/channel/permission`.
+    permission_declared: Arc<AtomicBool>,
     notifications: mpsc::UnboundedSender<Value>,
+    verdicts: mpsc::UnboundedSender<Value>,
+}
+
+impl Handler {
+    /// Whether Claude Code would relay permission prompts to this server
+    /// and take its verdicts.
+    fn relays_permissions(&self) -> bool {
+        self.channel_listed
+            && self.channel_declared.load(Ordering::SeqCst)
+            && self.permission_declared.load(Ordering::SeqCst)
+    }
 }
 
 impl ClientHandler for Handler {
@@ -300,6 +329,10 @@ impl ClientHandler for Handler {
         {
             let _ = self
                 .notifications
+                .send(notification.params.unwrap_or(Value::Null));
+        } else if notification.method == PERMISSION_METHOD && self.relays_permissions() {
+            let _ = self
+                .verdicts
                 .send(notification.params.unwrap_or(Value::Null));
         }
     }
@@ -362,6 +395,7 @@ type Client = RunningService<RoleClient, Handler>;
 async fn start_server(
     parsed: &Parsed,
     notifications: mpsc::UnboundedSender<Value>,
+    verdicts: mpsc::UnboundedSender<Value>,
 ) -> Result<Client, String> {
     let configs = parsed.values("mcp-config");
     if configs.is_empty() {
@@ -387,6 +421,7 @@ async fn start_server(
         TokioChildProcess::new(child).map_err(|err| format!("cannot start {command}: {err}"))?;
     let modern = offers_modern(&mut transport).await?;
     let declared = Arc::new(AtomicBool::new(false));
+    let permission_declared = Arc::new(AtomicBool::new(false));
     let handler = Handler {
         channel_listed: !modern
             && parsed
@@ -394,7 +429,9 @@ async fn start_server(
                 .iter()
                 .any(|c| *c == format!("server:{SERVER_NAME}")),
         channel_declared: Arc::clone(&declared),
+        permission_declared: Arc::clone(&permission_declared),
         notifications,
+        verdicts,
     };
     let lifecycle = if modern {
         ClientLifecycleMode::Discover {
@@ -420,6 +457,10 @@ async fn start_server(
         .unwrap_or_default();
     declared.store(
         experimental.iter().any(|k| k == CHANNEL_CAPABILITY),
+        Ordering::SeqCst,
+    );
+    permission_declared.store(
+        experimental.iter().any(|k| k == PERMISSION_CAPABILITY),
         Ordering::SeqCst,
     );
     emit(json!({
@@ -482,6 +523,26 @@ async fn call(client: Option<&Client>, tool: &str, args: Value) -> Value {
     }
 }
 
+/// Sends a permission request to the server as Claude Code does, if Claude
+/// Code would relay to it.
+async fn permission_request(client: Option<&Client>, params: Value) -> Value {
+    let Some(client) = client else {
+        return json!({"event": "permission_request_skipped", "why": "no MCP server is running"});
+    };
+    if !client.service().relays_permissions() {
+        return json!({"event": "permission_request_skipped",
+                      "why": "the server is not a channel that declares claude/channel/permission"});
+    }
+    let notification = CustomNotification::new(PERMISSION_REQUEST_METHOD, Some(params));
+    match client
+        .send_notification(ClientNotification::CustomNotification(notification))
+        .await
+    {
+        Ok(()) => json!({"event": "permission_request_sent"}),
+        Err(err) => json!({"event": "permission_request_skipped", "why": err.to_string()}),
+    }
+}
+
 /// Stops the MCP server as Claude Code does, then exits.
 async fn exit(client: Option<Client>, code: i32) -> ! {
     let mut stopped_after = Value::Null;
@@ -530,7 +591,9 @@ async fn main() {
 
     let (notify_tx, notifications) = mpsc::unbounded_channel();
     let notifications = Mutex::new(notifications);
-    let client = match start_server(&parsed, notify_tx).await {
+    let (verdict_tx, verdicts) = mpsc::unbounded_channel();
+    let verdicts = Mutex::new(verdicts);
+    let client = match start_server(&parsed, notify_tx, verdict_tx).await {
         Ok(client) => Some(client),
         Err(message) => {
             emit(json!({"event": "mcp_error", "message": message}));
@@ -570,6 +633,15 @@ async fn main() {
                 Ok(Some(params)) => emit(json!({"event": "notification", "params": params})),
                 _ => emit(json!({"event": "timeout"})),
             }
+        } else if command.get("wait").and_then(Value::as_str) == Some("permission") {
+            let limit = Duration::from_millis(command["timeout_ms"].as_u64().unwrap_or(10_000));
+            let mut queue = verdicts.lock().await;
+            match tokio::time::timeout(limit, queue.recv()).await {
+                Ok(Some(params)) => emit(json!({"event": "permission", "params": params})),
+                _ => emit(json!({"event": "timeout"})),
+            }
+        } else if let Some(request) = command.get("permission_request") {
+            emit(permission_request(client.as_ref(), request.clone()).await);
         } else if let Some(code) = command.get("exit").and_then(Value::as_i64) {
             exit(client, i32::try_from(code).unwrap_or(1)).await;
         } else {

@@ -61,6 +61,27 @@ pub enum Command {
     Launch(LaunchArgs),
     #[command(hide = true)]
     Mcp(McpArgs),
+    // Permission prompts relayed to their owner (issue 18).
+    /// Allow a tool use a launched session of yours asks about (launch --relay-permissions)
+    ///
+    /// The request reaches your other sessions and machines (`inbox` shows
+    /// it, with its five-letter id); the verdict is signed with this
+    /// machine's member key and goes to the session that asked, which
+    /// checks it. The first answer wins. An unknown id is exit 5; an
+    /// expired or already answered request exit 6; the asking session gone,
+    /// exit 5.
+    ///
+    /// Examples:
+    ///   claudemesh approve tbxkq
+    ///   claudemesh approve tbxkq --mesh platform-team
+    #[command(verbatim_doc_comment)]
+    Approve(AnswerArgs),
+    /// Refuse a tool use a launched session of yours asks about (see `approve`)
+    ///
+    /// Examples:
+    ///   claudemesh deny tbxkq --mesh platform-team
+    #[command(verbatim_doc_comment)]
+    Deny(AnswerArgs),
     Doctor(DoctorArgs),
     Completions(CompletionsArgs),
     Telemetry(TelemetryArgs),
@@ -139,7 +160,7 @@ pub enum Command {
 ///   claudemesh launch --mesh platform-team -y -- "review the open pull requests"
 ///   claudemesh launch --continue --message-mode inbox
 ///   claudemesh launch --caps dm,presence      (this session cannot broadcast)
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 #[command(verbatim_doc_comment)]
 pub struct LaunchArgs {
     /// The mesh to launch in (its slug); the same as --mesh
@@ -186,6 +207,10 @@ pub struct LaunchArgs {
     #[arg(long, value_enum, value_name = "a,b", value_delimiter = ',')]
     pub caps: Vec<RightArg>,
 
+    /// Relay Claude Code's permission prompts to your other sessions and machines, answered with `claudemesh approve`/`deny` [default: the config's relay_permissions setting, else off]
+    #[arg(long)]
+    pub relay_permissions: bool,
+
     /// Arguments for Claude Code (after `--`)
     #[arg(last = true, value_name = "CLAUDE-ARGS")]
     pub claude_args: Vec<String>,
@@ -197,6 +222,22 @@ pub struct McpArgs {
     /// Narrow the launched session's rights further (see `launch --caps`)
     #[arg(long, value_enum, value_name = "a,b", value_delimiter = ',')]
     pub caps: Vec<RightArg>,
+
+    /// Relay Claude Code's permission prompts to the member's other sessions (see `launch --relay-permissions`)
+    #[arg(long)]
+    pub relay_permissions: bool,
+}
+
+/// `approve` and `deny`.
+#[derive(Debug, Args)]
+pub struct AnswerArgs {
+    /// The request's id: five letters, as `inbox` shows it
+    #[arg(value_name = "REQUEST_ID")]
+    pub request_id: String,
+
+    /// The mesh's slug [default: the one mesh joined on this machine]
+    #[arg(long, value_name = "SLUG")]
+    pub mesh: Option<String>,
 }
 
 /// A right a session may be limited to (`launch --caps`).

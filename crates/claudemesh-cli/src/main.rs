@@ -34,6 +34,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use cli::{Cli, Command};
 use commands::mesh_log;
+use commands::{approve, relay::Behavior};
 use commands::{
     completions, create, doctor, grants, inbox, invite, join, launch, leave, list, login, logout,
     man_pages, members, mesh, peers, send, sync, telemetry as telemetry_command, whoami,
@@ -89,6 +90,9 @@ fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
         Some(Command::Inbox(args)) => inbox::run(&args, ctx),
         Some(Command::Launch(args)) => launch::run(&args, ctx),
         Some(Command::Mcp(args)) => mcp::run(&args, ctx),
+        // Permission prompts relayed to their owner (issue 18).
+        Some(Command::Approve(args)) => approve::run(&args, Behavior::Allow, ctx),
+        Some(Command::Deny(args)) => approve::run(&args, Behavior::Deny, ctx),
         Some(Command::Doctor(args)) => doctor::run(&args, ctx),
         Some(Command::Completions(args)) => completions::run(&args),
         Some(Command::ManPages(args)) => man_pages::run(&args),

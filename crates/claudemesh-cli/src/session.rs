@@ -39,19 +39,23 @@ pub enum SessionKind {
     OneOff,
     /// `inbox --follow`: connected until stopped.
     Follower,
+    /// `approve`/`deny`: a one-off command that acknowledges only the
+    /// permission requests it takes, so other messages still wait for
+    /// `inbox`.
+    Answer,
 }
 
 impl SessionKind {
     pub fn role(self) -> &'static str {
         match self {
-            Self::OneOff => ONE_OFF_ROLE,
+            Self::OneOff | Self::Answer => ONE_OFF_ROLE,
             Self::Follower => FOLLOWER_ROLE,
         }
     }
 
     pub fn lifetime(self) -> Duration {
         match self {
-            Self::OneOff => SHORT_LIFETIME,
+            Self::OneOff | Self::Answer => SHORT_LIFETIME,
             Self::Follower => FOLLOW_LIFETIME,
         }
     }
@@ -241,16 +245,21 @@ impl<'a> MeshSession<'a> {
             role: kind.role().to_owned(),
             ..Presence::default()
         };
-        let client =
-            tokio::time::timeout(CONNECT_WITHIN, Client::connect(server, identity, presence))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(ClientError::Connection(format!(
-                        "no welcome within {} seconds",
-                        CONNECT_WITHIN.as_secs()
-                    )))
-                })
-                .map_err(|err| CliError::from_broker(&err, server, &mesh.slug))?;
+        let options = claudemesh_client::Options {
+            ack_on_receipt: kind != SessionKind::Answer,
+        };
+        let client = tokio::time::timeout(
+            CONNECT_WITHIN,
+            Client::connect_with(server, identity, presence, options),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(ClientError::Connection(format!(
+                "no welcome within {} seconds",
+                CONNECT_WITHIN.as_secs()
+            )))
+        })
+        .map_err(|err| CliError::from_broker(&err, server, &mesh.slug))?;
         Ok(Self {
             client,
             mesh,
@@ -279,6 +288,17 @@ impl<'a> MeshSession<'a> {
     /// rather than lost (it has been acknowledged).
     pub async fn close(self, out: &Output) {
         for message in self.close_collecting().await {
+            if matches!(
+                claudemesh_api::permission::Payload::parse(&message.text),
+                Some(claudemesh_api::permission::Payload::PermissionRequest(_))
+            ) {
+                // Not acknowledged: it stays for `inbox` and `approve`.
+                out.warn(format!(
+                    "A permission request of {} is waiting: `claudemesh inbox` shows it",
+                    message.from.display_name
+                ));
+                continue;
+            }
             out.warn(format!(
                 "A message reached this session meanwhile: {}",
                 one_line(&message)

@@ -201,6 +201,8 @@ pub struct Options {
     /// default). Off, the caller acknowledges with [`Client::ack`] once the
     /// message is really handled (read by a person, shown to a model); until
     /// then the broker keeps it for the next session of this member.
+    /// Relayed permission requests are never acknowledged on receipt (the
+    /// caller that keeps one acknowledges it).
     pub ack_on_receipt: bool,
 }
 
@@ -327,6 +329,7 @@ impl Client {
             pending: HashMap::new(),
             seen: SeenIds::default(),
             ack_on_receipt: options.ack_on_receipt,
+            held: HashSet::new(),
             attested: HashSet::new(),
             opening: HashMap::new(),
         };
@@ -609,6 +612,9 @@ struct Task {
     pending: HashMap<u64, oneshot::Sender<Result<ServerFrame, ClientError>>>,
     seen: SeenIds,
     ack_on_receipt: bool,
+    /// Permission requests received and left for the caller to
+    /// acknowledge (see [`held_for_the_caller`]).
+    held: HashSet<String>,
     /// Attestations already verified: (session key, member key, expiry,
     /// signature), all of what the signature covers or proves.
     attested: HashSet<(String, String, i64, String, Option<String>)>,
@@ -734,7 +740,7 @@ impl Task {
                 let id = envelope.id.clone();
                 if !self.seen.first_time(&id) {
                     // A repeat: acknowledged now if the first copy was.
-                    return if self.ack_on_receipt {
+                    return if self.ack_on_receipt && !self.held.contains(&id) {
                         vec![id]
                     } else {
                         Vec::new()
@@ -757,8 +763,15 @@ impl Task {
                 };
                 // A message that fails its checks is never worth keeping.
                 let rejected = matches!(event, Event::Rejected { .. });
+                let held = matches!(&event, Event::Message(m) if held_for_the_caller(&m.text));
+                if held {
+                    if self.held.len() > 10_000 {
+                        self.held.clear();
+                    }
+                    self.held.insert(id.clone());
+                }
                 let _ = self.events.send(event);
-                if self.ack_on_receipt || rejected {
+                if (self.ack_on_receipt && !held) || rejected {
                     vec![id]
                 } else {
                     Vec::new()
@@ -865,6 +878,17 @@ impl Task {
         e2e::open_with(&self.opening[&cache_key], &envelope.body, &envelope.key)
             .map_err(|err| err.to_string())
     }
+}
+
+/// A relayed permission request is acknowledged by the command that keeps
+/// it for its owner to answer (`inbox`, `approve`), never on receipt: a
+/// one-off `peers` or `send` on the same machine must not take it from the
+/// broker (a message sealed for a machine key goes to one of its sessions).
+fn held_for_the_caller(text: &str) -> bool {
+    matches!(
+        claudemesh_api::permission::Payload::parse(text),
+        Some(claudemesh_api::permission::Payload::PermissionRequest(_))
+    )
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 //! was acknowledged is not lost), `--follow` one object per line as each
 //! arrives.
 
+use super::relay;
 use crate::base::exit::CliResult;
 use crate::base::output::{Mark, Output};
 use crate::base::when;
@@ -17,11 +18,13 @@ use crate::cli::InboxArgs;
 use crate::context::Context;
 use crate::session::{self, Interrupt, MeshSession, SessionKind};
 use crate::stores::config_store::JoinedMesh;
+use crate::stores::permission_requests::Pending;
 use claudemesh_api::broker::{BrokerErrorCode, MessageKind, Peer, Priority};
 use claudemesh_client::{Event, Received};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::Write;
+use std::path::Path;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -45,6 +48,10 @@ struct MessageJson<'a> {
     priority: Priority,
     sent_at: &'a str,
     text: &'a str,
+    /// A permission request of one of your launched sessions, as
+    /// [`relay::json`] shows it (the text is then its JSON payload).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    permission_request: Option<serde_json::Value>,
 }
 
 #[derive(Serialize)]
@@ -68,6 +75,7 @@ impl<'a> From<&'a Received> for MessageJson<'a> {
             priority: message.priority,
             sent_at: &message.sent_at,
             text: &message.text,
+            permission_request: None,
         }
     }
 }
@@ -76,17 +84,23 @@ pub fn run(args: &InboxArgs, ctx: &Context) -> CliResult<()> {
     let (account, mesh) = session::account_and_mesh(ctx, args.mesh.as_deref(), "inbox")?;
     let runtime = session::runtime()?;
     if args.follow {
-        runtime.block_on(follow(&ctx.out, &account.server, &mesh, args.verbose))
+        runtime.block_on(follow(
+            &ctx.out,
+            &account.server,
+            &mesh,
+            &ctx.config_dir,
+            args.verbose,
+        ))
     } else {
-        runtime.block_on(read(&ctx.out, &account.server, &mesh))
+        runtime.block_on(read(&ctx.out, &account.server, &mesh, &ctx.config_dir))
     }
 }
 
 /// What is waiting, and what comes until things are quiet.
-async fn read(out: &Output, server: &str, mesh: &JoinedMesh) -> CliResult<()> {
+async fn read(out: &Output, server: &str, mesh: &JoinedMesh, config_dir: &Path) -> CliResult<()> {
     let mut interrupt = Interrupt::listen()?;
     let session = MeshSession::connect(server, mesh, SessionKind::OneOff).await?;
-    let mut received: Vec<Received> = Vec::new();
+    let mut received: Vec<(Received, Option<Pending>)> = Vec::new();
     let mut failure = None;
     let mut quiet_from = Instant::now() + QUIET;
     loop {
@@ -94,10 +108,16 @@ async fn read(out: &Output, server: &str, mesh: &JoinedMesh) -> CliResult<()> {
             event = tokio::time::timeout_at(quiet_from, session.client.next_event()) => match event {
                 Err(_quiet) => break,
                 Ok(Some(Event::Message(message))) => {
-                    if !out.json {
-                        out.data(block(&message));
+                    let request = relay::take_request(&message, server, mesh, config_dir);
+                    if relay::is_request(&message) {
+                        // Shown (and, when ours, kept for `approve`): the
+                        // client leaves requests for us to acknowledge.
+                        let _ = session.client.ack(vec![message.id.clone()]);
                     }
-                    received.push(message);
+                    if !out.json {
+                        out.data(shown(&message, request.as_ref()));
+                    }
+                    received.push((message, request));
                     quiet_from = Instant::now() + QUIET;
                 }
                 Ok(Some(Event::Rejected { reason, .. })) => out.warn(rejected(&reason)),
@@ -116,16 +136,20 @@ async fn read(out: &Output, server: &str, mesh: &JoinedMesh) -> CliResult<()> {
     }
     if failure.is_none() {
         for message in session.close_collecting().await {
+            let request = relay::take_request(&message, server, mesh, config_dir);
             if !out.json {
-                out.data(block(&message));
+                out.data(shown(&message, request.as_ref()));
             }
-            received.push(message);
+            received.push((message, request));
         }
     }
     if out.json {
         out.json(&InboxJson {
             mesh: &mesh.slug,
-            messages: received.iter().map(MessageJson::from).collect(),
+            messages: received
+                .iter()
+                .map(|(message, request)| with_request(message, request.as_ref()))
+                .collect(),
         });
     } else if received.is_empty() {
         out.line(format!("No new messages in {}.", mesh.slug));
@@ -142,7 +166,13 @@ async fn read(out: &Output, server: &str, mesh: &JoinedMesh) -> CliResult<()> {
 
 /// Every message as it comes, until Ctrl-C or the connection ends; on
 /// stderr, the sessions that come and go (see [`worth_showing`]).
-async fn follow(out: &Output, server: &str, mesh: &JoinedMesh, verbose: bool) -> CliResult<()> {
+async fn follow(
+    out: &Output,
+    server: &str,
+    mesh: &JoinedMesh,
+    config_dir: &Path,
+    verbose: bool,
+) -> CliResult<()> {
     let mut interrupt = Interrupt::listen()?;
     let mut session = MeshSession::connect(server, mesh, SessionKind::Follower).await?;
     let me = session.client.welcome().member_id.clone();
@@ -157,7 +187,8 @@ async fn follow(out: &Output, server: &str, mesh: &JoinedMesh, verbose: bool) ->
             event = session.client.next_event() => event,
             () = interrupt.recv() => {
                 for message in session.close_collecting().await {
-                    if !print(out, &message) {
+                    let request = relay::take_request(&message, server, mesh, config_dir);
+                    if !print(out, &message, request.as_ref()) {
                         break;
                     }
                 }
@@ -167,7 +198,13 @@ async fn follow(out: &Output, server: &str, mesh: &JoinedMesh, verbose: bool) ->
         };
         match event {
             Some(Event::Message(message)) => {
-                if !print(out, &message) {
+                let request = relay::take_request(&message, server, mesh, config_dir);
+                if relay::is_request(&message) {
+                    // Shown (and, when ours, kept for `approve`): the client
+                    // leaves requests for us to acknowledge.
+                    let _ = session.client.ack(vec![message.id.clone()]);
+                }
+                if !print(out, &message, request.as_ref()) {
                     // Nothing reads stdout any more (`| head -1`): done.
                     session.close(out).await;
                     return Ok(());
@@ -255,17 +292,33 @@ fn rejected(reason: &str) -> String {
 
 /// Prints one message on stdout as it comes (a JSON line with `--json`);
 /// false once stdout is gone.
-fn print(out: &Output, message: &Received) -> bool {
+fn print(out: &Output, message: &Received, request: Option<&Pending>) -> bool {
     let text = if out.json {
-        match serde_json::to_string(&MessageJson::from(message)) {
+        match serde_json::to_string(&with_request(message, request)) {
             Ok(line) => format!("{line}\n"),
             Err(_) => return true,
         }
     } else {
-        block(message)
+        shown(message, request)
     };
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(text.as_bytes()).is_ok() && stdout.flush().is_ok()
+}
+
+/// A message as `--json` prints it, with the permission request it carries.
+fn with_request<'a>(message: &'a Received, request: Option<&Pending>) -> MessageJson<'a> {
+    let mut json = MessageJson::from(message);
+    json.permission_request = request.map(relay::json);
+    json
+}
+
+/// A message for people: a permission request as [`relay::render`] shows
+/// it (with the commands that answer it), anything else as a [`block`].
+fn shown(message: &Received, request: Option<&Pending>) -> String {
+    match request {
+        Some(pending) => relay::render(pending),
+        None => block(message),
+    }
 }
 
 /// A message for people:

@@ -45,6 +45,8 @@ const ATTEST_FOR_MS: i64 = 23 * 60 * 60 * 1000;
 pub const CLAUDE_BIN_ENV: &str = "CLAUDEMESH_CLAUDE_BIN";
 /// What Claude Code's environment says about the session.
 pub const DISPLAY_NAME_ENV: &str = "CLAUDEMESH_DISPLAY_NAME";
+/// The MCP tool Claude Code asks in print mode with `--relay-permissions`.
+pub const PERMISSION_PROMPT_TOOL: &str = "mcp__claudemesh__permission_prompt";
 
 pub fn run(args: &LaunchArgs, ctx: &Context) -> CliResult<()> {
     let interactive = std::io::stdin().is_terminal() && ctx.out.stderr_is_terminal() && !args.yes;
@@ -85,6 +87,7 @@ pub fn default_args() -> LaunchArgs {
         continue_: false,
         yes: true,
         caps: Vec::new(),
+        relay_permissions: false,
         claude_args: Vec::new(),
     }
 }
@@ -324,6 +327,11 @@ pub fn claude_args(mcp_config: &Path, args: &LaunchArgs) -> Vec<String> {
         format!("--mcp-config={}", mcp_config.display()),
         format!("--dangerously-load-development-channels=server:{MCP_SERVER_NAME}"),
     ]);
+    if args.relay_permissions {
+        // Print mode asks this tool instead of a person (interactive
+        // sessions relay through the channel capability instead).
+        argv.push(format!("--permission-prompt-tool={PERMISSION_PROMPT_TOOL}"));
+    }
     if let Some(after) = after {
         argv.push("--".to_owned());
         argv.extend(after.iter().cloned());
@@ -347,7 +355,20 @@ fn start(ctx: &Context, plan: &Plan, claude: &Path, args: &LaunchArgs) -> CliRes
     let file = session_file(plan, args.message_mode)?;
     let exe = std::env::current_exe()
         .map_err(|err| CliError::failure(format!("Cannot find the claudemesh binary: {err}")))?;
-    let dir = SessionDir::create(&ctx.config_dir, &file, &exe)?;
+    // `--relay-permissions`, or the config's setting.
+    let relay = args.relay_permissions || ctx.config().load(&ctx.out)?.settings.relay_permissions;
+    let args = &LaunchArgs {
+        relay_permissions: relay,
+        ..args.clone()
+    };
+    let mcp_args: &[&str] = if relay { &["--relay-permissions"] } else { &[] };
+    let dir = SessionDir::create_with_args(&ctx.config_dir, &file, &exe, mcp_args)?;
+    if relay {
+        ctx.out.line(format!(
+            "Permission prompts are relayed to your other sessions: answer with `claudemesh approve ID --mesh {}`",
+            plan.mesh.slug
+        ));
+    }
     ctx.out.success(format!(
         "Launching Claude Code in {} as {}",
         plan.mesh.slug, plan.display_name
@@ -550,6 +571,30 @@ mod tests {
                 assert!(!text.contains(old), "{doc} still shows `{old}`");
             }
         }
+    }
+
+    #[test]
+    fn relaying_permissions_names_the_prompt_tool_before_the_prompt() {
+        let args = launch(&[
+            "claudemesh",
+            "launch",
+            "--relay-permissions",
+            "--",
+            "-p",
+            "--",
+            "deploy",
+        ]);
+        assert_eq!(
+            claude_args(Path::new("/s/mcp.json"), &args),
+            [
+                "-p",
+                "--mcp-config=/s/mcp.json",
+                "--dangerously-load-development-channels=server:claudemesh",
+                "--permission-prompt-tool=mcp__claudemesh__permission_prompt",
+                "--",
+                "deploy"
+            ]
+        );
     }
 
     #[test]

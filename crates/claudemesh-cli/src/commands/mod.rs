@@ -3,6 +3,7 @@
 //! other's steps (`launch` signs in and joins as `login` and `join` do);
 //! `main` picks the one to run.
 
+pub mod approve;
 pub mod completions;
 pub mod create;
 pub mod doctor;
@@ -20,6 +21,7 @@ pub mod members;
 pub mod mesh;
 pub mod mesh_log;
 pub mod peers;
+pub mod relay;
 pub mod send;
 pub mod sync;
 pub mod telemetry;

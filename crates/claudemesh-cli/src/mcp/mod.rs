@@ -9,13 +9,17 @@
 //!   every `meta` value a string, since Claude Code drops a notification
 //!   with any other), or as one-line notices, or not at all
 //!   ([`crate::stores::session_dir::MessageMode`]);
-//! - the broker connection, made in the background and kept ([`link`]).
+//! - the broker connection, made in the background and kept ([`link`]);
+//! - with `--relay-permissions`, Claude Code's permission prompts relayed
+//!   to the member's other sessions and the signed verdicts checked
+//!   ([`relay`]).
 //!
 //! stdout carries MCP frames and nothing else; the log goes to stderr
 //! (Claude Code keeps it) and to `mcp.log` in the session directory.
 
 mod link;
 mod log;
+mod relay;
 mod server;
 
 use crate::base::exit::{CliError, CliResult, Exit};
@@ -74,5 +78,11 @@ pub fn run(args: &crate::cli::McpArgs, ctx: &Context) -> CliResult<()> {
         .enable_all()
         .build()
         .map_err(|err| CliError::failure(format!("Could not start the async runtime: {err}")))?;
-    runtime.block_on(server::serve(session, member, log, WAIT_FOR_PEERS))
+    runtime.block_on(server::serve(
+        session,
+        member,
+        log,
+        WAIT_FOR_PEERS,
+        args.relay_permissions,
+    ))
 }

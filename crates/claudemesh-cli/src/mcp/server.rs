@@ -3,11 +3,15 @@
 
 use super::link::{Link, Notice, State};
 use super::log::Logger;
+use super::relay::{
+    Applied, PERMISSION_CAPABILITY, PERMISSION_METHOD, PERMISSION_REQUEST_METHOD, Relay,
+};
 use crate::stores::session_dir::{MessageMode, SessionFile};
 use claudemesh_api::broker::{
     BrokerErrorCode, MessageKind, Peer, PeerStatus, Priority, SessionRight,
 };
 use claudemesh_api::e2e::KeyPair;
+use claudemesh_api::permission::{self, Behavior, Payload};
 use claudemesh_client::{ClientError, Received, TargetError};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -15,6 +19,7 @@ use rmcp::model::{
     CallToolResult, ContentBlock, CustomNotification, Implementation, ProtocolVersion,
     ServerCapabilities, ServerConfig, ServerNotification,
 };
+use rmcp::service::{NotificationContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -31,17 +36,32 @@ pub async fn serve(
     member: KeyPair,
     log: Logger,
     wait_for_peers: Duration,
+    relay_permissions: bool,
 ) -> crate::base::exit::CliResult<()> {
     let log = Arc::new(log);
     let link_log = Arc::clone(&log);
     let (link, mut notices) = Link::start(session.clone(), member, move |line| link_log.line(line));
     // A moment for the broker, so the instructions can name the peers.
     link.wait_connected(wait_for_peers).await;
-    let tool_router = tools_for(session_rights(&session));
+    let mut tool_router = tools_for(session_rights(&session));
+    let session = Arc::new(session);
+    let relay = if relay_permissions {
+        Some(Arc::new(Relay::new(
+            link.clone(),
+            Arc::clone(&session),
+            Arc::clone(&log),
+        )))
+    } else {
+        // The tool Claude Code asks in print mode is offered only when the
+        // launch relays permission prompts.
+        tool_router.remove_route("permission_prompt");
+        None
+    };
     let server = MeshServer {
         link: link.clone(),
-        session: Arc::new(session),
+        session,
         unread: Arc::new(Mutex::new(Vec::new())),
+        relay: relay.clone(),
         tool_router,
     };
     let unread = Arc::clone(&server.unread);
@@ -58,6 +78,22 @@ pub async fn serve(
     let notify_link = link.clone();
     tokio::spawn(async move {
         while let Some(notice) = notices.recv().await {
+            // Relay payloads (permission requests and verdicts) are never
+            // shown to the model.
+            if let Notice::Message(message) = &notice
+                && let Some(payload) = Payload::parse(&message.text)
+            {
+                on_payload(
+                    message,
+                    payload,
+                    relay.as_deref(),
+                    &notify_link,
+                    &notify_log,
+                    &peer,
+                )
+                .await;
+                continue;
+            }
             if let Some(params) = channel_params(&notice, mode, &mesh_slug, &unread) {
                 let notification = CustomNotification::new(CHANNEL_METHOD, Some(params));
                 match peer
@@ -79,6 +115,51 @@ pub async fn serve(
     let reason = running.waiting().await;
     log.line(&format!("MCP session ended: {reason:?}"));
     Ok(())
+}
+
+/// A relay payload that arrived: a verdict is checked by the relay and, for
+/// a channel request, passed to Claude Code. A permission request from the
+/// member's own sessions (this one's copy for the machine key, or a
+/// sibling's) is left unacknowledged, so `inbox` and `approve` on this
+/// machine still get it; anything else is acknowledged and dropped.
+async fn on_payload(
+    message: &Received,
+    payload: Payload,
+    relay: Option<&Relay>,
+    link: &Link,
+    log: &Logger,
+    peer: &rmcp::Peer<RoleServer>,
+) {
+    let own_member = link
+        .client()
+        .is_some_and(|c| c.welcome().member_id == message.from.member_id);
+    match payload {
+        Payload::PermissionRequest(_) if own_member => return,
+        Payload::PermissionVerdict(verdict) => match relay {
+            Some(relay) => {
+                if let Some(Applied::Channel {
+                    request_id,
+                    behavior,
+                }) = relay.on_verdict(&message.from, verdict)
+                {
+                    let params = json!({ "request_id": request_id, "behavior": behavior.as_str() });
+                    let notification = CustomNotification::new(PERMISSION_METHOD, Some(params));
+                    if let Err(err) = peer
+                        .send_notification(ServerNotification::CustomNotification(notification))
+                        .await
+                    {
+                        log.line(&format!("could not pass a permission verdict on: {err}"));
+                    }
+                }
+            }
+            None => log.line(&format!(
+                "dropped a permission verdict from {}: this session does not relay permission prompts",
+                message.from.display_name
+            )),
+        },
+        _ => {}
+    }
+    link.handled(vec![message.id.clone()]);
 }
 
 /// What to push for a notice in this mode (`None`: nothing). Messages not
@@ -242,7 +323,34 @@ pub struct MeshServer {
     session: Arc<SessionFile>,
     /// Messages waiting for `check_messages` (inbox and off modes).
     unread: Arc<Mutex<Vec<Received>>>,
+    /// Permission prompts relayed to the member (`--relay-permissions`).
+    relay: Option<Arc<Relay>>,
     tool_router: ToolRouter<Self>,
+}
+
+/// What Claude Code passes the `--permission-prompt-tool` in print mode
+/// (`tool_name`, `input`, `tool_use_id`).
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct PermissionPromptArgs {
+    /// The tool Claude Code would use (`Bash`, `Write`, …).
+    pub tool_name: String,
+    /// Its input, returned as `updatedInput` when allowed.
+    #[serde(default)]
+    pub input: Map<String, Value>,
+    // Claude Code also passes `tool_use_id`; the relay makes its own
+    // request id, so it is taken and not used.
+}
+
+/// A claimed permission request from Claude Code's channel
+/// (`notifications/claude/channel/permission_request`).
+#[derive(Debug, Deserialize)]
+struct ChannelPermissionRequest {
+    request_id: String,
+    tool_name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    input_preview: String,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -407,6 +515,66 @@ impl MeshServer {
 
 #[tool_router(router = tool_router)]
 impl MeshServer {
+    /// Claude Code's --permission-prompt-tool (claudemesh launch --relay-permissions):
+    /// asks the member on their other sessions and machines whether this tool use
+    /// may go ahead, and answers {"behavior":"allow","updatedInput":…} or
+    /// {"behavior":"deny","message":…} (deny when no one answers in 10 minutes).
+    #[tool(name = "permission_prompt")]
+    async fn permission_prompt(
+        &self,
+        Parameters(args): Parameters<PermissionPromptArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let deny =
+            |message: String| text(json!({ "behavior": "deny", "message": message }).to_string());
+        let Some(relay) = &self.relay else {
+            return deny("This session does not relay permission prompts.".into());
+        };
+        let mut random = [0u8; permission::REQUEST_ID_LEN];
+        if getrandom::fill(&mut random).is_err() {
+            return deny("No random source for a request id.".into());
+        }
+        let request_id = permission::request_id_from(random);
+        let input = Value::Object(args.input);
+        let description = input
+            .get("description")
+            .and_then(Value::as_str)
+            .map_or_else(
+                || format!("Claude wants to use {}", args.tool_name),
+                str::to_owned,
+            );
+        let (answer_tx, answer) = tokio::sync::oneshot::channel();
+        if let Err(why) = relay
+            .ask(
+                &request_id,
+                &args.tool_name,
+                &description,
+                &permission::input_preview(&input),
+                Some(answer_tx),
+            )
+            .await
+        {
+            return deny(format!(
+                "The permission prompt could not be relayed to the member ({why})."
+            ));
+        }
+        match tokio::time::timeout(relay.ttl(), answer).await {
+            Ok(Ok(answer)) if answer.behavior == Behavior::Allow => {
+                text(json!({ "behavior": "allow", "updatedInput": input }).to_string())
+            }
+            Ok(Ok(answer)) => deny(format!(
+                "Denied by {} through claudemesh (permission {request_id}).",
+                answer.by
+            )),
+            _ => {
+                relay.give_up(&request_id);
+                deny(format!(
+                    "No answer to permission {request_id} within {} seconds.",
+                    relay.ttl().as_secs()
+                ))
+            }
+        }
+    }
+
     /// Send a message to other Claude Code sessions in the mesh. It is
     /// encrypted end to end; the server never reads it.
     #[tool(name = "send_message")]
@@ -679,10 +847,46 @@ impl ServerHandler for MeshServer {
         std::borrow::Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_11_25))
     }
 
+    /// Claude Code's permission prompts to relay (declared only with
+    /// `--relay-permissions`); anything else is ignored.
+    async fn on_custom_notification(
+        &self,
+        notification: CustomNotification,
+        _context: NotificationContext<RoleServer>,
+    ) {
+        if notification.method != PERMISSION_REQUEST_METHOD {
+            return;
+        }
+        let Some(relay) = &self.relay else { return };
+        let request: Option<ChannelPermissionRequest> = notification.params_as().ok().flatten();
+        match request {
+            Some(r) if permission::is_request_id(&r.request_id) => {
+                // Failures are logged by the relay; Claude Code's own dialog
+                // is still there to answer.
+                let _ = relay
+                    .ask(
+                        &r.request_id,
+                        &r.tool_name,
+                        &r.description,
+                        &r.input_preview,
+                        None,
+                    )
+                    .await;
+            }
+            _ => relay.malformed(&format!("{:?}", notification.params)),
+        }
+    }
+
     fn get_info(&self) -> ServerConfig {
         let mut capabilities = ServerCapabilities::builder().enable_tools().build();
         let mut experimental = std::collections::BTreeMap::new();
         experimental.insert(CHANNEL_CAPABILITY.to_owned(), Map::new());
+        if self.relay.is_some() {
+            // Claude Code's channels reference: declare this only when the
+            // channel authenticates who answers; ours checks the member
+            // key's signature on every verdict.
+            experimental.insert(PERMISSION_CAPABILITY.to_owned(), Map::new());
+        }
         capabilities.experimental = Some(experimental);
         let mut implementation = Implementation::default();
         implementation.name = "claudemesh".into();

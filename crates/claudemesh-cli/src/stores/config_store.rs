@@ -36,6 +36,24 @@ pub struct ConfigFile {
     /// Keyed by server URL (as `--api-url` / the saved login has it).
     #[serde(default)]
     pub servers: BTreeMap<String, ServerMeshes>,
+    /// This machine's settings (`"settings": {…}`), left out while default.
+    #[serde(default, skip_serializing_if = "Settings::is_default")]
+    pub settings: Settings,
+}
+
+/// Settings a person sets by editing `config.json`.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    /// `claudemesh launch` relays Claude Code's permission prompts to the
+    /// member's other sessions, as with `--relay-permissions`.
+    #[serde(default)]
+    pub relay_permissions: bool,
+}
+
+impl Settings {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 impl Default for ConfigFile {
@@ -43,6 +61,7 @@ impl Default for ConfigFile {
         Self {
             version: CONFIG_VERSION,
             servers: BTreeMap::new(),
+            settings: Settings::default(),
         }
     }
 }
@@ -320,6 +339,22 @@ mod tests {
     use super::*;
 
     const SERVER: &str = "http://127.0.0.1:3000";
+
+    #[test]
+    fn settings_are_read_kept_and_left_out_while_default() {
+        let file = parse(r#"{"version":1,"servers":{},"settings":{"relay_permissions":true}}"#)
+            .unwrap_or_else(|_| panic!("parses"));
+        assert!(file.settings.relay_permissions);
+        let text = serde_json::to_string(&file).unwrap();
+        assert!(
+            text.contains(r#""settings":{"relay_permissions":true}"#),
+            "{text}"
+        );
+        let plain = serde_json::to_string(&ConfigFile::default()).unwrap();
+        assert!(!plain.contains("settings"), "{plain}");
+        let old = parse(r#"{"version":1,"servers":{}}"#).unwrap_or_else(|_| panic!("parses"));
+        assert!(!old.settings.relay_permissions);
+    }
 
     fn summary(id: &str, slug: &str) -> MeshSummary {
         MeshSummary {

@@ -5,4 +5,5 @@
 pub mod auth_store;
 pub mod config_store;
 pub mod credential_store;
+pub mod permission_requests;
 pub mod session_dir;

@@ -103,6 +103,17 @@ pub struct SessionDir {
 impl SessionDir {
     /// Creates `<config dir>/sessions/<id>/` with its files.
     pub fn create(config_dir: &Path, session: &SessionFile, claudemesh: &Path) -> CliResult<Self> {
+        Self::create_with_args(config_dir, session, claudemesh, &[])
+    }
+
+    /// [`SessionDir::create`], with arguments for `claudemesh mcp` after
+    /// `mcp` (`--relay-permissions`).
+    pub fn create_with_args(
+        config_dir: &Path,
+        session: &SessionFile,
+        claudemesh: &Path,
+        mcp_args: &[&str],
+    ) -> CliResult<Self> {
         let sessions = config_dir.join(SESSIONS_DIR);
         let cannot = |path: &Path, why: String| {
             CliError::new(
@@ -123,7 +134,7 @@ impl SessionDir {
         private_file::prepare_dir(&path).map_err(|why| cannot(&path, why))?;
         let dir = Self { path };
         let text = serde_json::to_string_pretty(session).unwrap_or_default();
-        let config = mcp_config(claudemesh, config_dir, &dir.path);
+        let config = mcp_config(claudemesh, config_dir, &dir.path, mcp_args);
         let config = serde_json::to_string_pretty(&config).unwrap_or_default();
         for (name, bytes) in [
             (SESSION_FILE, text.as_bytes()),
@@ -149,13 +160,21 @@ impl SessionDir {
 
 /// The MCP configuration Claude Code gets: one stdio server, this binary's
 /// `mcp` command, told where its session directory is.
-pub fn mcp_config(claudemesh: &Path, config_dir: &Path, session_dir: &Path) -> serde_json::Value {
+pub fn mcp_config(
+    claudemesh: &Path,
+    config_dir: &Path,
+    session_dir: &Path,
+    mcp_args: &[&str],
+) -> serde_json::Value {
+    let args: Vec<&str> = std::iter::once("mcp")
+        .chain(mcp_args.iter().copied())
+        .collect();
     json!({
         "mcpServers": {
             MCP_SERVER_NAME: {
                 "type": "stdio",
                 "command": claudemesh.display().to_string(),
-                "args": ["mcp"],
+                "args": args,
                 "env": {
                     "CLAUDEMESH_HOME": config_dir.display().to_string(),
                     CONFIG_DIR_ENV: session_dir.display().to_string(),

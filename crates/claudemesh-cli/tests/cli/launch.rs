@@ -891,3 +891,490 @@ async fn a_session_launched_with_caps_offers_only_its_tools_and_cannot_broadcast
     assert_eq!(a.exit(0).await.code, 0);
     assert_eq!(b.exit(0).await.code, 0);
 }
+
+// ------------------------------------- permission prompts relayed (issue 18)
+
+/// How long the relay's requests last in the expiry test.
+const SHORT_TTL_MS: u64 = 1500;
+
+impl Launched {
+    /// Waits until the MCP server is connected to the broker (it connects
+    /// in the background), as `mesh_info` says.
+    async fn until_connected(&mut self) {
+        let deadline = tokio::time::Instant::now() + SAFETY_LIMIT;
+        loop {
+            let info = self.call_ok("mesh_info", json!({})).await;
+            if info.contains("Broker: connected") {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "never connected: {info}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Claude Code (the double) relays a permission prompt to the server.
+    async fn ask_permission(&mut self, request_id: &str, tool: &str, description: &str) {
+        self.send(json!({"permission_request": {
+            "request_id": request_id,
+            "tool_name": tool,
+            "description": description,
+            "input_preview": "{\"command\":\"ls -la\"}",
+        }}));
+        self.expect("permission_request_sent").await;
+    }
+
+    /// The next verdict the server passes to Claude Code within `limit`.
+    async fn verdict(&mut self, limit: Duration) -> Option<Value> {
+        self.send(json!({"wait": "permission", "timeout_ms": limit.as_millis() as u64}));
+        let event = self
+            .next_within("a verdict or a timeout", limit + SAFETY_LIMIT)
+            .await;
+        match event["event"].as_str() {
+            Some("timeout") => None,
+            Some("permission") => Some(event["params"].clone()),
+            _ => panic!("unexpected report {event}\n{}", self.run.context()),
+        }
+    }
+
+    /// The launched session's key (from its session directory).
+    fn session_key(&self) -> String {
+        let file =
+            std::fs::read_to_string(self.session_dir().join("session.json")).expect("session.json");
+        let file: Value = serde_json::from_str(&file).expect("JSON");
+        file["session_public_key"]
+            .as_str()
+            .expect("a session key")
+            .to_owned()
+    }
+
+    fn mcp_log(&self) -> String {
+        std::fs::read_to_string(self.session_dir().join("mcp.log")).unwrap_or_default()
+    }
+
+    /// Waits until `mcp.log` has a line containing `text`.
+    async fn until_logged(&self, text: &str) -> String {
+        let deadline = tokio::time::Instant::now() + SAFETY_LIMIT;
+        loop {
+            let log = self.mcp_log();
+            if let Some(line) = log.lines().find(|l| l.contains(text)) {
+                return line.to_owned();
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "mcp.log never said {text:?}:\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A broker session of `member`'s (its machine key), to send what the CLI
+/// would never send: verdicts signed by the wrong key, for the wrong
+/// session, or again.
+async fn member_session(
+    server: &TestServer,
+    mesh: &Mesh,
+    member: &Member,
+) -> claudemesh_client::Client {
+    let key = claudemesh_api::e2e::KeyPair::from_secret_hex(&member.key.secret_hex()).unwrap();
+    let expires_at = i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis(),
+    )
+    .unwrap()
+        + 3_600_000;
+    let identity = claudemesh_client::SessionIdentity::new(&mesh.id, key, expires_at).unwrap();
+    let presence = claudemesh_client::Presence {
+        display_name: member.name.clone(),
+        role: "cli".into(),
+        ..Default::default()
+    };
+    claudemesh_client::Client::connect(&server.base_url, identity, presence)
+        .await
+        .expect("connect")
+}
+
+/// A verdict as a text, signed by `signer` for (mesh, session, id).
+fn verdict_text(
+    signer: &Member,
+    mesh: &Mesh,
+    session_key: &str,
+    request_id: &str,
+    behavior: claudemesh_api::permission::Behavior,
+) -> String {
+    let key = claudemesh_api::e2e::KeyPair::from_secret_hex(&signer.key.secret_hex()).unwrap();
+    claudemesh_api::permission::Payload::PermissionVerdict(
+        claudemesh_api::permission::Verdict::sign(
+            &key,
+            &mesh.id,
+            session_key,
+            request_id,
+            behavior,
+        ),
+    )
+    .to_text()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relayed_permission_prompt_is_answered_by_its_owner_only_and_once() {
+    use claudemesh_api::broker::Priority;
+    use claudemesh_api::permission::Behavior;
+    let DevMesh(server, mesh, [alices, _bobs]) =
+        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
+    // Alice's other machine.
+    let alices_laptop = Cli::joined(&server, &mesh, mesh.member("Alice")).await;
+    let mut a = launch_cmd(&alices, &["-y", "--relay-permissions"])
+        .launch()
+        .await;
+
+    // What Claude Code is told: the channel relays permission prompts, and
+    // print mode asks the server's tool.
+    assert_eq!(
+        sorted_strings(&a.initialized["experimental"]),
+        ["claude/channel", "claude/channel/permission"],
+        "{}",
+        a.initialized
+    );
+    assert!(tool_names(&a).contains(&"permission_prompt".to_owned()));
+    assert_eq!(
+        a.args["options"]["permission-prompt-tool"], "mcp__claudemesh__permission_prompt",
+        "{}",
+        a.args
+    );
+    assert_eq!(
+        a.mcp_config["servers"]["claudemesh"]["args"],
+        json!(["mcp", "--relay-permissions"])
+    );
+    a.until_connected().await;
+    let session_key = a.session_key();
+
+    // Claude Code would ask at the terminal: the prompt reaches Alice's
+    // laptop, where `inbox --follow` shows it with what to run to answer.
+    a.ask_permission("tbxkq", "Bash", "List the files").await;
+    a.ask_permission("abcde", "Write", "Write notes.md").await;
+    a.until_logged("relayed permission request tbxkq").await;
+    a.until_logged("relayed permission request abcde").await;
+    // A one-off command on the laptop does not take them from the broker.
+    alices_laptop.cmd(["peers"]).run().await.expect_code(0);
+    let mut follow = alices_laptop.cmd(["inbox", "--follow"]).stream();
+    let mut shown = String::new();
+    for _ in 0..8 {
+        shown.push_str(&follow.stdout_line("the two requests").await);
+        shown.push('\n');
+    }
+    for (id, tool, description) in [
+        ("tbxkq", "Bash", "List the files"),
+        ("abcde", "Write", "Write notes.md"),
+    ] {
+        let start = format!("Alice asks to use {tool} (permission {id}, answer before ");
+        let at = shown
+            .find(&start)
+            .unwrap_or_else(|| panic!("no {id} in:\n{shown}"));
+        let block: Vec<&str> = shown[at..].lines().take(4).collect();
+        assert!(block[0].ends_with(" UTC)"), "{shown}");
+        assert_eq!(block[1], format!("  {description}"));
+        assert_eq!(block[2], "  {\"command\":\"ls -la\"}");
+        assert_eq!(
+            block[3],
+            format!("  claudemesh approve {id} --mesh dev   |   claudemesh deny {id} --mesh dev")
+        );
+    }
+    // `inbox --follow` took them from the broker (Ctrl-C ends it cleanly);
+    // `approve` answers from what it kept on the laptop.
+    follow.signal("INT");
+    assert_eq!(follow.finish().await.0, 0);
+
+    // Bob has no say over Alice's sessions: his verdict, however signed, is
+    // dropped. A verdict of Alice's key for another session, and one that
+    // is not signed by the key that sent it, are dropped too.
+    let bob = member_session(&server, &mesh, mesh.member("Bob")).await;
+    let text = verdict_text(
+        mesh.member("Bob"),
+        &mesh,
+        &session_key,
+        "tbxkq",
+        Behavior::Allow,
+    );
+    bob.send(&session_key, &text, Priority::Now)
+        .await
+        .expect("Bob sends");
+    a.until_logged("it is not from this session's member").await;
+    let alice = member_session(&server, &mesh, mesh.member("Alice")).await;
+    let other_session = "e".repeat(64);
+    let replayed = verdict_text(
+        mesh.member("Alice"),
+        &mesh,
+        &other_session,
+        "tbxkq",
+        Behavior::Allow,
+    );
+    let replayed = replayed.replace(&other_session, &session_key);
+    alice
+        .send(&session_key, &replayed, Priority::Now)
+        .await
+        .expect("send");
+    a.until_logged("its signature does not hold").await;
+    let for_other = verdict_text(
+        mesh.member("Alice"),
+        &mesh,
+        &other_session,
+        "tbxkq",
+        Behavior::Allow,
+    );
+    alice
+        .send(&session_key, &for_other, Priority::Now)
+        .await
+        .expect("send");
+    a.until_logged("it is for another session").await;
+    assert_eq!(a.verdict(NOTHING_COMES_WITHIN).await, None);
+
+    // Alice approves from her laptop: Claude Code gets `allow`, once.
+    let approved = alices_laptop
+        .cmd(["approve", "tbxkq"])
+        .run()
+        .await
+        .expect_code(0);
+    approved.stderr_has("✔ Approved `tbxkq` (Bash for Alice)\n");
+    assert_eq!(
+        a.verdict(SAFETY_LIMIT).await,
+        Some(json!({"request_id": "tbxkq", "behavior": "allow"}))
+    );
+    // The same verdict again, and a deny after it: already answered.
+    let again = verdict_text(
+        mesh.member("Alice"),
+        &mesh,
+        &session_key,
+        "tbxkq",
+        Behavior::Deny,
+    );
+    alice
+        .send(&session_key, &again, Priority::Now)
+        .await
+        .expect("send");
+    a.until_logged("the request was already answered").await;
+    assert_eq!(a.verdict(NOTHING_COMES_WITHIN).await, None);
+    // It is gone from the laptop: an unknown id, exit 5.
+    alices_laptop
+        .cmd(["deny", "tbxkq"])
+        .says(5, "✘ No pending permission request `tbxkq` in dev\n")
+        .await;
+
+    // A denial.
+    let denied = alices_laptop
+        .cmd(["deny", "abcde", "--mesh", "dev"])
+        .run()
+        .await
+        .expect_code(0);
+    denied.stderr_has("✔ Denied `abcde` (Write for Alice)\n");
+    assert_eq!(
+        a.verdict(SAFETY_LIMIT).await,
+        Some(json!({"request_id": "abcde", "behavior": "deny"}))
+    );
+
+    // Bad ids: a clear message and a documented exit code.
+    alices_laptop
+        .cmd(["approve", "zzzzz"])
+        .says(5, "✘ No pending permission request `zzzzz` in dev\n")
+        .await;
+    alices_laptop
+        .cmd(["approve", "hello-world"])
+        .says(3, "✘ `hello-world` is not a permission request id\n")
+        .await;
+    // None of the requests, verdicts or outcomes reached the model as a
+    // message (only the test's sessions coming and going did).
+    while let Some(notification) = a.notification(NOTHING_COMES_WITHIN).await {
+        assert_eq!(notification["meta"]["kind"], "system", "{notification}");
+    }
+    assert_eq!(a.exit(0).await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_permission_prompt_cannot_be_answered() {
+    use claudemesh_api::broker::Priority;
+    use claudemesh_api::permission::Behavior;
+    let DevMesh(server, mesh, [alices]) = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
+    let alices_laptop = Cli::joined(&server, &mesh, mesh.member("Alice")).await;
+    let mut a = launch_cmd(&alices, &["-y", "--relay-permissions"])
+        .env("CLAUDEMESH_PERMISSION_TTL_MS", &SHORT_TTL_MS.to_string())
+        .launch()
+        .await;
+    a.until_connected().await;
+    let session_key = a.session_key();
+    a.ask_permission("qrstu", "Bash", "Run the tests").await;
+    tokio::time::sleep(Duration::from_millis(SHORT_TTL_MS + 200)).await;
+
+    // The laptop sees it expired: exit 6.
+    alices_laptop
+        .cmd(["approve", "qrstu"])
+        .says(
+            6,
+            "✘ The permission request `qrstu` expired (requests last 10 minutes)\n",
+        )
+        .await;
+    // A valid verdict that comes late anyway is dropped by the session.
+    let alice = member_session(&server, &mesh, mesh.member("Alice")).await;
+    let late = verdict_text(
+        mesh.member("Alice"),
+        &mesh,
+        &session_key,
+        "qrstu",
+        Behavior::Allow,
+    );
+    alice
+        .send(&session_key, &late, Priority::Now)
+        .await
+        .expect("send");
+    a.until_logged("the request expired").await;
+    assert_eq!(a.verdict(NOTHING_COMES_WITHIN).await, None);
+    assert_eq!(a.exit(0).await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_permission_prompt_tool_waits_for_the_owners_answer() {
+    let DevMesh(server, mesh, [alices]) = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
+    let alices_laptop = Cli::joined(&server, &mesh, mesh.member("Alice")).await;
+    let mut a = launch_cmd(&alices, &["-y", "--relay-permissions"])
+        .launch()
+        .await;
+    a.until_connected().await;
+
+    for (answer, expected) in [
+        (
+            "approve",
+            json!({"behavior": "allow", "updatedInput": {"command": "rm -rf build"}}),
+        ),
+        ("deny", Value::Null),
+    ] {
+        // Claude Code in print mode asks the tool, which waits.
+        a.send(json!({"call": "permission_prompt", "args": {
+            "tool_name": "Bash",
+            "input": {"command": "rm -rf build"},
+            "tool_use_id": "toolu_1",
+        }}));
+        // The laptop sees the request (as JSON for a script) and answers.
+        let deadline = tokio::time::Instant::now() + SAFETY_LIMIT;
+        let request = loop {
+            let inbox = alices_laptop
+                .cmd(["inbox", "--json"])
+                .run()
+                .await
+                .expect_code(0);
+            let found = inbox.stdout_json()["messages"]
+                .as_array()
+                .expect("messages")
+                .iter()
+                .find_map(|m| m.get("permission_request").cloned());
+            if let Some(request) = found {
+                break request;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no request came");
+        };
+        assert_eq!(request["tool_name"], "Bash");
+        assert_eq!(request["input_preview"], "{\"command\":\"rm -rf build\"}");
+        let id = request["request_id"].as_str().expect("an id").to_owned();
+        assert_eq!(
+            request["approve"],
+            format!("claudemesh approve {id} --mesh dev")
+        );
+        alices_laptop
+            .cmd_args(&[answer, id.as_str()])
+            .run()
+            .await
+            .expect_code(0);
+        let result = a.expect("result").await;
+        assert_eq!(result["is_error"], false, "{result}");
+        let said: Value =
+            serde_json::from_str(result["text"].as_str().expect("text")).expect("JSON");
+        if expected.is_null() {
+            assert_eq!(
+                said,
+                json!({"behavior": "deny", "message": format!("Denied by Alice through claudemesh (permission {id}).")})
+            );
+        } else {
+            assert_eq!(said, expected);
+        }
+    }
+    assert_eq!(a.exit(0).await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_relay_permissions_nothing_is_relayed_unless_the_config_says_so() {
+    let DevMesh(_server, _mesh, [alices]) = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
+    let mut a = launch_cmd(&alices, &["-y"]).launch().await;
+    assert_eq!(a.initialized["experimental"], json!(["claude/channel"]));
+    assert!(!tool_names(&a).contains(&"permission_prompt".to_owned()));
+    assert!(a.args["options"].get("permission-prompt-tool").is_none());
+    // Claude Code does not relay to a server that did not declare it.
+    a.send(
+        json!({"permission_request": {"request_id": "tbxkq", "tool_name": "Bash",
+                  "description": "", "input_preview": "{}"}}),
+    );
+    a.expect("permission_request_skipped").await;
+    assert_eq!(a.exit(0).await.code, 0);
+
+    // The config's setting makes it the default.
+    let mut config = alices.config_json();
+    config["settings"] = json!({"relay_permissions": true});
+    std::fs::write(alices.config_path(), config.to_string()).expect("write config.json");
+    let a = launch_cmd(&alices, &["-y"]).launch().await;
+    assert_eq!(
+        sorted_strings(&a.initialized["experimental"]),
+        ["claude/channel", "claude/channel/permission"]
+    );
+    assert_eq!(
+        a.args["options"]["permission-prompt-tool"],
+        "mcp__claudemesh__permission_prompt"
+    );
+    assert_eq!(a.exit(0).await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approving_for_a_session_that_is_gone_says_so() {
+    let DevMesh(server, mesh, [alices]) = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
+    let alices_laptop = Cli::joined(&server, &mesh, mesh.member("Alice")).await;
+    let mut a = launch_cmd(&alices, &["-y", "--relay-permissions"])
+        .launch()
+        .await;
+    a.until_connected().await;
+    let session_key = a.session_key();
+    a.ask_permission("mnopq", "Bash", "Deploy").await;
+    a.until_logged("relayed permission request mnopq").await;
+    let inbox = alices_laptop.cmd(["inbox"]).run().await.expect_code(0);
+    assert!(
+        inbox.stdout.contains("(permission mnopq, "),
+        "{}",
+        inbox.stdout
+    );
+    assert_eq!(a.exit(0).await.code, 0);
+    // Until the broker has seen the session go.
+    let deadline = tokio::time::Instant::now() + SAFETY_LIMIT;
+    loop {
+        let peers = alices_laptop
+            .cmd(["peers", "--json"])
+            .run()
+            .await
+            .expect_code(0)
+            .stdout_json();
+        let listed = peers["peers"]
+            .as_array()
+            .expect("peers")
+            .iter()
+            .any(|p| p["session_key"] == session_key.as_str());
+        if !listed {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{peers}");
+    }
+    alices_laptop
+        .cmd(["approve", "mnopq"])
+        .says(
+            5,
+            "✘ The session that asked (Alice) is no longer connected to dev\n",
+        )
+        .await;
+}
