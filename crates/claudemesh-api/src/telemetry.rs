@@ -216,6 +216,8 @@ wire! {
         /// `log tail` and `log verify`.
         LogTail,
         LogVerify,
+        /// `stream subscribe`.
+        StreamSubscribe,
         /// A word that is no command (its text is not sent).
         Unknown,
     }

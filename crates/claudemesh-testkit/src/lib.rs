@@ -103,6 +103,10 @@ pub struct Options {
     /// test client is 127.0.0.1, and tests start logins and create accounts
     /// faster than people do.
     pub address_limits: bool,
+    /// Seconds a connection's write may wait without progress before the
+    /// server closes it (`--write-stall-timeout`); the server's default (60)
+    /// when `None`.
+    pub write_stall_timeout: Option<u64>,
 }
 
 /// A running server and everything needed to restart it on the same port
@@ -175,6 +179,9 @@ impl TestServer {
         config.trust_proxy = options.trust_proxy;
         if let Some(per_minute) = options.token_requests_per_minute {
             config.token_requests_per_minute = per_minute;
+        }
+        if let Some(seconds) = options.write_stall_timeout {
+            config.write_stall_timeout = seconds;
         }
         if !options.address_limits {
             config.device_codes_per_ip_per_minute = 0;

@@ -11,11 +11,13 @@ use crate::clock::Clock;
 use crate::db::pool::{Db, DbError};
 use crate::http::openapi::ApiDoc;
 use crate::http::request::{MAX_BODY_BYTES, log_requests};
+use crate::http::write_stall::StallGuardedListener;
 use crate::meshes::{governance, grants, invites, log as mesh_log, log_api, mesh};
 use crate::telemetry;
 use crate::text::mail::Mailer;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::{Json, Router, middleware};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -54,6 +56,8 @@ pub struct Application {
     shutdown_grace: Duration,
     /// Days mesh log entries are kept (0: forever).
     mesh_log_retention_days: u32,
+    /// How long a connection's write may wait without progress.
+    write_stall: Duration,
 }
 
 impl Application {
@@ -117,6 +121,7 @@ impl Application {
             telemetry_retention_days: config.telemetry_retention_days,
             shutdown_grace: Duration::from_secs(config.shutdown_grace),
             mesh_log_retention_days: config.mesh_log_retention_days,
+            write_stall: Duration::from_secs(config.write_stall_timeout),
         })
     }
 
@@ -188,8 +193,12 @@ impl Application {
             std::sync::Arc::clone(&self.state.clock),
             self.mesh_log_retention_days,
         );
+        // A client that stops reading is dropped, not waited on for ever.
+        // (`tap_io` adds nothing but the impl that gives handlers the
+        // client's address, which axum has for `TapIo` listeners.)
+        let listener = StallGuardedListener::new(self.listener, self.write_stall).tap_io(|_io| {});
         let served = tokio::select! {
-            served = axum::serve(self.listener, service).with_graceful_shutdown(shutdown) => {
+            served = axum::serve(listener, service).with_graceful_shutdown(shutdown) => {
                 served.map_err(StartError::Serve)
             }
             () = out_of_time => {

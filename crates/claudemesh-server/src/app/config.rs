@@ -155,6 +155,14 @@ pub struct Config {
           default_value_t = SHUTDOWN_GRACE_SECS,
           value_parser = clap::value_parser!(u64).range(0..=3600))]
     pub shutdown_grace: u64,
+
+    /// Seconds a connection's write may wait without progress (a client
+    /// that stopped reading: a mesh log follower, a broker session); then
+    /// the connection is closed.
+    #[arg(long, env = "CLAUDEMESH_WRITE_STALL_TIMEOUT", value_name = "SECONDS",
+          default_value_t = crate::http::write_stall::WRITE_STALL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub write_stall_timeout: u64,
 }
 
 /// The default of `--shutdown-grace`: under systemd's stop timeout of 10 s
@@ -194,6 +202,7 @@ impl Config {
             broker_message_ttl: 7 * 24 * 3600,
             log_format: LogFormat::Text,
             shutdown_grace: SHUTDOWN_GRACE_SECS,
+            write_stall_timeout: crate::http::write_stall::WRITE_STALL_SECS,
         }
     }
 }
