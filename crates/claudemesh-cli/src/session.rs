@@ -24,6 +24,9 @@ use std::time::Duration;
 pub const ONE_OFF_ROLE: &str = "cli";
 /// The role of `inbox --follow`'s session, which stays.
 pub const FOLLOWER_ROLE: &str = "inbox";
+/// The role `stream subscribe` says hello with (no one sees it: an
+/// observer is in no peer list; the mesh log shows it).
+pub const OBSERVER_ROLE: &str = "observer";
 /// How long a one-shot command's session key is attested for.
 pub const SHORT_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// How long `inbox --follow` attests its session key for at a time: under
@@ -39,6 +42,9 @@ pub enum SessionKind {
     OneOff,
     /// `inbox --follow`: connected until stopped.
     Follower,
+    /// `stream subscribe`: an observer (see `Client::observe`), connected
+    /// until stopped.
+    Observer,
 }
 
 impl SessionKind {
@@ -46,13 +52,14 @@ impl SessionKind {
         match self {
             Self::OneOff => ONE_OFF_ROLE,
             Self::Follower => FOLLOWER_ROLE,
+            Self::Observer => OBSERVER_ROLE,
         }
     }
 
     pub fn lifetime(self) -> Duration {
         match self {
             Self::OneOff => SHORT_LIFETIME,
-            Self::Follower => FOLLOW_LIFETIME,
+            Self::Follower | Self::Observer => FOLLOW_LIFETIME,
         }
     }
 }
@@ -241,16 +248,22 @@ impl<'a> MeshSession<'a> {
             role: kind.role().to_owned(),
             ..Presence::default()
         };
-        let client =
-            tokio::time::timeout(CONNECT_WITHIN, Client::connect(server, identity, presence))
-                .await
-                .unwrap_or_else(|_| {
-                    Err(ClientError::Connection(format!(
-                        "no welcome within {} seconds",
-                        CONNECT_WITHIN.as_secs()
-                    )))
-                })
-                .map_err(|err| CliError::from_broker(&err, server, &mesh.slug))?;
+        let connecting = async {
+            if kind == SessionKind::Observer {
+                Client::observe(server, identity, presence).await
+            } else {
+                Client::connect(server, identity, presence).await
+            }
+        };
+        let client = tokio::time::timeout(CONNECT_WITHIN, connecting)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::Connection(format!(
+                    "no welcome within {} seconds",
+                    CONNECT_WITHIN.as_secs()
+                )))
+            })
+            .map_err(|err| CliError::from_broker(&err, server, &mesh.slug))?;
         Ok(Self {
             client,
             mesh,

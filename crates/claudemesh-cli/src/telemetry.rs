@@ -161,6 +161,9 @@ pub fn command_of(cli: &Cli) -> Option<CliCommand> {
         Some(Command::Grants(_)) => CliCommand::Grants,
         Some(Command::Log(crate::cli::LogCommand::Tail(_))) => CliCommand::LogTail,
         Some(Command::Log(crate::cli::LogCommand::Verify(_))) => CliCommand::LogVerify,
+        Some(Command::Stream(crate::cli::StreamCommand::Subscribe(_))) => {
+            CliCommand::StreamSubscribe
+        }
         Some(Command::Mcp(_) | Command::ManPages(_)) => return None,
         Some(Command::External(words)) => match words.as_slice() {
             [word] if crate::base::args::looks_like_invite(word) => CliCommand::OpenInvite,

@@ -21,6 +21,7 @@ pub mod mesh;
 pub mod mesh_log;
 pub mod peers;
 pub mod send;
+pub mod stream;
 pub mod sync;
 pub mod telemetry;
 pub mod whoami;
