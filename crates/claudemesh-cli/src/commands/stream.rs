@@ -76,7 +76,7 @@ impl EventKind {
     }
 
     /// Whether the broker is needed for this kind.
-    fn from_broker(self) -> bool {
+    fn needs_broker(self) -> bool {
         self != Self::Log
     }
 }
@@ -335,7 +335,7 @@ async fn watch(
     } else {
         None
     };
-    let mut broker = if events.iter().any(|k| k.from_broker()) {
+    let mut broker = if events.iter().any(|k| k.needs_broker()) {
         Some(MeshSession::connect(&account.server, mesh, SessionKind::Observer).await?)
     } else {
         None
