@@ -262,6 +262,13 @@ pub fn text_line(entry: &LogEntry) -> String {
         let value = d(key);
         value.get(..8).unwrap_or(value).to_owned()
     };
+    // An observer's session (`stream subscribe`) is in no peer list: the
+    // log is where it shows, and it says so.
+    let observer = if d("observer") == "true" {
+        ", an observer"
+    } else {
+        ""
+    };
     let what = match LogKind::parse(&entry.kind) {
         Some(LogKind::MemberJoined) => format!("{} joined as {}", d("display_name"), d("role")),
         Some(LogKind::MemberLeft) => format!("{} left", d("display_name")),
@@ -275,12 +282,12 @@ pub fn text_line(entry: &LogEntry) -> String {
         Some(LogKind::InviteAccepted) => format!("invite {} accepted", d("invite_id")),
         Some(LogKind::InviteRevoked) => format!("{} revoked invite {}", d("by"), d("invite_id")),
         Some(LogKind::SessionConnected) => format!(
-            "{} connected (session {})",
+            "{} connected (session {}{observer})",
             d("display_name"),
             short("session_key")
         ),
         Some(LogKind::SessionDisconnected) => format!(
-            "{} disconnected (session {})",
+            "{} disconnected (session {}{observer})",
             d("display_name"),
             short("session_key")
         ),
@@ -406,6 +413,34 @@ fn verify(args: &LogVerifyArgs, ctx: &Context) -> CliResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_observers_session_says_so() {
+        let entry = |observer: bool| {
+            let mut detail = std::collections::BTreeMap::new();
+            detail.insert("display_name".to_owned(), "Ada".to_owned());
+            detail.insert("session_key".to_owned(), "9c01d2e4ffff".to_owned());
+            if observer {
+                detail.insert("observer".to_owned(), "true".to_owned());
+            }
+            LogEntry {
+                seq: 41,
+                at: "2026-12-07T06:10:02Z".into(),
+                at_ms: 0,
+                kind: "session.connected".into(),
+                detail,
+                prev_hash: String::new(),
+                hash: String::new(),
+                cursor: String::new(),
+            }
+        };
+        assert!(
+            text_line(&entry(true)).ends_with("Ada connected (session 9c01d2e4, an observer)"),
+            "{}",
+            text_line(&entry(true))
+        );
+        assert!(text_line(&entry(false)).ends_with("Ada connected (session 9c01d2e4)"));
+    }
 
     #[test]
     fn since_takes_durations_and_times() {
