@@ -263,7 +263,21 @@ impl<'a> MeshSession<'a> {
                     CONNECT_WITHIN.as_secs()
                 )))
             })
-            .map_err(|err| CliError::from_broker(&err, server, &mesh.slug))?;
+            .map_err(|err| match err {
+                // A broker older than observers refuses the hello's unknown
+                // field: the server, not this client, is behind.
+                ClientError::Refused {
+                    code: claudemesh_api::broker::BrokerErrorCode::BadFrame,
+                    ref message,
+                    ..
+                } if kind == SessionKind::Observer && message.contains("observer") => {
+                    CliError::failure(format!(
+                        "The broker at {server} does not know observer sessions (it is older than this claudemesh)"
+                    ))
+                    .with_hint("Ask its operator to upgrade it; until then `--events log` works without the broker.")
+                }
+                err => CliError::from_broker(&err, server, &mesh.slug),
+            })?;
         Ok(Self {
             client,
             mesh,
