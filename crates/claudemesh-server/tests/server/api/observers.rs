@@ -4,16 +4,22 @@
 //! An observer is listed nowhere, counts for nothing, cannot be addressed,
 //! sends nothing, sees presence and the messages sealed for its member key,
 //! and takes none of them away from the member's own sessions. A mesh log
-//! follower that never reads is dropped after the write stall timeout while
-//! the server goes on serving everyone else.
+//! follower or an observer that never reads is dropped after the write
+//! stall timeout while the server goes on serving everyone else (whether
+//! the server closed its side is read from `/proc/net/tcp`: Linux).
 
-use claudemesh_api::broker::{BrokerErrorCode, MessageKind, PeerStatus, Priority};
+use claudemesh_api::broker::{
+    BrokerErrorCode, ClientFrame, Hello, MessageKind, PeerStatus, Priority, ServerFrame,
+};
+use claudemesh_api::e2e;
 use claudemesh_api::mesh_log::LogKind;
 use claudemesh_client::{Client, ClientError, Event, Presence};
 use claudemesh_server::meshes::log as mesh_log;
 use claudemesh_testkit::{Engine, Mesh, Options, TestServer};
+use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_tungstenite::tungstenite::Message;
 
 use super::support::get_with_token;
 
@@ -288,18 +294,11 @@ async fn a_log_follower_that_never_reads_is_dropped_and_others_are_served(engine
         tx.commit().await.unwrap();
     }
     // The server closes its side once its writes have waited for the
-    // timeout (generously bounded here: only a hang fails).
-    let closed = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            match server_side_state(server.port, client_port) {
-                Some(state) if state == "01" => {}
-                _ => return,
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await;
-    assert!(closed.is_ok(), "the stalled follower is still connected");
+    // timeout.
+    assert!(
+        server_closes(&server, client_port).await,
+        "the stalled follower is still connected"
+    );
     // What was in flight still drains, then the stream ends: it is finite.
     let drained = tokio::time::timeout(Duration::from_secs(60), async {
         let mut buffer = vec![0; 64 * 1024];
@@ -342,4 +341,108 @@ async fn a_log_follower_that_never_reads_is_dropped_and_others_are_served(engine
     assert!(heard.is_ok(), "the other follower hears the new entry");
     let (status, _) = get_with_token(&server, &token, "/api/my/whoami").await;
     assert_eq!(status, 200);
+}
+
+/// Waits (generously: only a hang fails) until the server has closed its
+/// side of the connection from `client_port`.
+async fn server_closes(server: &TestServer, client_port: u16) -> bool {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while server_side_state(server.port, client_port).as_deref() == Some("01") {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// On SQLite only: what is tested is the connection, not the store (and
+/// the thousands of presence changes it takes are slow on PostgreSQL).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_that_never_reads_is_dropped_and_others_are_served() {
+    let server = TestServer::start_with(
+        Engine::Sqlite,
+        Options {
+            write_stall_timeout: Some(1),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
+    // Alice in 20 groups of 40 characters: each of her presence frames is
+    // large (about 1.5 KB).
+    let groups: Vec<String> = (0..20)
+        .map(|n| format!("{n:02}{}", "g".repeat(38)))
+        .collect();
+    let groups: Vec<&str> = groups.iter().map(String::as_str).collect();
+    let alice = mesh.connect_in(0, &groups).await;
+    // Bob's observer, over a socket with a small receive window: it says
+    // hello, takes the welcome, then reads nothing more.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket
+        .connect(format!("127.0.0.1:{}", server.port).parse().unwrap())
+        .await
+        .unwrap();
+    let client_port = tcp.local_addr().unwrap().port();
+    let url = claudemesh_client::broker_url(&server.base_url);
+    let (mut ws, _) = tokio_tungstenite::client_async(url, tcp).await.unwrap();
+    let frame = |message: Option<Result<Message, _>>| match message {
+        Some(Ok(Message::Text(text))) => serde_json::from_str::<ServerFrame>(&text).unwrap(),
+        other => panic!("expected a frame, got {other:?}"),
+    };
+    let ServerFrame::Challenge { challenge, .. } = frame(ws.next().await) else {
+        panic!("no challenge");
+    };
+    let identity = mesh.identity(1);
+    let session_key = identity.session.public_hex();
+    let hello = Hello {
+        version: 1,
+        mesh_id: mesh.id.clone(),
+        member_key: identity.member.public_hex(),
+        session_key: session_key.clone(),
+        attestation: identity.attestation.clone(),
+        display_name: "Bob".into(),
+        role: "observer".into(),
+        groups: vec![],
+        status: PeerStatus::Idle,
+        summary: String::new(),
+        signature: identity
+            .session
+            .sign_hex(&e2e::hello_bytes(&challenge, &mesh.id, &session_key)),
+        observer: true,
+    };
+    ws.send(Message::text(
+        serde_json::to_string(&ClientFrame::Hello(hello)).unwrap(),
+    ))
+    .await
+    .unwrap();
+    assert!(matches!(frame(ws.next().await), ServerFrame::Welcome(_)));
+    // Alice's summary changes, again and again: every change is a frame for
+    // the observer, some 12 MB in all, far more than the socket buffers
+    // hold (up to 4 MiB on each side here).
+    let long = "s".repeat(270);
+    for n in 0..8_000 {
+        alice.set_summary(&format!("{long}{n}")).unwrap();
+    }
+    assert!(
+        server_closes(&server, client_port).await,
+        "the stalled observer is still connected"
+    );
+    // Alice and the broker are served as ever: her own requests, a new
+    // session of Bob's that gets her message, and another observer.
+    let (peers, _) = alice.peers().await.unwrap();
+    assert!(peers.is_empty(), "{peers:?}");
+    let bob = mesh.connect(1).await;
+    alice
+        .send("Bob", "still here?", Priority::Now)
+        .await
+        .unwrap();
+    let message = next(&bob, |e| match e {
+        Event::Message(m) => Some(m),
+        _ => None,
+    })
+    .await;
+    assert_eq!(message.text, "still here?");
+    observe(&server, &mesh, 1).await;
+    drop(ws);
 }
