@@ -240,6 +240,18 @@ pub struct Hello {
     pub summary: String,
     /// The session key's signature over [`crate::e2e::hello_bytes`], hex.
     pub signature: String,
+    /// An observer (`claudemesh stream subscribe`): it watches and sends
+    /// nothing. It is in no peer list, count or presence event, nobody can
+    /// address it, and it gets live only the messages sealed for its member
+    /// key, which it never acknowledges (they stay for the member's real
+    /// sessions). Sent only when true, so an older broker still takes every
+    /// other hello.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub observer: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !value
 }
 
 /// A message body sealed with a one-time content key (XSalsa20-Poly1305).
@@ -441,6 +453,9 @@ pub enum BrokerErrorCode {
     /// this session's attestation does not carry the right. The same code
     /// whatever the reason.
     NotPermitted,
+    /// An observer session (`hello.observer`) sent a frame that would act
+    /// (`send`, `set_status`, `set_summary`): it only watches. No close.
+    Observer,
     Internal,
     /// A code this build does not know (a newer server).
     #[serde(other)]
@@ -469,6 +484,7 @@ impl BrokerErrorCode {
             Self::HandshakeTimeout => "handshake_timeout",
             Self::MeshArchived => "mesh_archived",
             Self::NotPermitted => "not_permitted",
+            Self::Observer => "observer",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }

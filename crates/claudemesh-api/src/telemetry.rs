@@ -219,6 +219,8 @@ wire! {
         /// `approve` and `deny` (a relayed permission prompt).
         Approve,
         Deny,
+        /// `stream subscribe`.
+        StreamSubscribe,
         /// A word that is no command (its text is not sent).
         Unknown,
     }

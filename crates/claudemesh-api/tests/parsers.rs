@@ -136,6 +136,7 @@ proptest! {
                 status: PeerStatus::Working,
                 summary: text.clone(),
                 signature: text,
+                observer: req % 2 == 0,
             }),
         ];
         for frame in frames {

@@ -135,6 +135,9 @@ pub enum Command {
     /// Read and check a mesh's log (who joined, left, connected; which messages went where)
     #[command(subcommand)]
     Log(LogCommand),
+    /// Watch a mesh live: presence, status, summaries, your messages, log entries
+    #[command(subcommand)]
+    Stream(StreamCommand),
     #[command(hide = true)]
     ManPages(ManPagesArgs),
     /// `claudemesh <invite link>`: join that mesh and launch in it.
@@ -779,6 +782,46 @@ pub struct LogTailArgs {
     /// How many of the newest entries to print (1 to 500)
     #[arg(long, short = 'n', default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=500))]
     pub lines: u32,
+}
+
+// ------------------------------------------------------ stream subscribe
+
+#[derive(Debug, Subcommand)]
+pub enum StreamCommand {
+    Subscribe(StreamSubscribeArgs),
+}
+
+/// Print what happens in a mesh as it happens, one line an event
+///
+/// For scripts and dashboards: sessions joining and leaving (and those
+/// present at the start), status and summary changes, messages addressed
+/// to you (opened on this machine, as `inbox --follow` does), and mesh log
+/// entries. With --json, one JSON object a line: {event, mesh, at, …}.
+///
+/// It connects to the broker as an observer: it is not in `peers`, in
+/// Claude's list_peers or in any count, it sends nothing, and it leaves
+/// your messages for your own sessions (it does not acknowledge them).
+/// Runs until Ctrl-C or SIGTERM, or until stdout is closed
+/// (`| head -3`): all exit 0.
+///
+/// Exit codes: 3 for an unknown --events name, 5 for a mesh not joined
+/// here, 7 for a membership the broker refuses, 4 when the server cannot be
+/// reached or the connection is lost.
+///
+/// Examples:
+///   claudemesh stream subscribe
+///   claudemesh stream subscribe --events presence,status --mesh platform-team
+///   claudemesh stream subscribe --json | jq --unbuffered 'select(.event == "messages") | .message.text'
+#[derive(Debug, Args)]
+#[command(verbatim_doc_comment)]
+pub struct StreamSubscribeArgs {
+    /// The mesh's slug [default: the one mesh joined on this machine]
+    #[arg(long, value_name = "SLUG")]
+    pub mesh: Option<String>,
+
+    /// Which events, separated by commas: presence, status, summary, messages, log [default: all]
+    #[arg(long, value_name = "EVENTS")]
+    pub events: Option<String>,
 }
 
 /// Check that no entry of a mesh's log was edited or deleted

@@ -34,6 +34,7 @@ use clap::Parser;
 use clap::error::ErrorKind;
 use cli::{Cli, Command};
 use commands::mesh_log;
+use commands::stream;
 use commands::{approve, relay::Behavior};
 use commands::{
     completions, create, doctor, grants, inbox, invite, join, launch, leave, list, login, logout,
@@ -106,6 +107,7 @@ fn run(cli: Cli, ctx: &Context) -> CliResult<()> {
         Some(Command::Unblock(args)) => grants::run_block(&args, grants::Change::Unblock, ctx),
         Some(Command::Grants(args)) => grants::run_list(&args, ctx),
         Some(Command::Log(command)) => mesh_log::run(&command, ctx),
+        Some(Command::Stream(command)) => stream::run(&command, ctx),
         // `claudemesh <invite link>`: join and launch.
         Some(Command::External(words)) => match words.as_slice() {
             [word] if looks_like_invite(word) => wizard::join_and_launch(ctx, word),

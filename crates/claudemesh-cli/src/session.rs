@@ -24,6 +24,9 @@ use std::time::Duration;
 pub const ONE_OFF_ROLE: &str = "cli";
 /// The role of `inbox --follow`'s session, which stays.
 pub const FOLLOWER_ROLE: &str = "inbox";
+/// The role `stream subscribe` says hello with (no one sees it: an
+/// observer is in no peer list; the mesh log shows it).
+pub const OBSERVER_ROLE: &str = "observer";
 /// How long a one-shot command's session key is attested for.
 pub const SHORT_LIFETIME: Duration = Duration::from_secs(60 * 60);
 /// How long `inbox --follow` attests its session key for at a time: under
@@ -43,6 +46,9 @@ pub enum SessionKind {
     /// permission requests it takes, so other messages still wait for
     /// `inbox`.
     Answer,
+    /// `stream subscribe`: an observer (see `Client::observe`), connected
+    /// until stopped.
+    Observer,
 }
 
 impl SessionKind {
@@ -50,13 +56,14 @@ impl SessionKind {
         match self {
             Self::OneOff | Self::Answer => ONE_OFF_ROLE,
             Self::Follower => FOLLOWER_ROLE,
+            Self::Observer => OBSERVER_ROLE,
         }
     }
 
     pub fn lifetime(self) -> Duration {
         match self {
             Self::OneOff | Self::Answer => SHORT_LIFETIME,
-            Self::Follower => FOLLOW_LIFETIME,
+            Self::Follower | Self::Observer => FOLLOW_LIFETIME,
         }
     }
 }
@@ -245,21 +252,39 @@ impl<'a> MeshSession<'a> {
             role: kind.role().to_owned(),
             ..Presence::default()
         };
-        let options = claudemesh_client::Options {
-            ack_on_receipt: kind != SessionKind::Answer,
+        let connecting = async {
+            if kind == SessionKind::Observer {
+                Client::observe(server, identity, presence).await
+            } else {
+                let options = claudemesh_client::Options {
+                    ack_on_receipt: kind != SessionKind::Answer,
+                };
+                Client::connect_with(server, identity, presence, options).await
+            }
         };
-        let client = tokio::time::timeout(
-            CONNECT_WITHIN,
-            Client::connect_with(server, identity, presence, options),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            Err(ClientError::Connection(format!(
-                "no welcome within {} seconds",
-                CONNECT_WITHIN.as_secs()
-            )))
-        })
-        .map_err(|err| CliError::from_broker(&err, server, &mesh.slug))?;
+        let client = tokio::time::timeout(CONNECT_WITHIN, connecting)
+            .await
+            .unwrap_or_else(|_| {
+                Err(ClientError::Connection(format!(
+                    "no welcome within {} seconds",
+                    CONNECT_WITHIN.as_secs()
+                )))
+            })
+            .map_err(|err| match err {
+                // A broker older than observers refuses the hello's unknown
+                // field: the server, not this client, is behind.
+                ClientError::Refused {
+                    code: claudemesh_api::broker::BrokerErrorCode::BadFrame,
+                    ref message,
+                    ..
+                } if kind == SessionKind::Observer && message.contains("observer") => {
+                    CliError::failure(format!(
+                        "The broker at {server} does not know observer sessions (it is older than this claudemesh)"
+                    ))
+                    .with_hint("Ask its operator to upgrade it; until then `--events log` works without the broker.")
+                }
+                err => CliError::from_broker(&err, server, &mesh.slug),
+            })?;
         Ok(Self {
             client,
             mesh,

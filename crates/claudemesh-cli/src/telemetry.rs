@@ -163,6 +163,9 @@ pub fn command_of(cli: &Cli) -> Option<CliCommand> {
         Some(Command::Log(crate::cli::LogCommand::Verify(_))) => CliCommand::LogVerify,
         Some(Command::Approve(_)) => CliCommand::Approve,
         Some(Command::Deny(_)) => CliCommand::Deny,
+        Some(Command::Stream(crate::cli::StreamCommand::Subscribe(_))) => {
+            CliCommand::StreamSubscribe
+        }
         Some(Command::Mcp(_) | Command::ManPages(_)) => return None,
         Some(Command::External(words)) => match words.as_slice() {
             [word] if crate::base::args::looks_like_invite(word) => CliCommand::OpenInvite,

@@ -274,6 +274,32 @@ impl Client {
         presence: Presence,
         options: Options,
     ) -> Result<Self, ClientError> {
+        Self::open_session(server, identity, presence, options, false).await
+    }
+
+    /// Connects as an observer (`claudemesh stream subscribe`): listed
+    /// nowhere, sending nothing, seeing the mesh's presence and the
+    /// messages sealed for the member key, which it leaves unacknowledged
+    /// for the member's real sessions (see `docs/protocol.md`). An older
+    /// broker refuses the hello with `bad_frame`.
+    pub async fn observe(
+        server: &str,
+        identity: SessionIdentity,
+        presence: Presence,
+    ) -> Result<Self, ClientError> {
+        let options = Options {
+            ack_on_receipt: false,
+        };
+        Self::open_session(server, identity, presence, options, true).await
+    }
+
+    async fn open_session(
+        server: &str,
+        identity: SessionIdentity,
+        presence: Presence,
+        options: Options,
+        observer: bool,
+    ) -> Result<Self, ClientError> {
         let mut config = WebSocketConfig::default();
         config.max_message_size = Some(MAX_FRAME_BYTES * 4);
         config.max_frame_size = Some(MAX_FRAME_BYTES * 4);
@@ -302,6 +328,7 @@ impl Client {
             groups: presence.groups,
             status: presence.status,
             summary: presence.summary,
+            observer,
         };
         socket
             .send(Message::text(to_json(&ClientFrame::Hello(hello))))

@@ -57,9 +57,9 @@ pub struct Metrics {
     pub broker_bus_lag: Histogram,
     /// Bus events, by direction (`sent`, `received`).
     pub broker_bus_events: IntCounterVec,
-    /// Long-lived readers (a follower of the mesh log, …) dropped because
-    /// they stopped reading, by reader.
-    pub slow_readers_dropped: IntCounterVec,
+    /// Connections (HTTP or WebSocket) closed because their peer read
+    /// nothing for the write-stall timeout.
+    pub stalled_connections_closed: IntCounter,
     /// Database connections, by state (`idle`, `in_use`), read at scrape.
     pub db_connections: IntGaugeVec,
 }
@@ -162,12 +162,9 @@ impl Metrics {
             &["direction"],
         )
         .expect("metric");
-        let slow_readers_dropped = IntCounterVec::new(
-            Opts::new(
-                "claudemesh_slow_readers_dropped_total",
-                "Long-lived readers dropped because they stopped reading",
-            ),
-            &["reader"],
+        let stalled_connections_closed = IntCounter::new(
+            "claudemesh_stalled_connections_closed_total",
+            "Connections closed because their peer read nothing for the write-stall timeout",
         )
         .expect("metric");
         let db_connections = IntGaugeVec::new(
@@ -194,7 +191,7 @@ impl Metrics {
             broker_writer_commit,
             broker_bus_lag,
             broker_bus_events,
-            slow_readers_dropped,
+            stalled_connections_closed,
             db_connections,
         };
         metrics.register_all();
@@ -221,7 +218,7 @@ impl Metrics {
             Box::new(self.broker_writer_commit.clone()),
             Box::new(self.broker_bus_lag.clone()),
             Box::new(self.broker_bus_events.clone()),
-            Box::new(self.slow_readers_dropped.clone()),
+            Box::new(self.stalled_connections_closed.clone()),
             Box::new(self.db_connections.clone()),
         ];
         for collector in collectors {

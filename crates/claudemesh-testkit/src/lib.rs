@@ -105,6 +105,10 @@ pub struct Options {
     pub address_limits: bool,
     /// Serve `/metrics` on an address of its own (`--metrics-bind`).
     pub metrics: bool,
+    /// Seconds a connection's write may wait without progress before the
+    /// server closes it (`--write-stall-timeout`); the server's default (60)
+    /// when `None`.
+    pub write_stall_timeout: Option<u64>,
 }
 
 /// A running server and everything needed to restart it on the same port
@@ -181,6 +185,9 @@ impl TestServer {
         }
         if options.metrics {
             config.metrics_bind = Some("127.0.0.1:0".into());
+        }
+        if let Some(seconds) = options.write_stall_timeout {
+            config.write_stall_timeout = seconds;
         }
         if !options.address_limits {
             config.device_codes_per_ip_per_minute = 0;

@@ -311,6 +311,10 @@ impl CliError {
                 broker_says("The recipient does not permit this"),
             )
             .with_hint("See `claudemesh grants`: what each peer allows you."),
+            B::Observer => Self::new(
+                Exit::Permission,
+                broker_says("This session only watches: it sends nothing"),
+            ),
             B::RateLimited => {
                 let seconds =
                     retry_after.map_or(1, |wait| wait.as_secs_f64().ceil().max(1.0) as u64);

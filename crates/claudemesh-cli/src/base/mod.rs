@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod backoff;
+pub mod closed_stdout;
 pub mod device_info;
 pub mod display;
 pub mod exit;

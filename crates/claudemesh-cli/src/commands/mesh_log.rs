@@ -5,6 +5,7 @@
 //! word about its own log.
 
 use crate::api::{ApiError, LogRead};
+use crate::base::closed_stdout;
 use crate::base::exit::{CliError, CliResult, Exit};
 use crate::base::output::Output;
 use crate::base::when;
@@ -135,64 +136,19 @@ fn follow(
     out: &Output,
     account: &Account,
     slug: &Slug,
-    mut cursor: String,
+    cursor: String,
     kind: Option<LogKind>,
 ) -> CliResult<()> {
     let runtime = session::runtime()?;
     runtime.block_on(async {
         let mut interrupt = Interrupt::listen()?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<LogEntry, CliError>>(64);
-        let api = account.api.clone();
-        let server = account.server.clone();
-        let slug = slug.clone();
-        let start = cursor.clone();
-        // The blocking reader: reconnects from the last entry it passed on
-        // (`Last-Event-ID`), so a broken connection leaves no gap.
-        std::thread::spawn(move || {
-            let mut cursor = start;
-            let mut failures = 0;
-            loop {
-                let kind = kind.map(LogKind::as_str);
-                match api.follow_log(&slug, Some(&cursor), kind) {
-                    Ok(mut stream) => {
-                        while let Some(next) = stream.next_entry() {
-                            match next {
-                                Ok(entry) => {
-                                    failures = 0;
-                                    cursor = entry.cursor.clone();
-                                    if tx.blocking_send(Ok(entry)).is_err() {
-                                        return;
-                                    }
-                                }
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                    Err(err @ (ApiError::Status { .. } | ApiError::RateLimited { .. })) => {
-                        let _ = tx.blocking_send(Err(err.into_cli(&server)));
-                        return;
-                    }
-                    Err(_) => {}
-                }
-                failures += 1;
-                if failures > MAX_RECONNECTS {
-                    let _ = tx.blocking_send(Err(CliError::new(
-                        Exit::Network,
-                        format!("Lost the connection to {server} while following the log"),
-                    )));
-                    return;
-                }
-                if tx.is_closed() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_secs(1));
-            }
-        });
+        let mut entries = spawn_follower(account, slug, cursor, kind);
+        let stdout_closed = closed_stdout::closed();
+        tokio::pin!(stdout_closed);
         loop {
             tokio::select! {
-                next = rx.recv() => match next {
+                next = entries.recv() => match next {
                     Some(Ok(entry)) => {
-                        cursor = entry.cursor.clone();
                         if !print_entry(out, &entry) {
                             return Ok(());
                         }
@@ -201,9 +157,70 @@ fn follow(
                     None => return Ok(()),
                 },
                 () = interrupt.recv() => return Ok(()),
+                // `| head -3` is done: stop now, not at the next entry.
+                () = &mut stdout_closed => return Ok(()),
             }
         }
     })
+}
+
+/// Follows a mesh's log after `cursor` on a thread of its own (the API
+/// client blocks) and hands each entry over, or the error that ended the
+/// follow. A broken connection is resumed from the last entry passed on
+/// (`Last-Event-ID`), so it leaves no gap; after [`MAX_RECONNECTS`]
+/// failures in a row it gives up (exit 4). The thread ends when the
+/// receiver is dropped.
+pub fn spawn_follower(
+    account: &Account,
+    slug: &Slug,
+    start: String,
+    kind: Option<LogKind>,
+) -> tokio::sync::mpsc::Receiver<Result<LogEntry, CliError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<LogEntry, CliError>>(64);
+    let api = account.api.clone();
+    let server = account.server.clone();
+    let slug = slug.clone();
+    std::thread::spawn(move || {
+        let mut cursor = start;
+        let mut failures = 0;
+        loop {
+            let kind = kind.map(LogKind::as_str);
+            match api.follow_log(&slug, Some(&cursor), kind) {
+                Ok(mut stream) => {
+                    while let Some(next) = stream.next_entry() {
+                        match next {
+                            Ok(entry) => {
+                                failures = 0;
+                                cursor = entry.cursor.clone();
+                                if tx.blocking_send(Ok(entry)).is_err() {
+                                    return;
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(err @ (ApiError::Status { .. } | ApiError::RateLimited { .. })) => {
+                    let _ = tx.blocking_send(Err(err.into_cli(&server)));
+                    return;
+                }
+                Err(_) => {}
+            }
+            failures += 1;
+            if failures > MAX_RECONNECTS {
+                let _ = tx.blocking_send(Err(CliError::new(
+                    Exit::Network,
+                    format!("Lost the connection to {server} while following the log"),
+                )));
+                return;
+            }
+            if tx.is_closed() {
+                return;
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    });
+    rx
 }
 
 /// One entry on stdout: a JSON line with --json, else a line of text.
@@ -245,6 +262,13 @@ pub fn text_line(entry: &LogEntry) -> String {
         let value = d(key);
         value.get(..8).unwrap_or(value).to_owned()
     };
+    // An observer's session (`stream subscribe`) is in no peer list: the
+    // log is where it shows, and it says so.
+    let observer = if d("observer") == "true" {
+        ", an observer"
+    } else {
+        ""
+    };
     let what = match LogKind::parse(&entry.kind) {
         Some(LogKind::MemberJoined) => format!("{} joined as {}", d("display_name"), d("role")),
         Some(LogKind::MemberLeft) => format!("{} left", d("display_name")),
@@ -258,12 +282,12 @@ pub fn text_line(entry: &LogEntry) -> String {
         Some(LogKind::InviteAccepted) => format!("invite {} accepted", d("invite_id")),
         Some(LogKind::InviteRevoked) => format!("{} revoked invite {}", d("by"), d("invite_id")),
         Some(LogKind::SessionConnected) => format!(
-            "{} connected (session {})",
+            "{} connected (session {}{observer})",
             d("display_name"),
             short("session_key")
         ),
         Some(LogKind::SessionDisconnected) => format!(
-            "{} disconnected (session {})",
+            "{} disconnected (session {}{observer})",
             d("display_name"),
             short("session_key")
         ),
@@ -389,6 +413,34 @@ fn verify(args: &LogVerifyArgs, ctx: &Context) -> CliResult<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_observers_session_says_so() {
+        let entry = |observer: bool| {
+            let mut detail = std::collections::BTreeMap::new();
+            detail.insert("display_name".to_owned(), "Ada".to_owned());
+            detail.insert("session_key".to_owned(), "9c01d2e4ffff".to_owned());
+            if observer {
+                detail.insert("observer".to_owned(), "true".to_owned());
+            }
+            LogEntry {
+                seq: 41,
+                at: "2026-12-07T06:10:02Z".into(),
+                at_ms: 0,
+                kind: "session.connected".into(),
+                detail,
+                prev_hash: String::new(),
+                hash: String::new(),
+                cursor: String::new(),
+            }
+        };
+        assert!(
+            text_line(&entry(true)).ends_with("Ada connected (session 9c01d2e4, an observer)"),
+            "{}",
+            text_line(&entry(true))
+        );
+        assert!(text_line(&entry(false)).ends_with("Ada connected (session 9c01d2e4)"));
+    }
 
     #[test]
     fn since_takes_durations_and_times() {

@@ -23,6 +23,7 @@ pub mod mesh_log;
 pub mod peers;
 pub mod relay;
 pub mod send;
+pub mod stream;
 pub mod sync;
 pub mod telemetry;
 pub mod whoami;

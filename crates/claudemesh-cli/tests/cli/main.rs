@@ -33,5 +33,6 @@ mod messages;
 mod request_limit;
 #[cfg(feature = "keyring")]
 mod secret_service;
+mod stream;
 mod telemetry;
 mod wizard;

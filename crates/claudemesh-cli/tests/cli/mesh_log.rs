@@ -130,7 +130,7 @@ async fn log_verify_names_an_entry_deleted_by_hand(engine: Engine) {
 
 #[tokio::test]
 async fn log_tail_follow_ends_with_0_once_its_reader_is_gone() {
-    let DevMesh(_server, _mesh, [alices, bobs]) =
+    let DevMesh(_server, _mesh, [alices, _bobs]) =
         DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
     let mut invocation = alices.cmd(["log", "tail", "--follow", "-n", "1"]);
     invocation
@@ -152,11 +152,8 @@ async fn log_tail_follow_ends_with_0_once_its_reader_is_gone() {
     .await
     .unwrap();
     assert!(first.contains("member.joined"), "{first}");
-    // The next entry finds nobody reading: the follow ends, exit 0.
-    bobs.cmd(["send", "Alice", "hello"])
-        .run()
-        .await
-        .expect_code(0);
+    // Nothing new happens in the mesh: the follow notices the closed pipe
+    // anyway (it does not wait for a next entry to write), exit 0.
     let status = exit_of(&mut child).await.expect("log tail exits");
     assert_eq!(status.code(), Some(0));
 }

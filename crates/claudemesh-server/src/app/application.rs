@@ -12,6 +12,7 @@ use crate::clock::Clock;
 use crate::db::pool::{Db, DbError};
 use crate::http::openapi::ApiDoc;
 use crate::http::request::{MAX_BODY_BYTES, log_requests};
+use crate::http::write_stall::StallGuardedListener;
 use crate::meshes::{governance, grants, invites, log as mesh_log, log_api, mesh};
 use crate::telemetry;
 use crate::text::mail::Mailer;
@@ -58,6 +59,8 @@ pub struct Application {
     mesh_log_retention_days: u32,
     /// Where `/metrics` is served, when asked for.
     metrics_listener: Option<TcpListener>,
+    /// How long a connection's write may wait without progress.
+    write_stall: Duration,
 }
 
 impl Application {
@@ -135,6 +138,7 @@ impl Application {
             shutdown_grace: Duration::from_secs(config.shutdown_grace),
             mesh_log_retention_days: config.mesh_log_retention_days,
             metrics_listener,
+            write_stall: Duration::from_secs(config.write_stall_timeout),
         })
     }
 
@@ -233,6 +237,10 @@ impl Application {
                 tracing::debug!(error = %err, "cannot set TCP_NODELAY on an accepted socket");
             }
         });
+        // A client that stops reading is dropped, not waited on for ever.
+        // (The outer `tap_io` adds nothing but the impl that gives handlers
+        // the client's address, which axum has for `TapIo` listeners.)
+        let listener = StallGuardedListener::new(listener, self.write_stall).tap_io(|_io| {});
         let served = tokio::select! {
             served = axum::serve(listener, service).with_graceful_shutdown(shutdown) => {
                 served.map_err(StartError::Serve)

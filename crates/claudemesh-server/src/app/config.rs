@@ -161,6 +161,13 @@ pub struct Config {
     /// nothing new: keep it on a private interface.
     #[arg(long, env = "CLAUDEMESH_METRICS_BIND", value_name = "ADDR")]
     pub metrics_bind: Option<String>,
+    /// Seconds a connection's write may wait without progress (a client
+    /// that stopped reading: a mesh log follower, a broker session); then
+    /// the connection is closed.
+    #[arg(long, env = "CLAUDEMESH_WRITE_STALL_TIMEOUT", value_name = "SECONDS",
+          default_value_t = crate::http::write_stall::WRITE_STALL_SECS,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub write_stall_timeout: u64,
 }
 
 /// The default of `--shutdown-grace`: under systemd's stop timeout of 10 s
@@ -201,6 +208,7 @@ impl Config {
             log_format: LogFormat::Text,
             shutdown_grace: SHUTDOWN_GRACE_SECS,
             metrics_bind: None,
+            write_stall_timeout: crate::http::write_stall::WRITE_STALL_SECS,
         }
     }
 }

@@ -44,6 +44,9 @@ const MAX_ACK_IDS: usize = 1000;
 /// How long a closing connection waits for the client's close.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
+const OBSERVER_SENDS_NOTHING: &str =
+    "This session is an observer: it sends nothing and has no status or summary";
+
 const CLOSE_POLICY: u16 = 1008;
 const CLOSE_TOO_BIG: u16 = 1009;
 const CLOSE_GOING_AWAY: u16 = 1001;
@@ -198,6 +201,8 @@ struct Session {
     more_waiting: bool,
     handle: Arc<ConnHandle>,
     welcome: Option<Welcome>,
+    /// Watches and sends nothing (`hello.observer`): see [`admit_observer`].
+    observer: bool,
 }
 
 impl Session {
@@ -274,14 +279,18 @@ async fn admit(
             "This mesh is archived; an admin can unarchive it",
         ));
     }
-    let (in_mesh, of_member) = store::session_counts(
-        &broker.pool,
-        &hello.mesh_id,
-        &membership.member_id,
-        &hello.session_key,
-    )
-    .await
-    .map_err(internal)?;
+    let (in_mesh, of_member) = if hello.observer {
+        admit_observer(broker, &membership.member_id)
+    } else {
+        store::session_counts(
+            &broker.pool,
+            &hello.mesh_id,
+            &membership.member_id,
+            &hello.session_key,
+        )
+        .await
+        .map_err(internal)?
+    };
     if in_mesh >= i64::from(broker.settings.max_peers) {
         return Err(refuse(
             Code::MeshFull,
@@ -302,16 +311,18 @@ async fn admit(
     }
     let conn_id = new_id("conn");
     let peer = peer_of(&hello, &membership.member_id, now);
-    store::upsert_session(
-        &broker.pool,
-        &hello.mesh_id,
-        &peer,
-        now,
-        &broker.instance_id,
-        &conn_id,
-    )
-    .await
-    .map_err(internal)?;
+    if !hello.observer {
+        store::upsert_session(
+            &broker.pool,
+            &hello.mesh_id,
+            &peer,
+            now,
+            &broker.instance_id,
+            &conn_id,
+        )
+        .await
+        .map_err(internal)?;
+    }
     store::touch_last_seen(&broker.pool, &membership.member_id, now)
         .await
         .map_err(internal)?;
@@ -324,6 +335,7 @@ async fn admit(
         session_key: hello.session_key.clone(),
         member_key: hello.member_key.clone(),
         tx,
+        observer: hello.observer,
         behind: AtomicBool::new(false),
     });
     let replaced = broker.hub.register(Arc::clone(&handle));
@@ -343,14 +355,17 @@ async fn admit(
             .with("member_id", &membership.member_id)
             .with("display_name", &hello.display_name)
             .with("session_key", &hello.session_key)
-            .with("session_role", &hello.role),
+            .with("session_role", &hello.role)
+            .with("observer", if hello.observer { "true" } else { "" }),
     );
-    broker
-        .publish(BusEvent::Joined {
-            mesh_id: hello.mesh_id.clone(),
-            peer: peer.clone(),
-        })
-        .await;
+    if !hello.observer {
+        broker
+            .publish(BusEvent::Joined {
+                mesh_id: hello.mesh_id.clone(),
+                peer: peer.clone(),
+            })
+            .await;
+    }
     let peers = store::peers(&broker.pool, &hello.mesh_id)
         .await
         .map_err(internal)?
@@ -384,9 +399,18 @@ async fn admit(
             more_waiting: false,
             handle,
             welcome: Some(welcome),
+            observer: hello.observer,
         },
         rx,
     ))
+}
+
+/// An observer is in no table, so it counts for nothing in the mesh; it is
+/// bounded per member on this instance instead, by the same limit as a
+/// member's sessions. Returns the counts [`admit`] checks.
+fn admit_observer(broker: &Broker, member_id: &str) -> (i64, i64) {
+    let observers = broker.hub.observers_of(member_id);
+    (0, i64::try_from(observers).unwrap_or(i64::MAX))
 }
 
 fn check_hello_fields(hello: &Hello) -> Result<(), Refusal> {
@@ -435,7 +459,7 @@ async fn run(
     let mut ping = tokio::time::interval(broker.settings.ping_every);
     ping.tick().await;
     let mut last_heard = Instant::now();
-    if push_backlog(socket, broker, session).await.is_err() {
+    if !session.observer && push_backlog(socket, broker, session).await.is_err() {
         return;
     }
     loop {
@@ -467,6 +491,7 @@ async fn run(
                     }
                     Next::Continue
                 }
+                Some(ConnEvent::Backlog) if session.observer => Next::Continue,
                 Some(ConnEvent::Backlog) => {
                     if push_backlog(socket, broker, session).await.is_err() {
                         return;
@@ -499,7 +524,10 @@ async fn run(
             close(socket, req, refusal).await;
             return;
         }
+        // An observer that fell behind has lost what did not fit its queue
+        // (it reads no table); anyone else reads what waits for them.
         if session.handle.behind.swap(false, Ordering::AcqRel)
+            && !session.observer
             && push_backlog(socket, broker, session).await.is_err()
         {
             return;
@@ -579,6 +607,15 @@ async fn handle(
         ClientFrame::Hello(_) => {
             return Next::Close(None, refuse(Code::HelloRequired, "Already said hello"));
         }
+        ClientFrame::Send(SendRequest { req, .. }) if session.observer => {
+            ServerFrame::error(Some(req), Code::Observer, OBSERVER_SENDS_NOTHING)
+        }
+        ClientFrame::SetStatus { .. } | ClientFrame::SetSummary { .. } if session.observer => {
+            ServerFrame::error(None, Code::Observer, OBSERVER_SENDS_NOTHING)
+        }
+        // What an observer is given stays for the member's own sessions:
+        // its acknowledgements are not recorded.
+        ClientFrame::Ack { .. } if session.observer => return Next::Continue,
         ClientFrame::Send(request) => {
             let req = request.req;
             match send_message(broker, session, request).await {
@@ -940,6 +977,19 @@ async fn depart(broker: &Broker, session: &Session) {
     METRICS.broker_sessions.dec();
     if let Err(err) = store::touch_last_seen(&broker.pool, &session.member_id, broker.now()).await {
         tracing::warn!(error = %err, "broker: cannot record when a member was last seen");
+    }
+    if session.observer {
+        // In no table and no peer list: only the log hears it leave.
+        broker.log().push(
+            &session.mesh_id,
+            broker.now(),
+            LogEvent::new(LogKind::SessionDisconnected)
+                .with("member_id", &session.member_id)
+                .with("display_name", &session.peer.display_name)
+                .with("session_key", &session.peer.session_key)
+                .with("observer", "true"),
+        );
+        return;
     }
     match store::delete_session(&broker.pool, &session.peer.session_key, &session.conn_id).await {
         Ok(true) => {

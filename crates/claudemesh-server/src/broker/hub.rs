@@ -38,6 +38,10 @@ pub struct ConnHandle {
     pub session_key: String,
     pub member_key: String,
     pub tx: mpsc::Sender<ConnEvent>,
+    /// An observer (`hello.observer`): gets the mesh's presence and what is
+    /// sealed for its member key, like any connection here, but is in no
+    /// table, so no peer list or count has it.
+    pub observer: bool,
     /// Set when an event did not fit the queue: the connection reads its
     /// waiting messages from the table once it has caught up.
     pub behind: std::sync::atomic::AtomicBool,
@@ -136,6 +140,16 @@ impl Hub {
                 inner.directories.remove(&handle.mesh_id);
             }
         }
+    }
+
+    /// The observers this instance holds for a member (observers are
+    /// bounded per instance: they are in no table to count).
+    pub fn observers_of(&self, member_id: &str) -> usize {
+        self.lock()
+            .conns
+            .values()
+            .filter(|c| c.observer && c.member_id == member_id)
+            .count()
     }
 
     pub fn serves_mesh(&self, mesh_id: &str) -> bool {

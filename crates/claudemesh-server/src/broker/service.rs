@@ -492,8 +492,9 @@ impl Broker {
                     .map(|(conn_id, _, _)| conn_id.clone())
                     .collect();
                 if !lost.is_empty() {
+                    // Observers are in no table: nothing of theirs is lost.
                     self.hub.close_where(
-                        |c| lost.contains(&c.conn_id),
+                        |c| !c.observer && lost.contains(&c.conn_id),
                         BrokerErrorCode::Internal,
                         "The broker lost track of this session; connect again",
                     );

@@ -238,6 +238,7 @@ async fn raw_hello(
         groups: vec![],
         status: PeerStatus::Idle,
         summary: String::new(),
+        observer: false,
         signature: identity.session.sign_hex(&e2e::hello_bytes(
             &challenge,
             &identity.mesh_id,
@@ -454,6 +455,7 @@ async fn an_unacknowledged_message_comes_again_after_a_reconnect(engine: Engine)
         groups: vec![],
         status: PeerStatus::Idle,
         summary: String::new(),
+        observer: false,
         signature: identity.session.sign_hex(&e2e::hello_bytes(
             &challenge,
             &mesh.id,

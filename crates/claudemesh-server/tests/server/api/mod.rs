@@ -12,6 +12,7 @@ mod grants;
 mod mesh_log;
 mod meshes;
 mod oauth;
+mod observers;
 mod operations;
 mod request_limit;
 mod service;
