@@ -20,10 +20,11 @@ use crate::base::exit::{CliError, CliResult};
 use crate::base::output::Output;
 use crate::base::when;
 use crate::cli::{StreamCommand, StreamSubscribeArgs};
-use crate::commands::mesh_log;
+use crate::commands::{mesh_log, relay};
 use crate::context::{Account, Context};
 use crate::session::{self, Interrupt, MeshSession, SessionKind};
 use crate::stores::config_store::JoinedMesh;
+use crate::stores::permission_requests::Pending;
 use claudemesh_api::Slug;
 use claudemesh_api::broker::{BrokerErrorCode, MessageKind, Peer, PeerStatus, Priority};
 use claudemesh_api::wire::LogEntry;
@@ -31,6 +32,7 @@ use claudemesh_client::{Event, Received};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
+use std::path::Path;
 
 pub fn run(command: &StreamCommand, ctx: &Context) -> CliResult<()> {
     match command {
@@ -113,7 +115,7 @@ fn subscribe(args: &StreamSubscribeArgs, ctx: &Context) -> CliResult<()> {
     let events = parse_events(args.events.as_deref())?;
     let (account, mesh) = session::account_and_mesh(ctx, args.mesh.as_deref(), "stream subscribe")?;
     let runtime = session::runtime()?;
-    runtime.block_on(watch(&ctx.out, &account, &mesh, &events))
+    runtime.block_on(watch(&ctx.out, &account, &mesh, &events, &ctx.config_dir))
 }
 
 /// One event on stdout, as `--json` or as text.
@@ -147,6 +149,12 @@ enum What<'a> {
     },
     Message {
         message: MessageJson<'a>,
+        /// When the message is a permission request of one of this
+        /// member's sessions: what `approve` answers (as `inbox --json`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        permission_request: Option<serde_json::Value>,
+        #[serde(skip)]
+        pending: Option<Pending>,
     },
     Log {
         entry: &'a LogEntry,
@@ -284,7 +292,11 @@ fn text_line(line: &Line<'_>) -> String {
                 format!("{}: {summary}", name(peer))
             }
         }
-        What::Message { message } => {
+        What::Message {
+            pending: Some(pending),
+            ..
+        } => relay::render(pending).replace('\n', "\n          "),
+        What::Message { message, .. } => {
             // The kind as the broker named it, whatever it is, so a kind
             // added later still reads as one.
             let to = match (message.kind, message.group) {
@@ -311,6 +323,7 @@ async fn watch(
     account: &Account,
     mesh: &JoinedMesh,
     events: &BTreeSet<EventKind>,
+    config_dir: &Path,
 ) -> CliResult<()> {
     let mut interrupt = Interrupt::listen()?;
     let mut terminate = Terminate::listen()?;
@@ -392,7 +405,13 @@ async fn watch(
                     }
                     None => return Err(CliError::broker_closed(None, "", &mesh.slug)),
                     Some(event) => {
-                        if !on_broker_event(&mut printer, &mut known, events, event) {
+                        // A permission request is kept for `approve` as
+                        // `inbox` keeps it (an observer acknowledges
+                        // nothing: the member's sessions still get it).
+                        let take = |message: &Received| {
+                            relay::take_request(message, &account.server, mesh, config_dir)
+                        };
+                        if !on_broker_event(&mut printer, &mut known, events, event, &take) {
                             break;
                         }
                     }
@@ -445,6 +464,7 @@ fn on_broker_event(
     known: &mut HashMap<String, Peer>,
     events: &BTreeSet<EventKind>,
     event: Event,
+    take_request: &dyn Fn(&Received) -> Option<Pending>,
 ) -> bool {
     let wants = |kind: EventKind| events.contains(&kind);
     match event {
@@ -514,13 +534,18 @@ fn on_broker_event(
             true
         }
         Event::Message(message) => {
-            !wants(EventKind::Messages)
-                || printer.print(
-                    EventKind::Messages,
-                    What::Message {
-                        message: (&message).into(),
-                    },
-                )
+            if !wants(EventKind::Messages) {
+                return true;
+            }
+            let pending = take_request(&message);
+            printer.print(
+                EventKind::Messages,
+                What::Message {
+                    message: (&message).into(),
+                    permission_request: pending.as_ref().map(relay::json),
+                    pending,
+                },
+            )
         }
         Event::Rejected { reason, .. } => {
             printer.out.warn(format!(

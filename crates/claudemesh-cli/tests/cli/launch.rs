@@ -1194,6 +1194,50 @@ async fn a_relayed_permission_prompt_is_answered_by_its_owner_only_and_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_subscribe_shows_a_permission_prompt_that_approve_then_answers() {
+    let DevMesh(server, mesh, [alices]) = DevMesh::start(Engine::Sqlite, ["Alice"]).await;
+    let alices_laptop = Cli::joined(&server, &mesh, mesh.member("Alice")).await;
+    let mut a = launch_cmd(&alices, &["-y", "--relay-permissions"])
+        .launch()
+        .await;
+    a.until_connected().await;
+    // A dashboard on the laptop watches the mesh's messages as JSON lines.
+    let mut watching = alices_laptop
+        .cmd(["stream", "subscribe", "--events", "messages", "--json"])
+        .stream();
+    // An observer sees what comes while it is connected: wait until it is.
+    watching
+        .stderr_where("that it watches", |line| line.contains("Watching dev"))
+        .await;
+    a.ask_permission("qwert", "Bash", "List the files").await;
+    let event = watching.stdout_json("the permission request").await;
+    assert_eq!(event["event"], "messages", "{event}");
+    assert_eq!(
+        event["permission_request"]["request_id"], "qwert",
+        "{event}"
+    );
+    assert_eq!(event["permission_request"]["tool_name"], "Bash", "{event}");
+    assert_eq!(
+        event["permission_request"]["description"], "List the files",
+        "{event}"
+    );
+    watching.signal("TERM");
+    assert_eq!(watching.finish().await.0, 0);
+    // The subscriber kept it for `approve`, as `inbox` does.
+    alices_laptop
+        .cmd(["approve", "qwert"])
+        .run()
+        .await
+        .expect_code(0)
+        .stderr_has("✔ Approved `qwert` (Bash for Alice)\n");
+    assert_eq!(
+        a.verdict(SAFETY_LIMIT).await,
+        Some(json!({"request_id": "qwert", "behavior": "allow"}))
+    );
+    assert_eq!(a.exit(0).await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_permission_prompt_cannot_be_answered() {
     use claudemesh_api::broker::Priority;
     use claudemesh_api::permission::Behavior;
