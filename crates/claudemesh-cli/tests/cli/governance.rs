@@ -130,7 +130,10 @@ async fn an_admin_runs_a_team_of_three_from_the_terminal() {
 
     // Each governance change is in the mesh log (archiving twice is one
     // entry), as is a grant change; the chain still verifies.
-    bobs.cmd(["revoke", "Alice", "dm"]).run().await.expect_code(0);
+    bobs.cmd(["revoke", "Alice", "dm"])
+        .run()
+        .await
+        .expect_code(0);
     let out = bobs
         .cmd(["log", "tail", "--json", "-n", "100"])
         .run()
@@ -158,7 +161,11 @@ async fn an_admin_runs_a_team_of_three_from_the_terminal() {
     assert_eq!(grants["detail"]["display_name"], "Bob");
     assert_eq!(grants["detail"]["peer"], "Alice");
     assert_eq!(grants["detail"]["to"], "group,presence");
-    let text = bobs.cmd(["log", "tail", "-n", "100"]).run().await.expect_code(0);
+    let text = bobs
+        .cmd(["log", "tail", "-n", "100"])
+        .run()
+        .await
+        .expect_code(0);
     for line in [
         "Alice made Bob admin (was member)",
         "Alice renamed the mesh from \"Dev\" to \"Dev team\"",

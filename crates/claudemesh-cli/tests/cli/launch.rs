@@ -970,7 +970,8 @@ async fn mcp_with_caps_alone_offers_no_broadcast_and_the_broker_refuses_one() {
         ]
     );
     // A broadcast, or a group message, is refused in one sentence.
-    let call = |to: &str| json!({"name": "send_message", "arguments": {"to": to, "message": "everyone"}});
+    let call =
+        |to: &str| json!({"name": "send_message", "arguments": {"to": to, "message": "everyone"}});
     let refused = rpc(&mut mcp, 3, "tools/call", call("*")).await;
     assert_eq!(refused["result"]["isError"], true, "{refused}");
     assert_eq!(

@@ -25,11 +25,11 @@ use crate::text::i18n;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use claudemesh_api::mesh_log::LogKind;
 use claudemesh_api::wire::{
     AddMemberRequest, ChangeRoleRequest, CreateInviteRequest, CreatedInvite, DeletedMesh,
     MemberInfo, MemberList, MeshRole, MeshSummary, OkResponse, PendingInvite, RenameMeshRequest,
 };
-use claudemesh_api::mesh_log::LogKind;
 use claudemesh_api::{ErrorBody, ErrorCode};
 use serde_json::json;
 use std::collections::HashMap;

@@ -17,10 +17,10 @@ use crate::meshes::governance::AdminsOnly;
 use crate::meshes::grant_store::{self, Caps};
 use crate::meshes::log::{self as mesh_log, LogEvent};
 use crate::meshes::mesh::{NoSuchMesh, members, my_mesh, require_admin};
-use claudemesh_api::mesh_log::LogKind;
 use axum::Json;
 use axum::extract::{Path, State};
 use claudemesh_api::ErrorBody;
+use claudemesh_api::mesh_log::LogKind;
 use claudemesh_api::wire::{
     ChangeGrantRequest, DefaultGrantsRequest, GrantList, MeshSummary, OkResponse, PeerGrant,
 };

@@ -12,8 +12,8 @@
 use super::confirm::ConfirmPage;
 use super::ctx::{Ctx, PageError, PageResult, api_caller};
 use super::meshes::{
-    about_mesh, load_admin_mesh, mesh_path, no_such_mesh, not_admin, posted_form,
-    role_label, slug_of,
+    about_mesh, load_admin_mesh, mesh_path, no_such_mesh, not_admin, posted_form, role_label,
+    slug_of,
 };
 use super::message::Message;
 use crate::app::state::AppState;
@@ -77,7 +77,10 @@ fn bad_role(ctx: &Ctx, mesh: &MeshSummary) -> Response {
 
 /// The mesh's only admin asked to step down.
 fn last_admin_demoted(ctx: &Ctx, mesh: &MeshSummary) -> Response {
-    let body = ctx.t_args("role-last-admin-body", &[("mesh", mesh.name.clone().into())]);
+    let body = ctx.t_args(
+        "role-last-admin-body",
+        &[("mesh", mesh.name.clone().into())],
+    );
     let message = Message::new("warn", "!", ctx.t("member-last-admin-title"));
     about_mesh(ctx, mesh, StatusCode::CONFLICT, message.paragraph(body))
 }
@@ -190,10 +193,7 @@ async fn change_role(
         .await
         .map_err(|err| refused(&ctx, &mesh, err))?;
     // An admin who stepped down comes back to the page without its admin parts.
-    Ok(ctx.redirect(&format!(
-        "{}?notice=role-changed",
-        mesh_path(&mesh.slug)
-    )))
+    Ok(ctx.redirect(&format!("{}?notice=role-changed", mesh_path(&mesh.slug))))
 }
 
 /// Asks before renaming: the mesh page's rename form comes here with the
@@ -202,7 +202,8 @@ async fn rename_page(ctx: Ctx, slug: Result<Path<String>, PathRejection>) -> Pag
     let user = ctx.require_user()?;
     let slug = slug_of(&ctx, slug)?;
     let mesh = load_admin_mesh(&ctx, &user, &slug).await?;
-    let Ok(name) = crate::auth::token_store::clean_name(ctx.param("name").unwrap_or_default(), "name")
+    let Ok(name) =
+        crate::auth::token_store::clean_name(ctx.param("name").unwrap_or_default(), "name")
     else {
         return Err(bad_name(&ctx, &mesh).into());
     };

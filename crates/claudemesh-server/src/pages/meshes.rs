@@ -134,7 +134,12 @@ pub(super) fn no_such_mesh(ctx: &Ctx) -> Response {
 }
 
 /// A message page about `mesh`, with the way back to its page.
-pub(super) fn about_mesh(ctx: &Ctx, mesh: &MeshSummary, status: StatusCode, message: Message) -> Response {
+pub(super) fn about_mesh(
+    ctx: &Ctx,
+    mesh: &MeshSummary,
+    status: StatusCode,
+    message: Message,
+) -> Response {
     ctx.message(
         status,
         message.action(&mesh_path(&mesh.slug), ctx.t("mesh-back"), true),
@@ -153,7 +158,10 @@ pub(super) fn not_admin(ctx: &Ctx, mesh: &MeshSummary) -> Response {
 }
 
 /// The slug from the path (one that does not decode is no mesh of ours).
-pub(super) fn slug_of(ctx: &Ctx, slug: Result<Path<String>, PathRejection>) -> Result<String, PageError> {
+pub(super) fn slug_of(
+    ctx: &Ctx,
+    slug: Result<Path<String>, PathRejection>,
+) -> Result<String, PageError> {
     slug.map(|Path(slug)| slug)
         .map_err(|_| no_such_mesh(ctx).into())
 }
@@ -172,7 +180,11 @@ pub(super) fn posted_form<F>(
 }
 
 /// The caller's membership of the mesh, or the 404 page.
-pub(super) async fn load_mesh(ctx: &Ctx, user: &BrowserCaller, slug: &str) -> Result<MeshSummary, PageError> {
+pub(super) async fn load_mesh(
+    ctx: &Ctx,
+    user: &BrowserCaller,
+    slug: &str,
+) -> Result<MeshSummary, PageError> {
     match mesh::my_mesh(ctx.state(), &user.user.id, slug).await {
         Ok(mesh) => Ok(mesh),
         Err(err) if err.status == StatusCode::NOT_FOUND => Err(no_such_mesh(ctx).into()),

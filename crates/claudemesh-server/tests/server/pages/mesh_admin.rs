@@ -173,7 +173,9 @@ async fn admins_change_roles_after_a_confirmation(engine: Engine) {
 
     // In Spanish.
     let spanish = bob
-        .get(&format!("{path}/members/role?id={alice_id}&role=admin&lang=es"))
+        .get(&format!(
+            "{path}/members/role?id={alice_id}&role=admin&lang=es"
+        ))
         .await;
     assert_eq!(spanish.title(), "¿Hacer administrador a Alice?");
     assert!(spanish.contains("Miembro → Administrador"));
