@@ -25,7 +25,7 @@ mesh-sync-hint = To use this mesh in a terminal signed in to your account, run {
 mesh-not-found-title = Mesh not found
 mesh-not-found-body = You have no mesh at this address. It may not exist, or you may not be a member of it.
 mesh-not-admin-title = Only admins can do this
-mesh-not-admin-body = You are a member of { $mesh }, not an admin, so you cannot manage its invites or remove its members. Ask an admin of { $mesh }.
+mesh-not-admin-body = You are a member of { $mesh }, not an admin, so you cannot manage its invites, its members or the mesh itself. Ask an admin of { $mesh }.
 
 member-online = online
 member-online-sessions = { $count ->

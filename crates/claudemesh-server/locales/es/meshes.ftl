@@ -25,7 +25,7 @@ mesh-sync-hint = Para usar este mesh en una terminal con la sesión de tu cuenta
 mesh-not-found-title = Mesh no encontrado
 mesh-not-found-body = No tienes ningún mesh en esta dirección. Puede que no exista o que no seas miembro.
 mesh-not-admin-title = Solo los administradores pueden hacer esto
-mesh-not-admin-body = Eres miembro de { $mesh }, no administrador, así que no puedes gestionar sus invitaciones ni quitar miembros. Pídeselo a un administrador de { $mesh }.
+mesh-not-admin-body = Eres miembro de { $mesh }, no administrador, así que no puedes gestionar sus invitaciones, sus miembros ni el propio mesh. Pídeselo a un administrador de { $mesh }.
 
 member-online = en línea
 member-online-sessions = { $count ->
