@@ -803,96 +803,7 @@ on_both_engines!(
 
 // ------------------------------------------------- least privilege, grants
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_session_launched_with_caps_offers_only_its_tools_and_cannot_broadcast() {
-    let DevMesh(_server, _mesh, [alices, bobs]) =
-        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
-    bobs.cmd(["revoke", "Alice", "dm"])
-        .run()
-        .await
-        .expect_code(0);
-    let mut a = launch_cmd(&alices, &["-y", "--caps", "dm,presence"])
-        .launch()
-        .await;
-
-    // Only the tools this session may use, and the instructions say why.
-    assert_eq!(
-        tool_names(&a),
-        [
-            "check_messages",
-            "list_peers",
-            "mesh_info",
-            "message_status",
-            "send_message",
-            "set_status"
-        ]
-    );
-    let instructions = a.initialized["instructions"]
-        .as_str()
-        .expect("instructions");
-    assert!(
-        instructions.contains("launched with least privilege: it may only send_dm, presence"),
-        "{instructions}"
-    );
-    let session: Value = serde_json::from_str(
-        &std::fs::read_to_string(a.session_dir().join("session.json")).expect("session.json"),
-    )
-    .expect("JSON");
-    assert_eq!(session["rights"], json!(["send_dm", "presence"]));
-
-    // A broadcast is refused in one sentence, before the broker.
-    let refused = a
-        .call("send_message", json!({"to": "*", "message": "everyone"}))
-        .await;
-    assert_eq!(refused["is_error"], true, "{refused}");
-    assert_eq!(
-        refused["text"],
-        "This session may not broadcast (it was launched without `broadcast`)."
-    );
-
-    // Bob does not take Alice's direct messages: list_peers says so, and
-    // send_message says it in one sentence.
-    let mut b = launch_cmd(&bobs, &["-y"]).launch().await;
-    let peers = a.until_peer_listed("Bob").await;
-    assert!(
-        peers.contains(
-            "Do not permit direct messages from you (send_message to them is refused): Bob"
-        ),
-        "{peers}"
-    );
-    let refused = a
-        .call("send_message", json!({"to": "Bob", "message": "hi"}))
-        .await;
-    assert_eq!(refused["is_error"], true, "{refused}");
-    assert_eq!(
-        refused["text"],
-        "Not sent: Bob does not permit direct messages from your member; they can allow it with `claudemesh grant`."
-    );
-    // Granted, it goes (the session's own right allows direct messages).
-    bobs.cmd(["grant", "Alice", "dm"])
-        .run()
-        .await
-        .expect_code(0);
-    let deadline = tokio::time::Instant::now() + SAFETY_LIMIT;
-    loop {
-        let peers = a.call_ok("list_peers", json!({})).await;
-        if peers.contains("You may send direct messages to every member.") {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{peers}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    a.call_ok("send_message", json!({"to": "Bob", "message": "hello"}))
-        .await;
-    let got = b
-        .notification_where("Alice's message", |p| p["meta"]["kind"] == "direct")
-        .await;
-    assert_eq!(got["content"], "Alice: hello");
-    assert_eq!(a.exit(0).await.code, 0);
-    assert_eq!(b.exit(0).await.code, 0);
-}
-
-// ------------------------------------------- `claudemesh mcp --caps`, alone
+// `claudemesh mcp --caps`, alone.
 
 /// One JSON-RPC request to an MCP server on its stdin; its answer (other
 /// lines, such as notifications, are passed over).
@@ -1014,4 +925,93 @@ async fn mcp_with_caps_alone_offers_no_broadcast_and_the_broker_refuses_one() {
         format!("{refused:?}").contains("NotPermitted"),
         "{refused:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_launched_with_caps_offers_only_its_tools_and_cannot_broadcast() {
+    let DevMesh(_server, _mesh, [alices, bobs]) =
+        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
+    bobs.cmd(["revoke", "Alice", "dm"])
+        .run()
+        .await
+        .expect_code(0);
+    let mut a = launch_cmd(&alices, &["-y", "--caps", "dm,presence"])
+        .launch()
+        .await;
+
+    // Only the tools this session may use, and the instructions say why.
+    assert_eq!(
+        tool_names(&a),
+        [
+            "check_messages",
+            "list_peers",
+            "mesh_info",
+            "message_status",
+            "send_message",
+            "set_status"
+        ]
+    );
+    let instructions = a.initialized["instructions"]
+        .as_str()
+        .expect("instructions");
+    assert!(
+        instructions.contains("launched with least privilege: it may only send_dm, presence"),
+        "{instructions}"
+    );
+    let session: Value = serde_json::from_str(
+        &std::fs::read_to_string(a.session_dir().join("session.json")).expect("session.json"),
+    )
+    .expect("JSON");
+    assert_eq!(session["rights"], json!(["send_dm", "presence"]));
+
+    // A broadcast is refused in one sentence, before the broker.
+    let refused = a
+        .call("send_message", json!({"to": "*", "message": "everyone"}))
+        .await;
+    assert_eq!(refused["is_error"], true, "{refused}");
+    assert_eq!(
+        refused["text"],
+        "This session may not broadcast (it was launched without `broadcast`)."
+    );
+
+    // Bob does not take Alice's direct messages: list_peers says so, and
+    // send_message says it in one sentence.
+    let mut b = launch_cmd(&bobs, &["-y"]).launch().await;
+    let peers = a.until_peer_listed("Bob").await;
+    assert!(
+        peers.contains(
+            "Do not permit direct messages from you (send_message to them is refused): Bob"
+        ),
+        "{peers}"
+    );
+    let refused = a
+        .call("send_message", json!({"to": "Bob", "message": "hi"}))
+        .await;
+    assert_eq!(refused["is_error"], true, "{refused}");
+    assert_eq!(
+        refused["text"],
+        "Not sent: Bob does not permit direct messages from your member; they can allow it with `claudemesh grant`."
+    );
+    // Granted, it goes (the session's own right allows direct messages).
+    bobs.cmd(["grant", "Alice", "dm"])
+        .run()
+        .await
+        .expect_code(0);
+    let deadline = tokio::time::Instant::now() + SAFETY_LIMIT;
+    loop {
+        let peers = a.call_ok("list_peers", json!({})).await;
+        if peers.contains("You may send direct messages to every member.") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{peers}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    a.call_ok("send_message", json!({"to": "Bob", "message": "hello"}))
+        .await;
+    let got = b
+        .notification_where("Alice's message", |p| p["meta"]["kind"] == "direct")
+        .await;
+    assert_eq!(got["content"], "Alice: hello");
+    assert_eq!(a.exit(0).await.code, 0);
+    assert_eq!(b.exit(0).await.code, 0);
 }
