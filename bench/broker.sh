@@ -13,8 +13,15 @@
 # The figures of the TypeScript original's own load test are printed beside
 # ours for reference (published in its docs/LOAD-TEST-v0.1.0.md; not run here).
 #
+# With GRANTS=1 it measures instead what per-peer grants cost a send: only
+# the saturation load, ROUNDS times each without and with grants, alternately
+# (off, on, then on, off, and so on: a slow spell of the machine does not
+# always fall on the same side) on a fresh server each, where "with" means every peer
+# first revokes `group` from the next (broker-load's BROKER_LOAD_GRANTS=1),
+# and prints the two side by side (each run, the median, the difference).
+#
 # Knobs: PEERS=100 MESSAGES=1000 RATE=50 IDLE=10000 PER_MESH=20 ENGINES="sqlite postgres"
-#        PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
+#        GRANTS=0 ROUNDS=3 PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PEERS=${PEERS:-100}
@@ -23,6 +30,8 @@ RATE=${RATE:-50}
 IDLE=${IDLE:-10000}
 PER_MESH=${PER_MESH:-20}
 ENGINES=${ENGINES:-"sqlite postgres"}
+GRANTS=${GRANTS:-0}
+ROUNDS=${ROUNDS:-3}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 OUT=$ROOT/bench/.run/broker
 log() { echo "[broker-bench] $*" >&2; }
@@ -69,6 +78,42 @@ start_server() {
   for _ in $(seq 100); do curl -fs "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   curl -fs "$BASE/healthz" >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 }
+
+if [ "$GRANTS" = 1 ]; then
+  for engine in $ENGINES; do
+    for round in $(seq "$ROUNDS"); do
+      order="0 1"
+      [ $((round % 2)) = 0 ] && order="1 0"
+      for grants in $order; do
+        log "$engine round $round, grants $grants: $PEERS peers x $MESSAGES messages"
+        start_server "$engine" "grants$grants-$round"
+        BROKER_LOAD_GRANTS=$grants "$LOAD" load "$BASE" "$SERVER_PID" "$PEERS" "$MESSAGES" \
+          >"$OUT/$engine-grants$grants-$round.json"
+        log "$(cat "$OUT/$engine-grants$grants-$round.json")"
+        stop_server
+      done
+    done
+  done
+  OUT=$OUT ENGINES=$ENGINES ROUNDS=$ROUNDS python3 - <<'PY'
+import json, os, statistics
+out, rounds = os.environ["OUT"], int(os.environ["ROUNDS"])
+print()
+print("| broker | grants | delivered/s, each run | median | p50 ms (median) | p99 ms (median) | lost |")
+print("|---|---|---|---:|---:|---:|---:|")
+for engine in os.environ["ENGINES"].split():
+    medians = {}
+    for grants, label in ((0, "all default"), (1, "each peer revokes group from one")):
+        runs = [json.load(open(f"{out}/{engine}-grants{grants}-{r}.json")) for r in range(1, rounds + 1)]
+        rates = [r["delivered_per_second"] for r in runs]
+        medians[grants] = statistics.median(rates)
+        print(f"| claudemesh ({engine}), {runs[0]['peers']} x {runs[0]['messages_per_peer']} | {label} | "
+              + ", ".join(f"{x:,.0f}" for x in rates)
+              + f" | {medians[grants]:,.0f} | {statistics.median(r['p50_ms'] for r in runs):.2f} | "
+              f"{statistics.median(r['p99_ms'] for r in runs):.2f} | {sum(r['lost'] for r in runs)} |")
+    print(f"| claudemesh ({engine}) | with grants vs without | | {100 * (medians[1] / medians[0] - 1):+.1f}% | | | |")
+PY
+  exit 0
+fi
 
 for engine in $ENGINES; do
   log "$engine: $PEERS peers x $MESSAGES messages"

@@ -183,3 +183,71 @@ test("a mesh made with the CLI is shared through an invite accepted in the brows
   await aliceContext.close();
   await bobContext.close();
 });
+
+test("an admin changes a role, renames and archives, and a member changes a grant, on the mesh page", async () => {
+  // Alice: an account, the CLI, a mesh; Bob accepts her invite in the browser.
+  const aliceContext = await browser.newContext({ viewport: DESKTOP });
+  const alice = await aliceContext.newPage();
+  await registerInBrowser(alice, server, { name: "Alice Ops", email: newEmail("AliceOps") });
+  const aliceCli = await cliSignedIn(alice, "alice-ops-laptop");
+  const cli = (args) => runCli(args, { server, home: aliceCli.home });
+  assert.equal((await cli(["create", "Ops", "--json"])).code, 0);
+  const invite = await cli(["invite", "--mesh", "ops", "--json"]);
+  assert.equal(invite.code, 0, invite.stderr);
+  const link = JSON.parse(invite.stdout).url;
+  const bobContext = await browser.newContext({ viewport: DESKTOP });
+  const bob = await bobContext.newPage();
+  await registerInBrowser(bob, server, { name: "Bob Ops", email: newEmail("BobOps") });
+  await bob.goto(link);
+  await Promise.all([bob.waitForURL(`${link}/joined`), bob.click("[data-accept]")]);
+  const meshUrl = `${server.url}/dashboard/meshes/ops`;
+
+  // Alice makes Bob an admin: a confirmation page, then the change.
+  await alice.goto(meshUrl);
+  const bobRow = alice.locator("[data-testid=members] tr", { hasText: "Bob Ops" });
+  assert.match(await bobRow.textContent(), /Member/);
+  await Promise.all([alice.waitForURL(/\/members\/role\?/), bobRow.locator("[data-testid=member-role]").click()]);
+  assert.equal(await alice.textContent("h1"), "Make Bob Ops an admin?");
+  await atPhoneWidth(alice, "mesh-role-confirm-phone");
+  await Promise.all([alice.waitForURL(`${meshUrl}?notice=role-changed`), alice.click("button.danger")]);
+  assert.match(await alice.textContent("[role=status]"), /Role changed/);
+  assert.match(await bobRow.locator("td[data-label=Role]").textContent(), /Admin/);
+  const members = JSON.parse((await cli(["members", "--mesh", "ops", "--json"])).stdout);
+  assert.equal(members.members.find((m) => m.display_name === "Bob Ops").role, "admin");
+
+  // Bob no longer takes direct messages from Alice: one checkbox, Save.
+  await bob.goto(meshUrl);
+  const grantRow = bob.locator("[data-testid=grants] tr", { hasText: "Alice Ops" });
+  await grantRow.locator("input[name=dm]").uncheck();
+  await Promise.all([bob.waitForURL(/notice=grants-saved/), grantRow.locator("button[type=submit]").click()]);
+  assert.match(await bob.textContent("[role=status]"), /Saved/);
+  assert.equal(await grantRow.locator("input[name=dm]").isChecked(), false);
+  assert.equal(await grantRow.locator("input[name=group]").isChecked(), true);
+  const grants = JSON.parse((await cli(["grants", "--mesh", "ops", "--json"])).stdout);
+  assert.deepEqual(grants.allows_you.find((p) => p.display_name === "Bob Ops").caps, ["group", "presence"]);
+
+  // Alice renames the mesh, then archives it.
+  await alice.goto(meshUrl);
+  await alice.fill("#mesh-rename", "Ops team");
+  await Promise.all([alice.waitForURL(/\/rename\?name=/), alice.click("#settings form.generate button")]);
+  assert.equal(await alice.textContent("h1"), "Rename Ops?");
+  await Promise.all([alice.waitForURL(`${meshUrl}?notice=renamed`), alice.click("button.danger")]);
+  assert.equal(await alice.textContent("[data-testid=mesh-name]"), "Ops team");
+  await Promise.all([alice.waitForURL(`${meshUrl}/archive`), alice.click("[data-testid=mesh-archive]")]);
+  await Promise.all([alice.waitForURL(`${meshUrl}?notice=archived`), alice.click("button.danger")]);
+  assert.match(await alice.textContent("[data-testid=mesh-archived]"), /Archived since/);
+  const listed = JSON.parse((await cli(["list", "--json"])).stdout);
+  assert.equal(listed.meshes.find((m) => m.slug === "ops").archived, true);
+
+  // Each change is in the mesh log the page shows.
+  const kinds = await alice.locator("[data-testid=log-entry]").evaluateAll((rows) => rows.map((r) => r.dataset.kind));
+  for (const kind of ["member.role_changed", "grants.changed", "mesh.renamed", "mesh.archived"]) {
+    assert.ok(kinds.includes(kind), `${kind} in ${kinds}`);
+  }
+  console.log(`# screenshot ${await screenshot(alice, "mesh-page-admin-desktop")}`);
+  await atPhoneWidth(alice, "mesh-page-admin-phone");
+  await alice.goto(`${meshUrl}/delete`);
+  await atPhoneWidth(alice, "mesh-delete-confirm-phone");
+  await aliceContext.close();
+  await bobContext.close();
+});

@@ -8,7 +8,10 @@
 //! at a given load rather than at saturation), while every session decrypts
 //! what it receives. Prints delivered
 //! messages per second, send-to-decrypted latency, lost and duplicated
-//! counts, and the server's RSS.
+//! counts, and the server's RSS. With `BROKER_LOAD_GRANTS=1` every peer
+//! first revokes `group` from the next one (a ring), so the broker's
+//! in-memory grants are not all the default while the direct messages flow
+//! (each send is still checked against them).
 //!
 //! `broker-load idle URL PID SESSIONS PER_MESH`: SESSIONS idle sessions of
 //! one account spread over meshes of PER_MESH; prints the server's RSS.
@@ -117,12 +120,20 @@ impl Account {
     }
 
     async fn post(&self, path: &str, body: Value) -> Result<Value, BoxError> {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.url))
-            .json(&body)
-            .send()
-            .await?;
+        self.request(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, BoxError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -164,6 +175,41 @@ async fn connect(
     Ok(Client::connect(url, identity, presence).await?)
 }
 
+/// Peer i revokes `group` from peer i+1 (the last from the first): one
+/// non-default grant per peer. Returns how many were set.
+async fn revoke_group_in_a_ring(accounts: &[Account], slug: &str) -> Result<usize, BoxError> {
+    let mesh = accounts[0]
+        .request(
+            reqwest::Method::GET,
+            &format!("/api/my/meshes/{slug}"),
+            None,
+        )
+        .await?;
+    let id_of = |i: usize| {
+        let name = format!("peer{i}");
+        mesh["members"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|m| m["display_name"] == name.as_str())
+            .and_then(|m| m["id"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| format!("no member {name}"))
+    };
+    for (i, account) in accounts.iter().enumerate() {
+        let next = id_of((i + 1) % accounts.len())?;
+        account
+            .request(
+                reqwest::Method::PATCH,
+                &format!("/api/my/meshes/{slug}/grants/{next}"),
+                Some(json!({ "grant": [], "revoke": ["group"] })),
+            )
+            .await?;
+    }
+    eprintln!("[broker-load] every peer revoked `group` from the next");
+    Ok(accounts.len())
+}
+
 async fn load(
     url: &str,
     pid: u32,
@@ -172,13 +218,15 @@ async fn load(
     rate: f64,
 ) -> Result<(), BoxError> {
     eprintln!("[broker-load] {peers} accounts joining one mesh");
+    let grants = std::env::var("BROKER_LOAD_GRANTS").is_ok_and(|v| v == "1");
     let admin = Account::register(url, "peer0").await?;
     let admin_key = KeyPair::generate()?;
     let (mesh_id, slug) = admin.create_mesh("Load", &admin_key).await?;
     let mut keys = vec![admin_key];
+    let mut accounts = vec![admin];
     for i in 1..peers {
         let account = Account::register(url, &format!("peer{i}")).await?;
-        let invite = admin
+        let invite = accounts[0]
             .post(&format!("/api/my/meshes/{slug}/invites"), json!({}))
             .await?;
         let code = invite["code"].as_str().unwrap_or_default();
@@ -190,7 +238,13 @@ async fn load(
             )
             .await?;
         keys.push(key);
+        accounts.push(account);
     }
+    let revoked = if grants {
+        revoke_group_in_a_ring(&accounts, &slug).await?
+    } else {
+        0
+    };
     let mut clients = Vec::new();
     for (i, key) in keys.iter().enumerate() {
         clients.push(Arc::new(
@@ -312,6 +366,7 @@ async fn load(
         "peers": peers,
         "messages_per_peer": messages,
         "rate_per_peer": rate,
+        "grants_revoked": revoked,
         "acked": acked,
         "send_failures": failed.load(Ordering::Relaxed),
         "delivered": delivered,

@@ -31,10 +31,16 @@ pub enum LogKind {
     SessionConnected,
     SessionDisconnected,
     MessageSent,
+    // Governance (issue 17): who changed what about the mesh and its members.
+    MemberRoleChanged,
+    MeshRenamed,
+    MeshArchived,
+    MeshUnarchived,
+    GrantsChanged,
 }
 
 impl LogKind {
-    pub const ALL: [LogKind; 9] = [
+    pub const ALL: [LogKind; 14] = [
         Self::MemberJoined,
         Self::MemberLeft,
         Self::MemberRemoved,
@@ -44,6 +50,11 @@ impl LogKind {
         Self::SessionConnected,
         Self::SessionDisconnected,
         Self::MessageSent,
+        Self::MemberRoleChanged,
+        Self::MeshRenamed,
+        Self::MeshArchived,
+        Self::MeshUnarchived,
+        Self::GrantsChanged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,6 +68,11 @@ impl LogKind {
             Self::SessionConnected => "session.connected",
             Self::SessionDisconnected => "session.disconnected",
             Self::MessageSent => "message.sent",
+            Self::MemberRoleChanged => "member.role_changed",
+            Self::MeshRenamed => "mesh.renamed",
+            Self::MeshArchived => "mesh.archived",
+            Self::MeshUnarchived => "mesh.unarchived",
+            Self::GrantsChanged => "grants.changed",
         }
     }
 

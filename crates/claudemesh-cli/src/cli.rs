@@ -775,7 +775,7 @@ pub struct LogTailArgs {
     #[arg(long, value_name = "DURATION|TIME")]
     pub since: Option<String>,
 
-    /// Only entries of this kind (member.joined, member.left, member.removed, invite.created, invite.accepted, invite.revoked, session.connected, session.disconnected, message.sent)
+    /// Only entries of this kind (member.joined, member.left, member.removed, invite.created, invite.accepted, invite.revoked, session.connected, session.disconnected, message.sent, member.role_changed, mesh.renamed, mesh.archived, mesh.unarchived, grants.changed)
     #[arg(long, value_name = "KIND")]
     pub kind: Option<String>,
 

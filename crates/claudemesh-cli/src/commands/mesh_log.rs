@@ -298,6 +298,28 @@ pub fn text_line(entry: &LogEntry) -> String {
             d("recipients"),
             d("size")
         ),
+        Some(LogKind::MemberRoleChanged) => format!(
+            "{} made {} {} (was {})",
+            d("by"),
+            d("display_name"),
+            d("to"),
+            d("from")
+        ),
+        Some(LogKind::MeshRenamed) => format!(
+            "{} renamed the mesh from \"{}\" to \"{}\"",
+            d("by"),
+            d("from"),
+            d("to")
+        ),
+        Some(LogKind::MeshArchived) => format!("{} archived the mesh", d("by")),
+        Some(LogKind::MeshUnarchived) => format!("{} unarchived the mesh", d("by")),
+        Some(LogKind::GrantsChanged) => format!(
+            "{} now allows {}: {} (was {})",
+            d("display_name"),
+            d("peer"),
+            d("to"),
+            d("from")
+        ),
         None => entry
             .detail
             .iter()

@@ -128,6 +128,61 @@ async fn an_admin_runs_a_team_of_three_from_the_terminal() {
         .await;
     bobs.cmd(["peers"]).run().await.expect_code(0);
 
+    // Each governance change is in the mesh log (archiving twice is one
+    // entry), as is a grant change; the chain still verifies.
+    bobs.cmd(["revoke", "Alice", "dm"])
+        .run()
+        .await
+        .expect_code(0);
+    let out = bobs
+        .cmd(["log", "tail", "--json", "-n", "100"])
+        .run()
+        .await
+        .expect_code(0);
+    let entries: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("an entry"))
+        .collect();
+    let count = |kind: &str| entries.iter().filter(|e| e["kind"] == kind).count();
+    assert_eq!(count("member.role_changed"), 2, "{}", out.stdout);
+    for kind in [
+        "mesh.renamed",
+        "mesh.archived",
+        "mesh.unarchived",
+        "grants.changed",
+    ] {
+        assert_eq!(count(kind), 1, "{kind} in {}", out.stdout);
+    }
+    let grants = entries
+        .iter()
+        .find(|e| e["kind"] == "grants.changed")
+        .expect("grants.changed");
+    assert_eq!(grants["detail"]["display_name"], "Bob");
+    assert_eq!(grants["detail"]["peer"], "Alice");
+    assert_eq!(grants["detail"]["to"], "group,presence");
+    let text = bobs
+        .cmd(["log", "tail", "-n", "100"])
+        .run()
+        .await
+        .expect_code(0);
+    for line in [
+        "Alice made Bob admin (was member)",
+        "Alice renamed the mesh from \"Dev\" to \"Dev team\"",
+        "Alice archived the mesh",
+        "Alice unarchived the mesh",
+        "Bob now allows Alice: group,presence (was dm,group,presence)",
+    ] {
+        assert!(text.stdout.contains(line), "{line} in {}", text.stdout);
+    }
+    let renamed = bobs
+        .cmd(["log", "tail", "--kind", "mesh.renamed", "--json"])
+        .run()
+        .await
+        .expect_code(0);
+    assert_eq!(renamed.stdout.lines().count(), 1, "{}", renamed.stdout);
+    alices.cmd(["log", "verify"]).run().await.expect_code(0);
+
     // delete: needs --yes off a terminal; then gone here and on the server.
     alices
         .cmd(["mesh", "delete"])

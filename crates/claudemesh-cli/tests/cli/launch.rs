@@ -803,6 +803,130 @@ on_both_engines!(
 
 // ------------------------------------------------- least privilege, grants
 
+// `claudemesh mcp --caps`, alone.
+
+/// One JSON-RPC request to an MCP server on its stdin; its answer (other
+/// lines, such as notifications, are passed over).
+async fn rpc(mcp: &mut Streaming, id: u64, method: &str, params: Value) -> Value {
+    let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+    let stdin = mcp.stdin.as_mut().expect("the MCP server's stdin");
+    writeln!(stdin, "{request}").expect("write to the MCP server");
+    loop {
+        let line = mcp.stdout_json(method).await;
+        if line["id"] == id {
+            return line;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mcp_with_caps_alone_offers_no_broadcast_and_the_broker_refuses_one() {
+    let DevMesh(_server, mesh, [alices, _bobs]) =
+        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
+    // A session directory as launch writes it, with every right; kept
+    // after launch ends, as a user's own MCP configuration would point at.
+    let launched = launch_cmd(&alices, &["-y"]).launch().await;
+    let dir = tempfile::tempdir().expect("a directory");
+    for file in ["session.json", "mcp.json"] {
+        std::fs::copy(launched.session_dir().join(file), dir.path().join(file)).expect("copy");
+    }
+    assert_eq!(launched.exit(0).await.code, 0);
+    let dir_text = dir.path().display().to_string();
+
+    let mut mcp = alices
+        .cmd(["mcp", "--caps", "dm"])
+        .env("CLAUDEMESH_CONFIG_DIR", &dir_text)
+        .stream_with_stdin();
+    let init = rpc(
+        &mut mcp,
+        1,
+        "initialize",
+        json!({"protocolVersion": "2025-06-18", "capabilities": {},
+               "clientInfo": {"name": "cli-test", "version": "0"}}),
+    )
+    .await;
+    let instructions = init["result"]["instructions"]
+        .as_str()
+        .unwrap_or_else(|| panic!("instructions in {init}"));
+    assert!(
+        instructions.contains("launched with least privilege: it may only send_dm"),
+        "{instructions}"
+    );
+    let stdin = mcp.stdin.as_mut().expect("stdin");
+    writeln!(
+        stdin,
+        "{}",
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"})
+    )
+    .expect("write");
+
+    // Only the tools of a session that may send direct messages: no status,
+    // no summary; send_message stays, for direct messages.
+    let tools = rpc(&mut mcp, 2, "tools/list", json!({})).await;
+    let mut names: Vec<&str> = tools["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("tools in {tools}"))
+        .iter()
+        .map(|t| t["name"].as_str().expect("a name"))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "check_messages",
+            "list_peers",
+            "mesh_info",
+            "message_status",
+            "send_message"
+        ]
+    );
+    // A broadcast, or a group message, is refused in one sentence.
+    let call =
+        |to: &str| json!({"name": "send_message", "arguments": {"to": to, "message": "everyone"}});
+    let refused = rpc(&mut mcp, 3, "tools/call", call("*")).await;
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    assert_eq!(
+        refused["result"]["content"][0]["text"],
+        "This session may not broadcast (it was launched without `broadcast`)."
+    );
+    let refused = rpc(&mut mcp, 4, "tools/call", call("@ops")).await;
+    assert_eq!(refused["result"]["isError"], true, "{refused}");
+    drop(mcp);
+
+    // And the broker itself refuses a broadcast from a session whose
+    // attestation, signed by this machine's member key, carries only send_dm
+    // (what `mcp --caps dm` connects with).
+    let session: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("session.json")).expect("session.json"),
+    )
+    .expect("JSON");
+    let mut identity = mesh.identity(0);
+    let rights = vec![claudemesh_api::broker::SessionRight::SendDm];
+    identity.attestation.signature =
+        identity
+            .member
+            .sign_hex(&claudemesh_api::e2e::attestation_bytes_for(
+                session["mesh_id"].as_str().expect("mesh id"),
+                &identity.session.public_hex(),
+                identity.attestation.expires_at,
+                Some(&rights),
+            ));
+    identity.attestation.rights = Some(rights);
+    let _bob = mesh.connect(1).await;
+    let client = mesh
+        .session(identity, mesh.presence(0, &[]))
+        .await
+        .expect("a limited session connects");
+    let refused = client
+        .send("*", "everyone", claudemesh_api::broker::Priority::Next)
+        .await
+        .expect_err("the broker refuses the broadcast");
+    assert!(
+        format!("{refused:?}").contains("NotPermitted"),
+        "{refused:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_launched_with_caps_offers_only_its_tools_and_cannot_broadcast() {
     let DevMesh(_server, _mesh, [alices, bobs]) =

@@ -56,6 +56,7 @@ revoke-back = Back to CLI tokens
 revoke-gone-title = Nothing to revoke
 revoke-gone-body = This token or session no longer exists: it was already revoked or has expired.
 dashboard-left-notice = You left the mesh. Run claudemesh sync --prune on your machines to delete its keys.
+dashboard-deleted-notice = Mesh deleted. Run claudemesh sync --prune on your machines to delete its keys.
 tokens-mail-title = Email notifications
 tokens-mail-label = Email me when a terminal signs in or a personal access token is created
 tokens-mail-save = Save

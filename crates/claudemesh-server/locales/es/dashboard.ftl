@@ -56,6 +56,7 @@ revoke-back = Volver a los tokens de la CLI
 revoke-gone-title = Nada que revocar
 revoke-gone-body = Este token o sesión ya no existe: ya fue revocado o ha caducado.
 dashboard-left-notice = Saliste del mesh. Ejecuta claudemesh sync --prune en tus máquinas para borrar sus claves.
+dashboard-deleted-notice = Mesh borrado. Ejecuta claudemesh sync --prune en tus máquinas para borrar sus claves.
 tokens-mail-title = Avisos por correo
 tokens-mail-label = Enviarme un correo cuando una terminal inicie sesión o se cree un token de acceso personal
 tokens-mail-save = Guardar

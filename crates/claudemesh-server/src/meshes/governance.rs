@@ -16,6 +16,7 @@ use crate::http::error::{AppError, AppResult};
 use crate::http::openapi::{JsonBodyRejected, Unauthorized};
 use crate::http::request::{ApiJson, ClientInfo};
 use crate::meshes::invites;
+use crate::meshes::log::{self as mesh_log, LogEvent};
 use crate::meshes::mesh::{
     Archived, NoSuchMesh, live_role, lock_for_member_change, members, my_mesh, require_admin,
     require_role_admin,
@@ -24,6 +25,7 @@ use crate::text::i18n;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use claudemesh_api::mesh_log::LogKind;
 use claudemesh_api::wire::{
     AddMemberRequest, ChangeRoleRequest, CreateInviteRequest, CreatedInvite, DeletedMesh,
     MemberInfo, MemberList, MeshRole, MeshSummary, OkResponse, PendingInvite, RenameMeshRequest,
@@ -222,11 +224,23 @@ pub async fn set_role(
             ));
         }
     }
-    sqlx::query("UPDATE mesh_members SET role = $1 WHERE id = $2")
-        .bind(role.as_str())
-        .bind(member_id)
-        .execute(&mut *tx)
-        .await?;
+    let (display_name,): (String,) =
+        sqlx::query_as("UPDATE mesh_members SET role = $1 WHERE id = $2 RETURNING display_name")
+            .bind(role.as_str())
+            .bind(member_id)
+            .fetch_one(&mut *tx)
+            .await?;
+    mesh_log::append(
+        &mut tx,
+        &mesh.id,
+        now,
+        &by_caller(LogEvent::new(LogKind::MemberRoleChanged), mesh)
+            .with("member_id", member_id)
+            .with("display_name", &display_name)
+            .with("from", current.as_str())
+            .with("to", role.as_str()),
+    )
+    .await?;
     audit::record(
         &mut *tx,
         now,
@@ -238,6 +252,13 @@ pub async fn set_role(
     .await?;
     tx.commit().await?;
     Ok(())
+}
+
+/// A mesh log event saying which member of `mesh` made the change.
+pub fn by_caller(event: LogEvent, mesh: &MeshSummary) -> LogEvent {
+    event
+        .with("by_member_id", &mesh.member_id)
+        .with("by", &mesh.display_name)
 }
 
 /// Rename a mesh (admins only); its slug stays.
@@ -276,6 +297,15 @@ pub async fn rename(
         .bind(&mesh.id)
         .execute(&mut *tx)
         .await?;
+    mesh_log::append(
+        &mut tx,
+        &mesh.id,
+        now,
+        &by_caller(LogEvent::new(LogKind::MeshRenamed), mesh)
+            .with("from", &mesh.name)
+            .with("to", &name),
+    )
+    .await?;
     audit::record(
         &mut *tx,
         now,
@@ -357,6 +387,18 @@ pub async fn set_archived(
     .rows_affected()
         > 0;
     if changed {
+        let kind = if archived {
+            LogKind::MeshArchived
+        } else {
+            LogKind::MeshUnarchived
+        };
+        mesh_log::append(
+            &mut tx,
+            &mesh.id,
+            now,
+            &by_caller(LogEvent::new(kind), mesh),
+        )
+        .await?;
         audit::record(
             &mut *tx,
             now,

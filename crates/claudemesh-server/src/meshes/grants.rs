@@ -15,10 +15,12 @@ use crate::http::openapi::{JsonBodyRejected, Unauthorized};
 use crate::http::request::{ApiJson, ClientInfo};
 use crate::meshes::governance::AdminsOnly;
 use crate::meshes::grant_store::{self, Caps};
+use crate::meshes::log::{self as mesh_log, LogEvent};
 use crate::meshes::mesh::{NoSuchMesh, members, my_mesh, require_admin};
 use axum::Json;
 use axum::extract::{Path, State};
 use claudemesh_api::ErrorBody;
+use claudemesh_api::mesh_log::LogKind;
 use claudemesh_api::wire::{
     ChangeGrantRequest, DefaultGrantsRequest, GrantList, MeshSummary, OkResponse, PeerGrant,
 };
@@ -155,6 +157,26 @@ pub async fn change(
         !caps.has(claudemesh_api::wire::Capability::Group),
     )
     .await?;
+    if caps != current {
+        // "none" rather than an empty value, which the log leaves out.
+        let text = |caps: Caps| match caps.text() {
+            text if text.is_empty() => "none".to_owned(),
+            text => text,
+        };
+        mesh_log::append(
+            &mut tx,
+            &mesh.id,
+            now,
+            &LogEvent::new(LogKind::GrantsChanged)
+                .with("member_id", me)
+                .with("display_name", &mesh.display_name)
+                .with("peer_member_id", peer_id)
+                .with("peer", &peer.display_name)
+                .with("from", text(current))
+                .with("to", text(caps)),
+        )
+        .await?;
+    }
     audit::record(
         &mut *tx,
         now,

@@ -58,7 +58,7 @@ struct LogParams {
     since_ms: Option<String>,
     /// Only entries of this kind.
     #[param(
-        pattern = r"^(member\.joined|member\.left|member\.removed|invite\.created|invite\.accepted|invite\.revoked|session\.connected|session\.disconnected|message\.sent)$"
+        pattern = r"^(member\.joined|member\.left|member\.removed|invite\.created|invite\.accepted|invite\.revoked|session\.connected|session\.disconnected|message\.sent|member\.role_changed|mesh\.renamed|mesh\.archived|mesh\.unarchived|grants\.changed)$"
     )]
     kind: Option<String>,
     /// Entries in the page, 1 to 500 (default 20).
@@ -76,7 +76,7 @@ struct FollowParams {
     after: Option<String>,
     /// Only entries of this kind.
     #[param(
-        pattern = r"^(member\.joined|member\.left|member\.removed|invite\.created|invite\.accepted|invite\.revoked|session\.connected|session\.disconnected|message\.sent)$"
+        pattern = r"^(member\.joined|member\.left|member\.removed|invite\.created|invite\.accepted|invite\.revoked|session\.connected|session\.disconnected|message\.sent|member\.role_changed|mesh\.renamed|mesh\.archived|mesh\.unarchived|grants\.changed)$"
     )]
     kind: Option<String>,
 }

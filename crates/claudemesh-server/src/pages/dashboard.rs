@@ -100,7 +100,11 @@ async fn dashboard(ctx: Ctx) -> PageResult {
             email: user.user.email,
             meshes,
             tokens_summary,
-            notice: (ctx.param("notice") == Some("left")).then(|| ctx.t("dashboard-left-notice")),
+            notice: match ctx.param("notice") {
+                Some("left") => Some(ctx.t("dashboard-left-notice")),
+                Some("deleted") => Some(ctx.t("dashboard-deleted-notice")),
+                _ => None,
+            },
         },
     ))
 }

@@ -75,6 +75,22 @@ pub fn role_label(ctx: &Ctx, role: MeshRole) -> String {
     }
 }
 
+/// "Make admin" or "Make member" for a member who has the other role: the
+/// confirmation page's link ([`super::mesh_admin`]) and its label.
+fn role_change_link(ctx: &Ctx, slug: &str, member_id: &str, role: MeshRole) -> (String, String) {
+    let (to, label) = match role {
+        MeshRole::Admin => (MeshRole::Member, ctx.t("member-make-member")),
+        MeshRole::Member => (MeshRole::Admin, ctx.t("member-make-admin")),
+    };
+    let url = format!(
+        "{}/members/role?id={}&role={}",
+        mesh_path(slug),
+        percent_encode(member_id),
+        to.as_str()
+    );
+    (url, label)
+}
+
 /// An invite's state as words and the class of its tag.
 fn status_label(ctx: &Ctx, status: InviteStatus) -> (String, &'static str) {
     match status {
@@ -108,7 +124,7 @@ async fn to_mesh(ctx: Ctx, slug: Result<Path<String>, PathRejection>) -> Respons
 }
 
 /// The one page for a mesh that does not exist and one the caller is not in.
-fn no_such_mesh(ctx: &Ctx) -> Response {
+pub(super) fn no_such_mesh(ctx: &Ctx) -> Response {
     ctx.message(
         StatusCode::NOT_FOUND,
         Message::new("warn", "?", ctx.t("mesh-not-found-title"))
@@ -118,7 +134,12 @@ fn no_such_mesh(ctx: &Ctx) -> Response {
 }
 
 /// A message page about `mesh`, with the way back to its page.
-fn about_mesh(ctx: &Ctx, mesh: &MeshSummary, status: StatusCode, message: Message) -> Response {
+pub(super) fn about_mesh(
+    ctx: &Ctx,
+    mesh: &MeshSummary,
+    status: StatusCode,
+    message: Message,
+) -> Response {
     ctx.message(
         status,
         message.action(&mesh_path(&mesh.slug), ctx.t("mesh-back"), true),
@@ -126,7 +147,7 @@ fn about_mesh(ctx: &Ctx, mesh: &MeshSummary, status: StatusCode, message: Messag
 }
 
 /// What a member who is not an admin gets for a request only admins may make.
-fn not_admin(ctx: &Ctx, mesh: &MeshSummary) -> Response {
+pub(super) fn not_admin(ctx: &Ctx, mesh: &MeshSummary) -> Response {
     let body = ctx.t_args("mesh-not-admin-body", &[("mesh", mesh.name.clone().into())]);
     about_mesh(
         ctx,
@@ -137,14 +158,17 @@ fn not_admin(ctx: &Ctx, mesh: &MeshSummary) -> Response {
 }
 
 /// The slug from the path (one that does not decode is no mesh of ours).
-fn slug_of(ctx: &Ctx, slug: Result<Path<String>, PathRejection>) -> Result<String, PageError> {
+pub(super) fn slug_of(
+    ctx: &Ctx,
+    slug: Result<Path<String>, PathRejection>,
+) -> Result<String, PageError> {
     slug.map(|Path(slug)| slug)
         .map_err(|_| no_such_mesh(ctx).into())
 }
 
 /// What every form POST on a mesh page checks first: the slug, then
 /// [`Ctx::signed_in_form`] (coming back to the mesh after signing in).
-fn posted_form<F>(
+pub(super) fn posted_form<F>(
     ctx: &Ctx,
     slug: Result<Path<String>, PathRejection>,
     form: Result<Form<F>, FormRejection>,
@@ -156,7 +180,11 @@ fn posted_form<F>(
 }
 
 /// The caller's membership of the mesh, or the 404 page.
-async fn load_mesh(ctx: &Ctx, user: &BrowserCaller, slug: &str) -> Result<MeshSummary, PageError> {
+pub(super) async fn load_mesh(
+    ctx: &Ctx,
+    user: &BrowserCaller,
+    slug: &str,
+) -> Result<MeshSummary, PageError> {
     match mesh::my_mesh(ctx.state(), &user.user.id, slug).await {
         Ok(mesh) => Ok(mesh),
         Err(err) if err.status == StatusCode::NOT_FOUND => Err(no_such_mesh(ctx).into()),
@@ -165,7 +193,7 @@ async fn load_mesh(ctx: &Ctx, user: &BrowserCaller, slug: &str) -> Result<MeshSu
 }
 
 /// The caller's membership when it is an admin one, or the 404/403 page.
-async fn load_admin_mesh(
+pub(super) async fn load_admin_mesh(
     ctx: &Ctx,
     user: &BrowserCaller,
     slug: &str,
@@ -189,6 +217,9 @@ struct MemberRow {
     /// "Leave" on your own row, "Remove" on others' for admins: its link
     /// (a confirmation page) and label.
     remove: Option<(String, String)>,
+    /// For admins, "Make admin" / "Make member": its link (a confirmation
+    /// page, [`super::mesh_admin`]) and label.
+    role_change: Option<(String, String)>,
 }
 
 /// A connected session, as an entry of "Online now".
@@ -372,6 +403,8 @@ struct MeshPage<'a> {
     /// What the caller allows each other member.
     grants: Vec<GrantRow>,
     role_options: Vec<RoleOption>,
+    /// Set while the mesh is archived: "Archived on …".
+    archived: Option<String>,
     max_days: u32,
     max_uses_limit: u32,
 }
@@ -413,6 +446,9 @@ async fn render_mesh(
                 mesh_path(&mesh.slug),
                 percent_encode(&member.id)
             );
+            // Admins change anyone's role but the only admin's own.
+            let role_change = (is_admin && !(member.role == MeshRole::Admin && admins == 1))
+                .then(|| role_change_link(ctx, &mesh.slug, &member.id, member.role));
             let online = online
                 .get(&member.id)
                 .map(|&count| ctx.t_args("member-online-sessions", &[("count", count.into())]));
@@ -424,6 +460,7 @@ async fn render_mesh(
                 you: member.you,
                 name: member.display_name,
                 remove: label.map(|label| (url, label)),
+                role_change,
             }
         })
         .collect();
@@ -457,6 +494,10 @@ async fn render_mesh(
         Some("revoked") => Some(ctx.t("invite-revoked-notice")),
         Some("member-removed") => Some(ctx.t("member-removed-notice")),
         Some("grants-saved") => Some(ctx.t("grants-saved-notice")),
+        Some("role-changed") => Some(ctx.t("role-changed-notice")),
+        Some("renamed") => Some(ctx.t("mesh-renamed-notice")),
+        Some("archived") => Some(ctx.t("mesh-archived-notice")),
+        Some("unarchived") => Some(ctx.t("mesh-unarchived-notice")),
         _ => None,
     };
     let grants = grants::grant_list(state, mesh, &user.user.id)
@@ -502,6 +543,10 @@ async fn render_mesh(
             errors,
             form,
             role_options,
+            archived: mesh
+                .archived_at
+                .as_deref()
+                .map(|at| ctx.t_args("mesh-archived-since", &[("at", format_rfc3339(at).into())])),
             max_days: MAX_EXPIRY_DAYS,
             max_uses_limit: MAX_USES_LIMIT,
             grants,
@@ -748,7 +793,7 @@ async fn revoke_page(ctx: Ctx, slug: Result<Path<String>, PathRejection>) -> Pag
 
 #[derive(Deserialize, Default)]
 #[serde(default)]
-struct RevokeForm {
+pub(super) struct RevokeForm {
     id: String,
     csrf: String,
 }
@@ -772,7 +817,7 @@ async fn revoke(
 }
 
 /// A member who cannot be removed: gone already, or never in this mesh.
-fn member_gone(ctx: &Ctx, mesh: &MeshSummary) -> Response {
+pub(super) fn member_gone(ctx: &Ctx, mesh: &MeshSummary) -> Response {
     let message = Message::new("warn", "?", ctx.t("member-gone-title"));
     about_mesh(
         ctx,
@@ -783,7 +828,7 @@ fn member_gone(ctx: &Ctx, mesh: &MeshSummary) -> Response {
 }
 
 /// The mesh's only admin asked to go.
-fn last_admin(ctx: &Ctx, mesh: &MeshSummary) -> Response {
+pub(super) fn last_admin(ctx: &Ctx, mesh: &MeshSummary) -> Response {
     let body = ctx.t_args(
         "member-last-admin-body",
         &[("mesh", mesh.name.clone().into())],

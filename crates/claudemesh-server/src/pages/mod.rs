@@ -6,6 +6,8 @@
 //! - [`dashboard`] — `/dashboard` (the account's meshes) and
 //!   `/dashboard/settings/cli-tokens`
 //! - [`meshes`] — `/dashboard/meshes/{slug}`: members, and for admins invites
+//! - [`mesh_admin`] — the mesh page's admin actions: a member's role,
+//!   rename, archive, unarchive, delete (each after a confirmation page)
 //! - [`invite`] — `/i/{code}`: an invitation, accepted in the browser
 //! - [`assets`] — `/static/…`
 //! - [`fallback`] — any other path outside `/api` and `/oauth` gets an HTML
@@ -40,6 +42,7 @@ pub mod dashboard;
 pub mod fallback;
 mod headers;
 pub mod invite;
+mod mesh_admin;
 pub mod meshes;
 mod message;
 
@@ -54,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .merge(cli_auth::routes())
         .merge(dashboard::routes())
         .merge(meshes::routes())
+        .merge(mesh_admin::routes())
         .merge(invite::routes())
         .merge(assets::routes())
         .layer(middleware::from_fn(headers::security_headers))

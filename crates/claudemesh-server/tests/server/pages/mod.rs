@@ -9,6 +9,7 @@ mod cli_auth;
 mod credential_mail;
 mod dashboard;
 mod languages;
+mod mesh_admin;
 mod meshes;
 mod security;
 mod sign_in;
