@@ -154,7 +154,7 @@ enum What<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         permission_request: Option<serde_json::Value>,
         #[serde(skip)]
-        pending: Option<Pending>,
+        pending: Option<Box<Pending>>,
     },
     Log {
         entry: &'a LogEntry,
@@ -543,7 +543,7 @@ fn on_broker_event(
                 What::Message {
                     message: (&message).into(),
                     permission_request: pending.as_ref().map(relay::json),
-                    pending,
+                    pending: pending.map(Box::new),
                 },
             )
         }
