@@ -13,6 +13,14 @@
 # The figures of the TypeScript original's own load test are printed beside
 # ours for reference (published in its docs/LOAD-TEST-v0.1.0.md; not run here).
 #
+# NATS, in the same run (NATS=1, the default): the same generator sends the
+# same shape of load (PEERS connections, MESSAGES each to random others, at
+# RATE a second, messages of an envelope's size) through the NATS server at
+# NATS_URL, core (nothing stored) and JetStream (file storage, each publish
+# acknowledged before the next, as our senders wait for `sent`), and their
+# rows are printed beside ours. If nothing answers at NATS_URL and
+# `nats-server` is installed, one is started with JetStream for the run.
+#
 # With GRANTS=1 it measures instead what per-peer grants cost a send: only
 # the saturation load, ROUNDS times each without and with grants, alternately
 # (off, on, then on, off, and so on: a slow spell of the machine does not
@@ -21,7 +29,8 @@
 # and prints the two side by side (each run, the median, the difference).
 #
 # Knobs: PEERS=100 MESSAGES=1000 RATE=50 IDLE=10000 PER_MESH=20 ENGINES="sqlite postgres"
-#        GRANTS=0 ROUNDS=3 PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
+#        GRANTS=0 ROUNDS=3 NATS=1 NATS_URL=nats://127.0.0.1:4222
+#        PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PEERS=${PEERS:-100}
@@ -32,6 +41,8 @@ PER_MESH=${PER_MESH:-20}
 ENGINES=${ENGINES:-"sqlite postgres"}
 GRANTS=${GRANTS:-0}
 ROUNDS=${ROUNDS:-3}
+NATS=${NATS:-1}
+NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 OUT=$ROOT/bench/.run/broker
 log() { echo "[broker-bench] $*" >&2; }
@@ -133,6 +144,28 @@ for engine in $ENGINES; do
   stop_server
 done
 
+# NATS beside us: core and JetStream, paced like ours, and JetStream as fast
+# as its acknowledgements allow.
+NATS_PID=""
+nats_up() { local hostport=${NATS_URL#nats://}; (echo >"/dev/tcp/${hostport%:*}/${hostport##*:}") 2>/dev/null; }
+if [ "$NATS" = 1 ] && ! nats_up && command -v nats-server >/dev/null; then
+  log "starting nats-server with JetStream for the run"
+  nats-server -js -sd "$OUT/nats" -a 127.0.0.1 -p "${NATS_URL##*:}" >"$OUT/nats-server.log" 2>&1 &
+  NATS_PID=$!
+  for _ in $(seq 50); do nats_up && break; sleep 0.1; done
+fi
+if [ "$NATS" = 1 ] && nats_up; then
+  for mode in core jetstream; do
+    log "NATS $mode: $PEERS connections x $MESSAGES messages at $RATE a second each"
+    "$LOAD" nats "$NATS_URL" "$PEERS" "$MESSAGES" "$RATE" "$mode" >"$OUT/nats-$mode-paced.json"
+  done
+  log "NATS jetstream: $PEERS connections x $MESSAGES messages, as fast as acknowledged"
+  "$LOAD" nats "$NATS_URL" "$PEERS" "$MESSAGES" 0 jetstream >"$OUT/nats-jetstream-load.json"
+elif [ "$NATS" = 1 ]; then
+  log "no NATS at $NATS_URL (and no nats-server to start): its rows are left out"
+fi
+[ -n "$NATS_PID" ] && kill "$NATS_PID" 2>/dev/null
+
 OUT=$OUT ENGINES=$ENGINES python3 - <<'PY'
 import json, os
 out = os.environ["OUT"]
@@ -148,6 +181,20 @@ for engine in os.environ["ENGINES"].split():
         print(f"| claudemesh ({engine}) | {shape} | {r['delivered_per_second']:,.0f} | "
               f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['lost']} | {r['duplicates']} | "
               f"{r['server_rss_mib']:.1f} |")
+for name, label in (("nats-core-paced", "NATS core (nothing stored)"),
+                    ("nats-jetstream-paced", "NATS JetStream (file, publish acked)"),
+                    ("nats-jetstream-load", "NATS JetStream (file, publish acked)")):
+    try:
+        r = json.load(open(f"{out}/{name}.json"))
+    except OSError:
+        continue
+    kind = "paced" if r["rate_per_peer"] else "as fast as acknowledged"
+    shape = f"{r['peers']} x {r['messages_per_peer']}, {kind}"
+    if r["rate_per_peer"]:
+        shape += f" ({r['rate_per_peer']:g}/s per peer)"
+    ack = f"; publish acked p50 {r['ack_p50_ms']:.2f} / p99 {r['ack_p99_ms']:.2f} ms" if "jetstream" in name else ""
+    print(f"| {label} | {shape}{ack} | {r['delivered_per_second']:,.0f} | {r['p50_ms']:.2f} | "
+          f"{r['p99_ms']:.2f} | {r['lost']} | n/a | n/a |")
 print("| original (TypeScript), its published load test, not run here | 100 x 100 | n/a | n/a | 4,700 | n/a | n/a | n/a |")
 print("| original (TypeScript), its published load test, not run here | 100 x 1,000 | n/a | n/a | 23,000 | 11% timed out | n/a | n/a |")
 print()

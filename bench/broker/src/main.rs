@@ -16,7 +16,10 @@
 //! `broker-load idle URL PID SESSIONS PER_MESH`: SESSIONS idle sessions of
 //! one account spread over meshes of PER_MESH; prints the server's RSS.
 //!
-//! Both end with one JSON line for scripts.
+//! `broker-load nats URL PEERS MESSAGES RATE core|jetstream`: the same
+//! shape of load through NATS (see `nats.rs`), for the side-by-side table.
+//!
+//! All end with one JSON line for scripts.
 
 #![allow(
     clippy::unwrap_used,
@@ -34,11 +37,34 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+mod nats;
+
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("nats") {
+        let usage = "usage: broker-load nats URL PEERS MESSAGES RATE core|jetstream";
+        let [_, _, url, peers, messages, rate, mode] = args.as_slice() else {
+            return Err(usage.into());
+        };
+        let jetstream = match mode.as_str() {
+            "core" => false,
+            "jetstream" => true,
+            _ => return Err(usage.into()),
+        };
+        let result = nats::load(
+            url,
+            peers.parse()?,
+            messages.parse()?,
+            rate.parse()?,
+            jetstream,
+        )
+        .await?;
+        println!("{result}");
+        return Ok(());
+    }
     let usage =
         "usage: broker-load load URL PID PEERS MESSAGES [RATE] | idle URL PID SESSIONS PER_MESH";
     if !(6..=7).contains(&args.len()) {

@@ -344,6 +344,11 @@ pub struct MemberKeys {
     /// session asked (their `dm` grant). Absent from older servers: true.
     #[serde(default = "yes")]
     pub permits_dm: bool,
+    /// Whether the member whose session asked lets this member answer its
+    /// relayed permission prompts (its `approve` grant to them). Absent
+    /// from older servers: false.
+    #[serde(default)]
+    pub may_approve: bool,
 }
 
 fn yes() -> bool {

@@ -451,13 +451,17 @@ wire! {
     }
 
     /// What one member may do to another: send them direct messages, reach
-    /// them with group and broadcast messages, see their status and summary.
+    /// them with group and broadcast messages, see their status and summary
+    /// (the three every member has until taken away), and answer their
+    /// sessions' relayed permission prompts (`approve`: never by default,
+    /// given to one member at a time).
     #[serde(rename_all = "snake_case")]
     #[derive(Copy, Eq, Hash, PartialOrd, Ord)]
     pub enum Capability {
         Dm,
         Group,
         Presence,
+        Approve,
     }
 
     /// What one member allows another.
@@ -495,13 +499,22 @@ wire! {
 }
 
 impl Capability {
-    pub const ALL: [Capability; 3] = [Capability::Dm, Capability::Group, Capability::Presence];
+    pub const ALL: [Capability; 4] = [
+        Capability::Dm,
+        Capability::Group,
+        Capability::Presence,
+        Capability::Approve,
+    ];
+    /// What a member allows everyone until they say otherwise (and what
+    /// `unblock` gives back): all but `approve`.
+    pub const BASIC: [Capability; 3] = [Capability::Dm, Capability::Group, Capability::Presence];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Dm => "dm",
             Self::Group => "group",
             Self::Presence => "presence",
+            Self::Approve => "approve",
         }
     }
 
@@ -521,11 +534,11 @@ impl Capability {
         text.split(',')
             .map(str::trim)
             .filter(|w| !w.is_empty())
-            .map(|word| match word {
-                "dm" => Ok(Self::Dm),
-                "group" => Ok(Self::Group),
-                "presence" => Ok(Self::Presence),
-                other => Err(format!("unknown capability `{other}`")),
+            .map(|word| {
+                Self::ALL
+                    .into_iter()
+                    .find(|cap| cap.as_str() == word)
+                    .ok_or_else(|| format!("unknown capability `{word}`"))
             })
             .collect()
     }

@@ -1161,6 +1161,9 @@ pub enum CapArg {
     Group,
     /// See your status and summary
     Presence,
+    /// Answer your launched sessions' permission prompts (`launch
+    /// --relay-permissions`); never granted unless you say so
+    Approve,
 }
 
 #[derive(Debug, Args)]
@@ -1169,7 +1172,7 @@ pub struct GrantArgs {
     #[arg(value_name = "MEMBER")]
     pub member: String,
 
-    /// One or more of dm, group, presence
+    /// One or more of dm, group, presence, approve
     #[arg(value_enum, value_name = "CAP", required = true, num_args = 1..)]
     pub caps: Vec<CapArg>,
 

@@ -222,6 +222,7 @@ mod tests {
             role: MeshRole::Member,
             keys: vec![key.to_string().repeat(64)],
             permits_dm: true,
+            may_approve: false,
         }
     }
 

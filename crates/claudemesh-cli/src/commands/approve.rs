@@ -1,5 +1,6 @@
 //! `claudemesh approve REQUEST_ID [--mesh S]` and `claudemesh deny …`:
-//! answer a permission request of one of this member's launched sessions.
+//! answer a permission request of one of this member's launched sessions,
+//! or of a member who lets this one approve (their `approve` grant).
 //!
 //! 1. Connect as a session of this machine's member key that acknowledges
 //!    only what it takes (other messages keep waiting for `inbox`), and
@@ -97,7 +98,7 @@ pub fn run(args: &AnswerArgs, behavior: Behavior, ctx: &Context) -> CliResult<()
                 return Err(err);
             }
         }
-        let outcome = wait_outcome(&session, &request.request_id).await;
+        let outcome = wait_outcome(&session, &request.session_key, &request.request_id).await;
         session.close(&ctx.out).await;
         let what = format!(
             "`{}` ({} for {})",
@@ -153,7 +154,7 @@ pub fn run(args: &AnswerArgs, behavior: Behavior, ctx: &Context) -> CliResult<()
 }
 
 /// Reads what was waiting for this machine until it is quiet (or the
-/// request `id` came), keeping the permission requests of its member and
+/// request `id` came), keeping the permission requests it may answer and
 /// acknowledging only those.
 async fn take_waiting(session: &MeshSession<'_>, server: &str, ctx: &Context, id: &str) {
     let mut quiet_from = Instant::now() + BACKLOG_QUIET;
@@ -220,7 +221,11 @@ fn pick(
 }
 
 /// The asking session's word on the verdict for `id`, if it comes in time.
-async fn wait_outcome(session: &MeshSession<'_>, id: &str) -> Option<OutcomeKind> {
+async fn wait_outcome(
+    session: &MeshSession<'_>,
+    asking_session: &str,
+    id: &str,
+) -> Option<OutcomeKind> {
     let deadline = Instant::now() + OUTCOME_WITHIN;
     while let Ok(Some(event)) = tokio::time::timeout_at(deadline, session.client.next_event()).await
     {
@@ -228,7 +233,7 @@ async fn wait_outcome(session: &MeshSession<'_>, id: &str) -> Option<OutcomeKind
             Event::Message(message) => {
                 if let Some(Payload::PermissionOutcome(outcome)) = Payload::parse(&message.text)
                     && outcome.request_id == id
-                    && message.from.member_id == session.mesh.member_id
+                    && message.from.session_key == asking_session
                 {
                     let _ = session.client.ack(vec![message.id]);
                     return Some(outcome.outcome);

@@ -27,6 +27,7 @@ pub fn capability(cap: CapArg) -> Capability {
         CapArg::Dm => Capability::Dm,
         CapArg::Group => Capability::Group,
         CapArg::Presence => Capability::Presence,
+        CapArg::Approve => Capability::Approve,
     }
 }
 
@@ -45,13 +46,13 @@ pub fn run_grant(args: &GrantArgs, change: Change, ctx: &Context) -> CliResult<(
 
 /// `block` and `unblock`.
 pub fn run_block(args: &BlockArgs, change: Change, ctx: &Context) -> CliResult<()> {
-    apply(
-        ctx,
-        args.mesh.as_deref(),
-        &args.member,
-        change,
-        &Capability::ALL,
-    )
+    // Block takes everything away; unblock gives back what everyone has by
+    // default, never `approve`, which is granted on purpose or not at all.
+    let caps: &[Capability] = match change {
+        Change::Unblock => &Capability::BASIC,
+        _ => &Capability::ALL,
+    };
+    apply(ctx, args.mesh.as_deref(), &args.member, change, caps)
 }
 
 #[derive(Serialize)]
@@ -115,6 +116,7 @@ fn describe(caps: &[Capability]) -> String {
             Capability::Dm => "send you direct messages",
             Capability::Group => "reach you in groups and broadcasts",
             Capability::Presence => "see your status and summary",
+            Capability::Approve => "answer your sessions' permission prompts",
         })
         .collect();
     if words.is_empty() {

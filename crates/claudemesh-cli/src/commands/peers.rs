@@ -186,6 +186,7 @@ mod tests {
             role: MeshRole::Member,
             keys: vec!["1".repeat(64); keys],
             permits_dm: true,
+            may_approve: false,
         }
     }
 

@@ -12,10 +12,12 @@ use claudemesh_api::permission::Payload;
 use claudemesh_client::Received;
 use std::path::Path;
 
-/// The permission request a message carries, when it is one from a
-/// session of this machine's own member in `mesh` (a request from anyone
-/// else is an ordinary message: only the member answers for their
-/// sessions). It is kept in `permission_requests.json` for `approve`.
+/// The permission request a message carries, when the session that sent
+/// it is the one asking: one of this member's own, or another member's who
+/// lets this one answer (their `approve` grant; their session checks it
+/// again when the verdict comes, so a request from anyone else only ever
+/// gets a verdict it drops). It is kept in `permission_requests.json` for
+/// `approve`.
 pub fn take_request(
     message: &Received,
     server: &str,
@@ -25,7 +27,7 @@ pub fn take_request(
     let Some(Payload::PermissionRequest(request)) = Payload::parse(&message.text) else {
         return None;
     };
-    if message.from.member_id != mesh.member_id || message.from.session_key != request.session_key {
+    if message.from.session_key != request.session_key {
         return None;
     }
     let pending = Pending {

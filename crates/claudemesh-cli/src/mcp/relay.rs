@@ -5,9 +5,11 @@
 //! member's other sessions and machines; a verdict that comes back is
 //! checked here before anything reaches Claude Code:
 //!
-//! - it comes from this session's own member (the broker's sender, whose
-//!   session key the member key attested, and whose member key the client
-//!   checked belongs to that member);
+//! - it comes from this session's own member, or from a member this one
+//!   lets answer (its `approve` grant to them, as the broker reported it
+//!   when the request was sent: they were sent the request too). The
+//!   sender is the broker's, whose session key the member key attested,
+//!   and whose member key the client checked belongs to that member;
 //! - it names this session's key, and its signature by that member key
 //!   covers (mesh, this session key, request id, behaviour);
 //! - the request is pending here and not expired; the first valid verdict
@@ -22,7 +24,7 @@ use claudemesh_api::broker::{Priority, Sender};
 use claudemesh_api::permission::{
     Behavior, Outcome, OutcomeKind, Payload, PermissionRequest, REQUEST_TTL_MS, Verdict,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -60,6 +62,9 @@ struct Pending {
     answered: bool,
     /// The `permission_prompt` call waiting, for tool requests.
     waiter: Option<oneshot::Sender<Answer>>,
+    /// Other members who may answer (this member's `approve` grant to
+    /// them when the request was sent).
+    approvers: HashSet<String>,
 }
 
 pub struct Relay {
@@ -115,6 +120,20 @@ impl Relay {
             ));
             return Err(why.to_owned());
         };
+        // Members this one lets answer its prompts get the request too.
+        let approvers: Vec<(String, String)> = match client.peers().await {
+            Ok((_, members)) => members
+                .into_iter()
+                .filter(|m| m.may_approve)
+                .map(|m| (m.member_id, m.display_name))
+                .collect(),
+            Err(err) => {
+                self.log.line(&format!(
+                    "permission request {request_id}: could not read who may approve ({err}); asking the member only"
+                ));
+                Vec::new()
+            }
+        };
         let expires_at = now_ms() + self.ttl_ms;
         let request = PermissionRequest {
             request_id: request_id.to_owned(),
@@ -136,6 +155,7 @@ impl Relay {
                     expires_at,
                     answered: false,
                     waiter,
+                    approvers: approvers.iter().map(|(id, _)| id.clone()).collect(),
                 },
             );
         }
@@ -150,6 +170,16 @@ impl Relay {
                     "relayed permission request {request_id} ({tool_name}) to the member's other sessions and machines ({} key boxes)",
                     sent.recipients
                 ));
+                for (approver, name) in &approvers {
+                    match client.send(approver, &text, Priority::Now).await {
+                        Ok(_) => self.log.line(&format!(
+                            "relayed permission request {request_id} to {name}, who may approve"
+                        )),
+                        Err(err) => self.log.line(&format!(
+                            "could not relay permission request {request_id} to {name}: {err}"
+                        )),
+                    }
+                }
                 Ok(())
             }
             Err(err) => {
@@ -194,8 +224,15 @@ impl Relay {
         let Some(client) = self.link.client() else {
             return dropped("not connected to the mesh");
         };
-        if from.member_id != client.welcome().member_id {
-            return dropped("it is not from this session's member");
+        let may_answer = from.member_id == client.welcome().member_id
+            || self
+                .lock()
+                .get(&id)
+                .is_some_and(|p| p.approvers.contains(&from.member_id));
+        if !may_answer {
+            return dropped(
+                "it is not from this session's member, nor from a member it lets approve",
+            );
         }
         if verdict.session_key != self.session.session_public_key {
             return dropped("it is for another session");

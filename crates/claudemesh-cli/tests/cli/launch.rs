@@ -1362,6 +1362,77 @@ async fn stream_subscribe_shows_a_permission_prompt_that_approve_then_answers() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_granted_approve_answers_anothers_permission_prompt() {
+    let DevMesh(_server, _mesh, [alices, bobs]) =
+        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
+    let mut a = launch_cmd(&alices, &["-y", "--relay-permissions"])
+        .launch()
+        .await;
+    a.until_connected().await;
+
+    // Without Alice's word, Bob is not asked and cannot answer.
+    a.ask_permission("mnbvc", "Bash", "Deploy").await;
+    a.until_logged("relayed permission request mnbvc (Bash)")
+        .await;
+    bobs.cmd(["approve", "mnbvc"])
+        .says(5, "✘ No pending permission request `mnbvc` in dev\n")
+        .await;
+    assert_eq!(a.verdict(NOTHING_COMES_WITHIN).await, None);
+
+    // Alice lets Bob answer her prompts: the next one reaches him too, and
+    // his approval is Claude Code's.
+    alices
+        .cmd(["grant", "Bob", "approve"])
+        .run()
+        .await
+        .expect_code(0);
+    let granted = alices.cmd(["grants", "--json"]).run().await.expect_code(0);
+    let granted: Value = serde_json::from_str(&granted.stdout).unwrap();
+    let to_bob = granted["you_allow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["display_name"] == "Bob")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        to_bob["caps"],
+        json!(["dm", "group", "presence", "approve"]),
+        "{granted}"
+    );
+    a.ask_permission("kjhgf", "Bash", "Deploy again").await;
+    a.until_logged("relayed permission request kjhgf to Bob, who may approve")
+        .await;
+    bobs.cmd(["approve", "kjhgf"])
+        .run()
+        .await
+        .expect_code(0)
+        .stderr_has("✔ Approved `kjhgf` (Bash for Alice)\n");
+    assert_eq!(
+        a.verdict(SAFETY_LIMIT).await,
+        Some(json!({"request_id": "kjhgf", "behavior": "allow"}))
+    );
+    // Unblocking gives back what everyone has, never `approve`.
+    alices.cmd(["block", "Bob"]).run().await.expect_code(0);
+    alices.cmd(["unblock", "Bob"]).run().await.expect_code(0);
+    let after = alices.cmd(["grants", "--json"]).run().await.expect_code(0);
+    let after: Value = serde_json::from_str(&after.stdout).unwrap();
+    let to_bob = after["you_allow"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["display_name"] == "Bob")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        to_bob["caps"],
+        json!(["dm", "group", "presence"]),
+        "{after}"
+    );
+    assert_eq!(a.exit(0).await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_permission_prompt_cannot_be_answered() {
     use claudemesh_api::broker::Priority;
     use claudemesh_api::permission::Behavior;

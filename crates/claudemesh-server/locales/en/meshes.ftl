@@ -95,11 +95,12 @@ member-remove-confirm = Remove member
 
 # Grants: what each member allows each other member.
 mesh-grants = Who may reach you
-mesh-grants-intro = What each member may do to you: send you direct messages, reach you in group and broadcast messages, see your status and summary. The broker enforces it at once.
+mesh-grants-intro = What each member may do to you: send you direct messages, reach you in group and broadcast messages, see your status and summary (everyone may, until you untick it), and answer your sessions' permission prompts (no one may, until you tick it). The broker enforces it at once.
 grants-col-allowed = Allowed
 grant-dm = Direct messages
 grant-group = Groups and broadcasts
 grant-presence = Status and summary
+grant-approve = Answer my permission prompts
 grants-save = Save
 grants-saved-notice = Saved. It applies to their sessions now.
 mesh-log = Latest events

@@ -95,11 +95,12 @@ member-remove-confirm = Quitar miembro
 
 # Permisos: lo que cada miembro permite a cada otro miembro.
 mesh-grants = Quién puede contactarte
-mesh-grants-intro = Lo que cada miembro puede hacerte: enviarte mensajes directos, llegarte en mensajes de grupo y a todos, ver tu estado y resumen. El broker lo aplica al instante.
+mesh-grants-intro = Lo que cada miembro puede hacerte: enviarte mensajes directos, llegarte en mensajes de grupo y a todos, ver tu estado y resumen (todos pueden, hasta que lo desmarques), y responder a las solicitudes de permiso de tus sesiones (nadie puede, hasta que lo marques). El broker lo aplica al instante.
 grants-col-allowed = Permitido
 grant-dm = Mensajes directos
 grant-group = Grupos y mensajes a todos
 grant-presence = Estado y resumen
+grant-approve = Responder a mis solicitudes de permiso
 grants-save = Guardar
 grants-saved-notice = Guardado. Se aplica ya a sus sesiones.
 mesh-log = Últimos sucesos

@@ -241,6 +241,10 @@ impl Hub {
         for member in members.iter_mut() {
             member.permits_dm = member.member_id == viewer
                 || dir.grants.allows(&member.member_id, viewer, Capability::Dm);
+            member.may_approve = member.member_id != viewer
+                && dir
+                    .grants
+                    .allows(viewer, &member.member_id, Capability::Approve);
         }
         true
     }

@@ -84,7 +84,7 @@ pub struct Inner {
     pub(super) shutdown: watch::Sender<bool>,
     /// Copies not stored because the recipient does not grant the
     /// capability, by capability (dm, group, presence).
-    drops: [std::sync::atomic::AtomicU64; 3],
+    drops: [std::sync::atomic::AtomicU64; Capability::ALL.len()],
     log: Appender,
 }
 

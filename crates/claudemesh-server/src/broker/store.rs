@@ -409,6 +409,7 @@ pub async fn member_keys(pool: &AnyPool, mesh_id: &str) -> Result<Vec<MemberKeys
                 role,
                 keys: Vec::new(),
                 permits_dm: true,
+                may_approve: false,
             }
         });
         entry.keys.extend(key);

@@ -14,14 +14,20 @@ use std::collections::HashMap;
 pub struct Caps(u8);
 
 impl Caps {
-    pub const ALL: Caps = Caps(0b111);
+    /// What a member allows a peer they have said nothing about, and what
+    /// a NULL default means: every capability but `approve`, which is only
+    /// ever granted to one member at a time.
+    pub const ALL: Caps = Caps(0b0111);
     pub const NONE: Caps = Caps(0);
+    /// Every bit a stored set may carry.
+    const KNOWN: u8 = 0b1111;
 
     fn bit(cap: Capability) -> u8 {
         match cap {
             Capability::Dm => 1,
             Capability::Group => 2,
             Capability::Presence => 4,
+            Capability::Approve => 8,
         }
     }
 
@@ -65,7 +71,7 @@ impl Caps {
     }
 
     pub fn from_bits(bits: u8) -> Caps {
-        Caps(bits & Self::ALL.0)
+        Caps(bits & Self::KNOWN)
     }
 }
 

@@ -22,7 +22,8 @@ use axum::extract::{Path, State};
 use claudemesh_api::ErrorBody;
 use claudemesh_api::mesh_log::LogKind;
 use claudemesh_api::wire::{
-    ChangeGrantRequest, DefaultGrantsRequest, GrantList, MeshSummary, OkResponse, PeerGrant,
+    Capability, ChangeGrantRequest, DefaultGrantsRequest, GrantList, MeshSummary, OkResponse,
+    PeerGrant,
 };
 use serde_json::json;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -215,6 +216,13 @@ async fn set_default_grants(
 ) -> AppResult<Json<OkResponse>> {
     let mesh = my_mesh(&state, &caller.user.id, &slug).await?;
     require_admin(&mesh)?;
+    if body.caps.contains(&Capability::Approve) {
+        // Answering someone's permission prompts is a right they give one
+        // member at a time, never one a newcomer hands everybody.
+        return Err(AppError::bad_request(
+            "`approve` is granted to one member at a time (claudemesh grant MEMBER approve), never as a default",
+        ));
+    }
     let caps = Caps::of(&body.caps);
     let now = state.now();
     let mut tx = state.pool().begin().await?;

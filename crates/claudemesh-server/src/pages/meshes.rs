@@ -346,6 +346,7 @@ struct GrantRow {
     dm: bool,
     group: bool,
     presence: bool,
+    approve: bool,
 }
 
 /// One mesh log entry on the mesh page.
@@ -509,6 +510,7 @@ async fn render_mesh(
             dm: peer.caps.contains(&Capability::Dm),
             group: peer.caps.contains(&Capability::Group),
             presence: peer.caps.contains(&Capability::Presence),
+            approve: peer.caps.contains(&Capability::Approve),
             member_id: peer.member_id,
             name: peer.display_name,
         })
@@ -903,6 +905,8 @@ struct GrantsForm {
     group: Option<String>,
     #[serde(default)]
     presence: Option<String>,
+    #[serde(default)]
+    approve: Option<String>,
 }
 
 /// Saves what the caller allows one other member (any member, for
@@ -921,6 +925,7 @@ async fn save_grants(
         (Capability::Dm, &form.dm),
         (Capability::Group, &form.group),
         (Capability::Presence, &form.presence),
+        (Capability::Approve, &form.approve),
     ] {
         if on.is_some() {
             grant.push(cap);

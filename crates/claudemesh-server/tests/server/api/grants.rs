@@ -336,6 +336,23 @@ async fn the_mesh_default_applies_to_new_members(engine: Engine) {
     )
     .await;
     assert_eq!(status, 403);
+    // `approve` is given to one member at a time, never as a default.
+    let (status, body) = send(
+        alice
+            .browser
+            .put(alice.url("/api/my/meshes/team/default-grants"))
+            .json(&json!({ "caps": ["dm", "approve"] })),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"], "invalid_request", "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("one member at a time"),
+        "{body}"
+    );
     let (status, body) = send(
         alice
             .browser
