@@ -456,6 +456,11 @@ async fn run(
     mut rx: mpsc::Receiver<ConnEvent>,
 ) {
     let mut shutdown = broker.shutdown.subscribe();
+    // A shutdown that began before this subscription (between the welcome
+    // and here, say) would not count as a change: count it.
+    if *shutdown.borrow() {
+        shutdown.mark_changed();
+    }
     let mut ping = tokio::time::interval(broker.settings.ping_every);
     ping.tick().await;
     let mut last_heard = Instant::now();
