@@ -38,6 +38,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod nats;
+mod random;
+
+use random::random_below;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -102,12 +105,6 @@ fn now_ms() -> i64 {
             .as_millis(),
     )
     .unwrap_or(0)
-}
-
-fn random_below(n: usize) -> usize {
-    let mut bytes = [0u8; 8];
-    getrandom::fill(&mut bytes).expect("random");
-    usize::try_from(u64::from_le_bytes(bytes) % n as u64).unwrap_or(0)
 }
 
 /// An account with a cookie session, as a browser would have.

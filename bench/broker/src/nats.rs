@@ -95,7 +95,7 @@ pub async fn load(
         senders.push(tokio::spawn(async move {
             let mut pace = (rate > 0.0).then(|| {
                 let period = Duration::from_secs_f64(1.0 / rate);
-                let offset = period.mul_f64(crate::random_below(1000) as f64 / 1000.0);
+                let offset = period.mul_f64(crate::random::random_below(1000) as f64 / 1000.0);
                 tokio::time::interval_at(tokio::time::Instant::now() + offset, period)
             });
             let mut ack_latencies = Vec::with_capacity(messages);
@@ -103,7 +103,7 @@ pub async fn load(
                 if let Some(pace) = pace.as_mut() {
                     pace.tick().await;
                 }
-                let mut to = crate::random_below(peers - 1);
+                let mut to = crate::random::random_below(peers - 1);
                 if to >= i {
                     to += 1;
                 }
