@@ -28,8 +28,21 @@
 # first revokes `group` from the next (broker-load's BROKER_LOAD_GRANTS=1),
 # and prints the two side by side (each run, the median, the difference).
 #
+# With STALLED=1 it measures instead what one slow consumer costs the others:
+# the paced load, ROUNDS times each with one more member that gets every 10th
+# message of every peer (15,000 characters each) and either keeps reading
+# ("running") or is stopped with SIGSTOP once connected ("stopped"), alternately
+# on a fresh server each; the others' p50/p99 side by side, the server's peak
+# RSS, and how many of its messages the stopped consumer got once continued.
+#
+# PARTS picks what the default run does ("load paced idle", each engine), and
+# BASELINE_BIN=path/to/another/claudemesh-server runs the idle part on that
+# binary too, right after ours on the same engine (a before/after in one
+# sitting).
+#
 # Knobs: PEERS=100 MESSAGES=1000 RATE=50 IDLE=10000 PER_MESH=20 ENGINES="sqlite postgres"
-#        GRANTS=0 ROUNDS=3 NATS=1 NATS_URL=nats://127.0.0.1:4222
+#        PARTS="load paced idle" BASELINE_BIN= GRANTS=0 STALLED=0 ROUNDS=3
+#        NATS=1 NATS_URL=nats://127.0.0.1:4222
 #        PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,6 +53,9 @@ IDLE=${IDLE:-10000}
 PER_MESH=${PER_MESH:-20}
 ENGINES=${ENGINES:-"sqlite postgres"}
 GRANTS=${GRANTS:-0}
+STALLED=${STALLED:-0}
+PARTS=${PARTS:-"load paced idle"}
+BASELINE_BIN=${BASELINE_BIN:-}
 ROUNDS=${ROUNDS:-3}
 NATS=${NATS:-1}
 NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
@@ -84,7 +100,7 @@ start_server() {
   CLAUDEMESH_BIND=127.0.0.1:$port CLAUDEMESH_DATA_DIR=$dir/data CLAUDEMESH_LOG_FORMAT=text \
     RUST_LOG=warn CLAUDEMESH_BROKER_SENDS_PER_MINUTE=0 CLAUDEMESH_BROKER_MAX_PEERS=100000 \
     CLAUDEMESH_SIGN_UPS_PER_IP_PER_MINUTE=0 \
-    CLAUDEMESH_BROKER_MAX_CONNECTIONS_PER_MEMBER=100000 "$BIN" >"$dir/server.log" 2>&1 &
+    CLAUDEMESH_BROKER_MAX_CONNECTIONS_PER_MEMBER=100000 "${SERVER_BIN:-$BIN}" >"$dir/server.log" 2>&1 &
   SERVER_PID=$!
   for _ in $(seq 100); do curl -fs "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
   curl -fs "$BASE/healthz" >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
@@ -126,22 +142,72 @@ PY
   exit 0
 fi
 
+if [ "$STALLED" = 1 ]; then
+  for engine in $ENGINES; do
+    for round in $(seq "$ROUNDS"); do
+      order="running stopped"
+      [ $((round % 2)) = 0 ] && order="stopped running"
+      for extra in $order; do
+        log "$engine round $round, extra consumer $extra: $PEERS peers x $MESSAGES at $RATE/s"
+        start_server "$engine" "$extra-$round"
+        BROKER_LOAD_EXTRA=$extra "$LOAD" load "$BASE" "$SERVER_PID" "$PEERS" "$MESSAGES" "$RATE" \
+          >"$OUT/$engine-$extra-$round.json"
+        log "$(cat "$OUT/$engine-$extra-$round.json")"
+        stop_server
+      done
+    done
+  done
+  OUT=$OUT ENGINES=$ENGINES ROUNDS=$ROUNDS python3 - <<'PY'
+import json, os, statistics
+out, rounds = os.environ["OUT"], int(os.environ["ROUNDS"])
+print()
+print("| broker | extra consumer | others' p50 ms, each run | others' p99 ms, each run | p99 median | lost (others) | extra got / acked | server peak RSS MiB |")
+print("|---|---|---|---|---:|---:|---|---:|")
+for engine in os.environ["ENGINES"].split():
+    p99 = {}
+    for extra in ("running", "stopped"):
+        runs = [json.load(open(f"{out}/{engine}-{extra}-{r}.json")) for r in range(1, rounds + 1)]
+        p99[extra] = statistics.median(r["p99_ms"] for r in runs)
+        got = ", ".join(f"{r['extra']['received']:,}/{r['extra_acked']:,}" for r in runs)
+        shape = f"{runs[0]['peers']} x {runs[0]['messages_per_peer']} at {runs[0]['rate_per_peer']:g}/s"
+        print(f"| claudemesh ({engine}), {shape} | {extra} | "
+              + ", ".join(f"{r['p50_ms']:.2f}" for r in runs) + " | "
+              + ", ".join(f"{r['p99_ms']:.2f}" for r in runs)
+              + f" | {p99[extra]:.2f} | {sum(r['lost'] for r in runs)} | {got} | "
+              + f"{max(r['server_peak_rss_mib'] for r in runs):.0f} |")
+    print(f"| claudemesh ({engine}) | stopped vs running | | | {p99['stopped'] / p99['running']:.2f}x | | | |")
+PY
+  exit 0
+fi
+
+part() { case " $PARTS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 for engine in $ENGINES; do
-  log "$engine: $PEERS peers x $MESSAGES messages"
-  start_server "$engine" load
-  "$LOAD" load "$BASE" "$SERVER_PID" "$PEERS" "$MESSAGES" >"$OUT/$engine-load.json"
-  log "$engine load: $(cat "$OUT/$engine-load.json")"
-  stop_server
-  log "$engine: $PEERS peers x $MESSAGES messages at $RATE a second each"
-  start_server "$engine" paced
-  "$LOAD" load "$BASE" "$SERVER_PID" "$PEERS" "$MESSAGES" "$RATE" >"$OUT/$engine-paced.json"
-  log "$engine paced: $(cat "$OUT/$engine-paced.json")"
-  stop_server
-  log "$engine: $IDLE idle sessions"
-  start_server "$engine" idle
-  "$LOAD" idle "$BASE" "$SERVER_PID" "$IDLE" "$PER_MESH" >"$OUT/$engine-idle.json"
-  log "$engine idle: $(cat "$OUT/$engine-idle.json")"
-  stop_server
+  if part load; then
+    log "$engine: $PEERS peers x $MESSAGES messages"
+    start_server "$engine" load
+    "$LOAD" load "$BASE" "$SERVER_PID" "$PEERS" "$MESSAGES" >"$OUT/$engine-load.json"
+    log "$engine load: $(cat "$OUT/$engine-load.json")"
+    stop_server
+  fi
+  if part paced; then
+    log "$engine: $PEERS peers x $MESSAGES messages at $RATE a second each"
+    start_server "$engine" paced
+    "$LOAD" load "$BASE" "$SERVER_PID" "$PEERS" "$MESSAGES" "$RATE" >"$OUT/$engine-paced.json"
+    log "$engine paced: $(cat "$OUT/$engine-paced.json")"
+    stop_server
+  fi
+  if part idle; then
+    for which in current ${BASELINE_BIN:+baseline}; do
+      SERVER_BIN=$BIN
+      [ "$which" = baseline ] && SERVER_BIN=$BASELINE_BIN
+      log "$engine: $IDLE idle sessions ($which server)"
+      start_server "$engine" "idle-$which"
+      "$LOAD" idle "$BASE" "$SERVER_PID" "$IDLE" "$PER_MESH" >"$OUT/$engine-idle-$which.json"
+      log "$engine idle ($which): $(cat "$OUT/$engine-idle-$which.json")"
+      stop_server
+    done
+    SERVER_BIN=$BIN
+  fi
 done
 
 # NATS beside us: core and JetStream, paced like ours, and JetStream as fast
@@ -166,15 +232,22 @@ elif [ "$NATS" = 1 ]; then
 fi
 [ -n "$NATS_PID" ] && kill "$NATS_PID" 2>/dev/null
 
-OUT=$OUT ENGINES=$ENGINES python3 - <<'PY'
+OUT=$OUT ENGINES=$ENGINES BASELINE_BIN=$BASELINE_BIN python3 - <<'PY'
 import json, os
 out = os.environ["OUT"]
+def load(name):
+    try:
+        return json.load(open(f"{out}/{name}.json"))
+    except OSError:
+        return None
 print()
 print("| broker | load | delivered/s | p50 ms | p99 ms | lost | dup | RSS after load MiB |")
 print("|---|---|---:|---:|---:|---:|---:|---:|")
 for engine in os.environ["ENGINES"].split():
     for kind, label in (("load", "as fast as possible"), ("paced", "paced")):
-        r = json.load(open(f"{out}/{engine}-{kind}.json"))
+        r = load(f"{engine}-{kind}")
+        if r is None:
+            continue
         shape = f"{r['peers']} x {r['messages_per_peer']}, {label}"
         if r["rate_per_peer"]:
             shape += f" ({r['rate_per_peer']:g}/s per peer)"
@@ -184,9 +257,8 @@ for engine in os.environ["ENGINES"].split():
 for name, label in (("nats-core-paced", "NATS core (nothing stored)"),
                     ("nats-jetstream-paced", "NATS JetStream (file, publish acked)"),
                     ("nats-jetstream-load", "NATS JetStream (file, publish acked)")):
-    try:
-        r = json.load(open(f"{out}/{name}.json"))
-    except OSError:
+    r = load(name)
+    if r is None:
         continue
     kind = "paced" if r["rate_per_peer"] else "as fast as acknowledged"
     shape = f"{r['peers']} x {r['messages_per_peer']}, {kind}"
@@ -201,7 +273,13 @@ print()
 print("| broker | idle sessions | meshes | RSS MiB | KiB/session | connect s |")
 print("|---|---:|---:|---:|---:|---:|")
 for engine in os.environ["ENGINES"].split():
-    i = json.load(open(f"{out}/{engine}-idle.json"))
-    print(f"| claudemesh ({engine}) | {i['sessions']:,} | {i['meshes']} | {i['server_rss_mib']:.1f} | "
-          f"{i['kib_per_session']:.1f} | {i['connect_seconds']:.1f} |")
+    for which in ("current", "baseline"):
+        i = load(f"{engine}-idle-{which}")
+        if i is None:
+            continue
+        name = f"claudemesh ({engine})"
+        if which == "baseline":
+            name += f", {os.environ['BASELINE_BIN']}"
+        print(f"| {name} | {i['sessions']:,} | {i['meshes']} | {i['server_rss_mib']:.1f} | "
+              f"{i['kib_per_session']:.1f} | {i['connect_seconds']:.1f} |")
 PY

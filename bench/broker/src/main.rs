@@ -13,6 +13,14 @@
 //! in-memory grants are not all the default while the direct messages flow
 //! (each send is still checked against them).
 //!
+//! With `BROKER_LOAD_EXTRA=stopped` one more member joins, in a process
+//! of its own that is stopped with SIGSTOP once connected, and every 10th
+//! message of each peer goes to it, padded to `BROKER_LOAD_EXTRA_PAD`
+//! characters (15,000): a slow consumer among the others, whose latency is
+//! still what is measured. `BROKER_LOAD_EXTRA=running` is the same without
+//! the stop, to compare with. At the end the consumer is continued and
+//! says how many of its messages it got (see `stalled.rs`).
+//!
 //! `broker-load idle URL PID SESSIONS PER_MESH`: SESSIONS idle sessions of
 //! one account spread over meshes of PER_MESH; prints the server's RSS.
 //!
@@ -30,17 +38,20 @@
 
 use claudemesh_api::broker::{MessageKind, Priority};
 use claudemesh_api::e2e::KeyPair;
-use claudemesh_client::{Client, Event, Presence, Resolved, SessionIdentity};
+use claudemesh_client::{Event, Resolved};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 mod nats;
 mod random;
+mod session;
+mod stalled;
 
 use random::random_below;
+use session::connect;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -67,6 +78,12 @@ async fn main() -> Result<(), BoxError> {
         .await?;
         println!("{result}");
         return Ok(());
+    }
+    if args.get(1).map(String::as_str) == Some("extra") {
+        let [_, _, url, mesh_id, secret_hex] = args.as_slice() else {
+            return Err("usage: broker-load extra URL MESH_ID MEMBER_SECRET_HEX".into());
+        };
+        return stalled::run(url, mesh_id, secret_hex).await;
     }
     let usage =
         "usage: broker-load load URL PID PEERS MESSAGES [RATE] | idle URL PID SESSIONS PER_MESH";
@@ -95,16 +112,6 @@ fn rss_mib(pid: u32) -> (f64, f64) {
             .map_or(0.0, |kb| kb / 1024.0)
     };
     (field("VmRSS:"), field("VmHWM:"))
-}
-
-fn now_ms() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis(),
-    )
-    .unwrap_or(0)
 }
 
 /// An account with a cookie session, as a browser would have.
@@ -180,24 +187,6 @@ impl Account {
     }
 }
 
-fn copy(key: &KeyPair) -> KeyPair {
-    KeyPair::from_secret_hex(&key.secret_hex()).expect("own secret parses")
-}
-
-async fn connect(
-    url: &str,
-    mesh_id: &str,
-    member: &KeyPair,
-    name: &str,
-) -> Result<Client, BoxError> {
-    let identity = SessionIdentity::new(mesh_id, copy(member), now_ms() + 3_600_000)?;
-    let presence = Presence {
-        display_name: name.to_owned(),
-        ..Presence::default()
-    };
-    Ok(Client::connect(url, identity, presence).await?)
-}
-
 /// Peer i revokes `group` from peer i+1 (the last from the first): one
 /// non-default grant per peer. Returns how many were set.
 async fn revoke_group_in_a_ring(accounts: &[Account], slug: &str) -> Result<usize, BoxError> {
@@ -242,13 +231,30 @@ async fn load(
 ) -> Result<(), BoxError> {
     eprintln!("[broker-load] {peers} accounts joining one mesh");
     let grants = std::env::var("BROKER_LOAD_GRANTS").is_ok_and(|v| v == "1");
+    let extra_mode = std::env::var("BROKER_LOAD_EXTRA").unwrap_or_default();
+    let stop_extra = match extra_mode.as_str() {
+        "" => None,
+        "running" => Some(false),
+        "stopped" => Some(true),
+        other => return Err(format!("BROKER_LOAD_EXTRA={other}: running or stopped").into()),
+    };
+    let extra_pad: usize = std::env::var("BROKER_LOAD_EXTRA_PAD")
+        .ok()
+        .map_or(Ok(15_000), |v| v.parse())?;
     let admin = Account::register(url, "peer0").await?;
     let admin_key = KeyPair::generate()?;
     let (mesh_id, slug) = admin.create_mesh("Load", &admin_key).await?;
     let mut keys = vec![admin_key];
     let mut accounts = vec![admin];
-    for i in 1..peers {
-        let account = Account::register(url, &format!("peer{i}")).await?;
+    // The extra consumer joins last, so peer i stays account i.
+    let members = peers + usize::from(stop_extra.is_some());
+    for i in 1..members {
+        let name = if i == peers {
+            "extra".to_owned()
+        } else {
+            format!("peer{i}")
+        };
+        let account = Account::register(url, &name).await?;
         let invite = accounts[0]
             .post(&format!("/api/my/meshes/{slug}/invites"), json!({}))
             .await?;
@@ -263,6 +269,13 @@ async fn load(
         keys.push(key);
         accounts.push(account);
     }
+    // The extra consumer is nobody's random peer and in no grant ring.
+    let extra_key = if stop_extra.is_some() {
+        accounts.pop();
+        keys.pop()
+    } else {
+        None
+    };
     let revoked = if grants {
         revoke_group_in_a_ring(&accounts, &slug).await?
     } else {
@@ -276,6 +289,27 @@ async fn load(
     }
     let session_keys: Arc<Vec<String>> =
         Arc::new(clients.iter().map(|c| c.session_key().to_owned()).collect());
+    let extra = match (stop_extra, extra_key) {
+        (Some(stop), Some(key)) => {
+            let (url, mesh_id) = (url.to_owned(), mesh_id.clone());
+            let extra = tokio::task::spawn_blocking(move || {
+                stalled::Extra::start(&url, &mesh_id, &key, stop)
+            })
+            .await??;
+            eprintln!(
+                "[broker-load] an extra consumer ({}) gets every 10th message, {extra_pad} characters each",
+                if stop {
+                    "stopped with SIGSTOP"
+                } else {
+                    "running"
+                }
+            );
+            Some(extra)
+        }
+        _ => None,
+    };
+    let extra_key: Option<Arc<str>> = extra.as_ref().map(|e| Arc::from(e.session_key.as_str()));
+    let padding = Arc::new("x".repeat(extra_pad));
     eprintln!("[broker-load] {peers} sessions connected; {messages} messages each");
 
     let start = Instant::now();
@@ -312,14 +346,18 @@ async fn load(
         }));
     }
     let acked = Arc::new(AtomicU64::new(0));
+    let acked_extra = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let mut senders = Vec::new();
     for (i, client) in clients.iter().enumerate() {
-        let (client, keys, acked, failed) = (
+        let (client, keys, acked, acked_extra, failed, extra_key, padding) = (
             Arc::clone(client),
             Arc::clone(&session_keys),
             Arc::clone(&acked),
+            Arc::clone(&acked_extra),
             Arc::clone(&failed),
+            extra_key.clone(),
+            Arc::clone(&padding),
         );
         senders.push(tokio::spawn(async move {
             // Each peer starts at a random point of its period, so the
@@ -329,24 +367,41 @@ async fn load(
                 let offset = period.mul_f64(random_below(1000) as f64 / 1000.0);
                 tokio::time::interval_at(tokio::time::Instant::now() + offset, period)
             });
-            for _ in 0..messages {
+            for n in 0..messages {
                 if let Some(pace) = pace.as_mut() {
                     pace.tick().await;
                 }
-                let mut to = random_below(keys.len() - 1);
-                if to >= i {
-                    to += 1;
-                }
+                // Every 10th message, padded, to the extra consumer if
+                // there is one; the others to random peers.
+                let to_extra = extra_key.as_ref().filter(|_| n % 10 == 9);
+                let to = if let Some(extra) = to_extra {
+                    extra.to_string()
+                } else {
+                    let mut to = random_below(keys.len() - 1);
+                    if to >= i {
+                        to += 1;
+                    }
+                    keys[to].clone()
+                };
                 let resolved = Resolved {
                     kind: MessageKind::Direct,
                     group: None,
-                    keys: vec![keys[to].clone()],
+                    keys: vec![to],
                     waits: false,
                     sessions: 1,
                 };
-                let text = format!("{} load test message", start.elapsed().as_nanos());
+                let mut text = format!("{} load test message", start.elapsed().as_nanos());
+                if to_extra.is_some() {
+                    text.push(' ');
+                    text.push_str(&padding);
+                }
+                let counter = if to_extra.is_some() {
+                    &acked_extra
+                } else {
+                    &acked
+                };
                 match client.send_resolved(&resolved, &text, Priority::Now).await {
-                    Ok(_) => acked.fetch_add(1, Ordering::Relaxed),
+                    Ok(_) => counter.fetch_add(1, Ordering::Relaxed),
                     Err(_) => failed.fetch_add(1, Ordering::Relaxed),
                 };
             }
@@ -369,6 +424,11 @@ async fn load(
     }
     let elapsed = start.elapsed();
     let (rss, peak) = rss_mib(pid);
+    let acked_extra = acked_extra.load(Ordering::Relaxed);
+    let extra = match extra {
+        Some(extra) => tokio::task::spawn_blocking(move || extra.finish(acked_extra)).await??,
+        None => Value::Null,
+    };
     for client in &clients {
         client.close();
     }
@@ -403,6 +463,9 @@ async fn load(
         "max_ms": pct(1.0),
         "server_rss_mib": rss,
         "server_peak_rss_mib": peak,
+        "extra_consumer": extra_mode,
+        "extra_acked": acked_extra,
+        "extra": extra,
     });
     println!("{result}");
     Ok(())

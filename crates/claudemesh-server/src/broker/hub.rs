@@ -6,8 +6,8 @@
 //! are in the tables. It only routes events to connection tasks, each of
 //! which owns its socket.
 
+use super::socket::Utf8Bytes;
 use crate::meshes::grant_store::MeshGrants;
-use axum::extract::ws::Utf8Bytes;
 use claudemesh_api::broker::{
     BrokerErrorCode, Envelope, MemberKeys, Peer, PeerStatus, ServerFrame,
 };

@@ -6,6 +6,9 @@
 //!   other instances.
 //! - `connection`: one task per WebSocket: the challenge, the hello, then
 //!   the session's frames.
+//! - `socket`: the WebSocket upgrade, and a socket that writes a large
+//!   frame as fragments (so no idle session keeps a welcome's worth of
+//!   write buffer).
 //! - `hub`: the connections this instance holds, and where events go.
 //! - `writer`: every message stored before its ack, many per transaction.
 //! - `store`: the tables (presence, messages, deliveries); all the broker's
@@ -22,6 +25,7 @@ mod connection;
 mod hub;
 mod limits;
 mod service;
+mod socket;
 mod store;
 mod writer;
 

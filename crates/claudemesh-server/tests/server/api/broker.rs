@@ -26,6 +26,7 @@ on_both_engines!(
     a_removed_member_is_disconnected_and_refused,
     the_server_never_holds_a_readable_message,
     unknown_recipients_and_bad_sends_are_refused_without_closing,
+    frames_larger_than_a_fragment_arrive_whole,
 );
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -751,4 +752,81 @@ async fn two_instances_on_one_postgres_database_are_one_broker() {
     let closed = closed_within_a_second(&carol).await;
     assert_eq!(closed, Some(BrokerErrorCode::Removed));
     second.stop().await;
+}
+
+/// The broker writes a frame over 2 KiB as fragments (so no idle session
+/// keeps a large write buffer); a client sees whole frames as before: a
+/// welcome and a peer list of long summaries in characters of several
+/// bytes (a fragment may end inside one), and a message near the limit.
+async fn frames_larger_than_a_fragment_arrive_whole(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let names = ["Ana", "Ben", "Cai", "Dee", "Eli", "Fay", "Gus", "Hal"];
+    let mesh = server.mesh(&names).await;
+    let summary = |i: usize| format!("{i}{}", "€ñ🙂".repeat(90));
+    let mut sessions = Vec::new();
+    for i in 0..names.len() {
+        let presence = claudemesh_client::Presence {
+            summary: summary(i),
+            ..mesh.presence(i, &[])
+        };
+        sessions.push(mesh.session(mesh.identity(i), presence).await.unwrap());
+    }
+    let last = sessions.last().unwrap();
+    let welcome = serde_json::to_string(&last.welcome()).unwrap();
+    assert!(
+        welcome.len() > 8 * 1024,
+        "the welcome spans fragments: {} bytes",
+        welcome.len()
+    );
+    let mut seen: Vec<(String, String)> = last
+        .welcome()
+        .peers
+        .iter()
+        .map(|p| (p.display_name.clone(), p.summary.clone()))
+        .collect();
+    seen.sort();
+    let expected: Vec<(String, String)> = (0..names.len() - 1)
+        .map(|i| (names[i].to_owned(), summary(i)))
+        .collect();
+    assert_eq!(seen, expected);
+    let (mut listed, _) = sessions[0].peers().await.unwrap();
+    listed.sort_by(|a, b| a.display_name.cmp(&b.display_name));
+    assert_eq!(listed.len(), names.len() - 1);
+    assert_eq!(listed[0].summary, summary(1));
+
+    let text = "ü€🙂 a long message ".repeat(500);
+    assert!(text.len() > 12 * 1024 && text.len() <= claudemesh_api::broker::MAX_MESSAGE_BYTES);
+    sessions[0].send("Hal", &text, Priority::Now).await.unwrap();
+    assert_eq!(next_text(last).await, ("Ana".to_owned(), text));
+}
+
+/// A request to the broker's address that is not a WebSocket handshake is
+/// told what is missing: never a 500, never an upgrade.
+#[tokio::test]
+async fn a_request_that_is_not_a_websocket_handshake_is_told_so() {
+    let server = TestServer::start(Engine::Sqlite).await;
+    let url = format!("{}/api/mesh/ws", server.base_url);
+    let http = reqwest::Client::new();
+    let plain = http.get(&url).send().await.unwrap();
+    assert_eq!(plain.status(), 400);
+    assert!(plain.text().await.unwrap().contains("WebSocket"));
+
+    let handshake = |version: &'static str| {
+        http.get(&url)
+            .header("connection", "keep-alive, Upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", version)
+    };
+    let old = handshake("8")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 426);
+    assert_eq!(old.headers()["sec-websocket-version"], "13");
+    let keyless = handshake("13").send().await.unwrap();
+    assert_eq!(keyless.status(), 400);
+    assert!(keyless.text().await.unwrap().contains("Sec-WebSocket-Key"));
+    let posted = http.post(&url).send().await.unwrap();
+    assert_eq!(posted.status(), 405);
 }
