@@ -118,6 +118,7 @@ proptest! {
             ClientFrame::MessageStatus { req, id: text.clone() },
             ClientFrame::Send(SendRequest {
                 req,
+                id: Some(text.clone()),
                 kind: MessageKind::Group,
                 group: Some(text.clone()),
                 priority: Priority::Low,
