@@ -208,7 +208,7 @@ async fn run(
 /// The messages of a batch to insert: the first with each id (a sender may
 /// resend one before the first copy is committed; the later copies are
 /// answered as resends).
-fn first_of_each_id<'a>(ops: &'a [WriteOp]) -> Vec<&'a Arc<NewMessage>> {
+fn first_of_each_id(ops: &[WriteOp]) -> Vec<&Arc<NewMessage>> {
     let mut ids = HashSet::new();
     ops.iter()
         .filter_map(|op| match op {

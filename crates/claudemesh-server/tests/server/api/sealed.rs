@@ -369,12 +369,15 @@ async fn a_row_copied_under_a_new_id_is_shown_once(engine: Engine) {
     // copy dropped.
     let (mut shown, mut rejected) = (Vec::new(), Vec::new());
     while shown.len() + rejected.len() < 2 {
-        next(&bob, |e| match e {
-            Event::Message(m) => Some(shown.push(m)),
-            Event::Rejected { id, reason } => Some(rejected.push((id, reason))),
-            _ => None,
+        match next(&bob, |e| {
+            matches!(e, Event::Message(_) | Event::Rejected { .. }).then_some(e)
         })
-        .await;
+        .await
+        {
+            Event::Message(m) => shown.push(m),
+            Event::Rejected { id, reason } => rejected.push((id, reason)),
+            _ => {}
+        }
     }
     assert_eq!(shown.len(), 1, "{shown:?}");
     assert_eq!(
