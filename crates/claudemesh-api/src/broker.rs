@@ -281,6 +281,13 @@ pub struct KeyBox {
 pub struct SendRequest {
     /// Chosen by the client; echoed in `sent` or `error`.
     pub req: u64,
+    /// The message's id, chosen by the client ([`is_client_message_id`]):
+    /// sending again with the same id (after a lost `sent`) is answered
+    /// `sent` for the message already stored, never stored twice. Absent
+    /// (older clients): the broker picks one. Written only when present,
+    /// so the frame stays what an older broker takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
     pub kind: MessageKind,
     /// The group name for `group` messages (without the `@`).
     #[serde(default)]
@@ -416,6 +423,11 @@ pub struct Welcome {
     pub peers: Vec<Peer>,
     pub members: Vec<MemberKeys>,
     pub limits: Limits,
+    /// Whether this broker takes client-chosen message ids
+    /// ([`SendRequest::id`]). Absent from older servers: false, and a
+    /// client then lets the broker pick.
+    #[serde(default)]
+    pub client_message_ids: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -461,6 +473,9 @@ pub enum BrokerErrorCode {
     /// An observer session (`hello.observer`) sent a frame that would act
     /// (`send`, `set_status`, `set_summary`): it only watches. No close.
     Observer,
+    /// A `send`'s `id` is not of the client's shape, or belongs to a
+    /// message another member sent. No close.
+    BadMessageId,
     Internal,
     /// A code this build does not know (a newer server).
     #[serde(other)]
@@ -490,6 +505,7 @@ impl BrokerErrorCode {
             Self::MeshArchived => "mesh_archived",
             Self::NotPermitted => "not_permitted",
             Self::Observer => "observer",
+            Self::BadMessageId => "bad_message_id",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }
@@ -560,6 +576,20 @@ pub fn is_key_hex(text: &str) -> bool {
         && text
             .bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The length of a client-chosen message id: `msg_` and 32 lowercase hex
+/// characters (128 random bits). The broker's own ids are shorter
+/// (`msg_` and 16 base32 characters), so the two never collide.
+pub const CLIENT_MESSAGE_ID_CHARS: usize = 4 + 32;
+
+/// Whether `text` is a message id a client may choose.
+pub fn is_client_message_id(text: &str) -> bool {
+    text.len() == CLIENT_MESSAGE_ID_CHARS
+        && text.strip_prefix("msg_").is_some_and(|hex| {
+            hex.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 /// A display name, role or group name: 1 to [`MAX_NAME_CHARS`] characters,
@@ -675,6 +705,35 @@ mod tests {
         assert_eq!(
             json,
             r#"{"type":"error","req":3,"code":"rate_limited","message":"slow"}"#
+        );
+    }
+
+    #[test]
+    fn client_message_ids_have_one_shape() {
+        assert!(is_client_message_id(&format!("msg_{}", "0a".repeat(16))));
+        for bad in [
+            "msg_q4w7e2rt5yu3io6p".to_owned(),
+            format!("msg_{}", "0A".repeat(16)),
+            format!("msg_{}", "0a".repeat(17)),
+            format!("mem_{}", "0a".repeat(16)),
+            format!("msg_{}g", "0".repeat(31)),
+            String::new(),
+        ] {
+            assert!(!is_client_message_id(&bad), "{bad}");
+        }
+        // Absent from an older client, and not written when absent.
+        let old: ClientFrame = serde_json::from_str(
+            r#"{"type":"send","req":1,"kind":"direct","body":{"nonce":"n","ciphertext":"c"},"keys":[]}"#,
+        )
+        .unwrap();
+        let ClientFrame::Send(old) = old else {
+            panic!("a send");
+        };
+        assert_eq!(old.id, None);
+        assert!(
+            !serde_json::to_string(&ClientFrame::Send(old))
+                .unwrap()
+                .contains("\"id\"")
         );
     }
 

@@ -11,6 +11,7 @@ pub mod error;
 pub mod mesh_log;
 pub mod permission;
 pub mod rules;
+pub mod sealed;
 mod secret;
 pub mod slug;
 pub mod stored;

@@ -17,6 +17,7 @@ use claudemesh_api::broker::{
     SessionRight, Welcome,
 };
 use claudemesh_api::e2e::{self, KeyPair};
+use claudemesh_api::sealed::{self, SealedHeader};
 use futures_util::{SinkExt, StreamExt};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -158,7 +159,13 @@ pub struct Received {
     pub kind: MessageKind,
     pub group: Option<String>,
     pub priority: Priority,
+    /// When the broker stored it (its clock).
     pub sent_at: String,
+    /// When the sender sealed it (the sender's clock, ms since the epoch),
+    /// from the sealed header; `None` for a message from an older client,
+    /// which carries no sealed header: its id, kind, group and priority are
+    /// only the broker's word.
+    pub sealed_at: Option<i64>,
     pub text: String,
 }
 
@@ -168,8 +175,10 @@ pub enum Event {
     PeerJoined(Peer),
     PeerLeft(String),
     PeerUpdated(Peer),
-    /// A message that failed its checks (forged, or from no member); it is
-    /// acknowledged and dropped.
+    /// A message that failed its checks (forged, from no member, or with a
+    /// sealed header the envelope disagrees with: copied under a new id,
+    /// relabelled); it is acknowledged and dropped, never shown as a
+    /// message.
     Rejected {
         id: String,
         reason: String,
@@ -192,6 +201,30 @@ pub struct Sent {
     /// How many connected sessions it was sealed for (the other boxes are
     /// for machine keys, for whichever session of the member comes next).
     pub sessions: u32,
+}
+
+/// A message sealed and ready to send, under the id it keeps: sending it
+/// again ([`Client::send_sealed`], after a lost `sent` or a dropped
+/// connection, from the same session key) is answered for the message
+/// stored the first time, never stored twice.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// The client-chosen id; `None` when the broker picks (an older server).
+    pub id: Option<String>,
+    request: SendRequest,
+    waits: bool,
+    sessions: u32,
+}
+
+impl Outgoing {
+    /// The `send` frame with this `req`, as [`Client::send_sealed`] sends
+    /// it (for tests that speak to the broker directly).
+    pub fn frame(&self, req: u64) -> ClientFrame {
+        ClientFrame::Send(SendRequest {
+            req,
+            ..self.request.clone()
+        })
+    }
 }
 
 /// How a client behaves beyond the defaults.
@@ -356,6 +389,7 @@ impl Client {
             pending: HashMap::new(),
             seen: SeenIds::default(),
             ack_on_receipt: options.ack_on_receipt,
+            ids_required: welcome.client_message_ids,
             held: HashSet::new(),
             attested: HashSet::new(),
             opening: HashMap::new(),
@@ -460,10 +494,49 @@ impl Client {
         text: &str,
         priority: Priority,
     ) -> Result<Sent, ClientError> {
+        let outgoing = self.seal(resolved, text, priority)?;
+        self.send_sealed(&outgoing).await
+    }
+
+    /// Seals `text` for recipients already resolved, with the sealed header
+    /// (see `claudemesh_api::sealed`) and a fresh message id, without
+    /// sending it.
+    pub fn seal(
+        &self,
+        resolved: &Resolved,
+        text: &str,
+        priority: Priority,
+    ) -> Result<Outgoing, ClientError> {
         if text.len() > claudemesh_api::broker::MAX_MESSAGE_BYTES {
             return Err(ClientError::Local(format!(
                 "A message is at most {} bytes",
                 claudemesh_api::broker::MAX_MESSAGE_BYTES
+            )));
+        }
+        let random = || ClientError::Local("the system's random source failed".into());
+        // An older broker refuses an id it does not know (bad_frame): it
+        // picks the id itself, and the header says none.
+        let id = if self.welcome.client_message_ids {
+            Some(sealed::new_message_id().map_err(|_| random())?)
+        } else {
+            None
+        };
+        let header = SealedHeader {
+            id: id.clone(),
+            mesh_id: self.welcome.mesh_id.clone(),
+            session_key: self.session_key.clone(),
+            member_id: self.welcome.member_id.clone(),
+            kind: resolved.kind,
+            group: resolved.group.clone(),
+            priority,
+            to: resolved.keys.clone(),
+            sent_at: now_ms(),
+        };
+        let plain = sealed::wrap(&header, text);
+        if plain.len() - text.len() > sealed::MAX_HEADER_BYTES {
+            return Err(ClientError::Local(format!(
+                "Too many recipients for one message ({})",
+                resolved.keys.len()
             )));
         }
         let shared = self.shared_keys(&resolved.keys)?;
@@ -474,26 +547,49 @@ impl Client {
             .zip(shared.iter().map(Arc::as_ref))
             .collect();
         let (body, keys) =
-            e2e::seal_with(&pairs, text).map_err(|err| ClientError::Local(err.to_string()))?;
-        let frame = self
-            .request(|req| {
-                ClientFrame::Send(SendRequest {
-                    req,
-                    kind: resolved.kind,
-                    group: resolved.group.clone(),
-                    priority,
-                    body,
-                    keys,
-                })
-            })
-            .await?;
+            e2e::seal_with(&pairs, &plain).map_err(|err| ClientError::Local(err.to_string()))?;
+        Ok(Outgoing {
+            id: id.clone(),
+            request: SendRequest {
+                req: 0,
+                id,
+                kind: resolved.kind,
+                group: resolved.group.clone(),
+                priority,
+                body,
+                keys,
+            },
+            waits: resolved.waits,
+            sessions: u32::try_from(resolved.sessions).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// Sends a sealed message; returns once the broker has stored it. With
+    /// an id, a send the broker could not store (`internal`) is tried again
+    /// after the wait it asks for, since a resend cannot store it twice.
+    pub async fn send_sealed(&self, outgoing: &Outgoing) -> Result<Sent, ClientError> {
+        let mut tries = 0;
+        let frame = loop {
+            tries += 1;
+            let sent = self.request(|req| outgoing.frame(req)).await;
+            match sent {
+                Err(ClientError::Refused {
+                    code: BrokerErrorCode::Internal,
+                    retry_after: Some(wait),
+                    ..
+                }) if outgoing.id.is_some() && tries < 3 => {
+                    tokio::time::sleep(wait.min(Duration::from_secs(5))).await;
+                }
+                other => break other?,
+            }
+        };
         match frame {
             ServerFrame::Sent { id, recipients, .. } => Ok(Sent {
                 id,
                 recipients,
-                kind: resolved.kind,
-                waits: resolved.waits,
-                sessions: u32::try_from(resolved.sessions).unwrap_or(u32::MAX),
+                kind: outgoing.request.kind,
+                waits: outgoing.waits,
+                sessions: outgoing.sessions,
             }),
             other => Err(unexpected(other)),
         }
@@ -574,6 +670,14 @@ impl Drop for Client {
     }
 }
 
+/// Milliseconds since the Unix epoch, by this machine's clock.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 fn closed() -> ClientError {
     ClientError::Connection("the connection is closed".into())
 }
@@ -639,6 +743,10 @@ struct Task {
     pending: HashMap<u64, oneshot::Sender<Result<ServerFrame, ClientError>>>,
     seen: SeenIds,
     ack_on_receipt: bool,
+    /// The broker takes client-chosen ids, so every sealed header this
+    /// client's version writes names the message's id (see
+    /// [`SealedHeader::check`]).
+    ids_required: bool,
     /// Permission requests received and left for the caller to
     /// acknowledge (see [`held_for_the_caller`]).
     held: HashSet<String>,
@@ -774,13 +882,14 @@ impl Task {
                     };
                 }
                 let event = match self.open(&envelope) {
-                    Ok(text) => Event::Message(Received {
+                    Ok((text, sealed_at)) => Event::Message(Received {
                         id: envelope.id,
                         from: envelope.from,
                         kind: envelope.kind,
                         group: envelope.group,
                         priority: envelope.priority,
                         sent_at: envelope.sent_at,
+                        sealed_at,
                         text,
                     }),
                     Err(reason) => Event::Rejected {
@@ -840,8 +949,9 @@ impl Task {
         }
     }
 
-    /// Checks who sealed a message and opens it.
-    fn open(&mut self, envelope: &Envelope) -> Result<String, String> {
+    /// Checks who sealed a message, opens it, and checks what the envelope
+    /// says against the sealed header: the text, and when it was sealed.
+    fn open(&mut self, envelope: &Envelope) -> Result<(String, Option<i64>), String> {
         let from = &envelope.from;
         let attestation = (
             from.session_key.clone(),
@@ -902,8 +1012,18 @@ impl Task {
             }
             self.opening.insert(cache_key.clone(), shared);
         }
-        e2e::open_with(&self.opening[&cache_key], &envelope.body, &envelope.key)
-            .map_err(|err| err.to_string())
+        let plain = e2e::open_with(&self.opening[&cache_key], &envelope.body, &envelope.key)
+            .map_err(|err| err.to_string())?;
+        match sealed::unwrap(&plain).map_err(|err| err.to_string())? {
+            // An older client's message: nothing sealed to check it by.
+            (None, text) => Ok((text.to_owned(), None)),
+            (Some(header), text) => {
+                header
+                    .check(envelope, self.ids_required)
+                    .map_err(|why| format!("{why}; not shown"))?;
+                Ok((text.to_owned(), Some(header.sent_at)))
+            }
+        }
     }
 }
 

@@ -352,7 +352,8 @@ impl CliError {
             | B::FrameTooLarge
             | B::UnsupportedVersion
             | B::HelloRequired
-            | B::BadSignature => {
+            | B::BadSignature
+            | B::BadMessageId => {
                 Self::failure(broker_says("The broker did not understand this client"))
                     .with_hint("Is claudemesh up to date? See claudemesh --version.")
             }

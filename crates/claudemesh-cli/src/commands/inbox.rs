@@ -366,6 +366,7 @@ mod tests {
             group: group.map(str::to_owned),
             priority: Priority::Now,
             sent_at: "2026-11-23T19:05:33Z".into(),
+            sealed_at: None,
             text: text.into(),
         }
     }

@@ -251,7 +251,7 @@ async fn run(
                 link.set(State::Connected, Some(Arc::clone(&client)));
                 let _ = connected.send(true);
                 retry = FIRST_RETRY;
-                let (code, message) = pump(&link, &client, &notices).await;
+                let (code, message) = pump(&link, &client, &notices, log.as_ref()).await;
                 link.set(State::Retrying(message.clone()), None);
                 if let Some(code) = code
                     && final_refusal(code)
@@ -287,6 +287,7 @@ async fn pump(
     link: &Link,
     client: &Client,
     notices: &mpsc::UnboundedSender<Notice>,
+    log: &(dyn Fn(&str) + Send + Sync),
 ) -> (Option<BrokerErrorCode>, String) {
     // Names of the sessions present, to say who left.
     let mut names: std::collections::HashMap<String, String> = client
@@ -314,7 +315,12 @@ async fn pump(
                     .unwrap_or_else(|| format!("session {}", &key[..key.len().min(8)]));
                 let _ = notices.send(Notice::Left(name));
             }
-            Event::PeerUpdated(_) | Event::Rejected { .. } => {}
+            // Never shown to Claude: forged, or copied or relabelled by
+            // whoever holds the broker's database. The log says so.
+            Event::Rejected { id, reason } => {
+                log(&format!("dropped message {id}: {reason}"));
+            }
+            Event::PeerUpdated(_) => {}
             Event::Closed { code, message } => return (code, message),
         }
     }

@@ -1617,3 +1617,87 @@ async fn approving_for_a_session_that_is_gone_says_so() {
         )
         .await;
 }
+
+// ------------------------------------- a broker that relabels (issue 19)
+
+/// A message whose envelope disagrees with what its sender sealed (here an
+/// id the broker stores apart from the sealed one, as a database copy
+/// would look) never reaches Claude: `mcp.log` says it was dropped, and a
+/// genuine message after it comes through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_the_broker_relabelled_is_logged_not_shown() {
+    use claudemesh_api::broker::{ClientFrame, MessageKind, Priority, SendRequest};
+    use claudemesh_api::e2e::KeyPair;
+    use claudemesh_api::sealed::{self, SealedHeader};
+    let DevMesh(server, mesh, [alices, _bobs]) =
+        DevMesh::start(Engine::Sqlite, ["Alice", "Bob"]).await;
+    let mut a = launch_cmd(&alices, &["-y"]).launch().await;
+    a.until_connected().await;
+    let session_key = a.session_key();
+
+    // A session of Bob's whose session secret the test keeps, to seal by hand.
+    let member = KeyPair::from_secret_hex(&mesh.member("Bob").key.secret_hex()).unwrap();
+    let secret = KeyPair::generate().unwrap().secret_hex();
+    let identity = claudemesh_client::SessionIdentity::with_session(
+        &mesh.id,
+        member,
+        KeyPair::from_secret_hex(&secret).unwrap(),
+        i64::try_from(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis(),
+        )
+        .unwrap()
+            + 3_600_000,
+    );
+    let presence = claudemesh_client::Presence {
+        display_name: "Bob".into(),
+        ..Default::default()
+    };
+    let bob = claudemesh_client::Client::connect(&server.base_url, identity, presence)
+        .await
+        .expect("connect");
+    let stored_id = sealed::new_message_id().unwrap();
+    let header = SealedHeader {
+        id: Some(sealed::new_message_id().unwrap()),
+        mesh_id: mesh.id.clone(),
+        session_key: bob.session_key().to_owned(),
+        member_id: bob.welcome().member_id.clone(),
+        kind: MessageKind::Direct,
+        group: None,
+        priority: Priority::Next,
+        to: vec![session_key.clone()],
+        sent_at: 0,
+    };
+    let (body, keys) = claudemesh_api::e2e::seal(
+        &KeyPair::from_secret_hex(&secret).unwrap(),
+        std::slice::from_ref(&session_key),
+        &sealed::wrap(&header, "pay the invoice"),
+    )
+    .unwrap();
+    let frame = ClientFrame::Send(SendRequest {
+        req: 1,
+        id: Some(stored_id.clone()),
+        kind: MessageKind::Direct,
+        group: None,
+        priority: Priority::Next,
+        body,
+        keys,
+    });
+    bob.send_raw(serde_json::to_string(&frame).unwrap())
+        .unwrap();
+    let line = a
+        .until_logged(&format!("dropped message {stored_id}: "))
+        .await;
+    assert!(line.contains("its sealed id is not the broker's"), "{line}");
+
+    bob.send(&session_key, "genuine", Priority::Next)
+        .await
+        .expect("Bob sends");
+    let got = a
+        .notification_where("Bob's genuine message", |p| p["meta"]["kind"] == "direct")
+        .await;
+    assert_eq!(got["content"], "Bob: genuine");
+    assert_eq!(a.exit(0).await.code, 0);
+}

@@ -421,4 +421,75 @@ async fn broker_refusals_and_lost_connections_map_to_exit_codes() {
 
 // ---------------------------------------------------------------- engines
 
-on_both_engines!(messages_wait_for_the_offline_and_reach_a_follower);
+// ------------------------------------------------ a database that lies
+
+/// Whoever holds the broker's database copies a waiting message under a
+/// new id and relabels another: `inbox` shows the genuine one once, warns
+/// about the others, and shows them as nothing else.
+async fn inbox_drops_what_the_database_copied_or_relabelled(engine: Engine) {
+    let DevMesh(server, _mesh, [alices, bobs]) = DevMesh::start(engine, ["Alice", "Bob"]).await;
+    let sent = bobs
+        .cmd(["send", "Alice", "pay the invoice", "--json"])
+        .run()
+        .await
+        .expect_code(0)
+        .stdout_json();
+    let id = sent["id"].as_str().expect("an id").to_owned();
+    let other = bobs
+        .cmd(["send", "Alice", "just between us"])
+        .run()
+        .await
+        .expect_code(0)
+        .stdout
+        .trim_end()
+        .to_owned();
+    let copy = format!("msg_{}", "c0".repeat(16));
+    let columns = "mesh_id, sender_member_id, sender_session_key, sender_member_key, \
+        sender_name, attestation_expires_at, attestation_signature, kind, group_name, priority, \
+        body_nonce, body, created_at, expires_at, attestation_rights";
+    let pool = server.state().pool();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO broker_messages (id, {columns}) SELECT $2, {columns} \
+         FROM broker_messages WHERE id = $1"
+    )))
+    .bind(&id)
+    .bind(&copy)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO broker_deliveries (message_id, recipient_key, recipient_member_id, \
+         key_nonce, key_box) SELECT $2, recipient_key, recipient_member_id, key_nonce, key_box \
+         FROM broker_deliveries WHERE message_id = $1",
+    )
+    .bind(&id)
+    .bind(&copy)
+    .execute(pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE broker_messages SET kind = 'broadcast' WHERE id = $1")
+        .bind(&other)
+        .execute(pool)
+        .await
+        .unwrap();
+
+    let out = alices.cmd(["inbox", "--json"]).run().await.expect_code(0);
+    let json = out.stdout_json();
+    let messages = json["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 1, "{json}");
+    assert_eq!(messages[0]["id"], id.as_str());
+    assert_eq!(messages[0]["text"], "pay the invoice");
+    out.stderr_has("Dropped a message that failed its checks: its sealed id is not the broker's")
+        .stderr_has(
+            "Dropped a message that failed its checks: its sealed kind or group is not the broker's",
+        );
+    // Dropped for good: acknowledged, they do not come again.
+    let out = alices.cmd(["inbox"]).run().await.expect_code(0);
+    assert_eq!(out.stdout, "");
+    assert_eq!(out.stderr, "No new messages in dev.\n");
+}
+
+on_both_engines!(
+    messages_wait_for_the_offline_and_reach_a_follower,
+    inbox_drops_what_the_database_copied_or_relabelled,
+);

@@ -14,6 +14,7 @@ use super::socket::{
     WebSocketConfig,
 };
 use super::store::{self, NewMessage};
+use super::writer::Stored;
 use crate::db::ids::new_id;
 use crate::meshes::log::LogEvent;
 use crate::metrics::METRICS;
@@ -23,10 +24,11 @@ use claudemesh_api::broker::SessionRight;
 use claudemesh_api::broker::{
     BrokerErrorCode as Code, ClientFrame, Hello, MAX_ATTESTATION_MS, MAX_FRAME_BYTES, MAX_GROUPS,
     MAX_MESSAGE_BYTES, MAX_SUMMARY_CHARS, MessageKind, Peer, PeerStatus, SendRequest, Sender,
-    ServerFrame, Welcome, is_clean_label, is_group_name, is_key_hex,
+    ServerFrame, Welcome, is_clean_label, is_client_message_id, is_group_name, is_key_hex,
 };
 use claudemesh_api::e2e;
 use claudemesh_api::mesh_log::LogKind;
+use claudemesh_api::sealed::MAX_HEADER_BYTES;
 use claudemesh_api::wire::Capability;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -394,6 +396,7 @@ async fn admit(
         peers,
         members,
         limits: broker.settings.limits(),
+        client_message_ids: true,
     };
     Ok((
         Session {
@@ -822,8 +825,19 @@ async fn send_message(
         (_, Some(_)) => return Err(invalid("Only group messages name a group")),
         _ => {}
     }
-    // base64 of the text plus the 16-byte tag.
-    let max_body = (MAX_MESSAGE_BYTES + 16).div_ceil(3) * 4;
+    if let Some(id) = &request.id
+        && !is_client_message_id(id)
+    {
+        return Err((
+            Code::BadMessageId,
+            "A message id is `msg_` and 32 lowercase hex characters".to_owned(),
+            None,
+        ));
+    }
+    // base64 of the text, the sealed header in front of it (see
+    // `claudemesh_api::sealed`) and the 16-byte tag. The broker cannot
+    // tell the two apart: the text's own bound is the sender's to keep.
+    let max_body = (MAX_MESSAGE_BYTES + MAX_HEADER_BYTES + 16).div_ceil(3) * 4;
     if request.body.ciphertext.len() > max_body {
         return Err((
             Code::MessageTooLarge,
@@ -878,7 +892,9 @@ async fn send_message(
     request.keys = keys;
     let now = broker.now();
     let message = Arc::new(NewMessage {
-        id: new_id("msg"),
+        // The sender's id, if it chose one: a resend of it is then known
+        // (see the writer's `Stored::Duplicate`).
+        id: request.id.take().unwrap_or_else(|| new_id("msg")),
         mesh_id: session.mesh_id.clone(),
         from: Sender {
             session_key: session.peer.session_key.clone(),
@@ -902,16 +918,20 @@ async fn send_message(
     };
     let req = request.req;
     let answer_to = session.handle.tx.clone();
+    let pool = broker.pool.clone();
+    let (mesh_id, member_id) = (session.mesh_id.clone(), session.member_id.clone());
     tokio::spawn(async move {
-        let answer = if committed.await.unwrap_or(false) {
-            METRICS.broker_messages_in.inc();
-            ServerFrame::Sent {
-                req,
-                id: message.id.clone(),
-                recipients,
+        let answer = match committed.await.unwrap_or(Stored::Failed) {
+            Stored::New => {
+                METRICS.broker_messages_in.inc();
+                ServerFrame::Sent {
+                    req,
+                    id: message.id.clone(),
+                    recipients,
+                }
             }
-        } else {
-            send_refusal(req, not_stored())
+            Stored::Duplicate => resent(&pool, req, &message.id, &mesh_id, &member_id).await,
+            Stored::Failed => send_refusal(req, not_stored()),
         };
         if let ServerFrame::Error { code, .. } = &answer {
             METRICS.refusal(code.as_str());
@@ -921,6 +941,38 @@ async fn send_message(
         let _ = answer_to.send(ConnEvent::Frame(frame(&answer))).await;
     });
     Ok(())
+}
+
+/// The answer to a send whose id is stored already: `sent` again, for the
+/// message stored the first time (nothing new is stored or pushed), when
+/// this member sent it in this mesh; otherwise the id is someone else's.
+async fn resent(
+    pool: &sqlx::AnyPool,
+    req: u64,
+    id: &str,
+    mesh_id: &str,
+    member_id: &str,
+) -> ServerFrame {
+    match store::stored_message(pool, id).await {
+        Ok(Some((mesh, sender, recipients))) if mesh == mesh_id && sender == member_id => {
+            ServerFrame::Sent {
+                req,
+                id: id.to_owned(),
+                recipients: u32::try_from(recipients).unwrap_or(0),
+            }
+        }
+        Ok(Some(_)) => send_refusal(
+            req,
+            (
+                Code::BadMessageId,
+                "This message id is taken: choose another".to_owned(),
+                None,
+            ),
+        ),
+        // Gone between the insert and now (expired and swept): rare
+        // enough that sending again, under a new id, is the answer.
+        Ok(None) | Err(_) => send_refusal(req, not_stored()),
+    }
 }
 
 fn not_stored() -> SendError {

@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use crate::clock::rfc3339;
 
-/// A message to store: what the sender sent, with the broker's id.
+/// A message to store: what the sender sent, with its id (the sender's
+/// choice, or the broker's for an older client).
 pub struct NewMessage {
     pub id: String,
     pub mesh_id: String,
@@ -587,6 +588,9 @@ const MESSAGE_COLUMNS: &str = "id, mesh_id, sender_member_id, sender_session_key
     sender_member_key, sender_name, attestation_expires_at, attestation_signature, kind, \
     group_name, priority, body_nonce, body, created_at, expires_at, attestation_rights";
 const MESSAGE_COLUMN_COUNT: usize = 16;
+/// Ids are the primary key: a message whose id is stored already is not
+/// inserted again (nor are its deliveries). Both engines take this.
+const SKIP_STORED_IDS: &str = "ON CONFLICT (id) DO NOTHING";
 /// The columns of a `broker_deliveries` row, in the order the inserts bind them.
 const DELIVERY_COLUMNS: &str = "message_id, recipient_key, recipient_member_id, key_nonce, key_box";
 const DELIVERY_COLUMN_COUNT: usize = 5;
@@ -605,19 +609,26 @@ pub fn open_direct(path: std::path::PathBuf) -> rusqlite::Result<rusqlite::Conne
 /// Writes one batch in one transaction on the writer's own SQLite
 /// connection: the messages with their deliveries, then the
 /// acknowledgements as (recipient key, message id, when).
+///
+/// Returns the ids of the messages inserted: one whose id is stored already
+/// (a resend) is skipped with its deliveries.
 pub fn write_batch_direct(
     conn: &mut rusqlite::Connection,
     messages: &[Arc<NewMessage>],
     acks: &[(String, String, i64)],
-) -> rusqlite::Result<()> {
+) -> rusqlite::Result<std::collections::HashSet<String>> {
+    let mut inserted = std::collections::HashSet::new();
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     {
-        let mut insert_message = tx.prepare_cached(&insert_sql(
-            "broker_messages",
-            MESSAGE_COLUMNS,
-            MESSAGE_COLUMN_COUNT,
-            1,
-            '?',
+        let mut insert_message = tx.prepare_cached(&format!(
+            "{} {SKIP_STORED_IDS}",
+            insert_sql(
+                "broker_messages",
+                MESSAGE_COLUMNS,
+                MESSAGE_COLUMN_COUNT,
+                1,
+                '?',
+            )
         ))?;
         let mut insert_delivery = tx.prepare_cached(&insert_sql(
             "broker_deliveries",
@@ -627,7 +638,7 @@ pub fn write_batch_direct(
             '?',
         ))?;
         for m in messages {
-            insert_message.execute(rusqlite::params![
+            let rows = insert_message.execute(rusqlite::params![
                 m.id,
                 m.mesh_id,
                 m.from.member_id,
@@ -645,6 +656,10 @@ pub fn write_batch_direct(
                 m.expires_at,
                 rights_text(&m.from.attestation),
             ])?;
+            if rows == 0 {
+                continue;
+            }
+            inserted.insert(m.id.clone());
             for (key, member_id) in &m.deliveries {
                 insert_delivery.execute(rusqlite::params![
                     m.id, key.to, member_id, key.nonce, key.sealed
@@ -659,22 +674,27 @@ pub fn write_batch_direct(
             mark.execute(rusqlite::params![at, key, id])?;
         }
     }
-    tx.commit()
+    tx.commit()?;
+    Ok(inserted)
 }
 
-/// Inserts messages, as one multi-row statement.
+/// Inserts messages, as one multi-row statement; returns the ids inserted
+/// (not those stored already: resends).
 pub async fn insert_messages(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     messages: &[&NewMessage],
-) -> Result<(), sqlx::Error> {
-    let sql = insert_sql(
-        "broker_messages",
-        MESSAGE_COLUMNS,
-        MESSAGE_COLUMN_COUNT,
-        messages.len(),
-        '$',
+) -> Result<Vec<String>, sqlx::Error> {
+    let sql = format!(
+        "{} {SKIP_STORED_IDS} RETURNING id",
+        insert_sql(
+            "broker_messages",
+            MESSAGE_COLUMNS,
+            MESSAGE_COLUMN_COUNT,
+            messages.len(),
+            '$',
+        )
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut query = sqlx::query_as::<_, (String,)>(sqlx::AssertSqlSafe(sql));
     for m in messages {
         query = query
             .bind(&m.id)
@@ -694,8 +714,29 @@ pub async fn insert_messages(
             .bind(m.expires_at)
             .bind(rights_text(&m.from.attestation));
     }
-    query.execute(&mut **tx).await?;
-    Ok(())
+    Ok(query
+        .fetch_all(&mut **tx)
+        .await?
+        .into_iter()
+        .map(|(id,)| id)
+        .collect())
+}
+
+/// Who sent the stored message with this id, and how many key boxes it
+/// has: `(mesh_id, sender member id, recipients)`. What a resend is
+/// answered from.
+pub async fn stored_message(
+    pool: &AnyPool,
+    id: &str,
+) -> Result<Option<(String, String, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT m.mesh_id, m.sender_member_id, \
+         (SELECT COUNT(*) FROM broker_deliveries d WHERE d.message_id = m.id) \
+         FROM broker_messages m WHERE m.id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await
 }
 
 /// Inserts deliveries (message, recipient key's box, recipient member), as

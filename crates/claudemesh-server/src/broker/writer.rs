@@ -24,6 +24,7 @@ use crate::db::pool::Engine;
 use crate::metrics::METRICS;
 use claudemesh_api::broker::KeyBox;
 use sqlx::AnyPool;
+use std::collections::HashSet;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
@@ -32,8 +33,21 @@ const MAX_BATCH: usize = 512;
 /// Rows per multi-row statement (SQLite allows 32,766 parameters).
 const ROWS_PER_STATEMENT: usize = 200;
 
+/// What became of a message handed to the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stored {
+    /// Committed with this batch.
+    New,
+    /// A message with this id is stored already (a sender's resend after a
+    /// lost `sent`, or an id someone else took): nothing was written. Who
+    /// owns it is for the caller to ask (see `store::stored_message`).
+    Duplicate,
+    /// Not stored: the database failed.
+    Failed,
+}
+
 pub enum WriteOp {
-    Insert(Arc<NewMessage>, oneshot::Sender<bool>),
+    Insert(Arc<NewMessage>, oneshot::Sender<Stored>),
     /// These message ids reached a session holding these keys.
     Ack {
         keys: Vec<String>,
@@ -72,9 +86,9 @@ impl Writer {
         Self { tx }
     }
 
-    /// Queues a message for storing; the receiver says `true` once it is
-    /// committed. `None` when the writer has stopped.
-    pub async fn submit(&self, message: Arc<NewMessage>) -> Option<oneshot::Receiver<bool>> {
+    /// Queues a message for storing; the receiver says what became of it
+    /// once its batch is committed. `None` when the writer has stopped.
+    pub async fn submit(&self, message: Arc<NewMessage>) -> Option<oneshot::Receiver<Stored>> {
         let (done, stored) = oneshot::channel();
         self.tx.send(WriteOp::Insert(message, done)).await.ok()?;
         Some(stored)
@@ -141,26 +155,41 @@ async fn run(
         METRICS
             .broker_writer_commit
             .observe(started.elapsed().as_secs_f64());
-        let ok = match written {
-            Ok(()) => true,
+        // The ids this batch inserted: a message whose id is not among them
+        // was stored before (or earlier in the batch), and is not again.
+        let (ok, mut inserted) = match written {
+            Ok(ids) => (true, ids),
             Err(err) => {
                 tracing::warn!(error = %err, ops = batch.len(), "broker batch failed; retrying one by one");
-                false
+                (false, HashSet::new())
             }
         };
         let mut committed = Vec::new();
         for op in batch.drain(..) {
-            let op_ok = ok
-                || write(&backend, &instance_id, std::slice::from_ref(&op))
-                    .await
-                    .inspect_err(|err| tracing::error!(error = %err, "broker write failed"))
-                    .is_ok();
+            let alone = if ok {
+                None
+            } else {
+                Some(
+                    write(&backend, &instance_id, std::slice::from_ref(&op))
+                        .await
+                        .inspect_err(|err| tracing::error!(error = %err, "broker write failed")),
+                )
+            };
+            let op_ok = !matches!(alone, Some(Err(_)));
             match op {
                 WriteOp::Insert(message, done) => {
-                    if op_ok {
+                    let outcome = match alone {
+                        Some(Err(_)) => Stored::Failed,
+                        Some(Ok(ids)) if ids.contains(&message.id) => Stored::New,
+                        Some(Ok(_)) => Stored::Duplicate,
+                        // The first of a batch's messages with an id takes it.
+                        None if inserted.remove(&message.id) => Stored::New,
+                        None => Stored::Duplicate,
+                    };
+                    if outcome == Stored::New {
                         committed.push(message);
                     }
-                    let _ = done.send(op_ok);
+                    let _ = done.send(outcome);
                 }
                 WriteOp::Ack {
                     done: Some(done), ..
@@ -176,20 +205,34 @@ async fn run(
     }
 }
 
-/// Writes one batch in one transaction.
-async fn write(backend: &Backend, instance_id: &str, ops: &[WriteOp]) -> Result<(), String> {
+/// The messages of a batch to insert: the first with each id (a sender may
+/// resend one before the first copy is committed; the later copies are
+/// answered as resends).
+fn first_of_each_id(ops: &[WriteOp]) -> Vec<&Arc<NewMessage>> {
+    let mut ids = HashSet::new();
+    ops.iter()
+        .filter_map(|op| match op {
+            WriteOp::Insert(message, _) => Some(message),
+            WriteOp::Ack { .. } => None,
+        })
+        .filter(|message| ids.insert(message.id.as_str()))
+        .collect()
+}
+
+/// Writes one batch in one transaction; returns the ids of the messages it
+/// inserted (those whose id was not stored already).
+async fn write(
+    backend: &Backend,
+    instance_id: &str,
+    ops: &[WriteOp],
+) -> Result<HashSet<String>, String> {
     match backend {
         Backend::Pool(pool, engine) => write_pool(pool, *engine, instance_id, ops)
             .await
             .map_err(|err| err.to_string()),
         Backend::Sqlite(conn) => {
-            let messages: Vec<Arc<NewMessage>> = ops
-                .iter()
-                .filter_map(|op| match op {
-                    WriteOp::Insert(message, _) => Some(Arc::clone(message)),
-                    WriteOp::Ack { .. } => None,
-                })
-                .collect();
+            let messages: Vec<Arc<NewMessage>> =
+                first_of_each_id(ops).into_iter().map(Arc::clone).collect();
             let acks: Vec<(String, String, i64)> = ops
                 .iter()
                 .filter_map(|op| match op {
@@ -219,18 +262,19 @@ async fn write_pool(
     engine: Engine,
     instance_id: &str,
     ops: &[WriteOp],
-) -> Result<(), sqlx::Error> {
-    let messages: Vec<&NewMessage> = ops
-        .iter()
-        .filter_map(|op| match op {
-            WriteOp::Insert(message, _) => Some(message.as_ref()),
-            WriteOp::Ack { .. } => None,
-        })
-        .collect();
+) -> Result<HashSet<String>, sqlx::Error> {
+    let offered: Vec<&NewMessage> = first_of_each_id(ops).into_iter().map(Arc::as_ref).collect();
     let mut tx = pool.begin().await?;
-    for chunk in messages.chunks(ROWS_PER_STATEMENT / 2) {
-        store::insert_messages(&mut tx, chunk).await?;
+    let mut inserted = HashSet::new();
+    for chunk in offered.chunks(ROWS_PER_STATEMENT / 2) {
+        inserted.extend(store::insert_messages(&mut tx, chunk).await?);
     }
+    // A message whose id was stored already gets no deliveries of its own:
+    // its resend must not add recipients, nor anyone else's message.
+    let messages: Vec<&NewMessage> = offered
+        .into_iter()
+        .filter(|m| inserted.contains(&m.id))
+        .collect();
     let deliveries: Vec<(&NewMessage, &KeyBox, &String)> = messages
         .iter()
         .flat_map(|m| {
@@ -284,5 +328,6 @@ async fn write_pool(
             }
         }
     }
-    tx.commit().await
+    tx.commit().await?;
+    Ok(inserted)
 }

@@ -15,6 +15,7 @@ mod oauth;
 mod observers;
 mod operations;
 mod request_limit;
+mod sealed;
 mod service;
 mod startup;
 pub mod support;
