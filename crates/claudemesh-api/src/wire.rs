@@ -494,6 +494,7 @@ wire! {
     /// The mesh's default for new members (admins only).
     #[serde(deny_unknown_fields)]
     pub struct DefaultGrantsRequest {
+        #[cfg_attr(feature = "openapi", schema(schema_with = field::default_caps))]
         pub caps: Vec<Capability>,
     }
 }
@@ -621,6 +622,23 @@ mod field {
     use crate::rules::{self, schema};
     use utoipa::openapi::{Object, RefOr, Schema};
 
+    /// A mesh's default grants: any of the basic capabilities, never
+    /// `approve` (given to one member at a time).
+    pub fn default_caps() -> utoipa::openapi::Array {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        let basic = super::Capability::BASIC.map(|cap| match cap {
+            super::Capability::Dm => "dm",
+            super::Capability::Group => "group",
+            super::Capability::Presence => "presence",
+            super::Capability::Approve => "approve",
+        });
+        ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(basic)))
+            .description(Some(
+                "What a new member allows everyone until they say otherwise: any of dm, group, presence (never approve).",
+            ))
+            .build()
+    }
     pub fn account_email() -> Object {
         schema::email("The account's email address; unique whatever its case.")
     }
