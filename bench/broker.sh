@@ -106,21 +106,32 @@ start_server() {
   curl -fs "$BASE/healthz" >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
 }
 
-if [ "$GRANTS" = 1 ]; then
+# alternate SETTING PREFIX "A B" LOAD-ARGS...: for each engine, ROUNDS rounds
+# of `broker-load load` with SETTING=A and SETTING=B in the environment, on a
+# fresh server each, in the order A B, then B A, and so on (a slow spell of
+# the machine does not always fall on the same side); each run's JSON in
+# $OUT/ENGINE-PREFIXVALUE-ROUND.json.
+alternate() {
+  local setting=$1 prefix=$2 values=$3 engine round order value file
+  shift 3
   for engine in $ENGINES; do
     for round in $(seq "$ROUNDS"); do
-      order="0 1"
-      [ $((round % 2)) = 0 ] && order="1 0"
-      for grants in $order; do
-        log "$engine round $round, grants $grants: $PEERS peers x $MESSAGES messages"
-        start_server "$engine" "grants$grants-$round"
-        BROKER_LOAD_GRANTS=$grants "$LOAD" load "$BASE" "$SERVER_PID" "$PEERS" "$MESSAGES" \
-          >"$OUT/$engine-grants$grants-$round.json"
-        log "$(cat "$OUT/$engine-grants$grants-$round.json")"
+      order=$values
+      [ $((round % 2)) = 0 ] && order=$(echo "$values" | awk '{ print $2, $1 }')
+      for value in $order; do
+        file=$OUT/$engine-$prefix$value-$round.json
+        log "$engine round $round, $setting=$value: broker-load load $*"
+        start_server "$engine" "$prefix$value-$round"
+        env "$setting=$value" "$LOAD" load "$BASE" "$SERVER_PID" "$@" >"$file"
+        log "$(cat "$file")"
         stop_server
       done
     done
   done
+}
+
+if [ "$GRANTS" = 1 ]; then
+  alternate BROKER_LOAD_GRANTS grants "0 1" "$PEERS" "$MESSAGES"
   OUT=$OUT ENGINES=$ENGINES ROUNDS=$ROUNDS python3 - <<'PY'
 import json, os, statistics
 out, rounds = os.environ["OUT"], int(os.environ["ROUNDS"])
@@ -143,20 +154,7 @@ PY
 fi
 
 if [ "$STALLED" = 1 ]; then
-  for engine in $ENGINES; do
-    for round in $(seq "$ROUNDS"); do
-      order="running stopped"
-      [ $((round % 2)) = 0 ] && order="stopped running"
-      for extra in $order; do
-        log "$engine round $round, extra consumer $extra: $PEERS peers x $MESSAGES at $RATE/s"
-        start_server "$engine" "$extra-$round"
-        BROKER_LOAD_EXTRA=$extra "$LOAD" load "$BASE" "$SERVER_PID" "$PEERS" "$MESSAGES" "$RATE" \
-          >"$OUT/$engine-$extra-$round.json"
-        log "$(cat "$OUT/$engine-$extra-$round.json")"
-        stop_server
-      done
-    done
-  done
+  alternate BROKER_LOAD_EXTRA "" "running stopped" "$PEERS" "$MESSAGES" "$RATE"
   OUT=$OUT ENGINES=$ENGINES ROUNDS=$ROUNDS python3 - <<'PY'
 import json, os, statistics
 out, rounds = os.environ["OUT"], int(os.environ["ROUNDS"])

@@ -278,6 +278,46 @@ impl TestServer {
         self.state.as_ref().expect("the server has started")
     }
 
+    /// Copies a stored broker message and its deliveries under `new_id`,
+    /// as whoever holds the database could (a replay under a new id).
+    pub async fn copy_broker_message(&self, id: &str, new_id: &str) {
+        let columns = "mesh_id, sender_member_id, sender_session_key, sender_member_key, \
+            sender_name, attestation_expires_at, attestation_signature, kind, group_name, \
+            priority, body_nonce, body, created_at, expires_at, attestation_rights";
+        let pool = self.state().pool();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO broker_messages (id, {columns}) SELECT $2, {columns} \
+             FROM broker_messages WHERE id = $1"
+        )))
+        .bind(id)
+        .bind(new_id)
+        .execute(pool)
+        .await
+        .expect("the message row is copied");
+        sqlx::query(
+            "INSERT INTO broker_deliveries (message_id, recipient_key, recipient_member_id, \
+             key_nonce, key_box) SELECT $2, recipient_key, recipient_member_id, key_nonce, \
+             key_box FROM broker_deliveries WHERE message_id = $1",
+        )
+        .bind(id)
+        .bind(new_id)
+        .execute(pool)
+        .await
+        .expect("the delivery rows are copied");
+    }
+
+    /// Changes a stored broker message's kind and group in the database (a
+    /// relabelling the broker's envelope would then carry).
+    pub async fn relabel_broker_message(&self, id: &str, kind: &str, group: Option<&str>) {
+        sqlx::query("UPDATE broker_messages SET kind = $2, group_name = $3 WHERE id = $1")
+            .bind(id)
+            .bind(kind)
+            .bind(group)
+            .execute(self.state().pool())
+            .await
+            .expect("the message is relabelled");
+    }
+
     /// The audit log as `(event, user_id, detail)`, oldest first.
     pub async fn audit_events(&self) -> Vec<(String, Option<String>, String)> {
         sqlx::query_as("SELECT event, user_id, detail FROM audit_log ORDER BY at, id")

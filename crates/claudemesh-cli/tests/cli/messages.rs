@@ -444,34 +444,10 @@ async fn inbox_drops_what_the_database_copied_or_relabelled(engine: Engine) {
         .trim_end()
         .to_owned();
     let copy = format!("msg_{}", "c0".repeat(16));
-    let columns = "mesh_id, sender_member_id, sender_session_key, sender_member_key, \
-        sender_name, attestation_expires_at, attestation_signature, kind, group_name, priority, \
-        body_nonce, body, created_at, expires_at, attestation_rights";
-    let pool = server.state().pool();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO broker_messages (id, {columns}) SELECT $2, {columns} \
-         FROM broker_messages WHERE id = $1"
-    )))
-    .bind(&id)
-    .bind(&copy)
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO broker_deliveries (message_id, recipient_key, recipient_member_id, \
-         key_nonce, key_box) SELECT $2, recipient_key, recipient_member_id, key_nonce, key_box \
-         FROM broker_deliveries WHERE message_id = $1",
-    )
-    .bind(&id)
-    .bind(&copy)
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query("UPDATE broker_messages SET kind = 'broadcast' WHERE id = $1")
-        .bind(&other)
-        .execute(pool)
-        .await
-        .unwrap();
+    server.copy_broker_message(&id, &copy).await;
+    server
+        .relabel_broker_message(&other, "broadcast", None)
+        .await;
 
     let out = alices.cmd(["inbox", "--json"]).run().await.expect_code(0);
     let json = out.stdout_json();

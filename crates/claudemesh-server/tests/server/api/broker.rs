@@ -2,6 +2,7 @@
 //! kind of message end to end, offline delivery, priorities, limits, bad
 //! frames, removals, and two instances on one PostgreSQL database.
 
+use super::support::{WAIT, next};
 use claudemesh_api::broker::{
     BrokerErrorCode, ClientFrame, DeliveryState, Hello, MessageKind, PeerStatus, Priority,
     ServerFrame,
@@ -28,22 +29,6 @@ on_both_engines!(
     unknown_recipients_and_bad_sends_are_refused_without_closing,
     frames_larger_than_a_fragment_arrive_whole,
 );
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// The next event matching `pick`, skipping others; fails after [`WAIT`].
-async fn next<T>(client: &Client, mut pick: impl FnMut(Event) -> Option<T>) -> T {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let event = client.next_event().await.expect("the connection is open");
-            if let Some(found) = pick(event) {
-                return found;
-            }
-        }
-    })
-    .await
-    .expect("the event arrives in time")
-}
 
 async fn next_text(client: &Client) -> (String, String) {
     next(client, |event| match event {

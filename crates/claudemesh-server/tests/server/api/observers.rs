@@ -21,29 +21,13 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::support::get_with_token;
+use super::support::{WAIT, get_with_token, next};
 
 on_both_engines!(
     an_observer_is_listed_nowhere_and_sends_nothing,
     an_observer_sees_presence_and_the_members_messages_and_leaves_them_waiting,
     a_log_follower_that_never_reads_is_dropped_and_others_are_served,
 );
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// The next event matching `pick`, skipping others; fails after [`WAIT`].
-async fn next<T>(client: &Client, mut pick: impl FnMut(Event) -> Option<T>) -> T {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let event = client.next_event().await.expect("the connection is open");
-            if let Some(found) = pick(event) {
-                return found;
-            }
-        }
-    })
-    .await
-    .expect("the event arrives in time")
-}
 
 /// Member `who` (by index) as an observer.
 async fn observe(server: &TestServer, mesh: &Mesh, who: usize) -> Client {

@@ -3,6 +3,7 @@
 //! sender and recipients, inside the body; the broker stores a message once
 //! per id, and a recipient drops what the database says otherwise.
 
+use super::support::{WAIT, next};
 use claudemesh_api::broker::{
     BrokerErrorCode, ClientFrame, Hello, MessageKind, PeerStatus, Priority, SendRequest,
     ServerFrame,
@@ -22,22 +23,6 @@ on_both_engines!(
     a_direct_message_relabelled_as_a_broadcast_is_not_shown,
     a_message_from_an_older_client_still_opens,
 );
-
-const WAIT: Duration = Duration::from_secs(10);
-
-/// The next event matching `pick`, skipping others; fails after [`WAIT`].
-async fn next<T>(client: &Client, mut pick: impl FnMut(Event) -> Option<T>) -> T {
-    tokio::time::timeout(WAIT, async {
-        loop {
-            let event = client.next_event().await.expect("the connection is open");
-            if let Some(found) = pick(event) {
-                return found;
-            }
-        }
-    })
-    .await
-    .expect("the event arrives in time")
-}
 
 async fn next_message(client: &Client) -> Received {
     next(client, |e| match e {
@@ -323,34 +308,6 @@ async fn a_message_id_of_the_wrong_shape_or_someone_elses_is_refused(engine: Eng
     );
 }
 
-/// Copies a stored message and its deliveries under `new_id`, as whoever
-/// holds the database could.
-async fn copy_message(server: &TestServer, id: &str, new_id: &str) {
-    let columns = "mesh_id, sender_member_id, sender_session_key, sender_member_key, \
-        sender_name, attestation_expires_at, attestation_signature, kind, group_name, priority, \
-        body_nonce, body, created_at, expires_at, attestation_rights";
-    let pool = server.state().pool();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "INSERT INTO broker_messages (id, {columns}) SELECT $2, {columns} \
-         FROM broker_messages WHERE id = $1"
-    )))
-    .bind(id)
-    .bind(new_id)
-    .execute(pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO broker_deliveries (message_id, recipient_key, recipient_member_id, \
-         key_nonce, key_box) SELECT $2, recipient_key, recipient_member_id, key_nonce, key_box \
-         FROM broker_deliveries WHERE message_id = $1",
-    )
-    .bind(id)
-    .bind(new_id)
-    .execute(pool)
-    .await
-    .unwrap();
-}
-
 async fn a_row_copied_under_a_new_id_is_shown_once(engine: Engine) {
     let server = TestServer::start(engine).await;
     let mesh = server.mesh(&["Alice", "Bob"]).await;
@@ -361,7 +318,7 @@ async fn a_row_copied_under_a_new_id_is_shown_once(engine: Engine) {
         .unwrap();
     assert!(sent.waits, "Bob is offline: it waits in the database");
     let copy = format!("msg_{}", "c0".repeat(16));
-    copy_message(&server, &sent.id, &copy).await;
+    server.copy_broker_message(&sent.id, &copy).await;
     assert_eq!(stored(&server, &copy).await, (1, 1));
 
     let bob = mesh.connect(1).await;
@@ -402,20 +359,16 @@ async fn a_direct_message_relabelled_as_a_broadcast_is_not_shown(engine: Engine)
         .send("Bob", "just between us", Priority::Next)
         .await
         .unwrap();
-    sqlx::query("UPDATE broker_messages SET kind = 'broadcast' WHERE id = $1")
-        .bind(&sent.id)
-        .execute(server.state().pool())
-        .await
-        .unwrap();
+    server
+        .relabel_broker_message(&sent.id, "broadcast", None)
+        .await;
     let relabelled = alice
         .send("Bob", "to the group", Priority::Next)
         .await
         .unwrap();
-    sqlx::query("UPDATE broker_messages SET kind = 'group', group_name = 'all' WHERE id = $1")
-        .bind(&relabelled.id)
-        .execute(server.state().pool())
-        .await
-        .unwrap();
+    server
+        .relabel_broker_message(&relabelled.id, "group", Some("all"))
+        .await;
 
     let bob = mesh.connect(1).await;
     let mut rejected = Vec::new();

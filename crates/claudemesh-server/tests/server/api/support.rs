@@ -70,3 +70,24 @@ pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
 }
+
+/// How long a test waits for something the broker should do at once.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+/// The next broker event matching `pick`, skipping others; fails after
+/// [`WAIT`].
+pub async fn next<T>(
+    client: &claudemesh_client::Client,
+    mut pick: impl FnMut(claudemesh_client::Event) -> Option<T>,
+) -> T {
+    tokio::time::timeout(WAIT, async {
+        loop {
+            let event = client.next_event().await.expect("the connection is open");
+            if let Some(found) = pick(event) {
+                return found;
+            }
+        }
+    })
+    .await
+    .expect("the event arrives in time")
+}
