@@ -44,6 +44,7 @@ pub use smtp::{ReceivedMail, SmtpSink, outbox};
 pub use user::TestUser;
 
 mod mesh;
+pub mod nats;
 mod smtp;
 mod user;
 
@@ -109,6 +110,8 @@ pub struct Options {
     /// server closes it (`--write-stall-timeout`); the server's default (60)
     /// when `None`.
     pub write_stall_timeout: Option<u64>,
+    /// The broker's `--bus` (PostgreSQL only): see [`nats::bus_url`].
+    pub bus: Option<String>,
 }
 
 /// A running server and everything needed to restart it on the same port
@@ -189,6 +192,7 @@ impl TestServer {
         if let Some(seconds) = options.write_stall_timeout {
             config.write_stall_timeout = seconds;
         }
+        config.bus = options.bus;
         if !options.address_limits {
             config.device_codes_per_ip_per_minute = 0;
             config.sign_ups_per_ip_per_minute = 0;

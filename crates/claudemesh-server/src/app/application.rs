@@ -36,6 +36,8 @@ pub enum StartError {
     Db(#[from] DbError),
     #[error(transparent)]
     Mail(#[from] crate::text::mail::MailConfigError),
+    #[error(transparent)]
+    Bus(#[from] crate::broker::BusError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: String,
@@ -104,15 +106,17 @@ impl Application {
         let broker = Broker::start(
             &db,
             config.database_url.as_deref(),
+            config.bus.as_deref(),
             Arc::clone(&clock),
             BrokerSettings::from_config(&config),
         )
         .await
-        .map_err(|source| {
-            StartError::Db(DbError::Connect {
+        .map_err(|err| match err {
+            crate::broker::StartError::Db(source) => StartError::Db(DbError::Connect {
                 engine: db.engine.name(),
                 source,
-            })
+            }),
+            crate::broker::StartError::Bus(err) => StartError::Bus(err),
         })?;
         let wakeups = Wakeups::start(db.engine, config.database_url.as_deref()).await;
         let state = AppState::new(

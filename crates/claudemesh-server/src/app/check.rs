@@ -118,6 +118,10 @@ pub async fn check(config: &Config) -> Report {
             )),
         }
     }
+    match crate::broker::describe_bus(config.database_url.as_deref(), config.bus.as_deref()) {
+        Ok(bus) => report.settings.push(("broker bus", bus)),
+        Err(err) => report.problems.push(err.to_string()),
+    }
     if config.db_pool_size == Some(0) {
         report
             .problems

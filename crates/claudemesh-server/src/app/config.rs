@@ -51,6 +51,19 @@ pub struct Config {
     )]
     pub mail_from: String,
 
+    /// How instances on one PostgreSQL database tell each other what changed:
+    /// `postgres` (LISTEN/NOTIFY, the default: nothing else to run) or
+    /// `nats://host:port[?subject=NAME]` (core NATS, for fan-out past what
+    /// one database's NOTIFY carries; every instance of a deployment uses
+    /// the same URL). PostgreSQL only.
+    #[arg(
+        long,
+        env = "CLAUDEMESH_BUS",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub bus: Option<String>,
+
     /// Database connections in the pool (default: 4 for SQLite; for PostgreSQL two per CPU, at least 4).
     #[arg(long, env = "CLAUDEMESH_DB_POOL_SIZE")]
     pub db_pool_size: Option<u32>,
@@ -189,6 +202,7 @@ impl Config {
             public_url: None,
             data_dir,
             database_url,
+            bus: None,
             smtp_url: None,
             db_pool_size: None,
             mail_from: "claudemesh <noreply@claudemesh.localhost>".into(),

@@ -13,7 +13,8 @@
 //! - `writer`: every message stored before its ack, many per transaction.
 //! - `store`: the tables (presence, messages, deliveries); all the broker's
 //!   SQL.
-//! - `bus`: the other instances, through PostgreSQL's LISTEN/NOTIFY.
+//! - `bus`: the other instances, through PostgreSQL's LISTEN/NOTIFY or,
+//!   with `--bus nats://…`, NATS.
 //! - `limits`: the per-member send rate.
 //!
 //! The broker relays ciphertext only (see `claudemesh_api::e2e`) and keeps
@@ -29,7 +30,8 @@ mod socket;
 mod store;
 mod writer;
 
-pub use service::{Broker, BrokerSettings};
+pub use bus::{BusError, describe_setting as describe_bus};
+pub use service::{Broker, BrokerSettings, StartError};
 
 /// The broker's one route, in any router whose state holds the broker (the
 /// server's `AppState`: the broker does not depend on it).

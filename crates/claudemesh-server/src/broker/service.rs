@@ -3,7 +3,7 @@
 //! what runs behind it on each instance: the heartbeat, the sweeps, and the
 //! events from the other instances applied to this one's connections.
 
-use super::bus::{self, BusEvent};
+use super::bus::{Bus, BusError, BusEvent};
 use super::hub::{Directory, Hub, frame, scrubbed};
 use super::limits;
 use super::store;
@@ -69,6 +69,15 @@ impl BrokerSettings {
     }
 }
 
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
 #[derive(Clone)]
 pub struct Broker(Arc<Inner>);
 
@@ -78,6 +87,7 @@ pub struct Inner {
     clock: Arc<dyn Clock>,
     pub(super) settings: BrokerSettings,
     pub(super) instance_id: String,
+    bus: Bus,
     pub(super) hub: Arc<Hub>,
     pub(super) writer: Writer,
     pub(super) rate: limits::SendRate,
@@ -97,14 +107,18 @@ impl std::ops::Deref for Broker {
 
 impl Broker {
     /// Starts the broker's background work: the writer, the heartbeat and
-    /// sweeps, and on PostgreSQL the listener for the other instances.
+    /// sweeps, and on PostgreSQL the listener for the other instances (on
+    /// the database's NOTIFY, or the NATS server `bus_url` names).
     pub async fn start(
         db: &Db,
         database_url: Option<&str>,
+        bus_url: Option<&str>,
         clock: Arc<dyn Clock>,
         settings: BrokerSettings,
-    ) -> Result<Self, sqlx::Error> {
+    ) -> Result<Self, StartError> {
         let instance_id = new_id("ins");
+        let bus = Bus::open(&instance_id, database_url, bus_url).await?;
+        tracing::info!(bus = %bus.describe(), "broker: instances hear of each other through this bus");
         if db.engine == Engine::Sqlite {
             // One instance only: whatever sessions are recorded are from a
             // process that is gone.
@@ -118,9 +132,8 @@ impl Broker {
             let log = log.clone();
             Writer::start(
                 db.pool.clone(),
-                db.engine,
                 db.sqlite_reader.as_ref().map(|r| r.path().to_owned()),
-                instance_id.clone(),
+                bus.clone(),
                 move |messages| {
                     for message in &messages {
                         log.push(&message.mesh_id, message.created_at, message_event(message));
@@ -141,6 +154,7 @@ impl Broker {
             rate: limits::SendRate::new(settings.send_burst, settings.sends_per_minute),
             settings,
             instance_id,
+            bus,
             hub,
             writer,
             shutdown: watch::channel(false).0,
@@ -148,16 +162,12 @@ impl Broker {
             log,
         }));
         broker.spawn_housekeeping();
-        if let (Engine::Postgres, Some(url)) = (db.engine, database_url) {
-            let (on_event, on_gap) = (broker.clone(), broker.clone());
-            bus::listen(
-                url.to_owned(),
-                broker.instance_id.clone(),
-                move |event| on_event.apply(event),
-                move || on_gap.resync(),
-                broker.shutdown.subscribe(),
-            );
-        }
+        let (on_event, on_gap) = (broker.clone(), broker.clone());
+        broker.bus.listen(
+            move |event| on_event.apply(event),
+            move || on_gap.resync(),
+            broker.shutdown.subscribe(),
+        );
         Ok(broker)
     }
 
@@ -276,9 +286,7 @@ impl Broker {
     /// Applies an event here and tells the other instances.
     pub(super) async fn publish(&self, event: BusEvent) {
         self.apply(event.clone());
-        if self.engine == Engine::Postgres
-            && let Err(err) = bus::notify(&self.pool, &self.instance_id, &event).await
-        {
+        if let Err(err) = self.bus.send(&self.pool, &event).await {
             tracing::warn!(error = %err, "broker: could not notify the other instances");
         }
     }

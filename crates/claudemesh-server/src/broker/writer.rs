@@ -7,8 +7,9 @@
 //! [`MAX_BATCH`] operations), writes it as a few multi-row statements in one
 //! transaction, and only then answers the senders. Under load, batches grow
 //! and each commit carries more messages; idle, a message waits for nothing.
-//! On PostgreSQL the same transaction carries the `NOTIFY` that tells the
-//! other instances, so they hear of messages only once they are durable.
+//! The other instances hear of messages only once they are durable: on
+//! PostgreSQL's NOTIFY the same transaction carries the notifications, on
+//! NATS they are published once it has committed (see `bus`).
 //!
 //! On a SQLite file the writer skips sqlx: each sqlx statement is handed to
 //! the connection's own thread and back (see `sqlite_reader.rs`), which cost
@@ -18,9 +19,8 @@
 //! second through sqlx's multi-row statements, see bench/README.md for the
 //! figures with this writer.
 
-use super::bus::{self, BusEvent};
+use super::bus::{Bus, BusEvent};
 use super::store::{self, NewMessage};
-use crate::db::pool::Engine;
 use crate::metrics::METRICS;
 use claudemesh_api::broker::KeyBox;
 use sqlx::AnyPool;
@@ -68,9 +68,8 @@ impl Writer {
     /// messages once committed.
     pub fn start(
         pool: AnyPool,
-        engine: Engine,
         sqlite_file: Option<std::path::PathBuf>,
-        instance_id: String,
+        bus: Bus,
         stored: impl Fn(Vec<Arc<NewMessage>>) + Send + 'static,
     ) -> Self {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
@@ -78,11 +77,11 @@ impl Writer {
             Some(Ok(conn)) => Backend::Sqlite(Arc::new(std::sync::Mutex::new(conn))),
             Some(Err(err)) => {
                 tracing::warn!(error = %err, "broker: direct SQLite writer unavailable; using the pool");
-                Backend::Pool(pool, engine)
+                Backend::Pool(pool)
             }
-            None => Backend::Pool(pool, engine),
+            None => Backend::Pool(pool),
         };
-        tokio::spawn(run(backend, instance_id, rx, stored));
+        tokio::spawn(run(backend, bus, rx, stored));
         Self { tx }
     }
 
@@ -127,13 +126,13 @@ impl Writer {
 /// Where batches are written.
 #[derive(Clone)]
 enum Backend {
-    Pool(AnyPool, Engine),
+    Pool(AnyPool),
     Sqlite(Arc<std::sync::Mutex<rusqlite::Connection>>),
 }
 
 async fn run(
     backend: Backend,
-    instance_id: String,
+    bus: Bus,
     mut rx: mpsc::Receiver<WriteOp>,
     stored: impl Fn(Vec<Arc<NewMessage>>),
 ) {
@@ -151,7 +150,7 @@ async fn run(
             .set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
         METRICS.broker_writer_batch.observe(batch.len() as f64);
         let started = std::time::Instant::now();
-        let written = write(&backend, &instance_id, &batch).await;
+        let written = write(&backend, &bus, &batch).await;
         METRICS
             .broker_writer_commit
             .observe(started.elapsed().as_secs_f64());
@@ -170,7 +169,7 @@ async fn run(
                 None
             } else {
                 Some(
-                    write(&backend, &instance_id, std::slice::from_ref(&op))
+                    write(&backend, &bus, std::slice::from_ref(&op))
                         .await
                         .inspect_err(|err| tracing::error!(error = %err, "broker write failed")),
                 )
@@ -200,6 +199,12 @@ async fn run(
             }
         }
         if !committed.is_empty() {
+            bus.send_committed(&BusEvent::for_messages(
+                committed
+                    .iter()
+                    .map(|m| (m.mesh_id.as_str(), m.id.as_str())),
+            ))
+            .await;
             stored(committed);
         }
     }
@@ -221,13 +226,9 @@ fn first_of_each_id(ops: &[WriteOp]) -> Vec<&Arc<NewMessage>> {
 
 /// Writes one batch in one transaction; returns the ids of the messages it
 /// inserted (those whose id was not stored already).
-async fn write(
-    backend: &Backend,
-    instance_id: &str,
-    ops: &[WriteOp],
-) -> Result<HashSet<String>, String> {
+async fn write(backend: &Backend, bus: &Bus, ops: &[WriteOp]) -> Result<HashSet<String>, String> {
     match backend {
-        Backend::Pool(pool, engine) => write_pool(pool, *engine, instance_id, ops)
+        Backend::Pool(pool) => write_pool(pool, bus, ops)
             .await
             .map_err(|err| err.to_string()),
         Backend::Sqlite(conn) => {
@@ -259,8 +260,7 @@ async fn write(
 
 async fn write_pool(
     pool: &AnyPool,
-    engine: Engine,
-    instance_id: &str,
+    bus: &Bus,
     ops: &[WriteOp],
 ) -> Result<HashSet<String>, sqlx::Error> {
     let offered: Vec<&NewMessage> = first_of_each_id(ops).into_iter().map(Arc::as_ref).collect();
@@ -308,26 +308,10 @@ async fn write_pool(
             store::mark_delivered(&mut tx, chunk, at).await?;
         }
     }
-    if engine == Engine::Postgres && !messages.is_empty() {
-        // Per mesh, the ids of what was stored; the other instances read the
-        // rows they need. Payloads stay far below NOTIFY's 8,000 bytes.
-        let mut by_mesh: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
-        for message in &messages {
-            by_mesh
-                .entry(message.mesh_id.as_str())
-                .or_default()
-                .push(message.id.clone());
-        }
-        for (mesh_id, ids) in by_mesh {
-            for ids in ids.chunks(100) {
-                let event = BusEvent::Messages {
-                    mesh_id: mesh_id.to_owned(),
-                    ids: ids.to_vec(),
-                };
-                bus::notify(&mut *tx, instance_id, &event).await?;
-            }
-        }
-    }
+    // On NOTIFY, the other instances hear of the messages with the commit.
+    let events =
+        BusEvent::for_messages(messages.iter().map(|m| (m.mesh_id.as_str(), m.id.as_str())));
+    bus.send_in_transaction(&mut tx, &events).await?;
     tx.commit().await?;
     Ok(inserted)
 }

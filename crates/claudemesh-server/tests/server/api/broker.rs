@@ -10,7 +10,8 @@ use claudemesh_api::broker::{
 use claudemesh_api::e2e::{self, KeyPair};
 use claudemesh_client::{Client, ClientError, Event, SessionIdentity, broker_url};
 use claudemesh_server::clock::Clock;
-use claudemesh_testkit::{Engine, Mesh, MeshOptions, TestServer};
+use claudemesh_testkit::nats::PrivateNats;
+use claudemesh_testkit::{Engine, Mesh, MeshOptions, Options, TestServer};
 use futures_util::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
@@ -696,10 +697,28 @@ async fn unknown_recipients_and_bad_sends_are_refused_without_closing(engine: En
     );
 }
 
-/// Two instances on one PostgreSQL database act as one broker.
+/// Two instances on one PostgreSQL database act as one broker, told of
+/// each other's news through the database's NOTIFY (the default)…
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_on_one_postgres_database_are_one_broker() {
-    let server = TestServer::start(Engine::Postgres).await;
+    two_instances_are_one_broker(None).await;
+}
+
+/// …or through NATS (`--bus nats://…`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_a_nats_bus_are_one_broker() {
+    two_instances_are_one_broker(Some(claudemesh_testkit::nats::bus_url())).await;
+}
+
+async fn two_instances_are_one_broker(bus: Option<String>) {
+    let server = TestServer::start_with(
+        Engine::Postgres,
+        Options {
+            bus,
+            ..Options::default()
+        },
+    )
+    .await;
     let mesh = server.mesh(&["Alice", "Bob", "Carol"]).await;
     let second = server.second_instance().await;
     let second_url = second.base_url.clone();
@@ -737,6 +756,84 @@ async fn two_instances_on_one_postgres_database_are_one_broker() {
     let closed = closed_within_a_second(&carol).await;
     assert_eq!(closed, Some(BrokerErrorCode::Removed));
     second.stop().await;
+}
+
+/// NATS going away loses nothing: a message stored while the bus is down
+/// reaches its recipient on the other instance once NATS is back (each
+/// instance re-reads the tables when its bus connection returns), and the
+/// bus carries the next one as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_sent_while_the_nats_bus_is_down_arrives_once_it_is_back() {
+    let mut nats = PrivateNats::start();
+    let server = TestServer::start_with(
+        Engine::Postgres,
+        Options {
+            bus: Some(nats.url()),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
+    let second = server.second_instance().await;
+    let alice = mesh.connect(0).await;
+    let bob = Client::connect(&second.base_url, mesh.identity(1), mesh.presence(1, &[]))
+        .await
+        .unwrap();
+    alice.send("Bob", "before", Priority::Next).await.unwrap();
+    assert_eq!(next_text(&bob).await.1, "before");
+
+    nats.kill();
+    // Stored (and acknowledged) with no bus to announce it on.
+    alice
+        .send("Bob", "while the bus is down", Priority::Next)
+        .await
+        .unwrap();
+    nats.restart();
+    assert_eq!(next_text(&bob).await.1, "while the bus is down");
+
+    alice.send("Bob", "after", Priority::Next).await.unwrap();
+    assert_eq!(next_text(&bob).await.1, "after");
+    bob.send("Alice", "and back", Priority::Next).await.unwrap();
+    assert_eq!(next_text(&alice).await.1, "and back");
+    second.stop().await;
+}
+
+/// `--bus` is refused at start when it cannot work: on SQLite (one
+/// instance), and a NATS server that does not answer.
+#[tokio::test]
+async fn a_bus_that_cannot_work_stops_start_up_with_a_clear_message() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = claudemesh_server::Config::for_tests(data_dir.path().to_owned(), None);
+    config.bus = Some("nats://127.0.0.1:4222".into());
+    let clock = std::sync::Arc::new(claudemesh_server::clock::SystemClock);
+    let err = claudemesh_server::Application::build(config, clock.clone())
+        .await
+        .err()
+        .expect("refused on SQLite")
+        .to_string();
+    assert!(
+        err.contains("--bus (CLAUDEMESH_BUS): needs PostgreSQL"),
+        "{err}"
+    );
+
+    let server = TestServer::start(Engine::Postgres).await;
+    let mut config = server.config().clone();
+    config.bind = "127.0.0.1:0".into();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    config.bus = Some(format!("nats://127.0.0.1:{port}"));
+    let err = claudemesh_server::Application::build(config, clock)
+        .await
+        .err()
+        .expect("refused with no NATS server")
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "cannot connect to NATS at nats://127.0.0.1:{port}"
+        )),
+        "{err}"
+    );
 }
 
 /// The broker writes a frame over 2 KiB as fragments (so no idle session

@@ -193,6 +193,7 @@ fn check_config_prints_the_settings_and_exits_0_when_they_would_start_the_server
              public URL     https://mesh.example.com\n  \
              store          SQLite, {db}\n  \
              data dir       {dir} (made at start)\n  \
+             broker bus     none (SQLite: one instance)\n  \
              mail           SMTP at mail.example.com (not connected to)\n  \
              metrics        http://127.0.0.1:9464/metrics\n  \
              stopping       in-flight requests get 8 s after SIGTERM\n",
@@ -219,6 +220,7 @@ fn check_config_names_every_problem_and_exits_1() {
             ("DATABASE_URL", "mysql://root:pw@db/claudemesh"),
             ("CLAUDEMESH_MAIL_FROM", "not an address"),
             ("CLAUDEMESH_METRICS_BIND", "metrics-host"),
+            ("CLAUDEMESH_BUS", "nats://bus:pw2@nats.internal/broker"),
         ],
         &["--check-config"],
     )
@@ -228,7 +230,8 @@ fn check_config_names_every_problem_and_exits_1() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(out.stdout.is_empty());
     for problem in [
-        "claudemesh-server: the configuration has 6 problems:\n",
+        "claudemesh-server: the configuration has 7 problems:\n",
+        "  ✘ --bus (CLAUDEMESH_BUS): `nats://…@nats.internal/broker` should be nats://host:port, with no path\n",
         "  ✘ --metrics-bind (CLAUDEMESH_METRICS_BIND): `metrics-host` is not an address to listen on (host:port)",
         "  ✘ --bind (CLAUDEMESH_BIND): `nowhere` is not an address to listen on (host:port)",
         "  ✘ --public-url (CLAUDEMESH_PUBLIC_URL): `mesh.example.com` is not a URL (http://… or https://…)\n",
@@ -244,7 +247,10 @@ fn check_config_names_every_problem_and_exits_1() {
             "{problem:?} missing from\n{stderr}"
         );
     }
-    assert!(!stderr.contains("pw@"), "{stderr}");
+    assert!(
+        !stderr.contains("pw@") && !stderr.contains("pw2"),
+        "{stderr}"
+    );
 }
 
 /// Two instances on one PostgreSQL database, as behind a load balancer:
