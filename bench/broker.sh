@@ -35,6 +35,14 @@
 # on a fresh server each; the others' p50/p99 side by side, the server's peak
 # RSS, and how many of its messages the stopped consumer got once continued.
 #
+# With FANOUT=1 it measures instead what the bus between instances carries
+# (PostgreSQL): first the raw ceiling of NOTIFY on this database server
+# (pgbench, CLIENTS connections each committing one row, with and without a
+# NOTIFY in the transaction, a session listening), then the saturation load
+# with the peers spread round-robin over INSTANCES instances on one database,
+# with --bus postgres (NOTIFY) and --bus nats:// (NATS_URL), beside the same
+# load on one instance; ROUNDS times each, the order rotating every round.
+#
 # PARTS picks what the default run does ("load paced idle", each engine), and
 # BASELINE_BIN=path/to/another/claudemesh-server runs the idle part on that
 # binary too, right after ours on the same engine (a before/after in one
@@ -42,6 +50,7 @@
 #
 # Knobs: PEERS=100 MESSAGES=1000 RATE=50 IDLE=10000 PER_MESH=20 ENGINES="sqlite postgres"
 #        PARTS="load paced idle" BASELINE_BIN= GRANTS=0 STALLED=0 ROUNDS=3
+#        FANOUT=0 INSTANCES=3 CLIENTS=16
 #        NATS=1 NATS_URL=nats://127.0.0.1:4222
 #        PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
 set -euo pipefail
@@ -54,6 +63,9 @@ PER_MESH=${PER_MESH:-20}
 ENGINES=${ENGINES:-"sqlite postgres"}
 GRANTS=${GRANTS:-0}
 STALLED=${STALLED:-0}
+FANOUT=${FANOUT:-0}
+INSTANCES=${INSTANCES:-3}
+CLIENTS=${CLIENTS:-16}
 PARTS=${PARTS:-"load paced idle"}
 BASELINE_BIN=${BASELINE_BIN:-}
 ROUNDS=${ROUNDS:-3}
@@ -73,22 +85,25 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 
 SERVER_PID=""
+OTHER_PIDS=""
 stop_server() {
-  if [ -n "$SERVER_PID" ]; then
-    kill "$SERVER_PID" 2>/dev/null || true
-    wait "$SERVER_PID" 2>/dev/null || true
-    SERVER_PID=""
-  fi
+  local pid
+  for pid in $SERVER_PID $OTHER_PIDS; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  SERVER_PID=""
+  OTHER_PIDS=""
 }
 trap stop_server EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-# start_server ENGINE NAME
+# start_server ENGINE NAME [INSTANCES [BUS]]: a fresh database and the
+# server on it at $BASE ($SERVER_PID); with INSTANCES > 1 (PostgreSQL) the
+# others on the same database, at the comma-separated $URLS ($OTHER_PIDS),
+# all with --bus BUS when given.
 start_server() {
-  local engine=$1 name=$2 port dir
-  port=$(free_port)
-  dir=$OUT/$engine-$name
-  mkdir -p "$dir"
+  local engine=$1 name=$2 count=${3:-1} bus=${4:-} port dir i url
   if [ "$engine" = postgres ]; then
     psql -q "$PG_ADMIN_URL" -c 'DROP DATABASE IF EXISTS claudemesh_broker_bench WITH (FORCE)' \
       -c 'CREATE DATABASE claudemesh_broker_bench'
@@ -96,14 +111,27 @@ start_server() {
   else
     unset DATABASE_URL
   fi
-  BASE=http://127.0.0.1:$port
-  CLAUDEMESH_BIND=127.0.0.1:$port CLAUDEMESH_DATA_DIR=$dir/data CLAUDEMESH_LOG_FORMAT=text \
-    RUST_LOG=warn CLAUDEMESH_BROKER_SENDS_PER_MINUTE=0 CLAUDEMESH_BROKER_MAX_PEERS=100000 \
-    CLAUDEMESH_SIGN_UPS_PER_IP_PER_MINUTE=0 \
-    CLAUDEMESH_BROKER_MAX_CONNECTIONS_PER_MEMBER=100000 "${SERVER_BIN:-$BIN}" >"$dir/server.log" 2>&1 &
-  SERVER_PID=$!
-  for _ in $(seq 100); do curl -fs "$BASE/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
-  curl -fs "$BASE/healthz" >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+  URLS=""
+  for i in $(seq "$count"); do
+    port=$(free_port)
+    dir=$OUT/$engine-$name-$i
+    mkdir -p "$dir"
+    url=http://127.0.0.1:$port
+    # (env execs the server: $! is the server's pid.)
+    env CLAUDEMESH_BIND=127.0.0.1:$port CLAUDEMESH_DATA_DIR=$dir/data CLAUDEMESH_LOG_FORMAT=text \
+      RUST_LOG=warn CLAUDEMESH_BROKER_SENDS_PER_MINUTE=0 CLAUDEMESH_BROKER_MAX_PEERS=100000 \
+      CLAUDEMESH_SIGN_UPS_PER_IP_PER_MINUTE=0 ${bus:+CLAUDEMESH_BUS=$bus} \
+      CLAUDEMESH_BROKER_MAX_CONNECTIONS_PER_MEMBER=100000 "${SERVER_BIN:-$BIN}" >"$dir/server.log" 2>&1 &
+    if [ "$i" = 1 ]; then
+      SERVER_PID=$!
+      BASE=$url
+    else
+      OTHER_PIDS="$OTHER_PIDS $!"
+      URLS=${URLS:+$URLS,}$url
+    fi
+    for _ in $(seq 100); do curl -fs "$url/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+    curl -fs "$url/healthz" >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
+  done
 }
 
 # alternate SETTING PREFIX "A B" LOAD-ARGS...: for each engine, ROUNDS rounds
@@ -174,6 +202,69 @@ for engine in os.environ["ENGINES"].split():
               + f" | {p99[extra]:.2f} | {sum(r['lost'] for r in runs)} | {got} | "
               + f"{max(r['server_peak_rss_mib'] for r in runs):.0f} |")
     print(f"| claudemesh ({engine}) | stopped vs running | | | {p99['stopped'] / p99['running']:.2f}x | | | |")
+PY
+  exit 0
+fi
+
+if [ "$FANOUT" = 1 ]; then
+  # The raw ceiling: one row per transaction, with and without a NOTIFY of
+  # a bus event's size, while a session listens (as every instance does).
+  export PGDB="${PG_ADMIN_URL%/*}/claudemesh_broker_bench"
+  psql -q "$PG_ADMIN_URL" -c 'DROP DATABASE IF EXISTS claudemesh_broker_bench WITH (FORCE)' \
+    -c 'CREATE DATABASE claudemesh_broker_bench'
+  psql -q "$PGDB" -c 'CREATE TABLE rows (id bigserial PRIMARY KEY, body text)'
+  echo "INSERT INTO rows (body) VALUES (repeat('x', 200));" >"$OUT/plain.sql"
+  printf '%s\n' 'BEGIN;' "INSERT INTO rows (body) VALUES (repeat('x', 200));" \
+    "SELECT pg_notify('claudemesh_bench', repeat('x', 200));" 'COMMIT;' >"$OUT/notify.sql"
+  psql -q "$PGDB" -c 'LISTEN claudemesh_bench' -c 'SELECT pg_sleep(600)' >/dev/null 2>&1 &
+  LISTENER=$!
+  for script in plain notify plain notify; do
+    log "pgbench: $CLIENTS clients, $script, 10 s"
+    pgbench -n -c "$CLIENTS" -j 2 -T 10 -f "$OUT/$script.sql" "$PGDB" 2>/dev/null \
+      | awk '/^tps/ { print $3 }' >>"$OUT/pgbench-$script.txt"
+  done
+  kill "$LISTENER" 2>/dev/null || true
+  wait "$LISTENER" 2>/dev/null || true
+  for round in $(seq "$ROUNDS"); do
+    case $((round % 3)) in
+      1) order="one notify nats" ;;
+      2) order="notify nats one" ;;
+      0) order="nats one notify" ;;
+    esac
+    for setup in $order; do
+      case $setup in
+        one) count=1 bus="" ;;
+        notify) count=$INSTANCES bus=postgres ;;
+        nats) count=$INSTANCES bus="$NATS_URL?subject=claudemesh.bench.r$round" ;;
+      esac
+      log "round $round: $setup ($count instance(s)), $PEERS peers x $MESSAGES messages"
+      start_server postgres "fanout-$setup-$round" "$count" "$bus"
+      BROKER_LOAD_URLS=$URLS "$LOAD" load "$BASE" "$SERVER_PID" "$PEERS" "$MESSAGES" \
+        >"$OUT/fanout-$setup-$round.json"
+      log "$(cat "$OUT/fanout-$setup-$round.json")"
+      stop_server
+    done
+  done
+  OUT=$OUT ROUNDS=$ROUNDS INSTANCES=$INSTANCES CLIENTS=$CLIENTS python3 - <<'PY'
+import json, os, statistics
+out, rounds, n = os.environ["OUT"], int(os.environ["ROUNDS"]), os.environ["INSTANCES"]
+tps = {s: [float(x) for x in open(f"{out}/pgbench-{s}.txt").read().split()] for s in ("plain", "notify")}
+print()
+print(f"| PostgreSQL, {os.environ['CLIENTS']} clients, one row per transaction | commits/s, each run | median |")
+print("|---|---|---:|")
+for script, label in (("plain", "without NOTIFY"), ("notify", "with a NOTIFY (a session listening)")):
+    print(f"| {label} | " + ", ".join(f"{x:,.0f}" for x in tps[script]) + f" | {statistics.median(tps[script]):,.0f} |")
+print()
+print("| broker (PostgreSQL) | delivered/s, each run | median | p50 ms (median) | p99 ms (median) | lost | dup |")
+print("|---|---|---:|---:|---:|---:|---:|")
+for setup, label in (("one", "1 instance"), ("notify", f"{n} instances, --bus postgres (NOTIFY)"),
+                     ("nats", f"{n} instances, --bus nats://")):
+    runs = [json.load(open(f"{out}/fanout-{setup}-{r}.json")) for r in range(1, rounds + 1)]
+    rates = [r["delivered_per_second"] for r in runs]
+    print(f"| {label}, {runs[0]['peers']} x {runs[0]['messages_per_peer']} | "
+          + ", ".join(f"{x:,.0f}" for x in rates) + f" | {statistics.median(rates):,.0f} | "
+          + f"{statistics.median(r['p50_ms'] for r in runs):.2f} | {statistics.median(r['p99_ms'] for r in runs):.2f} | "
+          + f"{sum(r['lost'] for r in runs)} | {sum(r['duplicates'] for r in runs)} |")
 PY
   exit 0
 fi

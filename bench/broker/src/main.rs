@@ -21,6 +21,9 @@
 //! the stop, to compare with. At the end the consumer is continued and
 //! says how many of its messages it got (see `stalled.rs`).
 //!
+//! With `BROKER_LOAD_URLS=URL2,URL3` (other instances on the same
+//! database), peer i connects to the i-th instance modulo their number.
+//!
 //! `broker-load idle URL PID SESSIONS PER_MESH`: SESSIONS idle sessions of
 //! one account spread over meshes of PER_MESH; prints the server's RSS.
 //!
@@ -281,10 +284,22 @@ async fn load(
     } else {
         0
     };
+    // With several instances (`BROKER_LOAD_URLS`: the others, comma
+    // separated), peer i connects to instance i mod n, as a round-robin load
+    // balancer would place them; most messages then cross the bus.
+    let mut instances = vec![url.to_owned()];
+    instances.extend(
+        std::env::var("BROKER_LOAD_URLS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|u| !u.is_empty())
+            .map(str::to_owned),
+    );
     let mut clients = Vec::new();
     for (i, key) in keys.iter().enumerate() {
+        let instance = &instances[i % instances.len()];
         clients.push(Arc::new(
-            connect(url, &mesh_id, key, &format!("peer{i}")).await?,
+            connect(instance, &mesh_id, key, &format!("peer{i}")).await?,
         ));
     }
     let session_keys: Arc<Vec<String>> =
