@@ -9,7 +9,11 @@
 #         fast as the broker takes them (saturation), then again paced at RATE
 #         messages a second per peer (latency at a given load); delivered/s,
 #         p50/p99 send-to-decrypted latency, lost, duplicated, server RSS;
-#   idle: IDLE sessions spread over meshes of PER_MESH; server RSS.
+#   idle: IDLE sessions spread over meshes of PER_MESH; server RSS. With
+#         AT_ONCE=1 they all connect in the same moment (failures counted).
+#         Past 25,000 the server listens on every address (0.0.0.0) for the
+#         run and the generator spreads its sessions over 127.0.0.x: loopback
+#         gives about 28,000 source ports per destination address.
 # The figures of the TypeScript original's own load test are printed beside
 # ours for reference (published in its docs/LOAD-TEST-v0.1.0.md; not run here).
 #
@@ -50,7 +54,7 @@
 #
 # Knobs: PEERS=100 MESSAGES=1000 RATE=50 IDLE=10000 PER_MESH=20 ENGINES="sqlite postgres"
 #        PARTS="load paced idle" BASELINE_BIN= GRANTS=0 STALLED=0 ROUNDS=3
-#        FANOUT=0 INSTANCES=3 CLIENTS=16
+#        FANOUT=0 INSTANCES=3 CLIENTS=16 AT_ONCE=0
 #        NATS=1 NATS_URL=nats://127.0.0.1:4222
 #        PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
 set -euo pipefail
@@ -64,6 +68,8 @@ ENGINES=${ENGINES:-"sqlite postgres"}
 GRANTS=${GRANTS:-0}
 STALLED=${STALLED:-0}
 FANOUT=${FANOUT:-0}
+AT_ONCE=${AT_ONCE:-0}
+BIND_HOST=127.0.0.1
 INSTANCES=${INSTANCES:-3}
 CLIENTS=${CLIENTS:-16}
 PARTS=${PARTS:-"load paced idle"}
@@ -118,7 +124,7 @@ start_server() {
     mkdir -p "$dir"
     url=http://127.0.0.1:$port
     # (env execs the server: $! is the server's pid.)
-    env CLAUDEMESH_BIND=127.0.0.1:$port CLAUDEMESH_DATA_DIR=$dir/data CLAUDEMESH_LOG_FORMAT=text \
+    env CLAUDEMESH_BIND=$BIND_HOST:$port CLAUDEMESH_PUBLIC_URL=$url CLAUDEMESH_DATA_DIR=$dir/data CLAUDEMESH_LOG_FORMAT=text \
       RUST_LOG=warn CLAUDEMESH_BROKER_SENDS_PER_MINUTE=0 CLAUDEMESH_BROKER_MAX_PEERS=100000 \
       CLAUDEMESH_SIGN_UPS_PER_IP_PER_MINUTE=0 ${bus:+CLAUDEMESH_BUS=$bus} \
       CLAUDEMESH_BROKER_MAX_CONNECTIONS_PER_MEMBER=100000 "${SERVER_BIN:-$BIN}" >"$dir/server.log" 2>&1 &
@@ -289,9 +295,13 @@ for engine in $ENGINES; do
     for which in current ${BASELINE_BIN:+baseline}; do
       SERVER_BIN=$BIN
       [ "$which" = baseline ] && SERVER_BIN=$BASELINE_BIN
+      spread=$(( (IDLE + 24999) / 25000 ))
+      [ "$spread" -gt 1 ] && BIND_HOST=0.0.0.0 && log "listening on 0.0.0.0 for $IDLE sessions over 127.0.0.1-$spread"
       log "$engine: $IDLE idle sessions ($which server)"
       start_server "$engine" "idle-$which"
-      "$LOAD" idle "$BASE" "$SERVER_PID" "$IDLE" "$PER_MESH" >"$OUT/$engine-idle-$which.json"
+      BIND_HOST=127.0.0.1
+      BROKER_LOAD_SPREAD=$spread BROKER_LOAD_AT_ONCE=$AT_ONCE \
+        "$LOAD" idle "$BASE" "$SERVER_PID" "$IDLE" "$PER_MESH" >"$OUT/$engine-idle-$which.json"
       log "$engine idle ($which): $(cat "$OUT/$engine-idle-$which.json")"
       stop_server
     done
@@ -359,8 +369,8 @@ for name, label in (("nats-core-paced", "NATS core (nothing stored)"),
 print("| original (TypeScript), its published load test, not run here | 100 x 100 | n/a | n/a | 4,700 | n/a | n/a | n/a |")
 print("| original (TypeScript), its published load test, not run here | 100 x 1,000 | n/a | n/a | 23,000 | 11% timed out | n/a | n/a |")
 print()
-print("| broker | idle sessions | meshes | RSS MiB | KiB/session | connect s |")
-print("|---|---:|---:|---:|---:|---:|")
+print("| broker | idle sessions | failed | meshes | RSS MiB | KiB/session | connect s |")
+print("|---|---:|---:|---:|---:|---:|---:|")
 for engine in os.environ["ENGINES"].split():
     for which in ("current", "baseline"):
         i = load(f"{engine}-idle-{which}")
@@ -369,6 +379,8 @@ for engine in os.environ["ENGINES"].split():
         name = f"claudemesh ({engine})"
         if which == "baseline":
             name += f", {os.environ['BASELINE_BIN']}"
-        print(f"| {name} | {i['sessions']:,} | {i['meshes']} | {i['server_rss_mib']:.1f} | "
+        if i.get("at_once"):
+            name += ", all at once"
+        print(f"| {name} | {i['sessions']:,} | {i.get('failed', 0):,} | {i['meshes']} | {i['server_rss_mib']:.1f} | "
               f"{i['kib_per_session']:.1f} | {i['connect_seconds']:.1f} |")
 PY

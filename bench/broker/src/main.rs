@@ -26,6 +26,9 @@
 //!
 //! `broker-load idle URL PID SESSIONS PER_MESH`: SESSIONS idle sessions of
 //! one account spread over meshes of PER_MESH; prints the server's RSS.
+//! With `BROKER_LOAD_AT_ONCE=1` all of them connect in the same moment
+//! (failures counted); with `BROKER_LOAD_SPREAD=N` session j connects to
+//! 127.0.0.(1 + j mod N), past loopback's ~28,000 ports per address.
 //!
 //! `broker-load nats URL PEERS MESSAGES RATE core|jetstream`: the same
 //! shape of load through NATS (see `nats.rs`), for the side-by-side table.
@@ -499,13 +502,32 @@ async fn idle(url: &str, pid: u32, sessions: usize, per_mesh: usize) -> Result<(
             plan.push((mesh_id.clone(), Arc::clone(&key)));
         }
     }
+    // Loopback gives about 28,000 source ports per destination address:
+    // past that, session j goes to 127.0.0.(1 + j mod SPREAD) (the server
+    // then listens on every address; see broker.sh).
+    let spread: usize = std::env::var("BROKER_LOAD_SPREAD")
+        .ok()
+        .map_or(Ok(1), |v| v.parse())?;
+    let at_once = std::env::var("BROKER_LOAD_AT_ONCE").is_ok_and(|v| v == "1");
+    let port = url.rsplit(':').next().unwrap_or_default().to_owned();
+    let target = |j: usize| {
+        if spread <= 1 {
+            url.to_owned()
+        } else {
+            format!("http://127.0.0.{}:{port}", 1 + j % spread)
+        }
+    };
     let started = Instant::now();
     let mut clients = Vec::with_capacity(sessions);
-    // A few hundred handshakes in flight at a time.
-    for chunk in plan.chunks(200) {
+    let mut failures: Vec<String> = Vec::new();
+    // A few hundred handshakes in flight at a time, or (AT_ONCE) all of
+    // them: every session connecting in the same moment, as after an
+    // instance's restart; then a failure is counted, not fatal.
+    let chunk_size = if at_once { plan.len().max(1) } else { 200 };
+    for (c, chunk) in plan.chunks(chunk_size).enumerate() {
         let mut handshakes = Vec::new();
-        for (mesh_id, key) in chunk {
-            let (url, mesh_id, key) = (url.to_owned(), mesh_id.clone(), Arc::clone(key));
+        for (k, (mesh_id, key)) in chunk.iter().enumerate() {
+            let (url, mesh_id, key) = (target(c * chunk_size + k), mesh_id.clone(), Arc::clone(key));
             handshakes.push(tokio::spawn(async move {
                 connect(&url, &mesh_id, &key, "idle")
                     .await
@@ -513,14 +535,25 @@ async fn idle(url: &str, pid: u32, sessions: usize, per_mesh: usize) -> Result<(
             }));
         }
         for handshake in handshakes {
-            clients.push(handshake.await??);
+            match handshake.await? {
+                Ok(client) => clients.push(client),
+                Err(err) if at_once => failures.push(err),
+                Err(err) => return Err(err.into()),
+            }
         }
     }
     let connect_seconds = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (rss, peak) = rss_mib(pid);
+    if !failures.is_empty() {
+        failures.sort();
+        failures.dedup();
+        eprintln!("[broker-load] refused or failed: {failures:?}");
+    }
     let result = json!({
         "sessions": clients.len(),
+        "failed": sessions - clients.len(),
+        "at_once": at_once,
         "meshes": meshes,
         "connect_seconds": connect_seconds,
         "server_rss_mib_before": rss_before,
