@@ -45,6 +45,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod kill;
 mod nats;
 mod random;
 mod session;
@@ -58,6 +59,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("kill") {
+        return kill::run(&args[2..]).await;
+    }
     if args.get(1).map(String::as_str) == Some("nats") {
         let usage = "usage: broker-load nats URL PEERS MESSAGES RATE core|jetstream";
         let [_, _, url, peers, messages, rate, mode] = args.as_slice() else {
