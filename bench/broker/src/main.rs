@@ -51,6 +51,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod kill;
 mod nats;
 mod random;
 mod session;
@@ -64,6 +65,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("kill") {
+        return kill::run(&args[2..]).await;
+    }
     if args.get(1).map(String::as_str) == Some("nats") {
         let usage = "usage: broker-load nats URL PEERS MESSAGES RATE core|jetstream";
         let [_, _, url, peers, messages, rate, mode] = args.as_slice() else {
@@ -527,7 +531,8 @@ async fn idle(url: &str, pid: u32, sessions: usize, per_mesh: usize) -> Result<(
     for (c, chunk) in plan.chunks(chunk_size).enumerate() {
         let mut handshakes = Vec::new();
         for (k, (mesh_id, key)) in chunk.iter().enumerate() {
-            let (url, mesh_id, key) = (target(c * chunk_size + k), mesh_id.clone(), Arc::clone(key));
+            let (url, mesh_id, key) =
+                (target(c * chunk_size + k), mesh_id.clone(), Arc::clone(key));
             handshakes.push(tokio::spawn(async move {
                 connect(&url, &mesh_id, &key, "idle")
                     .await

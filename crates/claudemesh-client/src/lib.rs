@@ -8,7 +8,13 @@
 //!
 //! One task owns the socket; the [`Client`] talks to it over channels, so a
 //! client can be shared by reference between what sends and what receives.
+//!
+//! A [`Client`] is one connection. What keeps a session up across drops
+//! connects again with the same session key, waiting as [`Backoff`] says
+//! (jittered, so the sessions of a dead instance do not all come back at
+//! once), and sends again what got no `sent` as the same [`Outgoing`].
 
+pub mod backoff;
 pub mod target;
 
 use claudemesh_api::broker::{
@@ -26,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
+pub use backoff::Backoff;
 pub use target::{Resolved, TargetError};
 
 /// Message ids remembered to drop repeats (the broker delivers at least once).

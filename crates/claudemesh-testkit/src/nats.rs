@@ -23,11 +23,13 @@ pub fn bus_url() -> String {
         let _ = spawn(4222);
         wait_until_up(SHARED);
     }
+    let mut salt = [0u8; 4];
+    getrandom::fill(&mut salt).expect("random bytes");
     format!(
-        "nats://{SHARED}?subject=claudemesh.test.p{}.n{}.{}",
+        "nats://{SHARED}?subject=claudemesh.test.p{}.n{}.r{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst),
-        claudemesh_server::db::ids::random_base32::<4>()
+        u32::from_le_bytes(salt)
     )
 }
 

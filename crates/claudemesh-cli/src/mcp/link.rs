@@ -1,7 +1,9 @@
 //! The MCP server's connection to the broker, as the launched session.
 //!
-//! It connects in the background and again after any drop, with backoff
-//! (0.5 s doubling to 30 s); each connection is attested afresh by the
+//! It connects in the background and again after any drop, with backoff:
+//! each wait drawn at random below a ceiling of 0.5 s doubling to 30 s
+//! (full jitter, see [`Backoff`]: the sessions of an instance that died do
+//! not all come back at the same instants); each connection is attested afresh by the
 //! member key when the launch's attestation is near its end, so a Claude
 //! Code session can outlive the 24-hour bound. What it hears becomes
 //! [`Notice`]s for the MCP server; message ids are remembered across
@@ -10,7 +12,7 @@
 use claudemesh_api::broker::{BrokerErrorCode, PeerStatus};
 use claudemesh_api::e2e::KeyPair;
 use claudemesh_client::{
-    Client, ClientError, Event, Options, Presence, Received, SeenIds, SessionIdentity,
+    Backoff, Client, ClientError, Event, Options, Presence, Received, SeenIds, SessionIdentity,
 };
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -22,6 +24,7 @@ use crate::stores::session_dir::SessionFile;
 const REATTEST_BEFORE_MS: i64 = 10 * 60 * 1000;
 /// How long a fresh attestation lasts: under the broker's 24 h bound.
 const ATTEST_FOR_MS: i64 = 23 * 60 * 60 * 1000;
+/// The ceiling of the first wait after a drop, and the highest it goes.
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 
@@ -221,7 +224,7 @@ async fn run(
     connected: watch::Sender<bool>,
     log: Arc<dyn Fn(&str) + Send + Sync>,
 ) {
-    let mut retry = FIRST_RETRY;
+    let mut backoff = Backoff::new(FIRST_RETRY, MAX_RETRY);
     loop {
         let Some(identity) = identity(&session, &member) else {
             let why = "the session's keys in session.json are damaged".to_owned();
@@ -250,7 +253,7 @@ async fn run(
                 ));
                 link.set(State::Connected, Some(Arc::clone(&client)));
                 let _ = connected.send(true);
-                retry = FIRST_RETRY;
+                backoff.reset();
                 let (code, message) = pump(&link, &client, &notices, log.as_ref()).await;
                 link.set(State::Retrying(message.clone()), None);
                 if let Some(code) = code
@@ -273,12 +276,12 @@ async fn run(
             }
             Err(err) => err.to_string(),
         };
+        let wait = backoff.next_wait();
         log(&format!(
-            "broker connection lost ({why}); retrying in {retry:?}"
+            "broker connection lost ({why}); retrying in {wait:.1?}"
         ));
         link.set(State::Retrying(why), None);
-        tokio::time::sleep(retry).await;
-        retry = (retry * 2).min(MAX_RETRY);
+        tokio::time::sleep(wait).await;
     }
 }
 

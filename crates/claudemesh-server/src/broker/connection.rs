@@ -500,7 +500,11 @@ async fn run(
     let mut ping = tokio::time::interval(broker.settings.ping_every);
     ping.tick().await;
     let mut last_heard = Instant::now();
-    if !session.observer && Box::pin(push_backlog(socket, broker, session)).await.is_err() {
+    if !session.observer
+        && Box::pin(push_backlog(socket, broker, session))
+            .await
+            .is_err()
+    {
         return;
     }
     loop {
@@ -569,7 +573,9 @@ async fn run(
         // (it reads no table); anyone else reads what waits for them.
         if session.handle.behind.swap(false, Ordering::AcqRel)
             && !session.observer
-            && Box::pin(push_backlog(socket, broker, session)).await.is_err()
+            && Box::pin(push_backlog(socket, broker, session))
+                .await
+                .is_err()
         {
             return;
         }
@@ -944,7 +950,7 @@ async fn send_message(
     };
     let req = request.req;
     let answer_to = session.handle.tx.clone();
-    let pool = broker.pool.clone();
+    let broker = broker.clone();
     let (mesh_id, member_id) = (session.mesh_id.clone(), session.member_id.clone());
     tokio::spawn(async move {
         let answer = match committed.await.unwrap_or(Stored::Failed) {
@@ -956,7 +962,21 @@ async fn send_message(
                     recipients,
                 }
             }
-            Stored::Duplicate => resent(&pool, req, &message.id, &mesh_id, &member_id).await,
+            Stored::Duplicate => {
+                let answer = resent(&broker.pool, req, &message.id, &mesh_id, &member_id).await;
+                if matches!(answer, ServerFrame::Sent { .. }) {
+                    // The first copy's instance may have died between its
+                    // commit and telling the others: tell them again
+                    // (recipients drop a message they have seen by its id).
+                    broker
+                        .publish(BusEvent::Messages {
+                            mesh_id: mesh_id.clone(),
+                            ids: vec![message.id.clone()],
+                        })
+                        .await;
+                }
+                answer
+            }
             Stored::Failed => send_refusal(req, not_stored()),
         };
         if let ServerFrame::Error { code, .. } = &answer {

@@ -118,7 +118,6 @@ impl Broker {
     ) -> Result<Self, StartError> {
         let instance_id = new_id("ins");
         let bus = Bus::open(&instance_id, database_url, bus_url).await?;
-        tracing::info!(bus = %bus.describe(), "broker: instances hear of each other through this bus");
         if db.engine == Engine::Sqlite {
             // One instance only: whatever sessions are recorded are from a
             // process that is gone.

@@ -164,6 +164,9 @@ async fn run(
             }
         };
         let mut committed = Vec::new();
+        // The senders hear what became of their messages only once the
+        // other instances have been told (see below).
+        let mut answers = Vec::new();
         for op in batch.drain(..) {
             let alone = if ok {
                 None
@@ -188,7 +191,7 @@ async fn run(
                     if outcome == Stored::New {
                         committed.push(message);
                     }
-                    let _ = done.send(outcome);
+                    answers.push((done, outcome));
                 }
                 WriteOp::Ack {
                     done: Some(done), ..
@@ -198,6 +201,9 @@ async fn run(
                 WriteOp::Ack { done: None, .. } => {}
             }
         }
+        // Told before `sent` goes out: an instance killed after this
+        // batch's commit but before its news left would otherwise strand an
+        // acknowledged message (on NOTIFY the news is in the commit itself).
         if !committed.is_empty() {
             bus.send_committed(&BusEvent::for_messages(
                 committed
@@ -205,6 +211,11 @@ async fn run(
                     .map(|m| (m.mesh_id.as_str(), m.id.as_str())),
             ))
             .await;
+        }
+        for (done, outcome) in answers {
+            let _ = done.send(outcome);
+        }
+        if !committed.is_empty() {
             stored(committed);
         }
     }

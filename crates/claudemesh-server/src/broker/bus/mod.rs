@@ -183,15 +183,6 @@ impl Bus {
         })
     }
 
-    /// What `claudemesh-server check` and the log say of it.
-    pub fn describe(&self) -> String {
-        match self {
-            Self::Alone => "none (one instance)".into(),
-            Self::Postgres(_) => format!("PostgreSQL NOTIFY, channel {}", postgres::CHANNEL),
-            Self::Nats(subject) => subject.describe(),
-        }
-    }
-
     /// Sends an event to the other instances.
     pub async fn send(&self, pool: &sqlx::AnyPool, event: &BusEvent) -> Result<(), String> {
         match self {

@@ -16,6 +16,9 @@ use tokio::sync::Notify;
 
 pub const DEFAULT_SUBJECT: &str = "claudemesh.broker";
 
+/// How long a send waits for its events to leave this process.
+const FLUSH_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
+
 /// Whether `name` is a plain NATS subject: tokens of letters, digits, `-`
 /// and `_` between dots (no wildcards, no empty token).
 pub fn valid_subject(name: &str) -> bool {
@@ -34,7 +37,6 @@ pub fn valid_subject(name: &str) -> bool {
 pub struct Subject {
     client: async_nats::Client,
     subject: String,
-    server: String,
     instance_id: String,
     /// Woken when events may have been missed (reconnected, or dropped
     /// as a slow consumer).
@@ -77,18 +79,15 @@ impl Subject {
         Ok(Self {
             client,
             subject,
-            server: super::redacted(server),
             instance_id: instance_id.to_owned(),
             gap,
         })
     }
 
-    pub fn describe(&self) -> String {
-        format!("NATS at {}, subject {}", self.server, self.subject)
-    }
-
-    /// Publishes events (they wait in the client's buffer while it
-    /// reconnects).
+    /// Publishes events and, while connected, waits (briefly) until they
+    /// have left this process, so that a SIGKILL right after cannot lose
+    /// them. While disconnected they wait in the client's buffer, and every
+    /// instance that was cut off too resynchronises when it reconnects.
     pub async fn send(&self, events: &[BusEvent]) -> Result<(), String> {
         for event in events {
             self.client
@@ -100,6 +99,13 @@ impl Subject {
                 .map_err(|err| err.to_string())?;
         }
         count_sent(events.len());
+        if self.client.connection_state() == async_nats::connection::State::Connected {
+            match tokio::time::timeout(FLUSH_WITHIN, self.client.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => return Err(err.to_string()),
+                Err(_) => return Err("NATS did not take the events in time".into()),
+            }
+        }
         Ok(())
     }
 

@@ -9,6 +9,7 @@ mod crash;
 mod device_codes;
 mod governance;
 mod grants;
+mod killed;
 mod mesh_log;
 mod meshes;
 mod oauth;
