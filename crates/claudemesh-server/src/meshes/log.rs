@@ -235,9 +235,21 @@ pub async fn verify(
     mesh_id: &str,
 ) -> Result<Result<u64, ChainBreak>, sqlx::Error> {
     let head = head(pool, mesh_id).await?;
+    verify_to(pool, mesh_id, &head).await
+}
+
+/// Verifies a mesh's chain from its first kept entry up to `head`, read
+/// before: entries appended since (by another instance, say) are past it
+/// and left for the next check, not taken for a chain that goes on where
+/// its head says it ends.
+pub async fn verify_to(
+    pool: &sqlx::AnyPool,
+    mesh_id: &str,
+    head: &Head,
+) -> Result<Result<u64, ChainBreak>, sqlx::Error> {
     let mut verifier = ChainVerifier::new(mesh_id, head.first_seq);
     let mut after = head.first_seq.saturating_sub(1);
-    loop {
+    while after < head.seq {
         let page = read(
             pool,
             mesh_id,
@@ -250,7 +262,7 @@ pub async fn verify(
         .await?;
         let Some(last) = page.last() else { break };
         after = last.seq;
-        for entry in &page {
+        for entry in page.iter().filter(|entry| entry.seq <= head.seq) {
             if let Err(broken) = verifier.push(entry) {
                 return Ok(Err(broken));
             }

@@ -131,6 +131,15 @@ async fn an_edited_or_deleted_entry_is_named(engine: Engine) {
     let pool = server.state().pool();
     assert_eq!(mesh_log::verify(pool, &edited.id).await.unwrap(), Ok(4));
     assert!(mesh_log::verify_all(pool).await.unwrap().is_empty());
+    // Another instance appending while the check walks is no break: the
+    // check ends at the head it read first.
+    let head = mesh_log::head(pool, &edited.id).await.unwrap();
+    edited.remove("Bob").await;
+    assert_eq!(
+        mesh_log::verify_to(pool, &edited.id, &head).await.unwrap(),
+        Ok(4)
+    );
+    assert_eq!(mesh_log::verify(pool, &edited.id).await.unwrap(), Ok(5));
 
     sqlx::query("UPDATE mesh_log SET detail = $1 WHERE mesh_id = $2 AND seq = 2")
         .bind(r#"{"by":"Mallory"}"#)
