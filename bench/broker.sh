@@ -83,6 +83,14 @@ log() { echo "[broker-bench] $*" >&2; }
 
 # 10,000 sessions are 10,000 sockets on each side.
 ulimit -n 200000 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# Past the limit the server cannot accept and the handshakes wait forever:
+# say so now instead.
+case " $PARTS " in *" idle "*)
+  if [ "$GRANTS$STALLED$FANOUT" = 000 ] && [ $((IDLE + 200)) -gt "$(ulimit -n)" ]; then
+    log "IDLE=$IDLE needs $((IDLE + 200)) open files a process; this machine allows $(ulimit -n) (ulimit -Hn, which only root outside a container may raise)"
+    exit 1
+  fi ;;
+esac
 log "building the release server and the load generator"
 (cd "$ROOT" && cargo build --release --locked -q -p claudemesh-server -p claudemesh-bench-broker)
 BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh-server
