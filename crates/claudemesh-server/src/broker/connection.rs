@@ -964,7 +964,8 @@ async fn send_message(
             }
             Stored::Duplicate => {
                 let answer = resent(&broker.pool, req, &message.id, &mesh_id, &member_id).await;
-                if matches!(answer, ServerFrame::Sent { .. }) {
+                if matches!(answer, ServerFrame::Sent { .. }) && broker.bus.announces_after_commit()
+                {
                     // The first copy's instance may have died between its
                     // commit and telling the others: tell them again
                     // (recipients drop a message they have seen by its id).
@@ -990,7 +991,8 @@ async fn send_message(
 }
 
 /// The answer to a send whose id is stored already: `sent` again, for the
-/// message stored the first time (nothing new is stored or pushed), when
+/// message stored the first time (nothing new is stored; on a NATS bus the
+/// other instances are told of it again, see the caller), when
 /// this member sent it in this mesh; otherwise the id is someone else's.
 async fn resent(
     pool: &sqlx::AnyPool,

@@ -87,7 +87,7 @@ pub struct Inner {
     clock: Arc<dyn Clock>,
     pub(super) settings: BrokerSettings,
     pub(super) instance_id: String,
-    bus: Bus,
+    pub(super) bus: Bus,
     pub(super) hub: Arc<Hub>,
     pub(super) writer: Writer,
     pub(super) rate: limits::SendRate,
@@ -117,7 +117,7 @@ impl Broker {
         settings: BrokerSettings,
     ) -> Result<Self, StartError> {
         let instance_id = new_id("ins");
-        let bus = Bus::open(&instance_id, database_url, bus_url).await?;
+        let bus = Bus::open(&instance_id, &db.pool, database_url, bus_url).await?;
         if db.engine == Engine::Sqlite {
             // One instance only: whatever sessions are recorded are from a
             // process that is gone.

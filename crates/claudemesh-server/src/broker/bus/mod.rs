@@ -18,144 +18,10 @@
 
 mod nats;
 mod postgres;
+mod wire;
 
-use crate::metrics::METRICS;
-use claudemesh_api::broker::Peer;
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "t", rename_all = "snake_case")]
-pub enum BusEvent {
-    /// Messages stored in this mesh, with deliveries waiting.
-    Messages {
-        mesh_id: String,
-        ids: Vec<String>,
-    },
-    Joined {
-        mesh_id: String,
-        peer: Peer,
-    },
-    Left {
-        mesh_id: String,
-        session_key: String,
-    },
-    Updated {
-        mesh_id: String,
-        peer: Peer,
-    },
-    /// A membership ended: its sessions are closed everywhere.
-    Removed {
-        mesh_id: String,
-        member_id: String,
-    },
-    /// The mesh was archived or deleted: its sessions close everywhere.
-    Closed {
-        mesh_id: String,
-        deleted: bool,
-    },
-    /// What `member_id` allows `peer_member_id` changed (bits of
-    /// `meshes::grant_store::Caps`).
-    Grant {
-        mesh_id: String,
-        member_id: String,
-        peer_member_id: String,
-        caps: u8,
-    },
-    /// `conn_id` now holds this session; any other connection of it closes.
-    Kick {
-        session_key: String,
-        conn_id: String,
-    },
-}
-
-impl BusEvent {
-    /// The events announcing stored messages: per mesh, their ids, at most
-    /// 100 an event (a NOTIFY payload stays far below its 8,000 bytes).
-    pub fn for_messages<'a>(messages: impl IntoIterator<Item = (&'a str, &'a str)>) -> Vec<Self> {
-        let mut by_mesh: BTreeMap<&str, Vec<String>> = BTreeMap::new();
-        for (mesh_id, id) in messages {
-            by_mesh.entry(mesh_id).or_default().push(id.to_owned());
-        }
-        by_mesh
-            .into_iter()
-            .flat_map(|(mesh_id, ids)| {
-                ids.chunks(100)
-                    .map(|ids| BusEvent::Messages {
-                        mesh_id: mesh_id.to_owned(),
-                        ids: ids.to_vec(),
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-}
-
-/// An event with the instance it came from.
-#[derive(Debug, Serialize, Deserialize)]
-struct Note {
-    /// The sending instance (which has already applied the event itself).
-    i: String,
-    /// When it was written (wall-clock ms), for the bus lag metric; absent
-    /// from older instances.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    at: Option<i64>,
-    #[serde(flatten)]
-    event: BusEvent,
-}
-
-/// An event as it travels, stamped with its instance and time.
-fn encode(instance_id: &str, event: &BusEvent) -> String {
-    serde_json::to_string(&Note {
-        i: instance_id.to_owned(),
-        at: Some(crate::metrics::wall_ms()),
-        event: event.clone(),
-    })
-    .unwrap_or_default()
-}
-
-/// The event in a payload from another instance; `None` for this
-/// instance's own (already applied) and for what cannot be read.
-fn decode(payload: &[u8], instance_id: &str) -> Option<BusEvent> {
-    match serde_json::from_slice::<Note>(payload) {
-        Ok(note) if note.i != instance_id => {
-            METRICS
-                .broker_bus_events
-                .with_label_values(&["received"])
-                .inc();
-            // Instances' clocks may disagree: a stamp from the future is
-            // not a lag.
-            if let Some(lag) = note.at.and_then(crate::metrics::seconds_since) {
-                METRICS.broker_bus_lag.observe(lag);
-            }
-            Some(note.event)
-        }
-        Ok(_) => None,
-        Err(err) => {
-            tracing::warn!(error = %err, "broker: unreadable bus event");
-            None
-        }
-    }
-}
-
-fn count_sent(events: usize) {
-    METRICS
-        .broker_bus_events
-        .with_label_values(&["sent"])
-        .inc_by(events as u64);
-}
-
-/// Why the bus could not be set up.
-#[derive(Debug, thiserror::Error)]
-pub enum BusError {
-    #[error("--bus (CLAUDEMESH_BUS): {0}")]
-    Setting(String),
-    #[error("--bus (CLAUDEMESH_BUS): cannot connect to NATS at {server}: {source}")]
-    Connect {
-        server: String,
-        source: async_nats::ConnectError,
-    },
-}
+use wire::redacted;
+pub use wire::{BusError, BusEvent};
 
 /// How this instance reaches the others.
 #[derive(Clone)]
@@ -163,7 +29,18 @@ pub enum Bus {
     /// SQLite: one instance, nobody to tell.
     Alone,
     Postgres(postgres::Notify),
-    Nats(nats::Subject),
+    /// NATS, with the database's NOTIFY as the fallback for what NATS
+    /// cannot take at the moment (disconnected, or too slow): every
+    /// instance on NATS also listens there, where almost nothing passes.
+    Nats(Box<NatsBus>),
+}
+
+/// `Bus::Nats`'s parts.
+#[derive(Clone)]
+pub struct NatsBus {
+    subject: nats::Subject,
+    fallback: postgres::Notify,
+    pool: sqlx::AnyPool,
 }
 
 impl Bus {
@@ -171,16 +48,29 @@ impl Bus {
     /// PostgreSQL unless `bus_url` names a NATS server.
     pub async fn open(
         instance_id: &str,
+        pool: &sqlx::AnyPool,
         database_url: Option<&str>,
         bus_url: Option<&str>,
     ) -> Result<Self, BusError> {
         Ok(match choose(database_url, bus_url)? {
             Choice::Alone => Self::Alone,
             Choice::Postgres(url) => Self::Postgres(postgres::Notify::new(url, instance_id)),
-            Choice::Nats { server, subject } => {
-                Self::Nats(nats::Subject::connect(&server, subject, instance_id).await?)
-            }
+            Choice::Nats {
+                database_url,
+                server,
+                subject,
+            } => Self::Nats(Box::new(NatsBus {
+                subject: nats::Subject::connect(&server, subject, instance_id).await?,
+                fallback: postgres::Notify::new(database_url, instance_id),
+                pool: pool.clone(),
+            })),
         })
+    }
+
+    /// Whether the other instances hear of a write batch only after its
+    /// commit (NATS), rather than with it (NOTIFY).
+    pub fn announces_after_commit(&self) -> bool {
+        matches!(self, Self::Nats(_))
     }
 
     /// Sends an event to the other instances.
@@ -191,7 +81,10 @@ impl Bus {
                 .send(pool, std::slice::from_ref(event))
                 .await
                 .map_err(|err| err.to_string()),
-            Self::Nats(subject) => subject.send(std::slice::from_ref(event)).await,
+            Self::Nats(_) => {
+                self.send_committed(std::slice::from_ref(event)).await;
+                Ok(())
+            }
         }
     }
 
@@ -211,10 +104,22 @@ impl Bus {
     /// The part that goes once the batch has committed (NATS: a recipient
     /// that hears of a message must find its row).
     pub async fn send_committed(&self, events: &[BusEvent]) {
-        if let Self::Nats(subject) = self
-            && let Err(err) = subject.send(events).await
-        {
-            tracing::warn!(error = %err, "broker: could not tell the other instances of new messages");
+        let Self::Nats(nats) = self else {
+            return;
+        };
+        let NatsBus {
+            subject,
+            fallback,
+            pool,
+        } = nats.as_ref();
+        if events.is_empty() {
+            return;
+        }
+        if let Err(why) = subject.send(events).await {
+            tracing::warn!(error = %why, "broker: NATS bus unavailable; telling the other instances through the database");
+            if let Err(err) = fallback.send(pool, events).await {
+                tracing::warn!(error = %err, "broker: could not tell the other instances");
+            }
         }
     }
 
@@ -223,8 +128,8 @@ impl Bus {
     /// missed (the bus connection dropped and came back).
     pub fn listen(
         &self,
-        on_event: impl Fn(BusEvent) + Send + 'static,
-        on_gap: impl Fn() + Send + 'static,
+        on_event: impl Fn(BusEvent) + Send + Sync + 'static,
+        on_gap: impl Fn() + Send + Sync + 'static,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let bus = self.clone();
@@ -240,7 +145,15 @@ impl Bus {
         match self {
             Self::Alone => std::future::pending().await,
             Self::Postgres(notify) => notify.listen(on_event, on_gap).await,
-            Self::Nats(subject) => subject.listen(on_event, on_gap).await,
+            Self::Nats(nats) => {
+                let NatsBus {
+                    subject, fallback, ..
+                } = *nats;
+                tokio::join!(
+                    subject.listen(&on_event, &on_gap),
+                    fallback.listen(&on_event, &on_gap)
+                );
+            }
         }
     }
 }
@@ -254,7 +167,9 @@ pub fn describe_setting(
     Ok(match choose(database_url, bus_url)? {
         Choice::Alone => "none (SQLite: one instance)".into(),
         Choice::Postgres(_) => format!("PostgreSQL NOTIFY, channel {}", postgres::CHANNEL),
-        Choice::Nats { server, subject } => format!(
+        Choice::Nats {
+            server, subject, ..
+        } => format!(
             "NATS at {}, subject {subject} (not connected to)",
             redacted(&server)
         ),
@@ -264,7 +179,11 @@ pub fn describe_setting(
 enum Choice<'a> {
     Alone,
     Postgres(&'a str),
-    Nats { server: String, subject: String },
+    Nats {
+        database_url: &'a str,
+        server: String,
+        subject: String,
+    },
 }
 
 fn choose<'a>(
@@ -278,7 +197,11 @@ fn choose<'a>(
         )),
         (None, None) => Ok(Choice::Alone),
         (Some(url), None | Some(BusUrl::Postgres)) => Ok(Choice::Postgres(url)),
-        (Some(_), Some(BusUrl::Nats { server, subject })) => Ok(Choice::Nats { server, subject }),
+        (Some(database_url), Some(BusUrl::Nats { server, subject })) => Ok(Choice::Nats {
+            database_url,
+            server,
+            subject,
+        }),
     }
 }
 
@@ -326,17 +249,6 @@ impl BusUrl {
     }
 }
 
-/// A bus URL with any password replaced, for messages.
-fn redacted(url: &str) -> String {
-    match (url.split_once("://"), url.rfind('@')) {
-        (Some((scheme, rest)), Some(_)) => {
-            let host = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-            format!("{scheme}://…@{host}")
-        }
-        _ => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,45 +286,5 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("secret"), "{err}");
-    }
-
-    #[test]
-    fn stored_messages_are_announced_per_mesh_a_hundred_ids_at_most() {
-        let ids: Vec<String> = (0..150).map(|i| format!("msg_{i}")).collect();
-        let messages = ids
-            .iter()
-            .map(|id| ("mesh_b", id.as_str()))
-            .chain([("mesh_a", "msg_x")]);
-        let events = BusEvent::for_messages(messages);
-        let shape: Vec<(String, usize)> = events
-            .iter()
-            .map(|e| match e {
-                BusEvent::Messages { mesh_id, ids } => (mesh_id.clone(), ids.len()),
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(
-            shape,
-            [
-                ("mesh_a".into(), 1),
-                ("mesh_b".into(), 100),
-                ("mesh_b".into(), 50)
-            ]
-        );
-    }
-
-    #[test]
-    fn an_instance_ignores_its_own_events_and_unreadable_ones() {
-        let event = BusEvent::Left {
-            mesh_id: "m".into(),
-            session_key: "k".into(),
-        };
-        let payload = encode("ins_a", &event);
-        assert!(decode(payload.as_bytes(), "ins_a").is_none());
-        assert!(matches!(
-            decode(payload.as_bytes(), "ins_b"),
-            Some(BusEvent::Left { session_key, .. }) if session_key == "k"
-        ));
-        assert!(decode(b"{not json", "ins_b").is_none());
     }
 }

@@ -4,20 +4,29 @@
 //! JetStream is not needed. Every instance of a deployment must use the same
 //! subject; deployments sharing a NATS server must use different ones.
 //!
-//! The client reconnects on its own. Events published while it is
-//! disconnected wait in its buffer; events sent to it meanwhile are lost to
-//! it, which is why a reconnection (or a subscription NATS found too slow)
-//! counts as a gap: the broker resynchronises from the tables.
+//! The client reconnects on its own. What this instance cannot hand to NATS
+//! at the moment (disconnected, or NATS too slow) goes through the
+//! database's NOTIFY instead (see `Bus::Nats`); what was sent to it while
+//! disconnected is lost to it, which is why a reconnection (or a
+//! subscription NATS found too slow) counts as a gap: the broker
+//! resynchronises from the tables.
 
-use super::{BusError, BusEvent, count_sent, decode, encode};
+use super::wire::{BusError, BusEvent, count_sent, decode, encode};
 use futures_util::StreamExt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use tokio::sync::Notify;
 
 pub const DEFAULT_SUBJECT: &str = "claudemesh.broker";
 
-/// How long a send waits for its events to leave this process.
-const FLUSH_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
+/// How long a send waits for NATS to take its events.
+const SEND_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
+/// After NATS was that slow, sends go another way at once for this long.
+const SUSPECT_FOR_MS: i64 = 5_000;
+
+fn now_ms() -> i64 {
+    crate::metrics::wall_ms()
+}
 
 /// Whether `name` is a plain NATS subject: tokens of letters, digits, `-`
 /// and `_` between dots (no wildcards, no empty token).
@@ -41,6 +50,8 @@ pub struct Subject {
     /// Woken when events may have been missed (reconnected, or dropped
     /// as a slow consumer).
     gap: Arc<Notify>,
+    /// Until when (wall-clock ms) sends skip NATS, after it was too slow.
+    suspect_until: Arc<AtomicI64>,
 }
 
 impl Subject {
@@ -53,12 +64,16 @@ impl Subject {
     ) -> Result<Self, BusError> {
         let gap = Arc::new(Notify::new());
         let on_event = Arc::clone(&gap);
+        // The first `Connected` is the start, not a gap.
+        let started = Arc::new(AtomicBool::new(false));
         let client = async_nats::ConnectOptions::new()
             .name(format!("claudemesh-server {instance_id}"))
             .event_callback(move |event| {
                 let gap = Arc::clone(&on_event);
+                let started = Arc::clone(&started);
                 async move {
                     match event {
+                        async_nats::Event::Connected if !started.swap(true, Ordering::Relaxed) => {}
                         async_nats::Event::Connected | async_nats::Event::SlowConsumer(_) => {
                             tracing::warn!(%event, "broker: NATS bus: resynchronising");
                             gap.notify_one();
@@ -73,7 +88,7 @@ impl Subject {
             .connect(server)
             .await
             .map_err(|source| BusError::Connect {
-                server: super::redacted(server),
+                server: super::wire::redacted(server),
                 source,
             })?;
         Ok(Self {
@@ -81,32 +96,46 @@ impl Subject {
             subject,
             instance_id: instance_id.to_owned(),
             gap,
+            suspect_until: Arc::new(AtomicI64::new(0)),
         })
     }
 
-    /// Publishes events and, while connected, waits (briefly) until they
-    /// have left this process, so that a SIGKILL right after cannot lose
-    /// them. While disconnected they wait in the client's buffer, and every
-    /// instance that was cut off too resynchronises when it reconnects.
+    /// Publishes events and waits until they have left this process (so
+    /// that a SIGKILL right after cannot lose them), within [`SEND_WITHIN`]
+    /// in all. An error means NATS did not take them: the caller sends
+    /// them another way. While disconnected, or for a moment after NATS
+    /// was too slow, it fails at once rather than making the writer wait.
     pub async fn send(&self, events: &[BusEvent]) -> Result<(), String> {
-        for event in events {
-            self.client
-                .publish(
-                    self.subject.clone(),
-                    encode(&self.instance_id, event).into(),
-                )
-                .await
-                .map_err(|err| err.to_string())?;
+        if self.client.connection_state() != async_nats::connection::State::Connected {
+            return Err("not connected to NATS".into());
         }
-        count_sent(events.len());
-        if self.client.connection_state() == async_nats::connection::State::Connected {
-            match tokio::time::timeout(FLUSH_WITHIN, self.client.flush()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => return Err(err.to_string()),
-                Err(_) => return Err("NATS did not take the events in time".into()),
+        if self.suspect_until.load(Ordering::Relaxed) > now_ms() {
+            return Err("NATS was too slow a moment ago".into());
+        }
+        let publish = async {
+            for event in events {
+                self.client
+                    .publish(
+                        self.subject.clone(),
+                        encode(&self.instance_id, event).into(),
+                    )
+                    .await
+                    .map_err(|err| err.to_string())?;
+            }
+            self.client.flush().await.map_err(|err| err.to_string())
+        };
+        match tokio::time::timeout(SEND_WITHIN, publish).await {
+            Ok(Ok(())) => {
+                count_sent(events.len());
+                Ok(())
+            }
+            Ok(Err(err)) => Err(err),
+            Err(_) => {
+                self.suspect_until
+                    .store(now_ms() + SUSPECT_FOR_MS, Ordering::Relaxed);
+                Err("NATS did not take the events in time".into())
             }
         }
-        Ok(())
     }
 
     /// Hears the other instances' events for as long as it is polled.

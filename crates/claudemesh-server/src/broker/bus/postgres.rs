@@ -4,7 +4,7 @@
 //! commits that carry one are serialised: the ceiling that `--bus nats://`
 //! lifts (docs/operations.md has the figures).
 
-use super::{BusEvent, count_sent, decode, encode};
+use super::wire::{BusEvent, count_sent, decode, encode};
 use sqlx::postgres::PgListener;
 use std::time::Duration;
 
