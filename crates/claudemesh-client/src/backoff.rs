@@ -24,6 +24,13 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// How a broker session reconnects: waits of at most 0.5 s at first,
+    /// the ceiling doubling up to 30 s (the MCP link; the killed-instances
+    /// load reproduces it).
+    pub fn reconnecting() -> Self {
+        Self::new(Duration::from_millis(500), Duration::from_secs(30))
+    }
+
     /// Waits of at most `first` at first, the ceiling doubling up to `max`.
     pub fn new(first: Duration, max: Duration) -> Self {
         Self {

@@ -24,9 +24,6 @@ use crate::stores::session_dir::SessionFile;
 const REATTEST_BEFORE_MS: i64 = 10 * 60 * 1000;
 /// How long a fresh attestation lasts: under the broker's 24 h bound.
 const ATTEST_FOR_MS: i64 = 23 * 60 * 60 * 1000;
-/// The ceiling of the first wait after a drop, and the highest it goes.
-const FIRST_RETRY: Duration = Duration::from_millis(500);
-const MAX_RETRY: Duration = Duration::from_secs(30);
 
 /// What the MCP server is told.
 pub enum Notice {
@@ -224,7 +221,7 @@ async fn run(
     connected: watch::Sender<bool>,
     log: Arc<dyn Fn(&str) + Send + Sync>,
 ) {
-    let mut backoff = Backoff::new(FIRST_RETRY, MAX_RETRY);
+    let mut backoff = Backoff::reconnecting();
     loop {
         let Some(identity) = identity(&session, &member) else {
             let why = "the session's keys in session.json are damaged".to_owned();

@@ -19,7 +19,7 @@
 //! second through sqlx's multi-row statements, see bench/README.md for the
 //! figures with this writer.
 
-use super::bus::{Bus, BusEvent};
+use super::bus::Bus;
 use super::store::{self, NewMessage};
 use crate::metrics::METRICS;
 use claudemesh_api::broker::KeyBox;
@@ -204,14 +204,12 @@ async fn run(
         // Told before `sent` goes out: an instance killed after this
         // batch's commit but before its news left would otherwise strand an
         // acknowledged message (on NOTIFY the news is in the commit itself).
-        if !committed.is_empty() {
-            bus.send_committed(&BusEvent::for_messages(
-                committed
-                    .iter()
-                    .map(|m| (m.mesh_id.as_str(), m.id.as_str())),
-            ))
-            .await;
-        }
+        bus.announce_committed(
+            committed
+                .iter()
+                .map(|m| (m.mesh_id.as_str(), m.id.as_str())),
+        )
+        .await;
         for (done, outcome) in answers {
             let _ = done.send(outcome);
         }
@@ -320,9 +318,11 @@ async fn write_pool(
         }
     }
     // On NOTIFY, the other instances hear of the messages with the commit.
-    let events =
-        BusEvent::for_messages(messages.iter().map(|m| (m.mesh_id.as_str(), m.id.as_str())));
-    bus.send_in_transaction(&mut tx, &events).await?;
+    bus.announce_in_transaction(
+        &mut tx,
+        messages.iter().map(|m| (m.mesh_id.as_str(), m.id.as_str())),
+    )
+    .await?;
     tx.commit().await?;
     Ok(inserted)
 }

@@ -22,9 +22,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 
-/// The MCP link's backoff: waits below 0.5 s at first, doubling to 30 s.
-const FIRST_RETRY: Duration = Duration::from_millis(500);
-const MAX_RETRY: Duration = Duration::from_secs(30);
 /// A refusal worth another try of the same message shortly (a recipient
 /// between two instances, a store that failed under the kill).
 const RETRY_SEND_AFTER: Duration = Duration::from_millis(100);
@@ -94,7 +91,7 @@ pub async fn run(spec: Spec, shared: Arc<Shared>) -> Record {
     let mut record = Record::default();
     let mut inbox = Inbox::default();
     let mut outbox = Outbox::new(shared.rate);
-    let mut backoff = Backoff::new(FIRST_RETRY, MAX_RETRY);
+    let mut backoff = Backoff::reconnecting();
     let mut stop = shared.stop.clone();
     let mut dropped_at: Option<Instant> = None;
     let mut first = true;

@@ -88,22 +88,39 @@ impl Bus {
         }
     }
 
-    /// The part of a write batch's events that goes in its transaction
-    /// (NOTIFY: sent only if the transaction commits).
-    pub async fn send_in_transaction(
+    /// Tells the other instances of a write batch's stored messages
+    /// (`(mesh id, message id)`) in its transaction, where the bus is
+    /// NOTIFY: sent only if the transaction commits. Nothing is built for
+    /// the other buses.
+    pub async fn announce_in_transaction<'a>(
         &self,
         tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-        events: &[BusEvent],
+        messages: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Result<(), sqlx::Error> {
         match self {
-            Self::Postgres(notify) => notify.send(&mut **tx, events).await,
+            Self::Postgres(notify) => {
+                notify
+                    .send(&mut **tx, &BusEvent::for_messages(messages))
+                    .await
+            }
             Self::Alone | Self::Nats(_) => Ok(()),
         }
     }
 
-    /// The part that goes once the batch has committed (NATS: a recipient
-    /// that hears of a message must find its row).
-    pub async fn send_committed(&self, events: &[BusEvent]) {
+    /// The same once the batch has committed, where the bus announces
+    /// after the commit (NATS: a recipient that hears of a message must
+    /// find its row).
+    pub async fn announce_committed<'a>(
+        &self,
+        messages: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
+        if self.announces_after_commit() {
+            self.send_committed(&BusEvent::for_messages(messages)).await;
+        }
+    }
+
+    /// Events through NATS, or through NOTIFY when NATS cannot take them.
+    async fn send_committed(&self, events: &[BusEvent]) {
         let Self::Nats(nats) = self else {
             return;
         };
