@@ -11,18 +11,23 @@
 # Used to measure what the metrics cost a request (a BASELINE_BIN built
 # with recording turned off; bench/README.md says how).
 #
-# Knobs: REQUESTS=2000 WARMUP=200 BASELINE_BIN=
+# PROFILE=profiling builds the release code with line tables and symbols
+# (Cargo.toml's `profiling` profile), so that `callgrind_annotate` on the
+# files kept in bench/.run/instructions/ names where the instructions go.
+#
+# Knobs: REQUESTS=2000 WARMUP=200 BASELINE_BIN= PROFILE=release
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 REQUESTS=${REQUESTS:-2000}
 WARMUP=${WARMUP:-200}
 BASELINE_BIN=${BASELINE_BIN:-}
+PROFILE=${PROFILE:-release}
 OUT=$ROOT/bench/.run/instructions
 log() { echo "[instructions] $*" >&2; }
 command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
-log "building the release server"
-(cd "$ROOT" && cargo build --release --locked -q -p claudemesh-server)
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh-server
+log "building the server ($PROFILE)"
+(cd "$ROOT" && cargo build --profile "$PROFILE" --locked -q -p claudemesh-server)
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/claudemesh-server
 rm -rf "$OUT"
 mkdir -p "$OUT"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }

@@ -7,7 +7,7 @@
 //! its `req`, and the session goes on.
 
 use super::bus::BusEvent;
-use super::hub::{CONN_QUEUE, ConnEvent, ConnHandle, frame};
+use super::hub::{CONN_QUEUE, ConnEvent, ConnHandle, Stage, frame};
 use super::service::Broker;
 use super::socket::{
     CloseCode, CloseFrame, Error as SocketError, Message, Socket, Upgrade, Utf8Bytes,
@@ -30,7 +30,7 @@ use claudemesh_api::e2e;
 use claudemesh_api::mesh_log::LogKind;
 use claudemesh_api::sealed::MAX_HEADER_BYTES;
 use claudemesh_api::wire::Capability;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -232,6 +232,9 @@ struct Session {
     attestation: claudemesh_api::broker::Attestation,
     /// Messages sent on this connection and not yet acknowledged.
     unacked: HashSet<String>,
+    /// Messages sent on this connection before their commit, by id: `true`
+    /// once acknowledged (the acknowledgement is recorded after the commit).
+    in_flight: HashMap<String, bool>,
     /// The last backlog read was full: read again once these are acked.
     more_waiting: bool,
     handle: Arc<ConnHandle>,
@@ -432,6 +435,7 @@ async fn admit(
             peer,
             attestation: hello.attestation,
             unacked: HashSet::new(),
+            in_flight: HashMap::new(),
             more_waiting: false,
             handle,
             welcome: Some(welcome),
@@ -530,8 +534,8 @@ async fn run(
                     }
                     Next::Continue
                 }
-                Some(ConnEvent::Deliver(envelope, accepted)) => {
-                    if push(socket, session, &envelope, accepted).await.is_err() {
+                Some(ConnEvent::Deliver(envelope, stage)) => {
+                    if deliver(socket, broker, session, &envelope, stage).await.is_err() {
                         return;
                     }
                     Next::Continue
@@ -585,16 +589,70 @@ async fn run(
     }
 }
 
+/// Messages sent early whose commit this connection has not heard of, at
+/// most: past it they are forgotten (an acknowledgement held for one is then
+/// lost, and the message comes again from the table; clients drop it by id).
+const MAX_IN_FLIGHT: usize = 10_000;
+
+/// A message for this session, at the stage it has reached (see [`Stage`]).
+async fn deliver(
+    socket: &mut Socket,
+    broker: &Broker,
+    session: &mut Session,
+    envelope: &claudemesh_api::broker::Envelope,
+    stage: Stage,
+) -> Result<(), SocketError> {
+    match stage {
+        Stage::Accepted(accepted) => {
+            if push(socket, session, envelope, Some(accepted)).await? {
+                if session.in_flight.len() >= MAX_IN_FLIGHT {
+                    session.in_flight.clear();
+                }
+                session.in_flight.insert(envelope.id.clone(), false);
+            }
+        }
+        Stage::Committed(accepted) => match session.in_flight.remove(&envelope.id) {
+            Some(acked) => settle(broker, session, &envelope.id, acked).await,
+            None => {
+                push(socket, session, envelope, Some(accepted)).await?;
+            }
+        },
+        Stage::Abandoned => {
+            if let Some(acked) = session.in_flight.remove(&envelope.id) {
+                settle(broker, session, &envelope.id, acked).await;
+            }
+        }
+        Stage::Stored => {
+            push(socket, session, envelope, None).await?;
+        }
+    }
+    Ok(())
+}
+
+/// The writer is done with a message sent early: records the
+/// acknowledgement held for it, if any. (For an abandoned message this is
+/// harmless: one not stored matches no row, and a resend's acknowledgement
+/// is the stored message's.)
+async fn settle(broker: &Broker, session: &Session, id: &str, acked: bool) {
+    if acked {
+        let keys = session.keys().map(str::to_owned).to_vec();
+        broker
+            .writer
+            .ack(keys, vec![id.to_owned()], broker.now())
+            .await;
+    }
+}
+
 /// Sends one waiting message, if this session takes its priority now and
-/// has not been sent it already on this connection.
+/// has not been sent it already on this connection; says whether it did.
 async fn push(
     socket: &mut Socket,
     session: &mut Session,
     envelope: &claudemesh_api::broker::Envelope,
     accepted: Option<std::time::Instant>,
-) -> Result<(), SocketError> {
+) -> Result<bool, SocketError> {
     if !session.peer.status.accepts(envelope.priority) || session.unacked.contains(&envelope.id) {
-        return Ok(());
+        return Ok(false);
     }
     if session.unacked.len() >= 10_000 {
         // A client that never acknowledges: forget, and let it get repeats.
@@ -614,7 +672,7 @@ async fn push(
             .broker_delivery
             .observe(accepted.elapsed().as_secs_f64());
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Sends what waits in the table for this session's keys.
@@ -683,9 +741,18 @@ async fn handle(
                     ),
                 );
             }
+            let mut ids = ids;
             for id in &ids {
                 session.unacked.remove(id);
             }
+            // One sent before its commit is recorded once committed.
+            ids.retain(|id| match session.in_flight.get_mut(id) {
+                Some(acked) => {
+                    *acked = true;
+                    false
+                }
+                None => true,
+            });
             if ids.is_empty() {
                 return Next::Continue;
             }
@@ -942,10 +1009,26 @@ async fn send_message(
         deliveries: request.keys.into_iter().zip(members).collect(),
         created_at: now,
         expires_at: now.saturating_add(broker.settings.message_ttl_ms),
-        accepted,
     });
     let recipients = u32::try_from(message.deliveries.len()).unwrap_or(u32::MAX);
+    // The recipients connected here get it at once, while it is committed:
+    // the sender's `sent` still waits for the commit, and a message that
+    // reaches someone twice (a resend after a lost `sent`) carries the same
+    // id, which clients show once.
+    let envelopes: Vec<_> = message
+        .deliveries
+        .iter()
+        .map(|(key, _)| Arc::new(message.envelope(key)))
+        .collect();
+    broker.hub.deliver(
+        envelopes
+            .iter()
+            .map(|e| (Arc::clone(e), Stage::Accepted(accepted))),
+    );
     let Some(committed) = broker.writer.submit(Arc::clone(&message)).await else {
+        broker
+            .hub
+            .deliver(envelopes.into_iter().map(|e| (e, Stage::Abandoned)));
         return Err(not_stored());
     };
     let req = request.req;
@@ -953,7 +1036,15 @@ async fn send_message(
     let broker = broker.clone();
     let (mesh_id, member_id) = (session.mesh_id.clone(), session.member_id.clone());
     tokio::spawn(async move {
-        let answer = match committed.await.unwrap_or(Stored::Failed) {
+        let stored = committed.await.unwrap_or(Stored::Failed);
+        let stage = match stored {
+            Stored::New => Stage::Committed(accepted),
+            Stored::Duplicate | Stored::Failed => Stage::Abandoned,
+        };
+        broker
+            .hub
+            .deliver(envelopes.into_iter().map(|e| (e, stage)));
+        let answer = match stored {
             Stored::New => {
                 METRICS.broker_messages_in.inc();
                 ServerFrame::Sent {

@@ -23,12 +23,32 @@ pub const CONN_QUEUE: usize = 256;
 pub enum ConnEvent {
     /// A frame ready to send (presence).
     Frame(Utf8Bytes),
-    /// A message for this session, with when this instance accepted it
-    /// (`None` when it came through another instance or the table).
-    Deliver(Arc<Envelope>, Option<std::time::Instant>),
+    /// A message for this session, and how far it has got.
+    Deliver(Arc<Envelope>, Stage),
     /// Read this session's waiting messages from the table.
     Backlog,
     Close(BrokerErrorCode, String),
+}
+
+/// How far a message handed to a connection has got. A message accepted
+/// here reaches the local recipients twice: at once, while the writer
+/// commits it (`Accepted`), and when the writer is done with it (`Committed`
+/// or `Abandoned`), so that a connection that missed the first (it was not
+/// registered yet, or its queue was full) still gets it, and one that sent it
+/// early may now record its acknowledgement (an acknowledgement written
+/// before the message itself would match no row).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Accepted here, at this instant, and being committed.
+    Accepted(std::time::Instant),
+    /// Accepted here at this instant, and now stored.
+    Committed(std::time::Instant),
+    /// Accepted here, then not stored by this send: the database failed, or
+    /// its id was stored already (a resend). Sends nothing; releases what
+    /// was held for it.
+    Abandoned,
+    /// Stored, and read from the table (another instance's, or a backlog).
+    Stored,
 }
 
 pub struct ConnHandle {
@@ -157,20 +177,16 @@ impl Hub {
     }
 
     /// Hands each envelope to the local connections holding its recipient
-    /// key, with when this instance accepted the message, if it did.
-    pub fn deliver(
-        &self,
-        envelopes: impl IntoIterator<Item = (Envelope, Option<std::time::Instant>)>,
-    ) {
+    /// key, at the stage its message has reached.
+    pub fn deliver(&self, envelopes: impl IntoIterator<Item = (Arc<Envelope>, Stage)>) {
         let inner = self.lock();
-        for (envelope, accepted) in envelopes {
+        for (envelope, stage) in envelopes {
             let Some(ids) = inner.by_key.get(&envelope.key.to) else {
                 continue;
             };
-            let envelope = Arc::new(envelope);
             for id in ids {
                 if let Some(conn) = inner.conns.get(id) {
-                    conn.push(ConnEvent::Deliver(Arc::clone(&envelope), accepted));
+                    conn.push(ConnEvent::Deliver(Arc::clone(&envelope), stage));
                 }
             }
         }

@@ -4,7 +4,7 @@
 //! events from the other instances applied to this one's connections.
 
 use super::bus::{Bus, BusError, BusEvent};
-use super::hub::{Directory, Hub, frame, scrubbed};
+use super::hub::{Directory, Hub, Stage, frame, scrubbed};
 use super::limits;
 use super::store;
 use super::writer::Writer;
@@ -127,22 +127,17 @@ impl Broker {
         let hub = Arc::new(Hub::default());
         let log = Appender::start(db.pool.clone());
         let writer = {
-            let hub = Arc::clone(&hub);
             let log = log.clone();
             Writer::start(
                 db.pool.clone(),
                 db.sqlite_reader.as_ref().map(|r| r.path().to_owned()),
                 bus.clone(),
+                // The local recipients have had them since they were
+                // accepted (see `connection::send_message`).
                 move |messages| {
                     for message in &messages {
                         log.push(&message.mesh_id, message.created_at, message_event(message));
                     }
-                    hub.deliver(messages.iter().flat_map(|m| {
-                        m.deliveries
-                            .iter()
-                            .map(|(key, _)| (m.envelope(key), Some(m.accepted)))
-                            .collect::<Vec<_>>()
-                    }));
                 },
             )
         };
@@ -300,9 +295,9 @@ impl Broker {
                 let broker = self.clone();
                 tokio::spawn(async move {
                     match store::deliveries_of(&broker.pool, &ids).await {
-                        Ok(envelopes) => {
-                            broker.hub.deliver(envelopes.into_iter().map(|e| (e, None)))
-                        }
+                        Ok(envelopes) => broker
+                            .hub
+                            .deliver(envelopes.into_iter().map(|e| (Arc::new(e), Stage::Stored))),
                         // The recipients find them in their backlog later.
                         Err(err) => {
                             tracing::warn!(error = %err, "broker: cannot read new messages");

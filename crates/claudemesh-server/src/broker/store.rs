@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::clock::rfc3339;
+use crate::db::sql::{insert_sql, placeholders};
 
 /// A message to store: what the sender sent, with its id (the sender's
 /// choice, or the broker's for an older client).
@@ -30,8 +31,6 @@ pub struct NewMessage {
     pub deliveries: Vec<(KeyBox, String)>,
     pub created_at: i64,
     pub expires_at: i64,
-    /// When this instance took the send (for the delivery latency metric).
-    pub accepted: std::time::Instant,
 }
 
 impl NewMessage {
@@ -788,54 +787,17 @@ pub async fn mark_delivered(
     Ok(())
 }
 
-/// `$first, $first+1, …` for `count` values.
-pub fn placeholders(first: usize, count: usize) -> String {
-    numbered('$', first, count)
-}
-
-/// `{mark}first, {mark}first+1, …` for `count` values: `$n` for sqlx, `?n`
-/// for rusqlite.
-fn numbered(mark: char, first: usize, count: usize) -> String {
-    (first..first + count)
-        .map(|n| format!("{mark}{n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `INSERT INTO table (columns) VALUES (…), (…)`: `rows` rows of `count`
-/// numbered values each.
-fn insert_sql(table: &str, columns: &str, count: usize, rows: usize, mark: char) -> String {
-    let values: Vec<String> = (0..rows)
-        .map(|row| format!("({})", numbered(mark, row * count + 1, count)))
-        .collect();
-    format!(
-        "INSERT INTO {table} ({columns}) VALUES {}",
-        values.join(", ")
-    )
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
-    fn placeholders_count_from_the_first() {
-        assert_eq!(super::placeholders(3, 3), "$3, $4, $5");
-        assert_eq!(super::placeholders(1, 0), "");
-    }
-
-    #[test]
-    fn inserts_number_their_rows_in_turn() {
-        assert_eq!(
-            super::insert_sql("broker_deliveries", super::DELIVERY_COLUMNS, 5, 1, '?'),
-            "INSERT INTO broker_deliveries (message_id, recipient_key, recipient_member_id, \
-             key_nonce, key_box) VALUES (?1, ?2, ?3, ?4, ?5)"
-        );
-        assert_eq!(
-            super::insert_sql("t", "a, b", 2, 2, '$'),
-            "INSERT INTO t (a, b) VALUES ($1, $2), ($3, $4)"
-        );
+    fn the_column_lists_match_their_counts() {
         assert_eq!(
             super::MESSAGE_COLUMNS.split(", ").count(),
             super::MESSAGE_COLUMN_COUNT
+        );
+        assert_eq!(
+            super::DELIVERY_COLUMNS.split(", ").count(),
+            super::DELIVERY_COLUMN_COUNT
         );
     }
 }

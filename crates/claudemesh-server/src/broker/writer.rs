@@ -21,6 +21,7 @@
 
 use super::bus::Bus;
 use super::store::{self, NewMessage};
+use crate::db::sqlite_checkpointer::Checkpointer;
 use crate::metrics::METRICS;
 use claudemesh_api::broker::KeyBox;
 use sqlx::AnyPool;
@@ -73,15 +74,22 @@ impl Writer {
         stored: impl Fn(Vec<Arc<NewMessage>>) + Send + 'static,
     ) -> Self {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        let backend = match sqlite_file.map(store::open_direct) {
-            Some(Ok(conn)) => Backend::Sqlite(Arc::new(std::sync::Mutex::new(conn))),
+        let (backend, checkpointer) = match sqlite_file.map(open_sqlite) {
+            Some(Ok((conn, checkpointer))) => (
+                Backend::Sqlite(Arc::new(std::sync::Mutex::new(conn))),
+                checkpointer,
+            ),
             Some(Err(err)) => {
                 tracing::warn!(error = %err, "broker: direct SQLite writer unavailable; using the pool");
-                Backend::Pool(pool)
+                (Backend::Pool(pool), None)
             }
-            None => Backend::Pool(pool),
+            None => (Backend::Pool(pool), None),
         };
-        tokio::spawn(run(backend, bus, rx, stored));
+        tokio::spawn(async move {
+            // Checkpoints for as long as the writer runs.
+            let _checkpointer = checkpointer;
+            run(backend, bus, rx, stored).await;
+        });
         Self { tx }
     }
 
@@ -121,6 +129,28 @@ impl Writer {
         }
         committed.await.unwrap_or(false)
     }
+}
+
+/// The writer's own connection to a SQLite file, and the thread that
+/// checkpoints the log for it: its commits then never stop to copy the log
+/// into the database file (see [`crate::db::sqlite_checkpointer`]). Should
+/// that thread not start, the connection checkpoints as SQLite does by
+/// default.
+fn open_sqlite(
+    file: std::path::PathBuf,
+) -> rusqlite::Result<(rusqlite::Connection, Option<Checkpointer>)> {
+    let conn = store::open_direct(file.clone())?;
+    let checkpointer = match Checkpointer::start(file) {
+        Ok(checkpointer) => {
+            conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+            Some(checkpointer)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "broker: no checkpointing thread; the writer checkpoints");
+            None
+        }
+    };
+    Ok((conn, checkpointer))
 }
 
 /// Where batches are written.

@@ -11,6 +11,7 @@
 //! one after another whichever instance writes them; the chain itself
 //! (hashes, cursors, verification) is `claudemesh_api::mesh_log`.
 
+use crate::db::sql::insert_sql;
 use claudemesh_api::mesh_log::{ChainBreak, ChainVerifier, GENESIS_HASH, LogKind, entry_hash};
 use claudemesh_api::wire::LogEntry;
 use std::collections::BTreeMap;
@@ -61,6 +62,10 @@ pub async fn append(
     append_many(conn, mesh_id, std::slice::from_ref(&(at, event.clone()))).await
 }
 
+/// Log rows per insert statement (7 values each; both engines take
+/// thousands of parameters).
+const ROWS_PER_INSERT: usize = 200;
+
 /// Appends events in order; returns the position of the last.
 pub async fn append_many(
     conn: &mut sqlx::AnyConnection,
@@ -84,25 +89,39 @@ pub async fn append_many(
     .fetch_one(&mut *conn)
     .await?;
     let mut seq = u64::try_from(seq).unwrap_or(0);
+    // Chained first, then written a few hundred rows to a statement: under
+    // the broker's load a batch holds thousands of entries, and a statement
+    // each cost more than the rows (on SQLite every sqlx statement is a
+    // hop to the connection's thread and back).
+    let mut rows = Vec::with_capacity(events.len());
     for (at, event) in events {
         seq += 1;
         let hash = entry_hash(mesh_id, seq, *at, event.kind.as_str(), &event.detail, &prev);
         let detail = serde_json::to_string(&event.detail)
             .map_err(|err| sqlx::Error::Encode(Box::new(err)))?;
-        sqlx::query(
-            "INSERT INTO mesh_log (mesh_id, seq, at, kind, detail, prev_hash, hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(mesh_id)
-        .bind(seq as i64)
-        .bind(*at)
-        .bind(event.kind.as_str())
-        .bind(&detail)
-        .bind(&prev)
-        .bind(&hash)
-        .execute(&mut *conn)
-        .await?;
+        rows.push((seq, *at, event.kind.as_str(), detail, prev, hash.clone()));
         prev = hash;
+    }
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let sql = insert_sql(
+            "mesh_log",
+            "mesh_id, seq, at, kind, detail, prev_hash, hash",
+            7,
+            chunk.len(),
+            '$',
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (seq, at, kind, detail, prev_hash, hash) in chunk {
+            insert = insert
+                .bind(mesh_id)
+                .bind(*seq as i64)
+                .bind(*at)
+                .bind(*kind)
+                .bind(detail)
+                .bind(prev_hash)
+                .bind(hash);
+        }
+        insert.execute(&mut *conn).await?;
     }
     sqlx::query("UPDATE mesh_log_heads SET seq = $2, hash = $3 WHERE mesh_id = $1")
         .bind(mesh_id)

@@ -29,6 +29,7 @@ on_both_engines!(
     the_server_never_holds_a_readable_message,
     unknown_recipients_and_bad_sends_are_refused_without_closing,
     frames_larger_than_a_fragment_arrive_whole,
+    an_online_recipient_gets_a_message_while_it_is_stored,
 );
 
 async fn next_text(client: &Client) -> (String, String) {
@@ -915,4 +916,61 @@ async fn a_request_that_is_not_a_websocket_handshake_is_told_so() {
     assert!(keyless.text().await.unwrap().contains("Sec-WebSocket-Key"));
     let posted = http.post(&url).send().await.unwrap();
     assert_eq!(posted.status(), 405);
+}
+
+/// Holds the database's write lock on the broker's messages until the
+/// transaction is dropped: the broker's writer waits meanwhile (SQLite's
+/// busy timeout is five seconds), as it would behind a slow disk.
+async fn hold_broker_writes(server: &TestServer) -> sqlx::Transaction<'static, sqlx::Any> {
+    let mut tx = server.state().pool().begin().await.unwrap();
+    let lock = match server.engine {
+        Engine::Sqlite => "UPDATE broker_instances SET seen_at = seen_at",
+        Engine::Postgres => "LOCK TABLE broker_messages IN SHARE MODE",
+    };
+    sqlx::query(lock).execute(&mut *tx).await.unwrap();
+    tx
+}
+
+/// An online recipient does not wait for the database: the message reaches
+/// them while it is being stored, the sender's `sent` still comes only once
+/// it is stored, and the recipient's acknowledgement (sent before the
+/// message was stored) is recorded once it is.
+async fn an_online_recipient_gets_a_message_while_it_is_stored(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
+    let alice = std::sync::Arc::new(mesh.connect(0).await);
+    let bob = mesh.connect(1).await;
+    let held = hold_broker_writes(&server).await;
+    let sending = tokio::spawn({
+        let alice = std::sync::Arc::clone(&alice);
+        async move { alice.send("Bob", "before the disk", Priority::Next).await }
+    });
+    assert_eq!(
+        next_text(&bob).await,
+        ("Alice".into(), "before the disk".into())
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !sending.is_finished(),
+        "the sender heard `sent` before its message was stored"
+    );
+    held.rollback().await.unwrap();
+    let sent = tokio::time::timeout(WAIT, sending)
+        .await
+        .expect("`sent` once stored")
+        .unwrap()
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let status = alice.message_status(&sent.id).await.unwrap();
+        if status[0].state == DeliveryState::Delivered {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Bob's acknowledgement was never recorded: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    no_message(&bob).await;
 }
