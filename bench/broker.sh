@@ -55,7 +55,8 @@
 # Knobs: PEERS=100 MESSAGES=1000 RATE=50 IDLE=10000 PER_MESH=20 ENGINES="sqlite postgres"
 #        PARTS="load paced idle" BASELINE_BIN= GRANTS=0 STALLED=0 ROUNDS=3
 #        FANOUT=0 INSTANCES=3 CLIENTS=16 AT_ONCE=0
-#        NATS=1 NATS_URL=nats://127.0.0.1:4222
+#        NATS=1 NATS_URL=nats://127.0.0.1:4222 PROFILE=release (profiling: with symbols, for perf)
+#        BROKER_LOAD_WARM=1 (0: no warm-up; see bench/broker/src/main.rs)
 #        PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -73,6 +74,7 @@ BIND_HOST=127.0.0.1
 INSTANCES=${INSTANCES:-3}
 CLIENTS=${CLIENTS:-16}
 PARTS=${PARTS:-"load paced idle"}
+PROFILE=${PROFILE:-release}
 BASELINE_BIN=${BASELINE_BIN:-}
 ROUNDS=${ROUNDS:-3}
 NATS=${NATS:-1}
@@ -92,9 +94,9 @@ case " $PARTS " in *" idle "*)
   fi ;;
 esac
 log "building the release server and the load generator"
-(cd "$ROOT" && cargo build --release --locked -q -p claudemesh-server -p claudemesh-bench-broker)
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh-server
-LOAD=${CARGO_TARGET_DIR:-$ROOT/target}/release/broker-load
+(cd "$ROOT" && cargo build --profile "$PROFILE" --locked -q -p claudemesh-server -p claudemesh-bench-broker)
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/claudemesh-server
+LOAD=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/broker-load
 rm -rf "$OUT"
 mkdir -p "$OUT"
 

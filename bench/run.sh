@@ -26,6 +26,7 @@
 #
 # Knobs: RUNS=3 DURATION=10s THREADS=2 CONNS=32 WARMUP=3s ENGINES="sqlite postgres" ANCHOR=1
 #        LIMIT_ON=6000000 LIMIT_PAIRS=8 LIMIT_DURATION=5s BASELINE_BIN=
+#        PROFILE=release (or profiling: the same code with symbols, for perf)
 #        PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
 # Every count may be 0: RUNS=0 skips the route comparison (and the anchor),
 # LIMIT_PAIRS=0 the request-limit comparison.
@@ -43,6 +44,7 @@ LIMIT_ON=${LIMIT_ON:-6000000}
 LIMIT_PAIRS=${LIMIT_PAIRS:-8}
 LIMIT_DURATION=${LIMIT_DURATION:-5s}
 BASELINE_BIN=${BASELINE_BIN:-}
+PROFILE=${PROFILE:-release}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 OUT=$HERE/.run
 log() { echo "[bench] $*" >&2; }
@@ -51,9 +53,9 @@ if ! command -v wrk >/dev/null; then
   log "installing wrk"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
-log "building the release server"
-(cd "$ROOT" && cargo build --release --locked -q -p claudemesh-server)
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh-server
+log "building the server ($PROFILE)"
+(cd "$ROOT" && cargo build --profile "$PROFILE" --locked -q -p claudemesh-server)
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/claudemesh-server
 
 rm -rf "$OUT"
 mkdir -p "$OUT"
