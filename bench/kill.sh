@@ -19,6 +19,7 @@
 #
 # Knobs: INSTANCES=3 PEERS=100 RATE=10 DURATION=120 KILL_EVERY=15
 #        SERVER_ARGS= (more arguments for every instance, e.g. "--bus nats://…")
+#        PROFILE=release (profiling: the same code with symbols, for perf)
 #        PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,16 +29,17 @@ RATE=${RATE:-10}
 DURATION=${DURATION:-120}
 KILL_EVERY=${KILL_EVERY:-15}
 SERVER_ARGS=${SERVER_ARGS:-}
+PROFILE=${PROFILE:-release}
 PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 OUT=$ROOT/bench/.run/kill
 DB=claudemesh_kill_bench
 log() { echo "[kill-bench] $*" >&2; }
 
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
-log "building the release server and the load generator"
-(cd "$ROOT" && cargo build --release --locked -q -p claudemesh-server -p claudemesh-bench-broker)
-BIN=${CARGO_TARGET_DIR:-$ROOT/target}/release/claudemesh-server
-LOAD=${CARGO_TARGET_DIR:-$ROOT/target}/release/broker-load
+log "building the server and the load generator ($PROFILE)"
+(cd "$ROOT" && cargo build --profile "$PROFILE" --locked -q -p claudemesh-server -p claudemesh-bench-broker)
+BIN=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/claudemesh-server
+LOAD=${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/broker-load
 rm -rf "$OUT"
 mkdir -p "$OUT"
 psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -c "CREATE DATABASE $DB"

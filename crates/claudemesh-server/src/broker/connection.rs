@@ -30,7 +30,7 @@ use claudemesh_api::e2e;
 use claudemesh_api::mesh_log::LogKind;
 use claudemesh_api::sealed::MAX_HEADER_BYTES;
 use claudemesh_api::wire::Capability;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -232,9 +232,9 @@ struct Session {
     attestation: claudemesh_api::broker::Attestation,
     /// Messages sent on this connection and not yet acknowledged.
     unacked: HashSet<String>,
-    /// Messages sent on this connection before their commit, by id: `true`
-    /// once acknowledged (the acknowledgement is recorded after the commit).
-    in_flight: HashMap<String, bool>,
+    /// Messages sent on this connection before their commit: their commit's
+    /// news then sends nothing again.
+    early: HashSet<String>,
     /// The last backlog read was full: read again once these are acked.
     more_waiting: bool,
     handle: Arc<ConnHandle>,
@@ -435,7 +435,7 @@ async fn admit(
             peer,
             attestation: hello.attestation,
             unacked: HashSet::new(),
-            in_flight: HashMap::new(),
+            early: HashSet::new(),
             more_waiting: false,
             handle,
             welcome: Some(welcome),
@@ -535,7 +535,7 @@ async fn run(
                     Next::Continue
                 }
                 Some(ConnEvent::Deliver(envelope, stage)) => {
-                    if deliver(socket, broker, session, &envelope, stage).await.is_err() {
+                    if deliver(socket, session, &envelope, stage).await.is_err() {
                         return;
                     }
                     Next::Continue
@@ -590,14 +590,14 @@ async fn run(
 }
 
 /// Messages sent early whose commit this connection has not heard of, at
-/// most: past it they are forgotten (an acknowledgement held for one is then
-/// lost, and the message comes again from the table; clients drop it by id).
-const MAX_IN_FLIGHT: usize = 10_000;
+/// most: past it they are forgotten (the commit's news then sends one again,
+/// under the same id, which clients show once). News lost to a full queue
+/// would otherwise leave its id here for the connection's life.
+const MAX_EARLY: usize = 1024;
 
 /// A message for this session, at the stage it has reached (see [`Stage`]).
 async fn deliver(
     socket: &mut Socket,
-    broker: &Broker,
     session: &mut Session,
     envelope: &claudemesh_api::broker::Envelope,
     stage: Stage,
@@ -605,42 +605,25 @@ async fn deliver(
     match stage {
         Stage::Accepted(accepted) => {
             if push(socket, session, envelope, Some(accepted)).await? {
-                if session.in_flight.len() >= MAX_IN_FLIGHT {
-                    session.in_flight.clear();
+                if session.early.len() >= MAX_EARLY {
+                    session.early.clear();
                 }
-                session.in_flight.insert(envelope.id.clone(), false);
+                session.early.insert(envelope.id.clone());
             }
         }
-        Stage::Committed(accepted) => match session.in_flight.remove(&envelope.id) {
-            Some(acked) => settle(broker, session, &envelope.id, acked).await,
-            None => {
+        Stage::Committed(accepted) => {
+            if !session.early.remove(&envelope.id) {
                 push(socket, session, envelope, Some(accepted)).await?;
             }
-        },
+        }
         Stage::Abandoned => {
-            if let Some(acked) = session.in_flight.remove(&envelope.id) {
-                settle(broker, session, &envelope.id, acked).await;
-            }
+            session.early.remove(&envelope.id);
         }
         Stage::Stored => {
             push(socket, session, envelope, None).await?;
         }
     }
     Ok(())
-}
-
-/// The writer is done with a message sent early: records the
-/// acknowledgement held for it, if any. (For an abandoned message this is
-/// harmless: one not stored matches no row, and a resend's acknowledgement
-/// is the stored message's.)
-async fn settle(broker: &Broker, session: &Session, id: &str, acked: bool) {
-    if acked {
-        let keys = session.keys().map(str::to_owned).to_vec();
-        broker
-            .writer
-            .ack(keys, vec![id.to_owned()], broker.now())
-            .await;
-    }
 }
 
 /// Sends one waiting message, if this session takes its priority now and
@@ -741,18 +724,9 @@ async fn handle(
                     ),
                 );
             }
-            let mut ids = ids;
             for id in &ids {
                 session.unacked.remove(id);
             }
-            // One sent before its commit is recorded once committed.
-            ids.retain(|id| match session.in_flight.get_mut(id) {
-                Some(acked) => {
-                    *acked = true;
-                    false
-                }
-                None => true,
-            });
             if ids.is_empty() {
                 return Next::Continue;
             }
@@ -1011,39 +985,48 @@ async fn send_message(
         expires_at: now.saturating_add(broker.settings.message_ttl_ms),
     });
     let recipients = u32::try_from(message.deliveries.len()).unwrap_or(u32::MAX);
-    // The recipients connected here get it at once, while it is committed:
-    // the sender's `sent` still waits for the commit, and a message that
-    // reaches someone twice (a resend after a lost `sent`) carries the same
-    // id, which clients show once.
+    let early = broker.may_deliver_early(&message.id).await;
+    let Some(committed) = broker.writer.submit(Arc::clone(&message)).await else {
+        if early {
+            broker.accepted_done(&message.id);
+        }
+        return Err(not_stored());
+    };
+    // The recipients connected here get it now, while it is committed; the
+    // sender's `sent` still waits for the commit. Pushed only once the
+    // writer holds it: an acknowledgement then always follows the message
+    // into the writer, and is written after it.
     let envelopes: Vec<_> = message
         .deliveries
         .iter()
         .map(|(key, _)| Arc::new(message.envelope(key)))
         .collect();
-    broker.hub.deliver(
-        envelopes
-            .iter()
-            .map(|e| (Arc::clone(e), Stage::Accepted(accepted))),
-    );
-    let Some(committed) = broker.writer.submit(Arc::clone(&message)).await else {
-        broker
-            .hub
-            .deliver(envelopes.into_iter().map(|e| (e, Stage::Abandoned)));
-        return Err(not_stored());
-    };
+    if early {
+        broker.hub.deliver(
+            envelopes
+                .iter()
+                .map(|e| (Arc::clone(e), Stage::Accepted(accepted))),
+        );
+    }
     let req = request.req;
     let answer_to = session.handle.tx.clone();
     let broker = broker.clone();
     let (mesh_id, member_id) = (session.mesh_id.clone(), session.member_id.clone());
     tokio::spawn(async move {
         let stored = committed.await.unwrap_or(Stored::Failed);
+        if early {
+            broker.accepted_done(&message.id);
+        }
         let stage = match stored {
-            Stored::New => Stage::Committed(accepted),
-            Stored::Duplicate | Stored::Failed => Stage::Abandoned,
+            Stored::New => Some(Stage::Committed(accepted)),
+            // Only connections that had it early have anything to forget.
+            Stored::Duplicate | Stored::Failed => early.then_some(Stage::Abandoned),
         };
-        broker
-            .hub
-            .deliver(envelopes.into_iter().map(|e| (e, stage)));
+        if let Some(stage) = stage {
+            broker
+                .hub
+                .deliver(envelopes.into_iter().map(|e| (e, stage)));
+        }
         let answer = match stored {
             Stored::New => {
                 METRICS.broker_messages_in.inc();

@@ -31,21 +31,19 @@ pub enum ConnEvent {
 }
 
 /// How far a message handed to a connection has got. A message accepted
-/// here reaches the local recipients twice: at once, while the writer
-/// commits it (`Accepted`), and when the writer is done with it (`Committed`
-/// or `Abandoned`), so that a connection that missed the first (it was not
-/// registered yet, or its queue was full) still gets it, and one that sent it
-/// early may now record its acknowledgement (an acknowledgement written
-/// before the message itself would match no row).
+/// here reaches the local recipients twice: once the writer holds it, while
+/// it is committed (`Accepted`), and when the writer is done with it
+/// (`Committed` or `Abandoned`), so that a connection that missed the first
+/// (it was not registered yet, or its queue was full) still gets it, and one
+/// that sent it already does not send it again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     /// Accepted here, at this instant, and being committed.
     Accepted(std::time::Instant),
     /// Accepted here at this instant, and now stored.
     Committed(std::time::Instant),
-    /// Accepted here, then not stored by this send: the database failed, or
-    /// its id was stored already (a resend). Sends nothing; releases what
-    /// was held for it.
+    /// Accepted here and sent early, then not stored: the database failed,
+    /// or another message took its id meanwhile. Sends nothing.
     Abandoned,
     /// Stored, and read from the table (another instance's, or a backlog).
     Stored,

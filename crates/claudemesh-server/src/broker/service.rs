@@ -96,6 +96,11 @@ pub struct Inner {
     /// capability, by capability (dm, group, presence).
     drops: [std::sync::atomic::AtomicU64; Capability::ALL.len()],
     log: Appender,
+    /// Inline reads of a SQLite store (whether an id is stored).
+    pub(super) sqlite_reader: Option<Arc<crate::db::sqlite_reader::SqliteReader>>,
+    /// Ids of messages this instance has accepted and the writer has not
+    /// finished with (see [`Broker::may_deliver_early`]).
+    accepting: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::ops::Deref for Broker {
@@ -154,6 +159,8 @@ impl Broker {
             shutdown: watch::channel(false).0,
             drops: Default::default(),
             log,
+            sqlite_reader: db.sqlite_reader.clone(),
+            accepting: Default::default(),
         }));
         broker.spawn_housekeeping();
         let (on_event, on_gap) = (broker.clone(), broker.clone());
@@ -275,6 +282,39 @@ impl Broker {
     /// Every connected session of a mesh, on any instance.
     pub async fn peers(&self, mesh_id: &str) -> Result<Vec<Peer>, sqlx::Error> {
         store::peers(&self.pool, mesh_id).await
+    }
+
+    /// Whether a message accepted under this id may reach the recipients
+    /// connected here before the writer has stored it: only when no message
+    /// with the id is stored, nor being stored by this instance. Otherwise
+    /// it is a resend, or someone else's id, which the writer answers (a
+    /// member who got a message could else send one of their own under its
+    /// id, to be shown in its place to whoever had not got it yet). Claims
+    /// the id until [`Broker::accepted_done`].
+    pub(super) async fn may_deliver_early(&self, id: &str) -> bool {
+        let claimed = self
+            .accepting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned());
+        if !claimed {
+            return false;
+        }
+        let stored = store::is_stored(&self.pool, self.sqlite_reader.as_deref(), id).await;
+        if !matches!(stored, Ok(false)) {
+            self.accepted_done(id);
+            return false;
+        }
+        true
+    }
+
+    /// The writer is done with a message [`Broker::may_deliver_early`]
+    /// let through.
+    pub(super) fn accepted_done(&self, id: &str) {
+        self.accepting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
     }
 
     /// Applies an event here and tells the other instances.

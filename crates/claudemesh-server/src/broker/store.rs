@@ -738,6 +738,30 @@ pub async fn stored_message(
     .await
 }
 
+/// Whether a message with this id is stored: inline on SQLite (see
+/// [`crate::db::sqlite_reader`]), through the pool otherwise.
+pub async fn is_stored(
+    pool: &AnyPool,
+    reader: Option<&crate::db::sqlite_reader::SqliteReader>,
+    id: &str,
+) -> Result<bool, String> {
+    const SQL: &str = "SELECT COUNT(*) FROM broker_messages WHERE id = $1";
+    if let Some(reader) = reader
+        && let Ok(found) = reader.read(|conn| {
+            conn.prepare_cached(SQL)?
+                .query_row([id], |row| row.get::<_, i64>(0))
+        })
+    {
+        return Ok(found > 0);
+    }
+    let (found,): (i64,) = sqlx::query_as(SQL)
+        .bind(id)
+        .fetch_one(pool)
+        .await
+        .map_err(|err| err.to_string())?;
+    Ok(found > 0)
+}
+
 /// Inserts deliveries (message, recipient key's box, recipient member), as
 /// one multi-row statement.
 pub async fn insert_deliveries(

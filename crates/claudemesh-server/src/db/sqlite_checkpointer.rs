@@ -25,25 +25,21 @@ pub struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts checkpointing the database file at `path`.
-    pub fn start(path: PathBuf) -> std::io::Result<Self> {
+    /// Starts checkpointing the database file at `path`. An error means
+    /// nothing will: the caller then keeps SQLite's own checkpoints.
+    pub fn start(path: PathBuf) -> Result<Self, String> {
+        let conn = Connection::open(&path).map_err(|err| err.to_string())?;
         let (stop, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
-                let conn = match Connection::open(&path) {
-                    Ok(conn) => conn,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "SQLite checkpointer cannot open the database; commits checkpoint instead");
-                        return;
-                    }
-                };
                 while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(EVERY) {
                     if let Err(err) = checkpoint(&conn) {
                         tracing::debug!(error = %err, "SQLite checkpoint failed; trying again");
                     }
                 }
-            })?;
+            })
+            .map_err(|err| err.to_string())?;
         Ok(Self { _stop: stop })
     }
 }

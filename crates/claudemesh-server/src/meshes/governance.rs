@@ -463,13 +463,53 @@ pub async fn delete(
     require_admin(mesh)?;
     // Sessions close first, so none writes into the mesh while it goes.
     state.broker.mesh_closed(&mesh.id, true).await;
+    // What they sent last may still be on its way to the database (messages,
+    // acknowledgements, the mesh log's entries). On PostgreSQL such a write
+    // and this transaction can deadlock, and the database cancels one of
+    // them: when it is this one, it runs again.
+    let mut attempt = 1;
+    loop {
+        match delete_rows(state, caller, client, mesh).await {
+            Err(err) if attempt < DELETE_ATTEMPTS && is_write_conflict(&err) => {
+                tracing::debug!(error = %err, attempt, "mesh deletion met a concurrent write; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(25 * attempt)).await;
+                attempt += 1;
+            }
+            Err(err) => return Err(err.into()),
+            Ok(deleted) => return deleted,
+        }
+    }
+}
+
+/// Tries of [`delete`] before a write conflict is the caller's error.
+const DELETE_ATTEMPTS: u64 = 4;
+
+/// A deadlock or serialization failure (PostgreSQL's SQLSTATE 40P01 and
+/// 40001): the transaction was cancelled and may simply run again.
+fn is_write_conflict(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("40P01" | "40001")))
+}
+
+/// One try of [`delete`]: the database's errors apart (they may be worth
+/// another try), the answer.
+async fn delete_rows(
+    state: &AppState,
+    caller: &Caller,
+    client: &ClientInfo,
+    mesh: &MeshSummary,
+) -> Result<AppResult<()>, sqlx::Error> {
     let now = state.now();
     let mut tx = state.pool().begin().await?;
     // Write first: on SQLite a transaction that reads and then writes fails
     // at once (SQLITE_BUSY) if another connection wrote in between, as the
     // sessions closed just above do when they record their departure.
-    let caller_role = lock_for_member_change(&mut tx, mesh).await?;
-    require_role_admin(caller_role, &mesh.slug)?;
+    let caller_role = match lock_for_member_change(&mut tx, mesh).await {
+        Ok(role) => role,
+        Err(refused) => return Ok(Err(refused)),
+    };
+    if let Err(refused) = require_role_admin(caller_role, &mesh.slug) {
+        return Ok(Err(refused));
+    }
     Broker::delete_mesh_rows(&mut tx, &mesh.id).await?;
     for sql in [
         "DELETE FROM mesh_grants WHERE mesh_id = $1",
@@ -490,5 +530,5 @@ pub async fn delete(
     )
     .await?;
     tx.commit().await?;
-    Ok(())
+    Ok(Ok(()))
 }

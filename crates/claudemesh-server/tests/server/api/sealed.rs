@@ -19,6 +19,7 @@ use tokio_tungstenite::tungstenite::Message;
 on_both_engines!(
     a_resend_after_a_lost_sent_is_stored_and_delivered_once,
     a_message_id_of_the_wrong_shape_or_someone_elses_is_refused,
+    a_waiting_message_cannot_be_replaced_by_a_send_under_its_id,
     a_row_copied_under_a_new_id_is_shown_once,
     a_direct_message_relabelled_as_a_broadcast_is_not_shown,
     a_message_from_an_older_client_still_opens,
@@ -402,5 +403,46 @@ async fn a_message_from_an_older_client_still_opens(engine: Engine) {
     assert_eq!(
         (shown.id.as_str(), shown.text.as_str(), shown.sealed_at),
         (id.as_str(), "from an older client", None)
+    );
+}
+
+/// Bob is busy, so Alice's message waits for him; Carol, who knows its id
+/// (she could have got the same message), sends Bob one of her own under it,
+/// marked `now`. It is refused, and reaches Bob neither at once (a message
+/// is pushed before its commit only when its id is new) nor in place of
+/// Alice's, which he reads once he is idle.
+async fn a_waiting_message_cannot_be_replaced_by_a_send_under_its_id(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob", "Carol"]).await;
+    let alice = mesh.connect(0).await;
+    let bob = mesh.connect(1).await;
+    bob.set_status(PeerStatus::Working).unwrap();
+    next(&alice, |e| matches!(e, Event::PeerUpdated(_)).then_some(())).await;
+    let sent = alice
+        .send("Bob", "the real one", Priority::Next)
+        .await
+        .unwrap();
+
+    let carol = mesh.identity(2);
+    let mut socket = raw_session(&server, &carol, "Carol").await;
+    let mut request = legacy_send(&carol.session, bob.session_key(), "an impostor", 1);
+    request.id = Some(sent.id.clone());
+    request.priority = Priority::Now;
+    assert_eq!(
+        refused_code(&ask(&mut socket, request).await),
+        Some(BrokerErrorCode::BadMessageId)
+    );
+    let quiet = tokio::time::timeout(Duration::from_millis(400), next_message(&bob)).await;
+    assert!(quiet.is_err(), "a busy Bob got {quiet:?}");
+
+    bob.set_status(PeerStatus::Idle).unwrap();
+    let got = next_message(&bob).await;
+    assert_eq!(
+        (
+            got.id.as_str(),
+            got.text.as_str(),
+            got.from.display_name.as_str()
+        ),
+        (sent.id.as_str(), "the real one", "Alice")
     );
 }
