@@ -291,7 +291,16 @@ impl Broker {
     /// member who got a message could else send one of their own under its
     /// id, to be shown in its place to whoever had not got it yet). Claims
     /// the id until [`Broker::accepted_done`].
+    ///
+    /// On SQLite only: there the check is an inline read of a few
+    /// microseconds. On PostgreSQL it is a round trip per send through the
+    /// shared pool, which cost more than early delivery saved (measured: a
+    /// paced run's p50 went from 0.8 to 6.3 ms and 5,000 to 4,100 messages
+    /// a second), so there messages go out at their commit, as before.
     pub(super) async fn may_deliver_early(&self, id: &str) -> bool {
+        if self.sqlite_reader.is_none() {
+            return false;
+        }
         let claimed = self
             .accepting
             .lock()
