@@ -11,6 +11,8 @@
 //!   write buffer).
 //! - `hub`: the connections this instance holds, and where events go.
 //! - `writer`: every message stored before its ack, many per transaction.
+//! - `stored_ids`: whether an id is stored already (inline on SQLite,
+//!   batched on PostgreSQL).
 //! - `store`: the tables (presence, messages, deliveries); all the broker's
 //!   SQL.
 //! - `bus`: the other instances, through PostgreSQL's LISTEN/NOTIFY or,
@@ -28,6 +30,7 @@ mod limits;
 mod service;
 mod socket;
 mod store;
+mod stored_ids;
 mod writer;
 
 pub use bus::{BusError, describe_setting as describe_bus};

@@ -762,6 +762,23 @@ pub async fn is_stored(
     Ok(found > 0)
 }
 
+/// Which of these message ids are stored, in one query.
+pub async fn stored_among<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    ids: &[&str],
+) -> Result<Vec<String>, sqlx::Error> {
+    let sql = format!(
+        "SELECT id FROM broker_messages WHERE id IN ({})",
+        placeholders(1, ids.len())
+    );
+    // Only placeholders are put into the statement.
+    let mut query = sqlx::query_scalar(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        query = query.bind(*id);
+    }
+    query.fetch_all(db).await
+}
+
 /// Inserts deliveries (message, recipient key's box, recipient member), as
 /// one multi-row statement.
 pub async fn insert_deliveries(

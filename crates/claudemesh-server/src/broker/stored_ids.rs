@@ -1,0 +1,107 @@
+//! Whether a message id is stored already, asked on every send that may
+//! reach its recipients before its commit (see `Broker::may_deliver_early`).
+//!
+//! On SQLite it is an inline read of a few microseconds (see
+//! [`crate::db::sqlite_reader`]). On PostgreSQL a query per send, through
+//! the shared pool, cost more than early delivery saved (measured: a paced
+//! run's p50 went from 0.8 to 6.3 ms, and 5,000 to 4,100 messages a second),
+//! so the sends of a moment share one: one task asks for whatever ids are
+//! waiting, up to [`MAX_IDS`] in a query, while the next ones queue. It asks
+//! on a connection of its own: through the pool it waited behind the
+//! writer's transactions for a connection.
+
+use super::store;
+use crate::db::sqlite_reader::SqliteReader;
+use sqlx::Connection;
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+/// Ids asked in one query, at most.
+const MAX_IDS: usize = 256;
+
+type Question = (String, oneshot::Sender<bool>);
+
+pub enum StoredIds {
+    Inline {
+        pool: sqlx::AnyPool,
+        reader: Arc<SqliteReader>,
+    },
+    Batched(mpsc::Sender<Question>),
+}
+
+impl StoredIds {
+    /// Inline on a SQLite file (`reader`), batched otherwise, on a
+    /// connection of its own to `database_url` (through `pool` while it
+    /// cannot connect).
+    pub fn start(
+        pool: sqlx::AnyPool,
+        reader: Option<Arc<SqliteReader>>,
+        database_url: Option<&str>,
+    ) -> Self {
+        match reader {
+            Some(reader) => Self::Inline { pool, reader },
+            None => {
+                let (tx, rx) = mpsc::channel(4 * MAX_IDS);
+                tokio::spawn(answer(pool, database_url.map(str::to_owned), rx));
+                Self::Batched(tx)
+            }
+        }
+    }
+
+    /// Whether a message with this id is stored; `None` when the database
+    /// could not tell.
+    pub async fn contains(&self, id: &str) -> Option<bool> {
+        match self {
+            Self::Inline { pool, reader } => store::is_stored(pool, Some(reader), id).await.ok(),
+            Self::Batched(questions) => {
+                let (tx, rx) = oneshot::channel();
+                questions.send((id.to_owned(), tx)).await.ok()?;
+                rx.await.ok()
+            }
+        }
+    }
+}
+
+/// Answers the waiting questions, a query for each handful.
+async fn answer(
+    pool: sqlx::AnyPool,
+    database_url: Option<String>,
+    mut questions: mpsc::Receiver<Question>,
+) {
+    let mut own: Option<sqlx::AnyConnection> = None;
+    let mut batch = Vec::with_capacity(MAX_IDS);
+    while let Some(first) = questions.recv().await {
+        batch.push(first);
+        while batch.len() < MAX_IDS {
+            match questions.try_recv() {
+                Ok(question) => batch.push(question),
+                Err(_) => break,
+            }
+        }
+        if own.is_none()
+            && let Some(url) = &database_url
+        {
+            own = sqlx::AnyConnection::connect(url).await.ok();
+        }
+        let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
+        let found = match own.as_mut() {
+            Some(conn) => store::stored_among(&mut *conn, &ids).await,
+            None => store::stored_among(&pool, &ids).await,
+        };
+        match found {
+            Ok(found) => {
+                let found: HashSet<String> = found.into_iter().collect();
+                for (id, tx) in batch.drain(..) {
+                    let _ = tx.send(found.contains(&id));
+                }
+            }
+            Err(err) => {
+                // Dropped unanswered: the senders' messages go out at commit.
+                tracing::warn!(error = %err, "broker: cannot tell whether message ids are stored");
+                own = None;
+                batch.clear();
+            }
+        }
+    }
+}
