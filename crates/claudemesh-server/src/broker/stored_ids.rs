@@ -15,10 +15,21 @@ use crate::db::sqlite_reader::SqliteReader;
 use sqlx::Connection;
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::timeout;
 
 /// Ids asked in one query, at most.
 const MAX_IDS: usize = 256;
+/// An answer slower than this is not waited for: the message then goes out
+/// at its commit, as it would without early delivery. (Answers take a
+/// millisecond or two; a send must never hang on a dead connection.)
+const ANSWER_WITHIN: Duration = Duration::from_millis(50);
+/// Connecting, or one query, taking longer than this gives up the
+/// connection.
+const DATABASE_WITHIN: Duration = Duration::from_secs(1);
+/// After a failed connection, the pool serves this long before the next try.
+const RECONNECT_AFTER: Duration = Duration::from_secs(5);
 
 type Question = (String, oneshot::Sender<bool>);
 
@@ -31,9 +42,9 @@ pub enum StoredIds {
 }
 
 impl StoredIds {
-    /// Inline on a SQLite file (`reader`), batched otherwise, on a
-    /// connection of its own to `database_url` (through `pool` while it
-    /// cannot connect).
+    /// Inline on a SQLite file (`reader`), batched otherwise: on a
+    /// connection of its own to a PostgreSQL `database_url` (through `pool`
+    /// while it cannot connect, and for an in-memory SQLite store).
     pub fn start(
         pool: sqlx::AnyPool,
         reader: Option<Arc<SqliteReader>>,
@@ -43,7 +54,10 @@ impl StoredIds {
             Some(reader) => Self::Inline { pool, reader },
             None => {
                 let (tx, rx) = mpsc::channel(4 * MAX_IDS);
-                tokio::spawn(answer(pool, database_url.map(str::to_owned), rx));
+                let own_url = database_url
+                    .filter(|url| url.starts_with("postgres"))
+                    .map(str::to_owned);
+                tokio::spawn(answer(pool, own_url, rx));
                 Self::Batched(tx)
             }
         }
@@ -56,8 +70,9 @@ impl StoredIds {
             Self::Inline { pool, reader } => store::is_stored(pool, Some(reader), id).await.ok(),
             Self::Batched(questions) => {
                 let (tx, rx) = oneshot::channel();
-                questions.send((id.to_owned(), tx)).await.ok()?;
-                rx.await.ok()
+                // A full queue means the answers are slow: do without.
+                questions.try_send((id.to_owned(), tx)).ok()?;
+                tokio::time::timeout(ANSWER_WITHIN, rx).await.ok()?.ok()
             }
         }
     }
@@ -66,10 +81,11 @@ impl StoredIds {
 /// Answers the waiting questions, a query for each handful.
 async fn answer(
     pool: sqlx::AnyPool,
-    database_url: Option<String>,
+    own_url: Option<String>,
     mut questions: mpsc::Receiver<Question>,
 ) {
     let mut own: Option<sqlx::AnyConnection> = None;
+    let mut next_connect = Instant::now();
     let mut batch = Vec::with_capacity(MAX_IDS);
     while let Some(first) = questions.recv().await {
         batch.push(first);
@@ -80,25 +96,36 @@ async fn answer(
             }
         }
         if own.is_none()
-            && let Some(url) = &database_url
+            && let Some(url) = own_url.as_deref()
+            && Instant::now() >= next_connect
         {
-            own = sqlx::AnyConnection::connect(url).await.ok();
+            own = match timeout(DATABASE_WITHIN, sqlx::AnyConnection::connect(url)).await {
+                Ok(Ok(conn)) => Some(conn),
+                Ok(Err(_)) | Err(_) => {
+                    next_connect = Instant::now() + RECONNECT_AFTER;
+                    None
+                }
+            };
         }
         let ids: Vec<&str> = batch.iter().map(|(id, _)| id.as_str()).collect();
         let found = match own.as_mut() {
-            Some(conn) => store::stored_among(&mut *conn, &ids).await,
-            None => store::stored_among(&pool, &ids).await,
+            Some(conn) => timeout(DATABASE_WITHIN, store::stored_among(&mut *conn, &ids)).await,
+            None => timeout(DATABASE_WITHIN, store::stored_among(&pool, &ids)).await,
         };
         match found {
-            Ok(found) => {
+            Ok(Ok(found)) => {
                 let found: HashSet<String> = found.into_iter().collect();
                 for (id, tx) in batch.drain(..) {
                     let _ = tx.send(found.contains(&id));
                 }
             }
-            Err(err) => {
+            failed => {
                 // Dropped unanswered: the senders' messages go out at commit.
-                tracing::warn!(error = %err, "broker: cannot tell whether message ids are stored");
+                if let Ok(Err(err)) = failed {
+                    tracing::warn!(error = %err, "broker: cannot tell whether message ids are stored");
+                } else {
+                    tracing::warn!("broker: no answer from the database on stored message ids");
+                }
                 own = None;
                 batch.clear();
             }
