@@ -987,9 +987,6 @@ async fn send_message(
     let recipients = u32::try_from(message.deliveries.len()).unwrap_or(u32::MAX);
     let early = broker.may_deliver_early(&message.id).await;
     let Some(committed) = broker.writer.submit(Arc::clone(&message)).await else {
-        if early {
-            broker.accepted_done(&message.id);
-        }
         return Err(not_stored());
     };
     // The recipients connected here get it now, while it is committed; the
@@ -1001,7 +998,7 @@ async fn send_message(
         .iter()
         .map(|(key, _)| Arc::new(message.envelope(key)))
         .collect();
-    if early {
+    if early.is_some() {
         broker.hub.deliver(
             envelopes
                 .iter()
@@ -1014,13 +1011,12 @@ async fn send_message(
     let (mesh_id, member_id) = (session.mesh_id.clone(), session.member_id.clone());
     tokio::spawn(async move {
         let stored = committed.await.unwrap_or(Stored::Failed);
-        if early {
-            broker.accepted_done(&message.id);
-        }
+        let sent_early = early.is_some();
+        drop(early);
         let stage = match stored {
             Stored::New => Some(Stage::Committed(accepted)),
             // Only connections that had it early have anything to forget.
-            Stored::Duplicate | Stored::Failed => early.then_some(Stage::Abandoned),
+            Stored::Duplicate | Stored::Failed => sent_early.then_some(Stage::Abandoned),
         };
         if let Some(stage) = stage {
             broker

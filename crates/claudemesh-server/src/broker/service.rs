@@ -104,6 +104,22 @@ pub struct Inner {
     accepting: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
+/// An id [`Broker::may_deliver_early`] let through, held until dropped.
+pub(super) struct EarlyClaim {
+    broker: Broker,
+    id: String,
+}
+
+impl Drop for EarlyClaim {
+    fn drop(&mut self) {
+        self.broker
+            .accepting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
 impl std::ops::Deref for Broker {
     type Target = Inner;
     fn deref(&self) -> &Inner {
@@ -290,32 +306,25 @@ impl Broker {
     /// with the id is stored, nor being stored by this instance. Otherwise
     /// it is a resend, or someone else's id, which the writer answers (a
     /// member who got a message could else send one of their own under its
-    /// id, to be shown in its place to whoever had not got it yet). Claims
-    /// the id until [`Broker::accepted_done`]. (Another instance's message
-    /// still being committed is not seen: the window is that commit.)
-    pub(super) async fn may_deliver_early(&self, id: &str) -> bool {
+    /// id, to be shown in its place to whoever had not got it yet). The
+    /// claim on the id holds until it is dropped, once the writer has
+    /// answered. (Another instance's message still being committed is not
+    /// seen: the window is that commit.)
+    pub(super) async fn may_deliver_early(&self, id: &str) -> Option<EarlyClaim> {
         let claimed = self
             .accepting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id.to_owned());
         if !claimed {
-            return false;
+            return None;
         }
-        if self.stored_ids.contains(id).await != Some(false) {
-            self.accepted_done(id);
-            return false;
-        }
-        true
-    }
-
-    /// The writer is done with a message [`Broker::may_deliver_early`]
-    /// let through.
-    pub(super) fn accepted_done(&self, id: &str) {
-        self.accepting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(id);
+        let claim = EarlyClaim {
+            broker: self.clone(),
+            id: id.to_owned(),
+        };
+        // Dropped (the claim released) unless the id is known to be new.
+        (self.stored_ids.contains(id).await == Some(false)).then_some(claim)
     }
 
     /// Applies an event here and tells the other instances.

@@ -87,14 +87,8 @@ async fn answer(
     let mut own: Option<sqlx::AnyConnection> = None;
     let mut next_connect = Instant::now();
     let mut batch = Vec::with_capacity(MAX_IDS);
-    while let Some(first) = questions.recv().await {
-        batch.push(first);
-        while batch.len() < MAX_IDS {
-            match questions.try_recv() {
-                Ok(question) => batch.push(question),
-                Err(_) => break,
-            }
-        }
+    // Whatever is waiting, up to MAX_IDS, once something is.
+    while questions.recv_many(&mut batch, MAX_IDS).await > 0 {
         if own.is_none()
             && let Some(url) = own_url.as_deref()
             && Instant::now() >= next_connect

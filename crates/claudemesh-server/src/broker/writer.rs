@@ -167,14 +167,8 @@ async fn run(
     stored: impl Fn(Vec<Arc<NewMessage>>),
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while let Some(op) = rx.recv().await {
-        batch.push(op);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(op) => batch.push(op),
-                Err(_) => break,
-            }
-        }
+    // Whatever is waiting, up to MAX_BATCH, once something is.
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
         METRICS
             .broker_writer_queue
             .set(i64::try_from(rx.len()).unwrap_or(i64::MAX));

@@ -429,14 +429,8 @@ impl Appender {
 
 async fn run_appender(pool: sqlx::AnyPool, mut rx: mpsc::Receiver<(String, i64, LogEvent)>) {
     let mut batch = Vec::new();
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < 1024 {
-            match rx.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
-            }
-        }
+    // Whatever is waiting, up to 1,024, once something is.
+    while rx.recv_many(&mut batch, 1024).await > 0 {
         let mut by_mesh: BTreeMap<String, Vec<(i64, LogEvent)>> = BTreeMap::new();
         for (mesh_id, at, event) in batch.drain(..) {
             by_mesh.entry(mesh_id).or_default().push((at, event));
