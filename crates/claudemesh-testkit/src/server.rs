@@ -55,6 +55,12 @@ pub struct Options {
     pub write_stall_timeout: Option<u64>,
     /// The broker's `--bus` (PostgreSQL only): see [`crate::nats::bus_url`].
     pub bus: Option<String>,
+    /// Sessions a mesh may have connected; the server's default (100) when
+    /// `None`.
+    pub broker_max_peers: Option<u32>,
+    /// Sessions one member may have connected in a mesh; the server's
+    /// default (20) when `None`.
+    pub broker_max_connections_per_member: Option<u32>,
 }
 
 /// A running server and everything needed to restart it on the same port
@@ -136,6 +142,12 @@ impl TestServer {
             config.write_stall_timeout = seconds;
         }
         config.bus = options.bus;
+        if let Some(max) = options.broker_max_peers {
+            config.broker_max_peers = max;
+        }
+        if let Some(max) = options.broker_max_connections_per_member {
+            config.broker_max_connections_per_member = max;
+        }
         if !options.address_limits {
             config.device_codes_per_ip_per_minute = 0;
             config.sign_ups_per_ip_per_minute = 0;

@@ -302,15 +302,27 @@ async fn admit(
         tracing::error!(error = %err, "broker: hello failed");
         refuse(Code::Internal, "The broker could not check this session")
     };
-    let membership = store::membership_of_key(&broker.pool, &hello.mesh_id, &hello.member_key)
+    // From here the admission reads and writes the database: a few at a
+    // time (see `MAX_ADMITTING`), the others waiting here.
+    let _admitting = broker
+        .admitting
+        .acquire()
         .await
-        .map_err(internal)?
-        .ok_or_else(|| {
-            refuse(
-                Code::NotAMember,
-                "This key belongs to no current member of this mesh",
-            )
-        })?;
+        .map_err(|_| refuse(Code::Internal, "The broker is shutting down"))?;
+    let membership = store::membership_of_key(
+        &broker.pool,
+        &hello.mesh_id,
+        &hello.member_key,
+        &hello.session_key,
+    )
+    .await
+    .map_err(internal)?
+    .ok_or_else(|| {
+        refuse(
+            Code::NotAMember,
+            "This key belongs to no current member of this mesh",
+        )
+    })?;
     if membership.archived_at.is_some() {
         return Err(refuse(
             Code::MeshArchived,
@@ -320,14 +332,7 @@ async fn admit(
     let (in_mesh, of_member) = if hello.observer {
         admit_observer(broker, &membership.member_id)
     } else {
-        store::session_counts(
-            &broker.pool,
-            &hello.mesh_id,
-            &membership.member_id,
-            &hello.session_key,
-        )
-        .await
-        .map_err(internal)?
+        (membership.sessions_in_mesh, membership.sessions_of_member)
     };
     if in_mesh >= i64::from(broker.settings.max_peers) {
         return Err(refuse(
@@ -378,14 +383,6 @@ async fn admit(
     });
     let replaced = broker.hub.register(Arc::clone(&handle));
     METRICS.broker_sessions.inc();
-    if !replaced.is_empty() || broker.engine == crate::db::pool::Engine::Postgres {
-        broker
-            .publish(BusEvent::Kick {
-                session_key: hello.session_key.clone(),
-                conn_id: conn_id.clone(),
-            })
-            .await;
-    }
     broker.log().push(
         &hello.mesh_id,
         now,
@@ -396,23 +393,36 @@ async fn admit(
             .with("session_role", &hello.role)
             .with("observer", if hello.observer { "true" } else { "" }),
     );
-    if !hello.observer {
-        broker
-            .publish(BusEvent::Joined {
-                mesh_id: hello.mesh_id.clone(),
-                peer: peer.clone(),
-            })
-            .await;
+    // Other connections of this session key close (here and, through the
+    // bus, on the other instances); the mesh hears of the new peer. One
+    // message to the other instances for both.
+    let mut events = Vec::with_capacity(2);
+    if !replaced.is_empty() || broker.engine == crate::db::pool::Engine::Postgres {
+        events.push(BusEvent::Kick {
+            session_key: hello.session_key.clone(),
+            conn_id: conn_id.clone(),
+        });
     }
-    let peers = store::peers(&broker.pool, &hello.mesh_id)
-        .await
-        .map_err(internal)?
-        .into_iter()
-        .filter(|p| p.session_key != hello.session_key)
-        .collect();
-    let members = store::member_keys(&broker.pool, &hello.mesh_id)
+    if !hello.observer {
+        events.push(BusEvent::Joined {
+            mesh_id: hello.mesh_id.clone(),
+            peer: peer.clone(),
+        });
+    }
+    broker.publish_all(events).await;
+    // Shared with the sessions of the mesh connecting at the same moment.
+    let view = broker
+        .welcome_reads
+        .view(&broker.pool, &hello.mesh_id)
         .await
         .map_err(internal)?;
+    let peers = view
+        .peers
+        .iter()
+        .filter(|p| p.session_key != hello.session_key)
+        .cloned()
+        .collect();
+    let members = view.members.as_ref().clone();
     let (peers, members) = broker
         .view_for(&hello.mesh_id, &membership.member_id, peers, members)
         .await

@@ -272,13 +272,31 @@ impl Hub {
     ) {
         let inner = self.lock();
         for conn in inner.conns.values().filter(|c| which(c)) {
-            // A close must get through even to a full queue: the task also
-            // watches for its sender side, so spawn the send.
-            let tx = conn.tx.clone();
-            let message = message.to_owned();
-            tokio::spawn(async move {
-                let _ = tx.send(ConnEvent::Close(code, message)).await;
-            });
+            close(conn, code, message);
+        }
+    }
+
+    /// Closes the connections of `session_key` other than `keep`: found
+    /// through the key index, as every connection's admission asks this
+    /// (a scan of every connection made 10,000 admissions quadratic).
+    pub fn close_session_except(
+        &self,
+        session_key: &str,
+        keep: &str,
+        code: BrokerErrorCode,
+        message: &str,
+    ) {
+        let inner = self.lock();
+        for conn in inner
+            .by_key
+            .get(session_key)
+            .into_iter()
+            .flatten()
+            .filter(|id| id.as_str() != keep)
+            .filter_map(|id| inner.conns.get(id))
+            .filter(|c| c.session_key == session_key)
+        {
+            close(conn, code, message);
         }
     }
 
@@ -339,4 +357,14 @@ pub fn scrubbed(peer: &Peer) -> Peer {
 /// A server frame as WebSocket text.
 pub fn frame(frame: &ServerFrame) -> Utf8Bytes {
     Utf8Bytes::from(serde_json::to_string(frame).unwrap_or_default())
+}
+
+/// Tells a connection to close. A close must get through even to a full
+/// queue: the task also watches for its sender side, so spawn the send.
+fn close(conn: &ConnHandle, code: BrokerErrorCode, message: &str) {
+    let tx = conn.tx.clone();
+    let message = message.to_owned();
+    tokio::spawn(async move {
+        let _ = tx.send(ConnEvent::Close(code, message)).await;
+    });
 }

@@ -13,6 +13,8 @@
 //! - `writer`: every message stored before its ack, many per transaction.
 //! - `stored_ids`: whether an id is stored already (inline on SQLite,
 //!   batched on PostgreSQL).
+//! - `welcome_reads`: the sessions and members a welcome lists, read once
+//!   for the sessions of a mesh that connect together.
 //! - `store`: the tables (presence, messages, deliveries); all the broker's
 //!   SQL.
 //! - `bus`: the other instances, through PostgreSQL's LISTEN/NOTIFY or,
@@ -31,6 +33,7 @@ mod service;
 mod socket;
 mod store;
 mod stored_ids;
+mod welcome_reads;
 mod writer;
 
 pub use bus::{BusError, describe_setting as describe_bus};

@@ -8,6 +8,7 @@ use super::hub::{Directory, Hub, Stage, frame, scrubbed};
 use super::limits;
 use super::store;
 use super::stored_ids::StoredIds;
+use super::welcome_reads::WelcomeReads;
 use super::writer::Writer;
 use crate::app::config::Config;
 use crate::clock::{Clock, SECOND_MS};
@@ -102,7 +103,18 @@ pub struct Inner {
     /// Ids of messages this instance has accepted and the writer has not
     /// finished with (see [`Broker::may_deliver_early`]).
     accepting: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// What the welcomes list, read once for sessions connecting together.
+    pub(super) welcome_reads: WelcomeReads,
+    /// Room for the admissions that may use the database at once.
+    pub(super) admitting: tokio::sync::Semaphore,
 }
+
+/// Sessions admitted at once, at most (their queries, their welcomes being
+/// built). Beyond, a burst of connections (an instance restarting: 10,000
+/// at once) waits its turn here rather than in the database pool, where it
+/// held up every HTTP request and the broker's own writers for seconds, and
+/// where 10,000 half-built welcomes took their memory together.
+const MAX_ADMITTING: usize = 32;
 
 /// An id [`Broker::may_deliver_early`] let through, held until dropped.
 pub(super) struct EarlyClaim {
@@ -178,6 +190,8 @@ impl Broker {
             log,
             stored_ids: StoredIds::start(db.pool.clone(), db.sqlite_reader.clone(), database_url),
             accepting: Default::default(),
+            welcome_reads: WelcomeReads::default(),
+            admitting: tokio::sync::Semaphore::new(MAX_ADMITTING),
         }));
         broker.spawn_housekeeping();
         let (on_event, on_gap) = (broker.clone(), broker.clone());
@@ -329,8 +343,19 @@ impl Broker {
 
     /// Applies an event here and tells the other instances.
     pub(super) async fn publish(&self, event: BusEvent) {
-        self.apply(event.clone());
-        if let Err(err) = self.bus.send(&self.pool, &event).await {
+        self.publish_all(vec![event]).await;
+    }
+
+    /// Applies events here, in order, and tells the other instances in
+    /// one message.
+    pub(super) async fn publish_all(&self, events: Vec<BusEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        for event in &events {
+            self.apply(event.clone());
+        }
+        if let Err(err) = self.bus.send(&self.pool, &events).await {
             tracing::warn!(error = %err, "broker: could not notify the other instances");
         }
     }
@@ -428,8 +453,9 @@ impl Broker {
             BusEvent::Kick {
                 session_key,
                 conn_id,
-            } => self.hub.close_where(
-                |c| c.session_key == session_key && c.conn_id != conn_id,
+            } => self.hub.close_session_except(
+                &session_key,
+                &conn_id,
                 BrokerErrorCode::Replaced,
                 "This session connected again elsewhere",
             ),

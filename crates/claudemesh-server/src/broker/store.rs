@@ -50,7 +50,8 @@ impl NewMessage {
     }
 }
 
-/// A membership the hello proved: the member key belongs to it.
+/// A membership the hello proved (the member key belongs to it), and the
+/// sessions already connected that the broker's limits count.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Membership {
     pub member_id: String,
@@ -58,18 +59,30 @@ pub struct Membership {
     pub mesh_name: String,
     /// When the mesh was archived (it then takes no sessions).
     pub archived_at: Option<i64>,
+    /// Sessions connected in the mesh, on any instance.
+    pub sessions_in_mesh: i64,
+    /// Of those, the member's own.
+    pub sessions_of_member: i64,
 }
 
-/// The live membership of `mesh_id` that registered `member_key`, if any.
+/// The live membership of `mesh_id` that registered `member_key`, if any,
+/// with its mesh's and its own connected sessions, not counting
+/// `session_key` (a reconnect replaces itself). One query: every
+/// connecting session asks it.
 pub async fn membership_of_key(
     pool: &AnyPool,
     mesh_id: &str,
     member_key: &str,
+    session_key: &str,
 ) -> Result<Option<Membership>, sqlx::Error> {
     // The earliest registration wins, should two members have registered
     // the same public key.
     sqlx::query_as(
-        "SELECT mm.id AS member_id, m.slug AS mesh_slug, m.name AS mesh_name, m.archived_at \
+        "SELECT mm.id AS member_id, m.slug AS mesh_slug, m.name AS mesh_name, m.archived_at, \
+         (SELECT COUNT(*) FROM broker_sessions s \
+          WHERE s.mesh_id = $2 AND s.session_key <> $3) AS sessions_in_mesh, \
+         (SELECT COUNT(*) FROM broker_sessions s \
+          WHERE s.mesh_id = $2 AND s.member_id = mm.id AND s.session_key <> $3) AS sessions_of_member \
          FROM mesh_member_keys k JOIN mesh_members mm ON mm.id = k.member_id \
          JOIN meshes m ON m.id = mm.mesh_id \
          WHERE k.public_key = $1 AND mm.mesh_id = $2 AND mm.revoked_at IS NULL \
@@ -77,6 +90,7 @@ pub async fn membership_of_key(
     )
     .bind(member_key)
     .bind(mesh_id)
+    .bind(session_key)
     .fetch_optional(pool)
     .await
 }
@@ -147,25 +161,6 @@ pub async fn peers(pool: &AnyPool, mesh_id: &str) -> Result<Vec<Peer>, sqlx::Err
     .fetch_all(pool)
     .await?;
     Ok(rows.into_iter().map(SessionRow::into_peer).collect())
-}
-
-/// How many sessions are connected in a mesh, and how many of them are
-/// this member's, not counting `session_key` (a reconnect replaces itself).
-pub async fn session_counts(
-    pool: &AnyPool,
-    mesh_id: &str,
-    member_id: &str,
-    session_key: &str,
-) -> Result<(i64, i64), sqlx::Error> {
-    sqlx::query_as(
-        "SELECT COUNT(*), COALESCE(SUM(CASE WHEN member_id = $2 THEN 1 ELSE 0 END), 0) \
-         FROM broker_sessions WHERE mesh_id = $1 AND session_key <> $3",
-    )
-    .bind(mesh_id)
-    .bind(member_id)
-    .bind(session_key)
-    .fetch_one(pool)
-    .await
 }
 
 /// The `(session_key, conn_id)` of every session recorded for an instance.

@@ -14,6 +14,7 @@
 use crate::db::sql::insert_sql;
 use claudemesh_api::mesh_log::{ChainBreak, ChainVerifier, GENESIS_HASH, LogKind, entry_hash};
 use claudemesh_api::wire::LogEntry;
+use sqlx::Connection;
 use std::collections::BTreeMap;
 use tokio::sync::mpsc;
 
@@ -435,9 +436,20 @@ async fn run_appender(pool: sqlx::AnyPool, mut rx: mpsc::Receiver<(String, i64, 
         for (mesh_id, at, event) in batch.drain(..) {
             by_mesh.entry(mesh_id).or_default().push((at, event));
         }
+        // One connection for the batch: taken from the pool per mesh, each
+        // waited behind whatever else queues for the pool (10,000 sessions
+        // connecting at once: seconds each), and the queue overflowed.
+        let mut conn = match pool.acquire().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                let entries: usize = by_mesh.values().map(Vec::len).sum();
+                tracing::warn!(entries, error = %err, "mesh log: entries not written");
+                continue;
+            }
+        };
         for (mesh_id, events) in by_mesh {
             let written = async {
-                let mut tx = pool.begin().await?;
+                let mut tx = conn.begin().await?;
                 append_many(&mut tx, &mesh_id, &events).await?;
                 tx.commit().await
             }

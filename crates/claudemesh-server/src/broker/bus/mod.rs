@@ -73,16 +73,17 @@ impl Bus {
         matches!(self, Self::Nats(_))
     }
 
-    /// Sends an event to the other instances.
-    pub async fn send(&self, pool: &sqlx::AnyPool, event: &BusEvent) -> Result<(), String> {
+    /// Sends events to the other instances, in one message where the bus
+    /// allows.
+    pub async fn send(&self, pool: &sqlx::AnyPool, events: &[BusEvent]) -> Result<(), String> {
         match self {
             Self::Alone => Ok(()),
             Self::Postgres(notify) => notify
-                .send(pool, std::slice::from_ref(event))
+                .send(pool, events)
                 .await
                 .map_err(|err| err.to_string()),
             Self::Nats(_) => {
-                self.send_committed(std::slice::from_ref(event)).await;
+                self.send_committed(events).await;
                 Ok(())
             }
         }

@@ -30,6 +30,9 @@ on_both_engines!(
     unknown_recipients_and_bad_sends_are_refused_without_closing,
     frames_larger_than_a_fragment_arrive_whole,
     an_online_recipient_gets_a_message_while_it_is_stored,
+    sessions_connecting_at_once_each_see_all_the_others,
+    a_session_connecting_again_closes_its_older_connection,
+    a_full_mesh_and_a_member_at_their_limit_refuse_with_their_codes,
 );
 
 async fn next_text(client: &Client) -> (String, String) {
@@ -972,4 +975,129 @@ async fn an_online_recipient_gets_a_message_while_it_is_stored(engine: Engine) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     no_message(&bob).await;
+}
+
+/// Sessions of one mesh connecting in the same moment (as after an
+/// instance's restart) share the reads of their welcomes: each still learns
+/// of every other, from its welcome or from a join after it (a peer
+/// missing from both fails the wait for its join).
+async fn sessions_connecting_at_once_each_see_all_the_others(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let names = ["Ann", "Ben", "Cat", "Dan", "Eve"];
+    let mesh = server.mesh(&names).await;
+    let sessions =
+        futures_util::future::join_all((0..4 * names.len()).map(|i| mesh.connect(i % names.len())))
+            .await;
+    let all: std::collections::BTreeSet<String> = sessions
+        .iter()
+        .map(|s| s.session_key().to_owned())
+        .collect();
+    for session in &sessions {
+        let mut seen: std::collections::BTreeSet<String> = session
+            .welcome()
+            .peers
+            .iter()
+            .map(|p| p.session_key.clone())
+            .collect();
+        assert_eq!(session.welcome().members.len(), names.len());
+        seen.insert(session.session_key().to_owned());
+        while seen != all {
+            let joined = next(session, |e| match e {
+                Event::PeerJoined(p) => Some(p.session_key),
+                _ => None,
+            })
+            .await;
+            // (A peer that joined while the welcome was read can be in
+            // both: the client keeps one.)
+            seen.insert(joined);
+        }
+    }
+}
+
+/// The same session identity again (its session key): a reconnect.
+fn same_session(identity: &SessionIdentity) -> SessionIdentity {
+    SessionIdentity {
+        mesh_id: identity.mesh_id.clone(),
+        member: KeyPair::from_secret_hex(&identity.member.secret_hex()).unwrap(),
+        session: KeyPair::from_secret_hex(&identity.session.secret_hex()).unwrap(),
+        attestation: identity.attestation.clone(),
+    }
+}
+
+async fn closed_with(client: &Client) -> Option<BrokerErrorCode> {
+    next(client, |e| match e {
+        Event::Closed { code, .. } => Some(code),
+        _ => None,
+    })
+    .await
+}
+
+async fn a_session_connecting_again_closes_its_older_connection(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
+    let identity = mesh.identity(0);
+    let again = same_session(&identity);
+    let older = mesh.session(identity, mesh.presence(0, &[])).await.unwrap();
+    let bob = mesh.connect(1).await;
+    let newer = mesh.session(again, mesh.presence(0, &[])).await.unwrap();
+    assert_eq!(newer.session_key(), older.session_key());
+
+    // The older connection is told why it ends; the newer one carries the
+    // session: it is the one Bob's message reaches, and the only Alice.
+    assert_eq!(closed_with(&older).await, Some(BrokerErrorCode::Replaced));
+    bob.send("Alice", "still there?", Priority::Now)
+        .await
+        .unwrap();
+    assert_eq!(
+        next_text(&newer).await,
+        ("Bob".into(), "still there?".into())
+    );
+    let (peers, _) = bob.peers().await.unwrap();
+    assert_eq!(peers.len(), 1, "{peers:?}");
+}
+
+async fn a_full_mesh_and_a_member_at_their_limit_refuse_with_their_codes(engine: Engine) {
+    let server = TestServer::start_with(
+        engine,
+        Options {
+            broker_max_peers: Some(2),
+            broker_max_connections_per_member: Some(1),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mesh = server.mesh(&["Alice", "Bob", "Carol"]).await;
+    let refused = async |who: usize| match mesh
+        .session(mesh.identity(who), mesh.presence(who, &[]))
+        .await
+    {
+        Err(ClientError::Refused { code, .. }) => Some(code),
+        Ok(_) => None,
+        Err(other) => panic!("{other}"),
+    };
+    let alice_identity = mesh.identity(0);
+    let alice_again = same_session(&alice_identity);
+    let alice = mesh
+        .session(alice_identity, mesh.presence(0, &[]))
+        .await
+        .unwrap();
+
+    // Alice's second session is one more than hers may be.
+    assert_eq!(refused(0).await, Some(BrokerErrorCode::TooManyConnections));
+    let bob = mesh.connect(1).await;
+    // Carol would be the mesh's third.
+    assert_eq!(refused(2).await, Some(BrokerErrorCode::MeshFull));
+    // A reconnect of a connected session does not count against itself.
+    let alice = {
+        let newer = mesh
+            .session(alice_again, mesh.presence(0, &[]))
+            .await
+            .unwrap();
+        assert_eq!(closed_with(&alice).await, Some(BrokerErrorCode::Replaced));
+        newer
+    };
+    // Once Bob leaves there is room for Carol.
+    drop(bob);
+    next(&alice, |e| matches!(e, Event::PeerLeft(_)).then_some(())).await;
+    assert_eq!(refused(2).await, None);
 }

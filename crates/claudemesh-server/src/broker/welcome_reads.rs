@@ -1,0 +1,172 @@
+//! The peers and members a welcome lists, read once for the many sessions
+//! of a mesh that connect in the same moment.
+//!
+//! Each welcome lists every session of its mesh and every member's keys:
+//! for a mesh of 100 that is some 200 rows, and when all its sessions
+//! connect at once (an instance restarting, say) every one of them read
+//! them again, 100 x 200 rows whose decoding was most of the server's time
+//! (measured with 10,000 sessions in meshes of 100 connecting at once).
+//! Here the sessions of a mesh share a read: one session reads while the
+//! others wait, and a waiting session takes the result of a read that
+//! began after it asked.
+//!
+//! Why that is enough: a session is registered with the hub (so it is told
+//! of every later join) before it asks, and a read that began after it asked
+//! sees every session that joined before; it is what the session's own read
+//! would have seen, or newer.
+
+use super::store;
+use claudemesh_api::broker::{MemberKeys, Peer};
+use sqlx::AnyPool;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The mesh's sessions and members, as one read found them.
+#[derive(Clone)]
+pub(super) struct MeshView {
+    pub peers: Arc<Vec<Peer>>,
+    pub members: Arc<Vec<MemberKeys>>,
+}
+
+/// The last read of a mesh, and when it began.
+struct Read {
+    began: u64,
+    view: MeshView,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Read>>>;
+
+#[derive(Default)]
+pub(super) struct WelcomeReads {
+    /// A clock of asks and reads: a read answers the asks before it began.
+    ticks: AtomicU64,
+    /// One slot per mesh being asked about; forgotten when nobody is.
+    meshes: Mutex<HashMap<String, Slot>>,
+}
+
+impl WelcomeReads {
+    /// The sessions and members of `mesh_id` as a read that began after
+    /// this call finds them.
+    pub async fn view(&self, pool: &AnyPool, mesh_id: &str) -> Result<MeshView, sqlx::Error> {
+        let asked = self.ticks.fetch_add(1, Ordering::SeqCst);
+        let slot = Arc::clone(self.meshes().entry(mesh_id.to_owned()).or_default());
+        let view = Self::fresh_view(&self.ticks, &slot, pool, mesh_id, asked).await;
+        let mut meshes = self.meshes();
+        // The map's handle and this one: nobody else is waiting on this
+        // mesh (handles are only taken with the map locked).
+        if Arc::strong_count(&slot) == 2 {
+            meshes.remove(mesh_id);
+        }
+        view
+    }
+
+    async fn fresh_view(
+        ticks: &AtomicU64,
+        slot: &Slot,
+        pool: &AnyPool,
+        mesh_id: &str,
+        asked: u64,
+    ) -> Result<MeshView, sqlx::Error> {
+        let mut last = slot.lock().await;
+        if let Some(read) = last.as_ref()
+            && read.began > asked
+        {
+            return Ok(read.view.clone());
+        }
+        let began = ticks.fetch_add(1, Ordering::SeqCst);
+        let view = MeshView {
+            peers: Arc::new(store::peers(pool, mesh_id).await?),
+            members: Arc::new(store::member_keys(pool, mesh_id).await?),
+        };
+        *last = Some(Read {
+            began,
+            view: view.clone(),
+        });
+        Ok(view)
+    }
+
+    fn meshes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
+        self.meshes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    #[cfg(test)]
+    fn meshes_held(&self) -> usize {
+        self.meshes().len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn pool_with_sessions() -> AnyPool {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect("sqlite::memory:")
+            .await
+            .unwrap();
+        for sql in [
+            "CREATE TABLE broker_sessions (session_key TEXT PRIMARY KEY, mesh_id TEXT, \
+             member_id TEXT, member_key TEXT, display_name TEXT, role TEXT, groups TEXT, \
+             status TEXT, summary TEXT, connected_at BIGINT)",
+            "CREATE TABLE mesh_members (id TEXT, mesh_id TEXT, display_name TEXT, role TEXT, \
+             joined_at BIGINT, revoked_at BIGINT)",
+            "CREATE TABLE mesh_member_keys (member_id TEXT, public_key TEXT, created_at BIGINT)",
+        ] {
+            sqlx::query(sql).execute(&pool).await.unwrap();
+        }
+        pool
+    }
+
+    async fn connect(pool: &AnyPool, mesh_id: &str, session_key: &str) {
+        sqlx::query(
+            "INSERT INTO broker_sessions VALUES ($1, $2, 'mem', 'k', 'Ann', '', '[]', 'idle', '', 1)",
+        )
+        .bind(session_key)
+        .bind(mesh_id)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_view_shows_every_session_connected_before_it_was_asked_for() {
+        let pool = pool_with_sessions().await;
+        let reads = WelcomeReads::default();
+        connect(&pool, "m1", "s1").await;
+        assert_eq!(reads.view(&pool, "m1").await.unwrap().peers.len(), 1);
+        connect(&pool, "m1", "s2").await;
+        connect(&pool, "m2", "s3").await;
+        let view = reads.view(&pool, "m1").await.unwrap();
+        let keys: Vec<&str> = view.peers.iter().map(|p| p.session_key.as_str()).collect();
+        assert_eq!(keys, ["s1", "s2"]);
+        assert_eq!(reads.meshes_held(), 0, "nothing is kept once answered");
+    }
+
+    #[tokio::test]
+    async fn sessions_asking_at_once_share_reads() {
+        let pool = pool_with_sessions().await;
+        connect(&pool, "m1", "s1").await;
+        let reads = Arc::new(WelcomeReads::default());
+        let asks: Vec<_> = (0..50)
+            .map(|_| {
+                let (reads, pool) = (Arc::clone(&reads), pool.clone());
+                tokio::spawn(async move { reads.view(&pool, "m1").await.unwrap() })
+            })
+            .collect();
+        let mut distinct = Vec::new();
+        for ask in asks {
+            let view = ask.await.unwrap();
+            assert_eq!(view.peers.len(), 1);
+            if !distinct.iter().any(|p| Arc::ptr_eq(p, &view.peers)) {
+                distinct.push(Arc::clone(&view.peers));
+            }
+        }
+        // The first ask reads alone; the others, asking meanwhile, share
+        // the next read (or that one, if they asked before it began).
+        assert!(distinct.len() <= 2, "{} reads for 50 asks", distinct.len());
+        assert_eq!(reads.meshes_held(), 0);
+    }
+}
