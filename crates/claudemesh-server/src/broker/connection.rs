@@ -83,9 +83,11 @@ pub async fn upgrade(State(broker): State<Broker>, upgrade: Upgrade) -> Response
         // idle sessions: 4 KiB to read, 7.6 KiB to write, per session, with
         // 4 and 8 KiB here). A larger frame read grows the read buffer for
         // as long as it needs; no frame written is larger than a fragment
-        // (`socket.rs`), and frames are written once 4 KiB are queued.
+        // (`socket.rs`), and frames are written once a fragment's worth is
+        // queued: the buffer then holds at most two fragments, where with
+        // 4 KiB here the welcome's third fragment doubled it to 8 KiB.
         .read_buffer_size(1024)
-        .write_buffer_size(4 * 1024);
+        .write_buffer_size(super::socket::FRAGMENT);
     upgrade.on_upgrade(config, move |socket| serve(socket, broker))
 }
 
