@@ -310,6 +310,7 @@ async fn admit(
         .admitting
         .acquire()
         .await
+        // (Never closed: this cannot happen.)
         .map_err(|_| refuse(Code::Internal, "The broker is shutting down"))?;
     let membership = store::membership_of_key(
         &broker.pool,
@@ -356,6 +357,10 @@ async fn admit(
     }
     let conn_id = new_id("conn");
     let peer = peer_of(&hello, &membership.member_id, now);
+    // Before the session's row: a failure here leaves nothing to undo.
+    store::touch_last_seen(&broker.pool, &membership.member_id, now)
+        .await
+        .map_err(internal)?;
     if !hello.observer {
         store::upsert_session(
             &broker.pool,
@@ -368,9 +373,6 @@ async fn admit(
         .await
         .map_err(internal)?;
     }
-    store::touch_last_seen(&broker.pool, &membership.member_id, now)
-        .await
-        .map_err(internal)?;
 
     let (tx, rx) = mpsc::channel(CONN_QUEUE);
     let handle = Arc::new(ConnHandle {
@@ -396,8 +398,9 @@ async fn admit(
             .with("observer", if hello.observer { "true" } else { "" }),
     );
     // Other connections of this session key close (here and, through the
-    // bus, on the other instances); the mesh hears of the new peer. One
-    // message to the other instances for both.
+    // bus, on the other instances); the mesh hears of the new peer. Both
+    // go to the other instances together (one statement on NOTIFY, one
+    // flush on NATS).
     let mut events = Vec::with_capacity(2);
     if !replaced.is_empty() || broker.engine == crate::db::pool::Engine::Postgres {
         events.push(BusEvent::Kick {
@@ -412,49 +415,64 @@ async fn admit(
         });
     }
     broker.publish_all(events).await;
+    let mut session = Session {
+        conn_id,
+        mesh_id: hello.mesh_id,
+        member_id: membership.member_id,
+        peer,
+        attestation: hello.attestation,
+        unacked: HashSet::new(),
+        early: HashSet::new(),
+        more_waiting: false,
+        handle,
+        welcome: None,
+        observer: hello.observer,
+    };
+    match welcome(broker, &session, membership.mesh_slug, membership.mesh_name).await {
+        Ok(welcome) => session.welcome = Some(welcome),
+        Err(err) => {
+            // Registered, recorded and announced: it leaves as any
+            // session does, or it would count against the limits for good.
+            Box::pin(depart(broker, &session)).await;
+            return Err(internal(err));
+        }
+    }
+    Ok((session, rx))
+}
+
+/// What an admitted session is told first: the mesh's sessions and members
+/// as it may see them.
+async fn welcome(
+    broker: &Broker,
+    session: &Session,
+    mesh_slug: String,
+    mesh_name: String,
+) -> Result<Welcome, sqlx::Error> {
     // Shared with the sessions of the mesh connecting at the same moment.
     let view = broker
         .welcome_reads
-        .view(&broker.pool, &hello.mesh_id)
-        .await
-        .map_err(internal)?;
+        .view(&broker.pool, &session.mesh_id)
+        .await?;
     let peers = view
         .peers
         .iter()
-        .filter(|p| p.session_key != hello.session_key)
+        .filter(|p| p.session_key != session.peer.session_key)
         .cloned()
         .collect();
     let members = view.members.as_ref().clone();
     let (peers, members) = broker
-        .view_for(&hello.mesh_id, &membership.member_id, peers, members)
-        .await
-        .map_err(internal)?;
-    let welcome = Welcome {
-        mesh_id: hello.mesh_id.clone(),
-        mesh_slug: membership.mesh_slug,
-        mesh_name: membership.mesh_name,
-        member_id: membership.member_id.clone(),
+        .view_for(&session.mesh_id, &session.member_id, peers, members)
+        .await?;
+    Ok(Welcome {
+        mesh_id: session.mesh_id.clone(),
+        mesh_slug,
+        mesh_name,
+        member_id: session.member_id.clone(),
         peers,
         members,
         limits: broker.settings.limits(),
         client_message_ids: true,
-    };
-    Ok((
-        Session {
-            conn_id,
-            mesh_id: hello.mesh_id,
-            member_id: membership.member_id,
-            peer,
-            attestation: hello.attestation,
-            unacked: HashSet::new(),
-            early: HashSet::new(),
-            more_waiting: false,
-            handle,
-            welcome: Some(welcome),
-            observer: hello.observer,
-        },
-        rx,
-    ))
+    })
 }
 
 /// An observer is in no table, so it counts for nothing in the mesh; it is

@@ -272,7 +272,7 @@ impl Hub {
     ) {
         let inner = self.lock();
         for conn in inner.conns.values().filter(|c| which(c)) {
-            close(conn, code, message);
+            send_close(conn, code, message);
         }
     }
 
@@ -296,7 +296,7 @@ impl Hub {
             .filter_map(|id| inner.conns.get(id))
             .filter(|c| c.session_key == session_key)
         {
-            close(conn, code, message);
+            send_close(conn, code, message);
         }
     }
 
@@ -361,7 +361,7 @@ pub fn frame(frame: &ServerFrame) -> Utf8Bytes {
 
 /// Tells a connection to close. A close must get through even to a full
 /// queue: the task also watches for its sender side, so spawn the send.
-fn close(conn: &ConnHandle, code: BrokerErrorCode, message: &str) {
+fn send_close(conn: &ConnHandle, code: BrokerErrorCode, message: &str) {
     let tx = conn.tx.clone();
     let message = message.to_owned();
     tokio::spawn(async move {

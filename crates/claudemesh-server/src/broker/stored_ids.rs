@@ -21,6 +21,9 @@ use tokio::time::timeout;
 
 /// Ids asked in one query, at most.
 const MAX_IDS: usize = 256;
+/// Queries in flight at once, each on a connection of its own: with one, a
+/// send arriving during a query waited for it to end before its own began.
+const ANSWERERS: usize = 2;
 /// An answer slower than this is not waited for: the message then goes out
 /// at its commit, as it would without early delivery. (Answers take a
 /// millisecond or two; a send must never hang on a dead connection.)
@@ -57,7 +60,14 @@ impl StoredIds {
                 let own_url = database_url
                     .filter(|url| url.starts_with("postgres"))
                     .map(str::to_owned);
-                tokio::spawn(answer(pool, own_url, rx));
+                let questions = Arc::new(tokio::sync::Mutex::new(rx));
+                for _ in 0..ANSWERERS {
+                    tokio::spawn(answer(
+                        pool.clone(),
+                        own_url.clone(),
+                        Arc::clone(&questions),
+                    ));
+                }
                 Self::Batched(tx)
             }
         }
@@ -78,17 +88,19 @@ impl StoredIds {
     }
 }
 
-/// Answers the waiting questions, a query for each handful.
+/// Answers the waiting questions, a query for each handful. Several of
+/// these take turns at the queue: while one waits for its answer, the next
+/// takes what arrived meanwhile.
 async fn answer(
     pool: sqlx::AnyPool,
     own_url: Option<String>,
-    mut questions: mpsc::Receiver<Question>,
+    questions: Arc<tokio::sync::Mutex<mpsc::Receiver<Question>>>,
 ) {
     let mut own: Option<sqlx::AnyConnection> = None;
     let mut next_connect = Instant::now();
     let mut batch = Vec::with_capacity(MAX_IDS);
     // Whatever is waiting, up to MAX_IDS, once something is.
-    while questions.recv_many(&mut batch, MAX_IDS).await > 0 {
+    while questions.lock().await.recv_many(&mut batch, MAX_IDS).await > 0 {
         if own.is_none()
             && let Some(url) = own_url.as_deref()
             && Instant::now() >= next_connect

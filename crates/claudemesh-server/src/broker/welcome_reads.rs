@@ -10,10 +10,12 @@
 //! others wait, and a waiting session takes the result of a read that
 //! began after it asked.
 //!
-//! Why that is enough: a session is registered with the hub (so it is told
-//! of every later join) before it asks, and a read that began after it asked
-//! sees every session that joined before; it is what the session's own read
-//! would have seen, or newer.
+//! Why that is enough: a session is registered with the hub (so every later
+//! join is queued to it) before it asks, and a read that began after it
+//! asked sees every session that joined before; it is what the session's
+//! own read would have seen, or newer. A read that failed is shared too:
+//! with the database down, the sessions waiting on a mesh fail together
+//! instead of each waiting out the pool in turn.
 
 use super::store;
 use claudemesh_api::broker::{MemberKeys, Peer};
@@ -32,7 +34,7 @@ pub(super) struct MeshView {
 /// The last read of a mesh, and when it began.
 struct Read {
     began: u64,
-    view: MeshView,
+    view: Result<MeshView, String>,
 }
 
 type Slot = Arc<tokio::sync::Mutex<Option<Read>>>;
@@ -50,40 +52,12 @@ impl WelcomeReads {
     /// this call finds them.
     pub async fn view(&self, pool: &AnyPool, mesh_id: &str) -> Result<MeshView, sqlx::Error> {
         let asked = self.ticks.fetch_add(1, Ordering::SeqCst);
-        let slot = Arc::clone(self.meshes().entry(mesh_id.to_owned()).or_default());
-        let view = Self::fresh_view(&self.ticks, &slot, pool, mesh_id, asked).await;
-        let mut meshes = self.meshes();
-        // The map's handle and this one: nobody else is waiting on this
-        // mesh (handles are only taken with the map locked).
-        if Arc::strong_count(&slot) == 2 {
-            meshes.remove(mesh_id);
-        }
-        view
-    }
-
-    async fn fresh_view(
-        ticks: &AtomicU64,
-        slot: &Slot,
-        pool: &AnyPool,
-        mesh_id: &str,
-        asked: u64,
-    ) -> Result<MeshView, sqlx::Error> {
-        let mut last = slot.lock().await;
-        if let Some(read) = last.as_ref()
-            && read.began > asked
-        {
-            return Ok(read.view.clone());
-        }
-        let began = ticks.fetch_add(1, Ordering::SeqCst);
-        let view = MeshView {
-            peers: Arc::new(store::peers(pool, mesh_id).await?),
-            members: Arc::new(store::member_keys(pool, mesh_id).await?),
+        let held = Held {
+            reads: self,
+            mesh_id,
+            slot: Arc::clone(self.meshes().entry(mesh_id.to_owned()).or_default()),
         };
-        *last = Some(Read {
-            began,
-            view: view.clone(),
-        });
-        Ok(view)
+        fresh_view(&self.ticks, &held.slot, pool, mesh_id, asked).await
     }
 
     fn meshes(&self) -> std::sync::MutexGuard<'_, HashMap<String, Slot>> {
@@ -94,6 +68,54 @@ impl WelcomeReads {
     fn meshes_held(&self) -> usize {
         self.meshes().len()
     }
+}
+
+/// A mesh's slot as one ask holds it; the last to let go, answered or
+/// cancelled, forgets the mesh.
+struct Held<'a> {
+    reads: &'a WelcomeReads,
+    mesh_id: &'a str,
+    slot: Slot,
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        let mut meshes = self.reads.meshes();
+        // The map's handle and this one: nobody else is waiting on this
+        // mesh (handles are only taken with the map locked).
+        if Arc::strong_count(&self.slot) == 2 {
+            meshes.remove(self.mesh_id);
+        }
+    }
+}
+
+/// The slot's last read if it began after `asked`, or a new one.
+async fn fresh_view(
+    ticks: &AtomicU64,
+    slot: &Slot,
+    pool: &AnyPool,
+    mesh_id: &str,
+    asked: u64,
+) -> Result<MeshView, sqlx::Error> {
+    let mut last = slot.lock().await;
+    let read = match last.take() {
+        Some(read) if read.began > asked => read,
+        _ => {
+            let began = ticks.fetch_add(1, Ordering::SeqCst);
+            let view = async {
+                Ok::<_, sqlx::Error>(MeshView {
+                    peers: Arc::new(store::peers(pool, mesh_id).await?),
+                    members: Arc::new(store::member_keys(pool, mesh_id).await?),
+                })
+            }
+            .await
+            .map_err(|err| err.to_string());
+            Read { began, view }
+        }
+    };
+    let answer = read.view.clone().map_err(sqlx::Error::Protocol);
+    *last = Some(read);
+    answer
 }
 
 #[cfg(test)]
@@ -143,6 +165,42 @@ mod tests {
         let keys: Vec<&str> = view.peers.iter().map(|p| p.session_key.as_str()).collect();
         assert_eq!(keys, ["s1", "s2"]);
         assert_eq!(reads.meshes_held(), 0, "nothing is kept once answered");
+    }
+
+    #[tokio::test]
+    async fn a_read_is_taken_only_by_those_who_asked_before_it_began() {
+        let pool = pool_with_sessions().await;
+        let ticks = AtomicU64::new(10);
+        let empty = MeshView {
+            peers: Arc::new(Vec::new()),
+            members: Arc::new(Vec::new()),
+        };
+        let slot: Slot = Arc::new(tokio::sync::Mutex::new(Some(Read {
+            began: 5,
+            view: Ok(empty),
+        })));
+        connect(&pool, "m1", "s1").await;
+        // Asked before the read began: the read (empty) answers.
+        let view = fresh_view(&ticks, &slot, &pool, "m1", 4).await.unwrap();
+        assert!(view.peers.is_empty());
+        // Asked after: a new read, which sees the session.
+        let view = fresh_view(&ticks, &slot, &pool, "m1", 6).await.unwrap();
+        assert_eq!(view.peers.len(), 1);
+        // A failed read answers those who asked before it, as a failure.
+        *slot.lock().await = Some(Read {
+            began: 20,
+            view: Err("the database is down".into()),
+        });
+        let failed = fresh_view(&ticks, &slot, &pool, "m1", 19).await;
+        assert!(failed.is_err());
+        assert_eq!(
+            fresh_view(&ticks, &slot, &pool, "m1", 21)
+                .await
+                .unwrap()
+                .peers
+                .len(),
+            1
+        );
     }
 
     #[tokio::test]

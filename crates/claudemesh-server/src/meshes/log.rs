@@ -439,13 +439,8 @@ async fn run_appender(pool: sqlx::AnyPool, mut rx: mpsc::Receiver<(String, i64, 
         // One connection for the batch: taken from the pool per mesh, each
         // waited behind whatever else queues for the pool (10,000 sessions
         // connecting at once: seconds each), and the queue overflowed.
-        let mut conn = match pool.acquire().await {
-            Ok(conn) => conn,
-            Err(err) => {
-                let entries: usize = by_mesh.values().map(Vec::len).sum();
-                tracing::warn!(entries, error = %err, "mesh log: entries not written");
-                continue;
-            }
+        let Some(mut conn) = acquire_patiently(&pool).await else {
+            return;
         };
         for (mesh_id, events) in by_mesh {
             let written = async {
@@ -457,6 +452,29 @@ async fn run_appender(pool: sqlx::AnyPool, mut rx: mpsc::Receiver<(String, i64, 
             if let Err(err) = written {
                 // A mesh deleted meanwhile takes its log with it.
                 tracing::warn!(mesh_id, entries = events.len(), error = %err, "mesh log: entries not written");
+                // The connection may be what failed: the next mesh gets
+                // another.
+                drop(conn);
+                let Some(other) = acquire_patiently(&pool).await else {
+                    return;
+                };
+                conn = other;
+            }
+        }
+    }
+}
+
+/// A pool connection, waited for as long as the database is unreachable
+/// (the entries wait with it, and the queue behind them: pushes beyond it
+/// are dropped and counted); `None` once the pool is closed.
+async fn acquire_patiently(pool: &sqlx::AnyPool) -> Option<sqlx::pool::PoolConnection<sqlx::Any>> {
+    loop {
+        match pool.acquire().await {
+            Ok(conn) => return Some(conn),
+            Err(sqlx::Error::PoolClosed) => return None,
+            Err(err) => {
+                tracing::warn!(error = %err, "mesh log: no database connection; trying again in a second");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             }
         }
     }

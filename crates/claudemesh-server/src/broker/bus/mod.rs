@@ -73,8 +73,8 @@ impl Bus {
         matches!(self, Self::Nats(_))
     }
 
-    /// Sends events to the other instances, in one message where the bus
-    /// allows.
+    /// Sends events to the other instances, together: one statement on
+    /// NOTIFY, one flush on NATS.
     pub async fn send(&self, pool: &sqlx::AnyPool, events: &[BusEvent]) -> Result<(), String> {
         match self {
             Self::Alone => Ok(()),
