@@ -414,7 +414,7 @@ async fn admit(
             peer: peer.clone(),
         });
     }
-    broker.publish_all(events).await;
+    broker.publish_all(&events).await;
     let mut session = Session {
         conn_id,
         mesh_id: hello.mesh_id,

@@ -345,19 +345,19 @@ impl Broker {
 
     /// Applies an event here and tells the other instances.
     pub(super) async fn publish(&self, event: BusEvent) {
-        self.publish_all(vec![event]).await;
+        self.publish_all(std::slice::from_ref(&event)).await;
     }
 
     /// Applies events here, in order, and tells the other instances
     /// together (one statement on NOTIFY, one flush on NATS).
-    pub(super) async fn publish_all(&self, events: Vec<BusEvent>) {
+    pub(super) async fn publish_all(&self, events: &[BusEvent]) {
         if events.is_empty() {
             return;
         }
-        for event in &events {
+        for event in events {
             self.apply(event.clone());
         }
-        if let Err(err) = self.bus.send(&self.pool, &events).await {
+        if let Err(err) = self.bus.send(&self.pool, events).await {
             tracing::warn!(error = %err, "broker: could not notify the other instances");
         }
     }

@@ -5,10 +5,10 @@
 //! [`crate::db::sqlite_reader`]). On PostgreSQL a query per send, through
 //! the shared pool, cost more than early delivery saved (measured: a paced
 //! run's p50 went from 0.8 to 6.3 ms, and 5,000 to 4,100 messages a second),
-//! so the sends of a moment share one: one task asks for whatever ids are
-//! waiting, up to [`MAX_IDS`] in a query, while the next ones queue. It asks
-//! on a connection of its own: through the pool it waited behind the
-//! writer's transactions for a connection.
+//! so the sends of a moment share one: a task asks for whatever ids are
+//! waiting, up to [`MAX_IDS`] in a query, while the next ones queue for the
+//! other of [`ANSWERERS`] tasks. Each asks on a connection of its own:
+//! through the pool they waited behind the writer's transactions.
 
 use super::store;
 use crate::db::sqlite_reader::SqliteReader;
@@ -45,8 +45,8 @@ pub enum StoredIds {
 }
 
 impl StoredIds {
-    /// Inline on a SQLite file (`reader`), batched otherwise: on a
-    /// connection of its own to a PostgreSQL `database_url` (through `pool`
+    /// Inline on a SQLite file (`reader`), batched otherwise: on
+    /// connections of their own to a PostgreSQL `database_url` (through `pool`
     /// while it cannot connect, and for an in-memory SQLite store).
     pub fn start(
         pool: sqlx::AnyPool,

@@ -466,7 +466,7 @@ async fn run_appender(pool: sqlx::AnyPool, mut rx: mpsc::Receiver<(String, i64, 
 
 /// A pool connection, waited for as long as the database is unreachable
 /// (the entries wait with it, and the queue behind them: pushes beyond it
-/// are dropped and counted); `None` once the pool is closed.
+/// are dropped, each logged); `None` once the pool is closed.
 async fn acquire_patiently(pool: &sqlx::AnyPool) -> Option<sqlx::pool::PoolConnection<sqlx::Any>> {
     loop {
         match pool.acquire().await {
