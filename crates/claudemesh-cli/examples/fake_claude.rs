@@ -73,14 +73,14 @@ use rmcp::model::{
     CustomNotification, DiscoverRequest, DiscoverRequestParams, Implementation, NumberOrString,
     ProtocolVersion, RequestMetaObject,
 };
-use rmcp::service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RunningService};
+use rmcp::service::{
+    ClientLifecycleMode, ClientServiceExt, NotificationContext, Peer, RunningService,
+};
 use rmcp::transport::{TokioChildProcess, Transport};
 use rmcp::{ClientHandler, RoleClient};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead, Write};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio::sync::{Mutex, mpsc};
 
@@ -296,24 +296,37 @@ fn strings(value: Option<&Value>) -> Vec<String> {
 
 /// The client side: the channel notifications, queued for `wait`.
 struct Handler {
-    /// Whether Claude Code would take channel notifications from this
-    /// server: loaded as a channel, in the legacy era, and declaring the
-    /// capability (known once `initialize` has been answered).
+    /// Whether Claude Code loaded this server as a channel, in the legacy
+    /// era (what it declares is read from its initialize result).
     channel_listed: bool,
-    channel_declared: Arc<AtomicBool>,
-    /// Whether the server declared `claude/channel/permission`.
-    permission_declared: Arc<AtomicBool>,
     notifications: mpsc::UnboundedSender<Value>,
     verdicts: mpsc::UnboundedSender<Value>,
 }
 
+/// Whether the server declared this experimental capability in its
+/// initialize result. rmcp keeps that result before it sends `initialized`,
+/// so a notification the server sends the moment the handshake ends is
+/// judged by it too (a flag set after the handshake returned would drop it).
+fn declares(peer: &Peer<RoleClient>, capability: &str) -> bool {
+    peer.peer_info().is_some_and(|info| {
+        info.capabilities
+            .experimental
+            .as_ref()
+            .is_some_and(|declared| declared.contains_key(capability))
+    })
+}
+
 impl Handler {
+    /// Whether Claude Code would take channel notifications from this
+    /// server: loaded as a channel, in the legacy era, declaring it.
+    fn takes_channel(&self, peer: &Peer<RoleClient>) -> bool {
+        self.channel_listed && declares(peer, CHANNEL_CAPABILITY)
+    }
+
     /// Whether Claude Code would relay permission prompts to this server
     /// and take its verdicts.
-    fn relays_permissions(&self) -> bool {
-        self.channel_listed
-            && self.channel_declared.load(Ordering::SeqCst)
-            && self.permission_declared.load(Ordering::SeqCst)
+    fn relays_permissions(&self, peer: &Peer<RoleClient>) -> bool {
+        self.takes_channel(peer) && declares(peer, PERMISSION_CAPABILITY)
     }
 }
 
@@ -321,16 +334,14 @@ impl ClientHandler for Handler {
     async fn on_custom_notification(
         &self,
         notification: CustomNotification,
-        _context: NotificationContext<RoleClient>,
+        context: NotificationContext<RoleClient>,
     ) {
-        if notification.method == CHANNEL_METHOD
-            && self.channel_listed
-            && self.channel_declared.load(Ordering::SeqCst)
-        {
+        if notification.method == CHANNEL_METHOD && self.takes_channel(&context.peer) {
             let _ = self
                 .notifications
                 .send(notification.params.unwrap_or(Value::Null));
-        } else if notification.method == PERMISSION_METHOD && self.relays_permissions() {
+        } else if notification.method == PERMISSION_METHOD && self.relays_permissions(&context.peer)
+        {
             let _ = self
                 .verdicts
                 .send(notification.params.unwrap_or(Value::Null));
@@ -420,16 +431,12 @@ async fn start_server(
     let mut transport =
         TokioChildProcess::new(child).map_err(|err| format!("cannot start {command}: {err}"))?;
     let modern = offers_modern(&mut transport).await?;
-    let declared = Arc::new(AtomicBool::new(false));
-    let permission_declared = Arc::new(AtomicBool::new(false));
     let handler = Handler {
         channel_listed: !modern
             && parsed
                 .values("dangerously-load-development-channels")
                 .iter()
                 .any(|c| *c == format!("server:{SERVER_NAME}")),
-        channel_declared: Arc::clone(&declared),
-        permission_declared: Arc::clone(&permission_declared),
         notifications,
         verdicts,
     };
@@ -455,14 +462,6 @@ async fn start_server(
         .as_object()
         .map(|e| e.keys().cloned().collect())
         .unwrap_or_default();
-    declared.store(
-        experimental.iter().any(|k| k == CHANNEL_CAPABILITY),
-        Ordering::SeqCst,
-    );
-    permission_declared.store(
-        experimental.iter().any(|k| k == PERMISSION_CAPABILITY),
-        Ordering::SeqCst,
-    );
     emit(json!({
         "event": "initialized",
         "era": if modern { "modern" } else { "legacy" },
@@ -529,7 +528,7 @@ async fn permission_request(client: Option<&Client>, params: Value) -> Value {
     let Some(client) = client else {
         return json!({"event": "permission_request_skipped", "why": "no MCP server is running"});
     };
-    if !client.service().relays_permissions() {
+    if !client.service().relays_permissions(client.peer()) {
         return json!({"event": "permission_request_skipped",
                       "why": "the server is not a channel that declares claude/channel/permission"});
     }

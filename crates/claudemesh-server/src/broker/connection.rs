@@ -517,6 +517,8 @@ fn clean_summary(text: &str) -> bool {
 enum Next {
     Continue,
     Close(Option<u64>, Refusal),
+    /// The socket failed: end without a word.
+    End,
 }
 
 async fn run(
@@ -534,15 +536,30 @@ async fn run(
     let mut ping = tokio::time::interval(broker.settings.ping_every);
     ping.tick().await;
     let mut last_heard = Instant::now();
-    if !session.observer
-        && Box::pin(push_backlog(socket, broker, session))
-            .await
-            .is_err()
-    {
-        return;
-    }
+    let mut next = if session.observer {
+        Next::Continue
+    } else {
+        backlog(socket, broker, session).await
+    };
     loop {
-        let next = tokio::select! {
+        match next {
+            Next::Continue => {}
+            Next::Close(req, refusal) => {
+                Box::pin(close(socket, req, refusal)).await;
+                return;
+            }
+            Next::End => return,
+        }
+        // An observer that fell behind has lost what did not fit its queue
+        // (it reads no table); anyone else reads what waits for them.
+        if session.handle.behind.swap(false, Ordering::AcqRel) && !session.observer {
+            next = backlog(socket, broker, session).await;
+            continue;
+        }
+        if rx.is_empty() && socket.flush().await.is_err() {
+            return;
+        }
+        next = tokio::select! {
             incoming = socket.recv() => {
                 last_heard = Instant::now();
                 match incoming {
@@ -571,12 +588,7 @@ async fn run(
                     Next::Continue
                 }
                 Some(ConnEvent::Backlog) if session.observer => Next::Continue,
-                Some(ConnEvent::Backlog) => {
-                    if Box::pin(push_backlog(socket, broker, session)).await.is_err() {
-                        return;
-                    }
-                    Next::Continue
-                }
+                Some(ConnEvent::Backlog) => backlog(socket, broker, session).await,
                 Some(ConnEvent::Close(code, message)) => Next::Close(None, refuse(code, message)),
                 None => return,
             },
@@ -599,23 +611,14 @@ async fn run(
                 close: CLOSE_GOING_AWAY,
             }),
         };
-        if let Next::Close(req, refusal) = next {
-            Box::pin(close(socket, req, refusal)).await;
-            return;
-        }
-        // An observer that fell behind has lost what did not fit its queue
-        // (it reads no table); anyone else reads what waits for them.
-        if session.handle.behind.swap(false, Ordering::AcqRel)
-            && !session.observer
-            && Box::pin(push_backlog(socket, broker, session))
-                .await
-                .is_err()
-        {
-            return;
-        }
-        if rx.is_empty() && socket.flush().await.is_err() {
-            return;
-        }
+    }
+}
+
+/// Sends what waits in the table; says what the loop does next.
+async fn backlog(socket: &mut Socket, broker: &Broker, session: &mut Session) -> Next {
+    match Box::pin(push_backlog(socket, broker, session)).await {
+        Ok(()) => Next::Continue,
+        Err(failed) => failed.next(),
     }
 }
 
@@ -688,31 +691,69 @@ async fn push(
     Ok(true)
 }
 
+/// Why sending the waiting messages ended the connection.
+enum BacklogFailed {
+    /// The socket failed: nothing more can be said to the client.
+    Socket,
+    /// The table could not be read, even after [`BACKLOG_READ_WAITS`]: the
+    /// client is told to connect again, and its next connection reads what
+    /// waits. (Going on without it would leave a message waiting for this
+    /// session until some later reconnect.)
+    Unreadable,
+}
+
+impl From<SocketError> for BacklogFailed {
+    fn from(_: SocketError) -> Self {
+        Self::Socket
+    }
+}
+
+impl BacklogFailed {
+    /// What the connection does next: close, saying why if it still can.
+    fn next(self) -> Next {
+        match self {
+            Self::Socket => Next::End,
+            Self::Unreadable => Next::Close(
+                None,
+                Refusal {
+                    code: Code::Internal,
+                    message: "The broker could not read your waiting messages; connect again"
+                        .into(),
+                    close: CLOSE_GOING_AWAY,
+                },
+            ),
+        }
+    }
+}
+
+/// The waits before reading the waiting messages again after a failed
+/// read (a busy pool, a database restarting).
+const BACKLOG_READ_WAITS: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(500)];
+
 /// Sends what waits in the table for this session's keys.
 async fn push_backlog(
     socket: &mut Socket,
     broker: &Broker,
     session: &mut Session,
-) -> Result<(), SocketError> {
-    let waiting = match store::waiting_for(
-        &broker.pool,
-        &session.keys(),
-        broker.now(),
-        BACKLOG_BATCH,
-    )
-    .await
-    {
-        Ok(waiting) => waiting,
-        Err(err) => {
-            tracing::warn!(error = %err, "broker: cannot read waiting messages");
-            return Ok(());
+) -> Result<(), BacklogFailed> {
+    let mut waits = BACKLOG_READ_WAITS.iter();
+    let waiting = loop {
+        match store::waiting_for(&broker.pool, &session.keys(), broker.now(), BACKLOG_BATCH).await {
+            Ok(waiting) => break waiting,
+            Err(err) => {
+                tracing::warn!(error = %err, "broker: cannot read waiting messages");
+                match waits.next() {
+                    Some(wait) => tokio::time::sleep(*wait).await,
+                    None => return Err(BacklogFailed::Unreadable),
+                }
+            }
         }
     };
     session.more_waiting = waiting.len() as i64 >= BACKLOG_BATCH;
     for envelope in &waiting {
         push(socket, session, envelope, None).await?;
     }
-    socket.flush().await
+    Ok(socket.flush().await?)
 }
 
 async fn handle(
@@ -764,10 +805,8 @@ async fn handle(
             if session.more_waiting && session.unacked.is_empty() {
                 // The last backlog read was full: once these are recorded,
                 // read the next part.
-                if broker.writer.ack_committed(keys, ids, broker.now()).await
-                    && push_backlog(socket, broker, session).await.is_err()
-                {
-                    return Next::Close(None, refuse(Code::Internal, "send failed"));
+                if broker.writer.ack_committed(keys, ids, broker.now()).await {
+                    return backlog(socket, broker, session).await;
                 }
             } else {
                 broker.writer.ack(keys, ids, broker.now()).await;
@@ -787,7 +826,7 @@ async fn handle(
                 update_peer(broker, session).await;
                 if was != PeerStatus::Idle && status == PeerStatus::Idle {
                     // Whatever was held back for a busy session comes now.
-                    let _ = push_backlog(socket, broker, session).await;
+                    return backlog(socket, broker, session).await;
                 }
                 return Next::Continue;
             }

@@ -93,6 +93,9 @@ struct Inner {
     conns: HashMap<String, Arc<ConnHandle>>,
     by_key: HashMap<String, HashSet<String>>,
     by_mesh: HashMap<String, HashSet<String>>,
+    /// Member id → its observers connected here (counted on admission, so
+    /// kept rather than found by a scan of every connection).
+    observers: HashMap<String, usize>,
     directories: HashMap<String, Directory>,
 }
 
@@ -133,6 +136,9 @@ impl Hub {
             .entry(handle.mesh_id.clone())
             .or_default()
             .insert(handle.conn_id.clone());
+        if handle.observer {
+            *inner.observers.entry(handle.member_id.clone()).or_default() += 1;
+        }
         inner.conns.insert(handle.conn_id.clone(), handle);
         replaced
     }
@@ -142,6 +148,14 @@ impl Hub {
         let Some(handle) = inner.conns.remove(conn_id) else {
             return;
         };
+        if handle.observer
+            && let Some(count) = inner.observers.get_mut(&handle.member_id)
+        {
+            *count -= 1;
+            if *count == 0 {
+                inner.observers.remove(&handle.member_id);
+            }
+        }
         for key in [&handle.session_key, &handle.member_key] {
             if let Some(ids) = inner.by_key.get_mut(key) {
                 ids.remove(conn_id);
@@ -163,11 +177,7 @@ impl Hub {
     /// The observers this instance holds for a member (observers are
     /// bounded per instance: they are in no table to count).
     pub fn observers_of(&self, member_id: &str) -> usize {
-        self.lock()
-            .conns
-            .values()
-            .filter(|c| c.observer && c.member_id == member_id)
-            .count()
+        self.lock().observers.get(member_id).copied().unwrap_or(0)
     }
 
     pub fn serves_mesh(&self, mesh_id: &str) -> bool {

@@ -122,6 +122,8 @@ async fn fresh_view(
 mod tests {
     use super::*;
 
+    /// An in-memory database with the real schema; foreign keys are off on
+    /// its one connection, so sessions need no mesh or member rows.
     async fn pool_with_sessions() -> AnyPool {
         sqlx::any::install_default_drivers();
         let pool = sqlx::any::AnyPoolOptions::new()
@@ -129,22 +131,19 @@ mod tests {
             .connect("sqlite::memory:")
             .await
             .unwrap();
-        for sql in [
-            "CREATE TABLE broker_sessions (session_key TEXT PRIMARY KEY, mesh_id TEXT, \
-             member_id TEXT, member_key TEXT, display_name TEXT, role TEXT, groups TEXT, \
-             status TEXT, summary TEXT, connected_at BIGINT)",
-            "CREATE TABLE mesh_members (id TEXT, mesh_id TEXT, display_name TEXT, role TEXT, \
-             joined_at BIGINT, revoked_at BIGINT)",
-            "CREATE TABLE mesh_member_keys (member_id TEXT, public_key TEXT, created_at BIGINT)",
-        ] {
-            sqlx::query(sql).execute(&pool).await.unwrap();
-        }
+        crate::db::pool::MIGRATOR.run(&pool).await.unwrap();
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&pool)
+            .await
+            .unwrap();
         pool
     }
 
     async fn connect(pool: &AnyPool, mesh_id: &str, session_key: &str) {
         sqlx::query(
-            "INSERT INTO broker_sessions VALUES ($1, $2, 'mem', 'k', 'Ann', '', '[]', 'idle', '', 1)",
+            "INSERT INTO broker_sessions (session_key, mesh_id, member_id, member_key, \
+             display_name, role, groups, status, summary, connected_at, instance_id, conn_id) \
+             VALUES ($1, $2, 'mem', 'k', 'Ann', '', '[]', 'idle', '', 1, 'i', 'c')",
         )
         .bind(session_key)
         .bind(mesh_id)

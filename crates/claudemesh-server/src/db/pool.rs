@@ -174,7 +174,7 @@ impl Db {
 }
 
 /// The migrations embedded in this build.
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The file behind a `sqlite:` URL, if it names one (not `:memory:`).
 fn sqlite_file_of(url: &str) -> Option<PathBuf> {

@@ -33,6 +33,7 @@ on_both_engines!(
     sessions_connecting_at_once_each_see_all_the_others,
     a_session_connecting_again_closes_its_older_connection,
     a_full_mesh_and_a_member_at_their_limit_refuse_with_their_codes,
+    a_session_whose_waiting_messages_cannot_be_read_is_told_to_connect_again,
 );
 
 async fn next_text(client: &Client) -> (String, String) {
@@ -522,6 +523,43 @@ async fn a_busy_session_gets_only_now_until_it_is_idle(engine: Engine) {
     let mut held = vec![next_text(&bob).await.1, next_text(&bob).await.1];
     held.sort();
     assert_eq!(held, vec!["when you have a minute", "whenever"]);
+}
+
+/// When the table of waiting messages cannot be read (here: renamed away
+/// under the server), the session is not left connected without them: it
+/// is closed with `internal` (going away), and its next connection gets
+/// what waited.
+async fn a_session_whose_waiting_messages_cannot_be_read_is_told_to_connect_again(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
+    let alice = mesh.connect(0).await;
+    let (bob, bob_again) = connect_to_reconnect(&mesh, 1).await;
+    bob.set_status(PeerStatus::Working).unwrap();
+    next(&alice, |e| matches!(e, Event::PeerUpdated(_)).then_some(())).await;
+    alice
+        .send("Bob", "when you have a minute", Priority::Next)
+        .await
+        .unwrap();
+    no_message(&bob).await;
+
+    let pool = server.state().pool();
+    sqlx::query("ALTER TABLE broker_deliveries RENAME TO broker_deliveries_away")
+        .execute(pool)
+        .await
+        .unwrap();
+    // Back to idle: what was held back is read, and cannot be.
+    bob.set_status(PeerStatus::Idle).unwrap();
+    assert_eq!(closed_with(&bob).await, Some(BrokerErrorCode::Internal));
+    sqlx::query("ALTER TABLE broker_deliveries_away RENAME TO broker_deliveries")
+        .execute(pool)
+        .await
+        .unwrap();
+
+    let bob = mesh
+        .session(bob_again, mesh.presence(1, &[]))
+        .await
+        .unwrap();
+    assert_eq!(next_text(&bob).await.1, "when you have a minute");
 }
 
 async fn sending_faster_than_the_rate_is_refused_with_a_wait(engine: Engine) {
@@ -1024,6 +1062,17 @@ fn same_session(identity: &SessionIdentity) -> SessionIdentity {
     }
 }
 
+/// A session of member `who`, and its identity again, to connect it anew.
+async fn connect_to_reconnect(mesh: &Mesh, who: usize) -> (Client, SessionIdentity) {
+    let identity = mesh.identity(who);
+    let again = same_session(&identity);
+    let client = mesh
+        .session(identity, mesh.presence(who, &[]))
+        .await
+        .unwrap();
+    (client, again)
+}
+
 async fn closed_with(client: &Client) -> Option<BrokerErrorCode> {
     next(client, |e| match e {
         Event::Closed { code, .. } => Some(code),
@@ -1075,12 +1124,7 @@ async fn a_full_mesh_and_a_member_at_their_limit_refuse_with_their_codes(engine:
         Ok(_) => None,
         Err(other) => panic!("{other}"),
     };
-    let alice_identity = mesh.identity(0);
-    let alice_again = same_session(&alice_identity);
-    let alice = mesh
-        .session(alice_identity, mesh.presence(0, &[]))
-        .await
-        .unwrap();
+    let (alice, alice_again) = connect_to_reconnect(&mesh, 0).await;
 
     // Alice's second session is one more than hers may be.
     assert_eq!(refused(0).await, Some(BrokerErrorCode::TooManyConnections));

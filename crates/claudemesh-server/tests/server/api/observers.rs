@@ -27,6 +27,7 @@ on_both_engines!(
     an_observer_is_listed_nowhere_and_sends_nothing,
     an_observer_sees_presence_and_the_members_messages_and_leaves_them_waiting,
     a_log_follower_that_never_reads_is_dropped_and_others_are_served,
+    a_members_observers_are_bounded_and_one_that_leaves_makes_room,
 );
 
 /// Member `who` (by index) as an observer.
@@ -41,6 +42,53 @@ async fn observe(server: &TestServer, mesh: &Mesh, who: usize) -> Client {
     )
     .await
     .expect("the observer connects")
+}
+
+/// Observers are in no table, so the instance counts them per member,
+/// against the same limit as a member's sessions; a member's sessions and
+/// another member's observers do not count against them.
+async fn a_members_observers_are_bounded_and_one_that_leaves_makes_room(engine: Engine) {
+    let server = TestServer::start_with(
+        engine,
+        Options {
+            broker_max_connections_per_member: Some(2),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
+    let _alice = mesh.connect(0).await;
+    let _bob_watching = observe(&server, &mesh, 1).await;
+    let first = observe(&server, &mesh, 0).await;
+    let second = observe(&server, &mesh, 0).await;
+    let third = Client::observe(&server.base_url, mesh.identity(0), mesh.presence(0, &[])).await;
+    assert!(
+        matches!(
+            third,
+            Err(ClientError::Refused {
+                code: BrokerErrorCode::TooManyConnections,
+                ..
+            })
+        ),
+        "a third observer of Alice's: {:?}",
+        third.err()
+    );
+    drop(first);
+    // The server counts the observer out once it sees the socket close.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match Client::observe(&server.base_url, mesh.identity(0), mesh.presence(0, &[])).await {
+            Ok(_) => break,
+            Err(ClientError::Refused {
+                code: BrokerErrorCode::TooManyConnections,
+                ..
+            }) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(other) => panic!("no room once an observer left: {other}"),
+        }
+    }
+    drop(second);
 }
 
 async fn an_observer_is_listed_nowhere_and_sends_nothing(engine: Engine) {
