@@ -47,6 +47,7 @@ pub struct Metrics {
     /// Events that did not fit a session's queue (the session then reads
     /// the table once it has caught up: nothing is lost).
     pub broker_queue_overflows: IntCounter,
+    pub broker_backlog_read_failures: IntCounter,
     /// Operations waiting for the writer, seen when it takes a batch.
     pub broker_writer_queue: IntGauge,
     /// Operations per writer transaction.
@@ -131,6 +132,11 @@ impl Metrics {
             "Events that did not fit a session's queue (read from the table later)",
         )
         .expect("metric");
+        let broker_backlog_read_failures = IntCounter::new(
+            "claudemesh_broker_backlog_read_failures_total",
+            "Reads of a session's waiting messages that failed (tried again on the connection)",
+        )
+        .expect("metric");
         let broker_writer_queue = IntGauge::new(
             "claudemesh_broker_writer_queue",
             "Operations waiting for the broker's writer",
@@ -186,6 +192,7 @@ impl Metrics {
             broker_refusals,
             broker_grant_drops,
             broker_queue_overflows,
+            broker_backlog_read_failures,
             broker_writer_queue,
             broker_writer_batch,
             broker_writer_commit,
@@ -203,7 +210,7 @@ impl Metrics {
         reason = "registration fails only for a name registered twice, which the unit test below would catch"
     )]
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 16] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 17] = [
             Box::new(self.http_requests.clone()),
             Box::new(self.http_duration.clone()),
             Box::new(self.broker_sessions.clone()),
@@ -213,6 +220,7 @@ impl Metrics {
             Box::new(self.broker_refusals.clone()),
             Box::new(self.broker_grant_drops.clone()),
             Box::new(self.broker_queue_overflows.clone()),
+            Box::new(self.broker_backlog_read_failures.clone()),
             Box::new(self.broker_writer_queue.clone()),
             Box::new(self.broker_writer_batch.clone()),
             Box::new(self.broker_writer_commit.clone()),

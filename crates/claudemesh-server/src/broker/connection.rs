@@ -239,6 +239,9 @@ struct Session {
     early: HashSet<String>,
     /// The last backlog read was full: read again once these are acked.
     more_waiting: bool,
+    /// The last backlog read failed: when to read again (see
+    /// [`BacklogRetry`]).
+    backlog_retry: Option<BacklogRetry>,
     handle: Arc<ConnHandle>,
     welcome: Option<Welcome>,
     /// Watches and sends nothing (`hello.observer`): see [`admit_observer`].
@@ -424,6 +427,7 @@ async fn admit(
         unacked: HashSet::new(),
         early: HashSet::new(),
         more_waiting: false,
+        backlog_retry: None,
         handle,
         welcome: None,
         observer: hello.observer,
@@ -551,14 +555,19 @@ async fn run(
             Next::End => return,
         }
         // An observer that fell behind has lost what did not fit its queue
-        // (it reads no table); anyone else reads what waits for them.
+        // (it reads no table); anyone else reads what waits for them. (Then
+        // on to the queue: events arriving meanwhile may set `behind` again,
+        // and only the queue's reader below makes room.)
         if session.handle.behind.swap(false, Ordering::AcqRel) && !session.observer {
             next = backlog(socket, broker, session).await;
-            continue;
+            if !matches!(next, Next::Continue) {
+                continue;
+            }
         }
         if rx.is_empty() && socket.flush().await.is_err() {
             return;
         }
+        let retry_at = session.backlog_retry.as_ref().map(|retry| retry.at);
         next = tokio::select! {
             incoming = socket.recv() => {
                 last_heard = Instant::now();
@@ -605,6 +614,7 @@ async fn run(
                     Next::Continue
                 }
             }
+            () = until(retry_at) => backlog(socket, broker, session).await,
             _ = shutdown.changed() => Next::Close(None, Refusal {
                 code: Code::Internal,
                 message: "The server is restarting; connect again".into(),
@@ -614,11 +624,59 @@ async fn run(
     }
 }
 
-/// Sends what waits in the table; says what the loop does next.
+/// Sends what waits in the table; says what the loop does next. A read
+/// that fails is tried again later, on this connection (see
+/// [`BacklogRetry`]).
 async fn backlog(socket: &mut Socket, broker: &Broker, session: &mut Session) -> Next {
     match Box::pin(push_backlog(socket, broker, session)).await {
-        Ok(()) => Next::Continue,
-        Err(failed) => failed.next(),
+        Ok(()) => {
+            session.backlog_retry = None;
+            Next::Continue
+        }
+        Err(BacklogFailed::Unreadable) => {
+            broker.backlog_read_failed();
+            session.backlog_retry = Some(BacklogRetry::after(session.backlog_retry.as_ref()));
+            Next::Continue
+        }
+        Err(BacklogFailed::Socket) => Next::End,
+    }
+}
+
+/// Waits until `at`; forever when there is nothing to wait for.
+async fn until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// When a session whose waiting messages could not be read reads them
+/// again. The connection stays: live messages still reach it, and closing
+/// it would only bring its client back at once to a database that is still
+/// failing (every session of the instance, when they were all woken to
+/// read). The waits double from [`BACKLOG_RETRY_FIRST`] to
+/// [`BACKLOG_RETRY_MAX`], each between half and the whole of its ceiling,
+/// so the sessions that failed together do not all read again together.
+struct BacklogRetry {
+    at: tokio::time::Instant,
+    ceiling: Duration,
+}
+
+const BACKLOG_RETRY_FIRST: Duration = Duration::from_secs(1);
+const BACKLOG_RETRY_MAX: Duration = Duration::from_secs(30);
+
+impl BacklogRetry {
+    /// The retry after `previous` (the first, if none).
+    fn after(previous: Option<&Self>) -> Self {
+        let ceiling = previous.map_or(BACKLOG_RETRY_FIRST, |p| {
+            p.ceiling.saturating_mul(2).min(BACKLOG_RETRY_MAX)
+        });
+        let [first, ..] = random_bytes();
+        let wait = ceiling / 2 + ceiling / 2 * u32::from(first) / 256;
+        Self {
+            at: tokio::time::Instant::now() + wait,
+            ceiling,
+        }
     }
 }
 
@@ -691,14 +749,11 @@ async fn push(
     Ok(true)
 }
 
-/// Why sending the waiting messages ended the connection.
+/// Why the waiting messages were not all sent.
 enum BacklogFailed {
     /// The socket failed: nothing more can be said to the client.
     Socket,
-    /// The table could not be read, even after [`BACKLOG_READ_WAITS`]: the
-    /// client is told to connect again, and its next connection reads what
-    /// waits. (Going on without it would leave a message waiting for this
-    /// session until some later reconnect.)
+    /// The table could not be read.
     Unreadable,
 }
 
@@ -708,45 +763,24 @@ impl From<SocketError> for BacklogFailed {
     }
 }
 
-impl BacklogFailed {
-    /// What the connection does next: close, saying why if it still can.
-    fn next(self) -> Next {
-        match self {
-            Self::Socket => Next::End,
-            Self::Unreadable => Next::Close(
-                None,
-                Refusal {
-                    code: Code::Internal,
-                    message: "The broker could not read your waiting messages; connect again"
-                        .into(),
-                    close: CLOSE_GOING_AWAY,
-                },
-            ),
-        }
-    }
-}
-
-/// The waits before reading the waiting messages again after a failed
-/// read (a busy pool, a database restarting).
-const BACKLOG_READ_WAITS: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(500)];
-
 /// Sends what waits in the table for this session's keys.
 async fn push_backlog(
     socket: &mut Socket,
     broker: &Broker,
     session: &mut Session,
 ) -> Result<(), BacklogFailed> {
-    let mut waits = BACKLOG_READ_WAITS.iter();
-    let waiting = loop {
-        match store::waiting_for(&broker.pool, &session.keys(), broker.now(), BACKLOG_BATCH).await {
-            Ok(waiting) => break waiting,
-            Err(err) => {
-                tracing::warn!(error = %err, "broker: cannot read waiting messages");
-                match waits.next() {
-                    Some(wait) => tokio::time::sleep(*wait).await,
-                    None => return Err(BacklogFailed::Unreadable),
-                }
-            }
+    let waiting = match store::waiting_for(
+        &broker.pool,
+        &session.keys(),
+        broker.now(),
+        BACKLOG_BATCH,
+    )
+    .await
+    {
+        Ok(waiting) => waiting,
+        Err(err) => {
+            tracing::warn!(error = %err, "broker: cannot read waiting messages; trying again later");
+            return Err(BacklogFailed::Unreadable);
         }
     };
     session.more_waiting = waiting.len() as i64 >= BACKLOG_BATCH;
@@ -893,7 +927,7 @@ async fn handle(
         METRICS.refusal(code.as_str());
     }
     if send(socket, &reply).await.is_err() {
-        return Next::Close(None, refuse(Code::Internal, "send failed"));
+        return Next::End;
     }
     Next::Continue
 }

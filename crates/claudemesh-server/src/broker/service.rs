@@ -107,6 +107,9 @@ pub struct Inner {
     pub(super) welcome_reads: WelcomeReads,
     /// Room for the admissions that may use the database at once.
     pub(super) admitting: tokio::sync::Semaphore,
+    /// Reads of a session's waiting messages that failed (each is tried
+    /// again later on its connection).
+    backlog_read_failures: std::sync::atomic::AtomicU64,
 }
 
 /// Sessions admitted at once, at most (their queries, their welcomes being
@@ -194,6 +197,7 @@ impl Broker {
             accepting: Default::default(),
             welcome_reads: WelcomeReads::default(),
             admitting: tokio::sync::Semaphore::new(MAX_ADMITTING),
+            backlog_read_failures: Default::default(),
         }));
         broker.spawn_housekeeping();
         let (on_event, on_gap) = (broker.clone(), broker.clone());
@@ -283,6 +287,19 @@ impl Broker {
             .broker_grant_drops
             .with_label_values(&[cap.as_str()])
             .inc();
+    }
+
+    /// How many reads of a session's waiting messages failed on this
+    /// instance.
+    pub fn backlog_read_failures(&self) -> u64 {
+        self.backlog_read_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(super) fn backlog_read_failed(&self) {
+        self.backlog_read_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        crate::metrics::METRICS.broker_backlog_read_failures.inc();
     }
 
     /// Copies refused or skipped since start, by capability.
