@@ -614,7 +614,10 @@ async fn run(
                     Next::Continue
                 }
             }
-            () = until(retry_at) => backlog(socket, broker, session).await,
+            () = until(retry_at) => {
+                let failed = session.backlog_retry.take();
+                read_backlog(socket, broker, session, failed).await
+            }
             _ = shutdown.changed() => Next::Close(None, Refusal {
                 code: Code::Internal,
                 message: "The server is restarting; connect again".into(),
@@ -624,18 +627,32 @@ async fn run(
     }
 }
 
-/// Sends what waits in the table; says what the loop does next. A read
-/// that fails is tried again later, on this connection (see
-/// [`BacklogRetry`]).
+/// Sends what waits in the table; says what the loop does next. While a
+/// read that failed waits to be tried again (see [`BacklogRetry`]), this
+/// reads nothing: that read will send everything. (Every session of the
+/// instance is told to read when the bus has a gap, as it does every half
+/// second while the database is down: they would all read together.)
 async fn backlog(socket: &mut Socket, broker: &Broker, session: &mut Session) -> Next {
+    if session.backlog_retry.is_some() {
+        return Next::Continue;
+    }
+    read_backlog(socket, broker, session, None).await
+}
+
+/// Reads and sends what waits in the table now; a failed read is tried
+/// again later, on this connection, after `failed` (the retry that just
+/// came due, if this is one).
+async fn read_backlog(
+    socket: &mut Socket,
+    broker: &Broker,
+    session: &mut Session,
+    failed: Option<BacklogRetry>,
+) -> Next {
     match Box::pin(push_backlog(socket, broker, session)).await {
-        Ok(()) => {
-            session.backlog_retry = None;
-            Next::Continue
-        }
+        Ok(()) => Next::Continue,
         Err(BacklogFailed::Unreadable) => {
             broker.backlog_read_failed();
-            session.backlog_retry = Some(BacklogRetry::after(session.backlog_retry.as_ref()));
+            session.backlog_retry = Some(BacklogRetry::after(failed.as_ref()));
             Next::Continue
         }
         Err(BacklogFailed::Socket) => Next::End,
@@ -841,6 +858,11 @@ async fn handle(
                 // read the next part.
                 if broker.writer.ack_committed(keys, ids, broker.now()).await {
                     return backlog(socket, broker, session).await;
+                }
+                // Not recorded: the next part is read later all the same
+                // (what comes again, the client shows once).
+                if session.backlog_retry.is_none() {
+                    session.backlog_retry = Some(BacklogRetry::after(None));
                 }
             } else {
                 broker.writer.ack(keys, ids, broker.now()).await;
