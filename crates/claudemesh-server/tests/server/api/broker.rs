@@ -34,6 +34,7 @@ on_both_engines!(
     a_session_connecting_again_closes_its_older_connection,
     a_full_mesh_and_a_member_at_their_limit_refuse_with_their_codes,
     a_waiting_message_that_could_not_be_read_comes_once_the_table_can_be,
+    a_session_whose_welcome_fails_leaves_nothing_behind,
 );
 
 async fn next_text(client: &Client) -> (String, String) {
@@ -564,6 +565,55 @@ async fn a_waiting_message_that_could_not_be_read_comes_once_the_table_can_be(en
     assert_eq!(next_text(&bob).await.1, "when you have a minute");
     let failures = server.state().broker.backlog_read_failures();
     assert!(failures <= 3, "{failures} failed reads");
+}
+
+/// A session whose welcome cannot be built (here: the grants table renamed
+/// away, which only the welcome reads) after it was registered is refused
+/// as `internal`, and leaves as any session does: no one sees it, and it
+/// does not count against its member's limit.
+async fn a_session_whose_welcome_fails_leaves_nothing_behind(engine: Engine) {
+    let server = TestServer::start_with(
+        engine,
+        Options {
+            broker_max_connections_per_member: Some(1),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
+    let pool = server.state().pool();
+    sqlx::query("ALTER TABLE mesh_grants RENAME TO mesh_grants_away")
+        .execute(pool)
+        .await
+        .unwrap();
+    match connect_as(&mesh, 0, mesh.identity(0)).await {
+        Err(ClientError::Refused {
+            code: BrokerErrorCode::Internal,
+            ..
+        }) => {}
+        other => panic!("the welcome could not be built, yet: {:?}", other.err()),
+    }
+    sqlx::query("ALTER TABLE mesh_grants_away RENAME TO mesh_grants")
+        .execute(pool)
+        .await
+        .unwrap();
+
+    // Alice's one session may be this one: the failed one is gone.
+    let alice = connect_as(&mesh, 0, mesh.identity(0))
+        .await
+        .expect("Alice connects once the welcome can be built");
+    let bob = mesh.connect(1).await;
+    let peers: Vec<&str> = bob
+        .welcome()
+        .peers
+        .iter()
+        .map(|p| p.session_key.as_str())
+        .collect();
+    assert_eq!(
+        peers,
+        [alice.session_key()],
+        "Bob sees Alice's live session only"
+    );
 }
 
 async fn sending_faster_than_the_rate_is_refused_with_a_wait(engine: Engine) {
