@@ -477,6 +477,14 @@ impl Streaming {
     /// stderr.
     pub(crate) async fn finish(&mut self) -> (i32, String) {
         drop(self.stdin.take());
+        self.exited().await
+    }
+
+    /// Waits for it to exit on its own, its stdin left open (a program
+    /// that reads it could take the end of input for its cue to exit,
+    /// ahead of a signal on its way), and for every process it started to
+    /// let go of its stdout and stderr: the exit code and all of stderr.
+    pub(crate) async fn exited(&mut self) -> (i32, String) {
         let Some(status) = exit_of(&mut self.child).await else {
             panic!("the CLI did not exit\n{}", self.context());
         };
