@@ -5,6 +5,7 @@
 //! error codes. Nothing in this crate touches a socket or a file, so all of it
 //! is unit-tested in isolation.
 
+pub mod backoff;
 pub mod broker;
 pub mod e2e;
 pub mod error;

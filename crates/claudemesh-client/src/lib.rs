@@ -14,7 +14,7 @@
 //! (jittered, so the sessions of a dead instance do not all come back at
 //! once), and sends again what got no `sent` as the same [`Outgoing`].
 
-pub mod backoff;
+pub use claudemesh_api::backoff;
 pub mod target;
 
 use claudemesh_api::broker::{

@@ -20,6 +20,7 @@ use crate::meshes::log::LogEvent;
 use crate::metrics::METRICS;
 use axum::extract::State;
 use axum::response::Response;
+use claudemesh_api::backoff::Backoff;
 use claudemesh_api::broker::SessionRight;
 use claudemesh_api::broker::{
     BrokerErrorCode as Code, ClientFrame, Hello, MAX_ATTESTATION_MS, MAX_FRAME_BYTES, MAX_GROUPS,
@@ -652,7 +653,7 @@ async fn read_backlog(
         Ok(()) => Next::Continue,
         Err(BacklogFailed::Unreadable) => {
             broker.backlog_read_failed();
-            session.backlog_retry = Some(BacklogRetry::after(failed.as_ref()));
+            session.backlog_retry = Some(BacklogRetry::after(failed));
             Next::Continue
         }
         Err(BacklogFailed::Socket) => Next::End,
@@ -671,28 +672,28 @@ async fn until(at: Option<tokio::time::Instant>) {
 /// again. The connection stays: live messages still reach it, and closing
 /// it would only bring its client back at once to a database that is still
 /// failing (every session of the instance, when they were all woken to
-/// read). The waits double from [`BACKLOG_RETRY_FIRST`] to
-/// [`BACKLOG_RETRY_MAX`], each between half and the whole of its ceiling,
-/// so the sessions that failed together do not all read again together.
+/// read). The waits are the clients' reconnect backoff ([`Backoff`]: full
+/// jitter, the ceiling doubling from [`BACKLOG_RETRY_FIRST`] to
+/// [`BACKLOG_RETRY_MAX`]), so the sessions that failed together do not all
+/// read again together.
 struct BacklogRetry {
     at: tokio::time::Instant,
-    ceiling: Duration,
+    backoff: Backoff,
 }
 
 const BACKLOG_RETRY_FIRST: Duration = Duration::from_secs(1);
 const BACKLOG_RETRY_MAX: Duration = Duration::from_secs(30);
 
 impl BacklogRetry {
-    /// The retry after `previous` (the first, if none).
-    fn after(previous: Option<&Self>) -> Self {
-        let ceiling = previous.map_or(BACKLOG_RETRY_FIRST, |p| {
-            p.ceiling.saturating_mul(2).min(BACKLOG_RETRY_MAX)
-        });
-        let [first, ..] = random_bytes();
-        let wait = ceiling / 2 + ceiling / 2 * u32::from(first) / 256;
+    /// The retry after `failed` (the first, if none).
+    fn after(failed: Option<Self>) -> Self {
+        let mut backoff = failed.map_or_else(
+            || Backoff::new(BACKLOG_RETRY_FIRST, BACKLOG_RETRY_MAX),
+            |failed| failed.backoff,
+        );
         Self {
-            at: tokio::time::Instant::now() + wait,
-            ceiling,
+            at: tokio::time::Instant::now() + backoff.next_wait(),
+            backoff,
         }
     }
 }

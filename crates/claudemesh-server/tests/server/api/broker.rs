@@ -500,13 +500,19 @@ async fn an_unacknowledged_message_comes_again_after_a_reconnect(engine: Engine)
     no_message(&bob).await;
 }
 
-async fn a_busy_session_gets_only_now_until_it_is_idle(engine: Engine) {
-    let server = TestServer::start(engine).await;
-    let mesh = server.mesh(&["Alice", "Bob"]).await;
+/// Alice, and Bob at work (once Alice has seen him so).
+async fn alice_and_busy_bob(mesh: &Mesh) -> (Client, Client) {
     let alice = mesh.connect(0).await;
     let bob = mesh.connect(1).await;
     bob.set_status(PeerStatus::Working).unwrap();
     next(&alice, |e| matches!(e, Event::PeerUpdated(_)).then_some(())).await;
+    (alice, bob)
+}
+
+async fn a_busy_session_gets_only_now_until_it_is_idle(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
+    let (alice, bob) = alice_and_busy_bob(&mesh).await;
 
     alice
         .send("Bob", "when you have a minute", Priority::Next)
@@ -533,10 +539,7 @@ async fn a_busy_session_gets_only_now_until_it_is_idle(engine: Engine) {
 async fn a_waiting_message_that_could_not_be_read_comes_once_the_table_can_be(engine: Engine) {
     let server = TestServer::start(engine).await;
     let mesh = server.mesh(&["Alice", "Bob"]).await;
-    let alice = mesh.connect(0).await;
-    let bob = mesh.connect(1).await;
-    bob.set_status(PeerStatus::Working).unwrap();
-    next(&alice, |e| matches!(e, Event::PeerUpdated(_)).then_some(())).await;
+    let (alice, bob) = alice_and_busy_bob(&mesh).await;
     alice
         .send("Bob", "when you have a minute", Priority::Next)
         .await

@@ -1,4 +1,5 @@
-//! How long a session waits before connecting again after a drop:
+//! How long a session waits before connecting again after a drop (and the
+//! broker before it reads again what it could not read):
 //! exponential backoff with full jitter.
 //!
 //! When an instance of the server dies, every session it held drops at the
