@@ -336,29 +336,26 @@ async fn admit(
             "This mesh is archived; an admin can unarchive it",
         ));
     }
-    let (in_mesh, of_member) = if hello.observer {
-        admit_observer(broker, &membership.member_id)
-    } else {
-        (membership.sessions_in_mesh, membership.sessions_of_member)
+    let limits = store::SessionLimits {
+        in_mesh: i64::from(broker.settings.max_peers),
+        of_member: i64::from(broker.settings.max_connections_per_member),
     };
-    if in_mesh >= i64::from(broker.settings.max_peers) {
-        return Err(refuse(
-            Code::MeshFull,
-            format!(
-                "This mesh already has {} sessions connected",
-                broker.settings.max_peers
-            ),
-        ));
-    }
-    if of_member >= i64::from(broker.settings.max_connections_per_member) {
-        return Err(refuse(
-            Code::TooManyConnections,
-            format!(
-                "You already have {} sessions connected in this mesh",
-                broker.settings.max_connections_per_member
-            ),
-        ));
-    }
+    // An observer is in no table, so it counts for nothing in the mesh; it
+    // is bounded per member on this instance instead, by the same limit as
+    // a member's sessions.
+    let observer_slot = if hello.observer {
+        let limit = usize::try_from(limits.of_member).unwrap_or(usize::MAX);
+        let slot = broker.hub.reserve_observer(&membership.member_id, limit);
+        Some(slot.ok_or_else(|| over_limit(limits, 0))?)
+    } else {
+        // Refused early on the counts read with the membership; the row
+        // is written only while under the limits (see below).
+        let (in_mesh, of_member) = (membership.sessions_in_mesh, membership.sessions_of_member);
+        if in_mesh >= limits.in_mesh || of_member >= limits.of_member {
+            return Err(over_limit(limits, in_mesh));
+        }
+        None
+    };
     let conn_id = new_id("conn");
     let peer = peer_of(&hello, &membership.member_id, now);
     // Before the session's row: a failure here leaves nothing to undo.
@@ -366,16 +363,23 @@ async fn admit(
         .await
         .map_err(internal)?;
     if !hello.observer {
-        store::upsert_session(
-            &broker.pool,
-            &hello.mesh_id,
-            &peer,
-            now,
-            &broker.instance_id,
-            &conn_id,
-        )
-        .await
-        .map_err(internal)?;
+        let session = store::NewSession {
+            mesh_id: &hello.mesh_id,
+            peer: &peer,
+            connected_at: now,
+            instance_id: &broker.instance_id,
+            conn_id: &conn_id,
+        };
+        let recorded = store::insert_session_within(&broker.pool, broker.engine, &session, limits)
+            .await
+            .map_err(internal)?;
+        if !recorded {
+            // Others admitted meanwhile took the last places.
+            let in_mesh = store::sessions_in_mesh(&broker.pool, &hello.mesh_id, &hello.session_key)
+                .await
+                .map_err(internal)?;
+            return Err(over_limit(limits, in_mesh));
+        }
     }
 
     let (tx, rx) = mpsc::channel(CONN_QUEUE);
@@ -389,7 +393,7 @@ async fn admit(
         observer: hello.observer,
         behind: AtomicBool::new(false),
     });
-    let replaced = broker.hub.register(Arc::clone(&handle));
+    let replaced = broker.hub.register(Arc::clone(&handle), observer_slot);
     METRICS.broker_sessions.inc();
     broker.log().push(
         &hello.mesh_id,
@@ -480,12 +484,27 @@ async fn welcome(
     })
 }
 
-/// An observer is in no table, so it counts for nothing in the mesh; it is
-/// bounded per member on this instance instead, by the same limit as a
-/// member's sessions. Returns the counts [`admit`] checks.
-fn admit_observer(broker: &Broker, member_id: &str) -> (i64, i64) {
-    let observers = broker.hub.observers_of(member_id);
-    (0, i64::try_from(observers).unwrap_or(i64::MAX))
+/// The refusal of a session over `limits`: the mesh's first, then the
+/// member's (also when the counts read after a refused write no longer say
+/// so: a place taken, then freed, meanwhile).
+fn over_limit(limits: store::SessionLimits, in_mesh: i64) -> Refusal {
+    if in_mesh >= limits.in_mesh {
+        refuse(
+            Code::MeshFull,
+            format!(
+                "This mesh already has {} sessions connected",
+                limits.in_mesh
+            ),
+        )
+    } else {
+        refuse(
+            Code::TooManyConnections,
+            format!(
+                "You already have {} sessions connected in this mesh",
+                limits.of_member
+            ),
+        )
+    }
 }
 
 fn check_hello_fields(hello: &Hello) -> Result<(), Refusal> {
@@ -801,8 +820,8 @@ async fn push_backlog(
             return Err(BacklogFailed::Unreadable);
         }
     };
-    session.more_waiting = waiting.len() as i64 >= BACKLOG_BATCH;
-    for envelope in &waiting {
+    session.more_waiting = waiting.full;
+    for envelope in &waiting.envelopes {
         push(socket, session, envelope, None).await?;
     }
     Ok(socket.flush().await?)

@@ -99,6 +99,22 @@ struct Inner {
     directories: HashMap<String, Directory>,
 }
 
+/// A place among a member's observers on this instance (see
+/// [`Hub::reserve_observer`]).
+pub struct ObserverSlot<'hub> {
+    hub: &'hub Hub,
+    member_id: String,
+    registered: bool,
+}
+
+impl Drop for ObserverSlot<'_> {
+    fn drop(&mut self) {
+        if !self.registered {
+            Hub::release_observer(&mut self.hub.lock(), &self.member_id);
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct Hub {
     inner: Mutex<Inner>,
@@ -111,9 +127,50 @@ impl Hub {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Adds a connection; returns the other local connections of the same
-    /// session (a reconnect), which the caller closes.
-    pub fn register(&self, handle: Arc<ConnHandle>) -> Vec<Arc<ConnHandle>> {
+    /// Takes a place among a member's observers here if fewer than `limit`
+    /// hold one. Taken at admission, in one step with the count, so that
+    /// observers admitted at the same moment cannot pass the limit
+    /// together; given back when the slot is dropped unless a connection
+    /// registered with it (it is then given back when that one leaves).
+    pub fn reserve_observer(&self, member_id: &str, limit: usize) -> Option<ObserverSlot<'_>> {
+        let mut inner = self.lock();
+        let count = inner.observers.entry(member_id.to_owned()).or_default();
+        if *count >= limit {
+            if *count == 0 {
+                inner.observers.remove(member_id);
+            }
+            return None;
+        }
+        *count += 1;
+        Some(ObserverSlot {
+            hub: self,
+            member_id: member_id.to_owned(),
+            registered: false,
+        })
+    }
+
+    fn release_observer(inner: &mut Inner, member_id: &str) {
+        if let Some(count) = inner.observers.get_mut(member_id) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                inner.observers.remove(member_id);
+            }
+        }
+    }
+
+    /// Adds a connection (an observer with the slot it was admitted with);
+    /// returns the other local connections of the same session (a
+    /// reconnect), which the caller closes.
+    pub fn register(
+        &self,
+        handle: Arc<ConnHandle>,
+        observer_slot: Option<ObserverSlot<'_>>,
+    ) -> Vec<Arc<ConnHandle>> {
+        debug_assert_eq!(handle.observer, observer_slot.is_some());
+        if let Some(mut slot) = observer_slot {
+            // Its place is given back when this connection leaves.
+            slot.registered = true;
+        }
         let mut inner = self.lock();
         let replaced: Vec<Arc<ConnHandle>> = inner
             .by_key
@@ -136,9 +193,6 @@ impl Hub {
             .entry(handle.mesh_id.clone())
             .or_default()
             .insert(handle.conn_id.clone());
-        if handle.observer {
-            *inner.observers.entry(handle.member_id.clone()).or_default() += 1;
-        }
         inner.conns.insert(handle.conn_id.clone(), handle);
         replaced
     }
@@ -148,13 +202,8 @@ impl Hub {
         let Some(handle) = inner.conns.remove(conn_id) else {
             return;
         };
-        if handle.observer
-            && let Some(count) = inner.observers.get_mut(&handle.member_id)
-        {
-            *count -= 1;
-            if *count == 0 {
-                inner.observers.remove(&handle.member_id);
-            }
+        if handle.observer {
+            Self::release_observer(&mut inner, &handle.member_id);
         }
         for key in [&handle.session_key, &handle.member_key] {
             if let Some(ids) = inner.by_key.get_mut(key) {
@@ -172,12 +221,6 @@ impl Hub {
                 inner.directories.remove(&handle.mesh_id);
             }
         }
-    }
-
-    /// The observers this instance holds for a member (observers are
-    /// bounded per instance: they are in no table to count).
-    pub fn observers_of(&self, member_id: &str) -> usize {
-        self.lock().observers.get(member_id).copied().unwrap_or(0)
     }
 
     pub fn serves_mesh(&self, mesh_id: &str) -> bool {

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::clock::rfc3339;
+use crate::db::pool::Engine;
 use crate::db::sql::{insert_sql, placeholders};
 
 /// A message to store: what the sender sent, with its id (the sender's
@@ -176,26 +177,55 @@ pub async fn sessions_of_instance(
     Ok(rows.into_iter().collect())
 }
 
-/// Records a connected session; a reconnect of the same session key takes
-/// its row over.
-pub async fn upsert_session(
+/// A session to record as connected.
+pub struct NewSession<'a> {
+    pub mesh_id: &'a str,
+    pub peer: &'a Peer,
+    pub connected_at: i64,
+    pub instance_id: &'a str,
+    pub conn_id: &'a str,
+}
+
+/// How many sessions a mesh, and one member in it, may have connected.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    pub in_mesh: i64,
+    pub of_member: i64,
+}
+
+/// Records a connected session if its mesh and its member are still under
+/// `limits`; false, with nothing written, if not. A reconnect of the same
+/// session key takes its row over and does not count against itself.
+///
+/// The counts and the row are one statement, so sessions admitted at the
+/// same moment cannot pass a limit together (each counting the others out
+/// before any row is written, as a count read first would). SQLite runs a
+/// writing statement whole under its write lock; on PostgreSQL, whose
+/// statements each count what was committed when they began, the
+/// statement waits for a lock on the mesh held to the end of its
+/// transaction, so the next admission of the mesh, on any instance, counts
+/// this row.
+pub async fn insert_session_within(
     pool: &AnyPool,
-    mesh_id: &str,
-    peer: &Peer,
-    connected_at: i64,
-    instance_id: &str,
-    conn_id: &str,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+    engine: Engine,
+    session: &NewSession<'_>,
+    limits: SessionLimits,
+) -> Result<bool, sqlx::Error> {
+    let peer = session.peer;
+    let insert = sqlx::query(
         "INSERT INTO broker_sessions (session_key, mesh_id, member_id, member_key, display_name, \
          role, groups, status, summary, connected_at, instance_id, conn_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 \
+         WHERE (SELECT COUNT(*) FROM broker_sessions s \
+                WHERE s.mesh_id = $2 AND s.session_key <> $1) < $13 \
+           AND (SELECT COUNT(*) FROM broker_sessions s \
+                WHERE s.mesh_id = $2 AND s.member_id = $3 AND s.session_key <> $1) < $14 \
          ON CONFLICT (session_key) DO UPDATE SET mesh_id = $2, member_id = $3, member_key = $4, \
          display_name = $5, role = $6, groups = $7, status = $8, summary = $9, \
          connected_at = $10, instance_id = $11, conn_id = $12",
     )
     .bind(&peer.session_key)
-    .bind(mesh_id)
+    .bind(session.mesh_id)
     .bind(&peer.member_id)
     .bind(&peer.member_key)
     .bind(&peer.display_name)
@@ -203,12 +233,40 @@ pub async fn upsert_session(
     .bind(serde_json::to_string(&peer.groups).unwrap_or_else(|_| "[]".into()))
     .bind(peer.status.as_str())
     .bind(&peer.summary)
-    .bind(connected_at)
-    .bind(instance_id)
-    .bind(conn_id)
-    .execute(pool)
+    .bind(session.connected_at)
+    .bind(session.instance_id)
+    .bind(session.conn_id)
+    .bind(limits.in_mesh)
+    .bind(limits.of_member);
+    let inserted = if engine == Engine::Postgres {
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT 1 FROM pg_advisory_xact_lock(hashtextextended($1, 0))")
+            .bind(format!("broker_sessions:{}", session.mesh_id))
+            .execute(&mut *tx)
+            .await?;
+        let inserted = insert.execute(&mut *tx).await?.rows_affected();
+        tx.commit().await?;
+        inserted
+    } else {
+        insert.execute(pool).await?.rows_affected()
+    };
+    Ok(inserted > 0)
+}
+
+/// The sessions connected in a mesh, not counting `session_key`.
+pub async fn sessions_in_mesh(
+    pool: &AnyPool,
+    mesh_id: &str,
+    session_key: &str,
+) -> Result<i64, sqlx::Error> {
+    let (count,): (i64,) = sqlx::query_as(
+        "SELECT COUNT(*) FROM broker_sessions WHERE mesh_id = $1 AND session_key <> $2",
+    )
+    .bind(mesh_id)
+    .bind(session_key)
+    .fetch_one(pool)
     .await?;
-    Ok(())
+    Ok(count)
 }
 
 pub async fn update_session(
@@ -483,13 +541,22 @@ const ENVELOPE_COLUMNS: &str = "m.id, m.mesh_id, m.sender_member_id, m.sender_se
     m.attestation_rights, m.kind, m.group_name, m.priority, m.body_nonce, m.body, m.created_at, \
     d.recipient_key, d.key_nonce, d.key_box";
 
-/// Undelivered, unexpired messages for any of `keys`, oldest first.
+/// What one read of a session's waiting messages found.
+pub struct Waiting {
+    /// The messages this build can read, oldest first.
+    pub envelopes: Vec<Envelope>,
+    /// The read took as many rows as it asked for: more may wait.
+    pub full: bool,
+}
+
+/// Undelivered, unexpired messages for any of `keys`, oldest first, at most
+/// `limit` rows.
 pub async fn waiting_for(
     pool: &AnyPool,
     keys: &[&str],
     now: i64,
     limit: i64,
-) -> Result<Vec<Envelope>, sqlx::Error> {
+) -> Result<Waiting, sqlx::Error> {
     let sql = format!(
         "SELECT {ENVELOPE_COLUMNS} FROM broker_deliveries d \
          JOIN broker_messages m ON m.id = d.message_id \
@@ -499,12 +566,15 @@ pub async fn waiting_for(
         keys.len() + 1,
         keys.len() + 2,
     );
-    let mut query = sqlx::query_as::<_, EnvelopeRow>(sqlx::AssertSqlSafe(sql));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for key in keys {
         query = query.bind(*key);
     }
     let rows = query.bind(now).bind(limit).fetch_all(pool).await?;
-    Ok(rows.into_iter().map(EnvelopeRow::into_envelope).collect())
+    Ok(Waiting {
+        full: i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit,
+        envelopes: readable_envelopes(&rows),
+    })
 }
 
 /// The undelivered deliveries of these messages, for recipients connected
@@ -522,12 +592,37 @@ pub async fn deliveries_of(
          WHERE d.message_id IN ({}) AND d.delivered_at IS NULL",
         placeholders(1, message_ids.len())
     );
-    let mut query = sqlx::query_as::<_, EnvelopeRow>(sqlx::AssertSqlSafe(sql));
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for id in message_ids {
         query = query.bind(id);
     }
     let rows = query.fetch_all(pool).await?;
-    Ok(rows.into_iter().map(EnvelopeRow::into_envelope).collect())
+    Ok(readable_envelopes(&rows))
+}
+
+/// The envelopes of these rows, decoded one by one. A row this build
+/// cannot read (a kind or priority that a newer build wrote, while
+/// instances of both run on one database during an upgrade) is skipped and
+/// logged: failing the whole read would keep every other message from its
+/// recipient, on every try. The skipped row stays for a build that can
+/// read it, until it expires.
+fn readable_envelopes(rows: &[sqlx::any::AnyRow]) -> Vec<Envelope> {
+    use sqlx::{FromRow, Row};
+    rows.iter()
+        .filter_map(|row| match EnvelopeRow::from_row(row) {
+            Ok(row) => Some(row.into_envelope()),
+            Err(err) => {
+                let id: Option<String> = row.try_get("id").ok();
+                tracing::warn!(
+                    message_id = id.as_deref().unwrap_or("(unreadable)"),
+                    error = %err,
+                    "broker: skipping a stored message this build cannot read"
+                );
+                crate::metrics::METRICS.broker_unreadable_messages.inc();
+                None
+            }
+        })
+        .collect()
 }
 
 /// Recipient key, member id, member name, delivered at, expires at.

@@ -33,7 +33,9 @@ on_both_engines!(
     sessions_connecting_at_once_each_see_all_the_others,
     a_session_connecting_again_closes_its_older_connection,
     a_full_mesh_and_a_member_at_their_limit_refuse_with_their_codes,
+    sessions_connecting_at_once_cannot_pass_the_limits_together,
     a_waiting_message_that_could_not_be_read_comes_once_the_table_can_be,
+    a_waiting_message_this_build_cannot_read_keeps_no_other_back,
     a_session_whose_welcome_fails_leaves_nothing_behind,
 );
 
@@ -568,6 +570,57 @@ async fn a_waiting_message_that_could_not_be_read_comes_once_the_table_can_be(en
     assert_eq!(next_text(&bob).await.1, "when you have a minute");
     let failures = server.state().broker.backlog_read_failures();
     assert!(failures <= 3, "{failures} failed reads");
+}
+
+/// During an upgrade, instances of two builds share one database, and the
+/// newer may store what the older cannot read (here: a kind it does not
+/// know, which the newer build's migration would allow). The older build
+/// skips that message and delivers the others, instead of failing every
+/// read of the recipient's waiting messages.
+async fn a_waiting_message_this_build_cannot_read_keeps_no_other_back(engine: Engine) {
+    let server = TestServer::start(engine).await;
+    let mesh = server.mesh(&["Alice", "Bob"]).await;
+    let (alice, bob) = alice_and_busy_bob(&mesh).await;
+    let newer = alice
+        .send("Bob", "as a newer build would store it", Priority::Next)
+        .await
+        .unwrap();
+    alice
+        .send("Bob", "when you have a minute", Priority::Next)
+        .await
+        .unwrap();
+    no_message(&bob).await;
+
+    let mut conn = server.state().pool().acquire().await.unwrap();
+    let allow_any_kind = match engine {
+        Engine::Sqlite => "PRAGMA ignore_check_constraints = ON",
+        Engine::Postgres => {
+            "ALTER TABLE broker_messages DROP CONSTRAINT broker_messages_kind_check"
+        }
+    };
+    sqlx::query(allow_any_kind)
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let changed = sqlx::query("UPDATE broker_messages SET kind = 'digest' WHERE id = $1")
+        .bind(&newer.id)
+        .execute(&mut *conn)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 1);
+    if engine == Engine::Sqlite {
+        sqlx::query("PRAGMA ignore_check_constraints = OFF")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+    }
+    drop(conn);
+
+    bob.set_status(PeerStatus::Idle).unwrap();
+    assert_eq!(next_text(&bob).await.1, "when you have a minute");
+    no_message(&bob).await;
+    assert_eq!(server.state().broker.backlog_read_failures(), 0);
 }
 
 /// A session whose welcome cannot be built (here: the grants table renamed
@@ -1160,6 +1213,49 @@ async fn a_session_connecting_again_closes_its_older_connection(engine: Engine) 
     );
     let (peers, _) = bob.peers().await.unwrap();
     assert_eq!(peers.len(), 1, "{peers:?}");
+}
+
+/// Sessions connecting at the same moment are admitted up to the member's
+/// limit and the mesh's, and no further: the count and the session's row
+/// are one step, not a count that another admission can overtake before
+/// the row is written.
+async fn sessions_connecting_at_once_cannot_pass_the_limits_together(engine: Engine) {
+    let server = TestServer::start_with(
+        engine,
+        Options {
+            broker_max_peers: Some(4),
+            broker_max_connections_per_member: Some(2),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mesh = server.mesh(&["Alice", "Bob", "Carol", "Dave"]).await;
+    /// The sessions admitted, and the codes of those refused (sorted).
+    async fn at_once(mesh: &Mesh, who: &[usize]) -> (Vec<Client>, Vec<BrokerErrorCode>) {
+        let attempts = who
+            .iter()
+            .map(|&who| mesh.session(mesh.identity(who), mesh.presence(who, &[])));
+        let mut admitted = Vec::new();
+        let mut refused = Vec::new();
+        for outcome in futures_util::future::join_all(attempts).await {
+            match outcome {
+                Ok(client) => admitted.push(client),
+                Err(ClientError::Refused { code, .. }) => refused.push(code),
+                Err(other) => panic!("a session failed otherwise: {other}"),
+            }
+        }
+        refused.sort_by_key(|code| code.as_str());
+        (admitted, refused)
+    }
+
+    let (alices, refused) = at_once(&mesh, &[0, 0, 0, 0, 0]).await;
+    assert_eq!(alices.len(), 2, "Alice's sessions admitted");
+    assert_eq!(refused, [BrokerErrorCode::TooManyConnections; 3]);
+
+    // Two places left in the mesh, three members asking at once.
+    let (others, refused) = at_once(&mesh, &[1, 2, 3]).await;
+    assert_eq!(others.len(), 2, "other members' sessions admitted");
+    assert_eq!(refused, [BrokerErrorCode::MeshFull]);
 }
 
 async fn a_full_mesh_and_a_member_at_their_limit_refuse_with_their_codes(engine: Engine) {

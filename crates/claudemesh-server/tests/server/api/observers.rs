@@ -28,6 +28,7 @@ on_both_engines!(
     an_observer_sees_presence_and_the_members_messages_and_leaves_them_waiting,
     a_log_follower_that_never_reads_is_dropped_and_others_are_served,
     a_members_observers_are_bounded_and_one_that_leaves_makes_room,
+    observers_connecting_at_once_cannot_pass_the_limit_together,
 );
 
 /// Member `who` (by index) as an observer.
@@ -89,6 +90,37 @@ async fn a_members_observers_are_bounded_and_one_that_leaves_makes_room(engine: 
         }
     }
     drop(second);
+}
+
+/// Observers of one member connecting at the same moment are admitted up
+/// to the limit and no further: each takes its place as it is counted, not
+/// once it is registered after the database's answers.
+async fn observers_connecting_at_once_cannot_pass_the_limit_together(engine: Engine) {
+    let server = TestServer::start_with(
+        engine,
+        Options {
+            broker_max_connections_per_member: Some(2),
+            ..Options::default()
+        },
+    )
+    .await;
+    let mesh = server.mesh(&["Alice"]).await;
+    let attempts =
+        (0..6).map(|_| Client::observe(&server.base_url, mesh.identity(0), mesh.presence(0, &[])));
+    let outcomes = futures_util::future::join_all(attempts).await;
+    let mut admitted = Vec::new();
+    let mut refused = 0;
+    for outcome in outcomes {
+        match outcome {
+            Ok(observer) => admitted.push(observer),
+            Err(ClientError::Refused {
+                code: BrokerErrorCode::TooManyConnections,
+                ..
+            }) => refused += 1,
+            Err(other) => panic!("an observer failed otherwise: {other}"),
+        }
+    }
+    assert_eq!((admitted.len(), refused), (2, 4), "admitted, refused");
 }
 
 async fn an_observer_is_listed_nowhere_and_sends_nothing(engine: Engine) {
