@@ -115,11 +115,16 @@ impl Db {
         let options = if engine == Engine::Sqlite {
             options.after_connect(|conn, _meta| {
                 Box::pin(async move {
-                    conn.execute(
+                    // The broker's checkpointing thread keeps the log short;
+                    // see `sqlite_checkpointer` for why these connections
+                    // should not checkpoint it themselves.
+                    let pragmas = format!(
                         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
-                    )
-                    .await?;
+                         PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000; \
+                         PRAGMA wal_autocheckpoint = {};",
+                        crate::db::sqlite_checkpointer::POOL_AUTOCHECKPOINT
+                    );
+                    conn.execute(sqlx::AssertSqlSafe(pragmas)).await?;
                     Ok(())
                 })
             })
