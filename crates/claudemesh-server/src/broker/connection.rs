@@ -245,7 +245,8 @@ struct Session {
     backlog_retry: Option<BacklogRetry>,
     handle: Arc<ConnHandle>,
     welcome: Option<Welcome>,
-    /// Watches and sends nothing (`hello.observer`): see [`admit_observer`].
+    /// Watches and sends nothing (`hello.observer`): see
+    /// [`Hub::reserve_observer`](super::hub::Hub::reserve_observer).
     observer: bool,
 }
 
@@ -370,9 +371,11 @@ async fn admit(
             instance_id: &broker.instance_id,
             conn_id: &conn_id,
         };
+        let turn = broker.session_write_turn(&hello.mesh_id).await;
         let recorded = store::insert_session_within(&broker.pool, broker.engine, &session, limits)
             .await
             .map_err(internal)?;
+        drop(turn);
         if !recorded {
             // Others admitted meanwhile took the last places.
             let in_mesh = store::sessions_in_mesh(&broker.pool, &hello.mesh_id, &hello.session_key)

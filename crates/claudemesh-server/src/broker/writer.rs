@@ -74,14 +74,18 @@ impl Writer {
         stored: impl Fn(Vec<Arc<NewMessage>>) + Send + 'static,
     ) -> Self {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        let (backend, checkpointer) = match sqlite_file.map(open_sqlite) {
-            Some(Ok((conn, checkpointer))) => (
+        let (backend, checkpointer) = match sqlite_file
+            .map(|file| (open_sqlite(file.clone()), file))
+        {
+            Some((Ok((conn, checkpointer)), _)) => (
                 Backend::Sqlite(Arc::new(std::sync::Mutex::new(conn))),
                 checkpointer,
             ),
-            Some(Err(err)) => {
+            Some((Err(err), file)) => {
                 tracing::warn!(error = %err, "broker: direct SQLite writer unavailable; using the pool");
-                (Backend::Pool(pool), None)
+                // The pool's connections leave the log to the checkpointing
+                // thread (`db::pool`): it runs whichever connection writes.
+                (Backend::Pool(pool), Checkpointer::start(file).ok())
             }
             None => (Backend::Pool(pool), None),
         };

@@ -11,7 +11,7 @@
 //! safety net far above where this thread keeps the log
 //! ([`POOL_AUTOCHECKPOINT`]): at SQLite's 1,000 pages every commit of the
 //! mesh log's appender stopped to checkpoint a log this thread had
-//! already copied (15% of the server's CPU on a paced load).
+//! already copied (16% of the server's CPU on a paced load).
 //!
 //! A PASSIVE checkpoint copies the log but never starts it again from its
 //! beginning: a writer does that only when it finds the log wholly copied
@@ -19,7 +19,9 @@
 //! it seldom does, and the log grew: 194 MB in a 20 s paced run, without
 //! bound had the load gone on. Past [`RESTART_PAST`] pages, this thread
 //! rewinds it (RESTART), which holds the writers back for the moment it
-//! takes (30–50 ms at that size on these machines), so it is kept rare.
+//! takes (30–50 ms at that size on these machines, and a writer waiting
+//! for SQLite's lock sleeps in steps of 1, 2, 5, 10… ms), so it is kept
+//! rare.
 
 use rusqlite::Connection;
 use std::path::PathBuf;
@@ -93,9 +95,10 @@ fn checkpoint(conn: &Connection, restart_past: i64) -> rusqlite::Result<(i64, i6
 }
 
 /// How a RESTART waits for the writer's transaction and the readers: a
-/// few microseconds at a time (SQLite's own waits start at a millisecond,
-/// while its writers wait), for at most about 5 ms, then gives up until
-/// the next time.
+/// few tens of microseconds at a time (SQLite's own waits start at a
+/// millisecond, while its writers wait), 200 times at most (a sleep of
+/// 25 µs takes 60–80 µs here: 12–16 ms in all, more on a loaded
+/// machine), then gives up until the next turn.
 fn wait_briefly(tries: i32) -> bool {
     if tries >= 200 {
         return false;
