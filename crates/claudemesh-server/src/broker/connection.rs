@@ -371,11 +371,9 @@ async fn admit(
             instance_id: &broker.instance_id,
             conn_id: &conn_id,
         };
-        let turn = broker.session_write_turn(&hello.mesh_id).await;
         let recorded = store::insert_session_within(&broker.pool, broker.engine, &session, limits)
             .await
             .map_err(internal)?;
-        drop(turn);
         if !recorded {
             // Others admitted meanwhile took the last places.
             let in_mesh = store::sessions_in_mesh(&broker.pool, &hello.mesh_id, &hello.session_key)

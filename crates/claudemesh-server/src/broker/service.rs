@@ -107,11 +107,6 @@ pub struct Inner {
     pub(super) welcome_reads: WelcomeReads,
     /// Room for the admissions that may use the database at once.
     pub(super) admitting: tokio::sync::Semaphore,
-    /// Admissions into one mesh write their session rows in turn here
-    /// (by a hash of the mesh id), so that those waiting for the mesh's
-    /// turn do not each hold a database connection meanwhile (see
-    /// `store::insert_session_within`).
-    session_writes: [tokio::sync::Mutex<()>; MAX_ADMITTING],
     /// Reads of a session's waiting messages that failed (each is tried
     /// again later on its connection).
     backlog_read_failures: std::sync::atomic::AtomicU64,
@@ -202,7 +197,6 @@ impl Broker {
             accepting: Default::default(),
             welcome_reads: WelcomeReads::default(),
             admitting: tokio::sync::Semaphore::new(MAX_ADMITTING),
-            session_writes: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
             backlog_read_failures: Default::default(),
         }));
         broker.spawn_housekeeping();
@@ -297,18 +291,6 @@ impl Broker {
 
     /// How many reads of a session's waiting messages failed on this
     /// instance.
-    /// The turn of admissions into `mesh_id` to write their session row.
-    pub(super) async fn session_write_turn(
-        &self,
-        mesh_id: &str,
-    ) -> tokio::sync::MutexGuard<'_, ()> {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        mesh_id.hash(&mut hasher);
-        let stripe = usize::try_from(hasher.finish() % MAX_ADMITTING as u64).unwrap_or(0);
-        self.session_writes[stripe].lock().await
-    }
-
     pub fn backlog_read_failures(&self) -> u64 {
         self.backlog_read_failures
             .load(std::sync::atomic::Ordering::Relaxed)
