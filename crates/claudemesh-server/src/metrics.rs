@@ -48,9 +48,6 @@ pub struct Metrics {
     /// the table once it has caught up: nothing is lost).
     pub broker_queue_overflows: IntCounter,
     pub broker_backlog_read_failures: IntCounter,
-    /// Stored messages skipped because this build cannot read them (a kind
-    /// or priority a newer build wrote, during a rolling upgrade).
-    pub broker_unreadable_messages: IntCounter,
     /// Operations waiting for the writer, seen when it takes a batch.
     pub broker_writer_queue: IntGauge,
     /// Operations per writer transaction.
@@ -140,11 +137,6 @@ impl Metrics {
             "Reads of a session's waiting messages that failed (tried again on the connection)",
         )
         .expect("metric");
-        let broker_unreadable_messages = IntCounter::new(
-            "claudemesh_broker_unreadable_messages_total",
-            "Stored messages skipped because this build cannot read them (written by a newer build)",
-        )
-        .expect("metric");
         let broker_writer_queue = IntGauge::new(
             "claudemesh_broker_writer_queue",
             "Operations waiting for the broker's writer",
@@ -201,7 +193,6 @@ impl Metrics {
             broker_grant_drops,
             broker_queue_overflows,
             broker_backlog_read_failures,
-            broker_unreadable_messages,
             broker_writer_queue,
             broker_writer_batch,
             broker_writer_commit,
@@ -219,7 +210,7 @@ impl Metrics {
         reason = "registration fails only for a name registered twice, which the unit test below would catch"
     )]
     fn register_all(&self) {
-        let collectors: [Box<dyn prometheus::core::Collector>; 18] = [
+        let collectors: [Box<dyn prometheus::core::Collector>; 17] = [
             Box::new(self.http_requests.clone()),
             Box::new(self.http_duration.clone()),
             Box::new(self.broker_sessions.clone()),
@@ -230,7 +221,6 @@ impl Metrics {
             Box::new(self.broker_grant_drops.clone()),
             Box::new(self.broker_queue_overflows.clone()),
             Box::new(self.broker_backlog_read_failures.clone()),
-            Box::new(self.broker_unreadable_messages.clone()),
             Box::new(self.broker_writer_queue.clone()),
             Box::new(self.broker_writer_batch.clone()),
             Box::new(self.broker_writer_commit.clone()),

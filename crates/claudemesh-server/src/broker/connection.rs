@@ -375,11 +375,19 @@ async fn admit(
             .await
             .map_err(internal)?;
         if !recorded {
-            // Others admitted meanwhile took the last places.
-            let in_mesh = store::sessions_in_mesh(&broker.pool, &hello.mesh_id, &hello.session_key)
-                .await
-                .map_err(internal)?;
-            return Err(over_limit(limits, in_mesh));
+            // Others admitted meanwhile took the last places: which?
+            let counted = store::membership_of_key(
+                &broker.pool,
+                &hello.mesh_id,
+                &hello.member_key,
+                &hello.session_key,
+            )
+            .await
+            .map_err(internal)?;
+            return Err(over_limit(
+                limits,
+                counted.map_or(0, |m| m.sessions_in_mesh),
+            ));
         }
     }
 
@@ -821,8 +829,8 @@ async fn push_backlog(
             return Err(BacklogFailed::Unreadable);
         }
     };
-    session.more_waiting = waiting.full;
-    for envelope in &waiting.envelopes {
+    session.more_waiting = waiting.len() as i64 >= BACKLOG_BATCH;
+    for envelope in &waiting {
         push(socket, session, envelope, None).await?;
     }
     Ok(socket.flush().await?)

@@ -253,22 +253,6 @@ pub async fn insert_session_within(
     Ok(inserted > 0)
 }
 
-/// The sessions connected in a mesh, not counting `session_key`.
-pub async fn sessions_in_mesh(
-    pool: &AnyPool,
-    mesh_id: &str,
-    session_key: &str,
-) -> Result<i64, sqlx::Error> {
-    let (count,): (i64,) = sqlx::query_as(
-        "SELECT COUNT(*) FROM broker_sessions WHERE mesh_id = $1 AND session_key <> $2",
-    )
-    .bind(mesh_id)
-    .bind(session_key)
-    .fetch_one(pool)
-    .await?;
-    Ok(count)
-}
-
 pub async fn update_session(
     pool: &AnyPool,
     session_key: &str,
@@ -548,22 +532,14 @@ const ENVELOPE_COLUMNS: &str = "m.id, m.mesh_id, m.sender_member_id, m.sender_se
 const READABLE_KINDS: &str = "m.kind IN ('direct', 'group', 'broadcast') \
     AND m.priority IN ('now', 'next', 'low')";
 
-/// What one read of a session's waiting messages found.
-pub struct Waiting {
-    /// The messages this build can read, oldest first.
-    pub envelopes: Vec<Envelope>,
-    /// The read took as many rows as it asked for: more may wait.
-    pub full: bool,
-}
-
 /// Undelivered, unexpired messages for any of `keys`, oldest first, at most
-/// `limit` rows.
+/// `limit`.
 pub async fn waiting_for(
     pool: &AnyPool,
     keys: &[&str],
     now: i64,
     limit: i64,
-) -> Result<Waiting, sqlx::Error> {
+) -> Result<Vec<Envelope>, sqlx::Error> {
     let sql = format!(
         "SELECT {ENVELOPE_COLUMNS} FROM broker_deliveries d \
          JOIN broker_messages m ON m.id = d.message_id \
@@ -573,15 +549,12 @@ pub async fn waiting_for(
         keys.len() + 1,
         keys.len() + 2,
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut query = sqlx::query_as::<_, EnvelopeRow>(sqlx::AssertSqlSafe(sql));
     for key in keys {
         query = query.bind(*key);
     }
     let rows = query.bind(now).bind(limit).fetch_all(pool).await?;
-    Ok(Waiting {
-        full: i64::try_from(rows.len()).unwrap_or(i64::MAX) >= limit,
-        envelopes: readable_envelopes(&rows),
-    })
+    Ok(rows.into_iter().map(EnvelopeRow::into_envelope).collect())
 }
 
 /// The undelivered deliveries of these messages, for recipients connected
@@ -599,36 +572,12 @@ pub async fn deliveries_of(
          WHERE d.message_id IN ({}) AND d.delivered_at IS NULL AND {READABLE_KINDS}",
         placeholders(1, message_ids.len())
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    let mut query = sqlx::query_as::<_, EnvelopeRow>(sqlx::AssertSqlSafe(sql));
     for id in message_ids {
         query = query.bind(id);
     }
     let rows = query.fetch_all(pool).await?;
-    Ok(readable_envelopes(&rows))
-}
-
-/// The envelopes of these rows, decoded one by one. A row that cannot be
-/// decoded all the same (the reads leave out kinds this build does not
-/// know, see [`READABLE_KINDS`]) is skipped, logged and counted at each
-/// read that meets it: failing the whole read would keep every other
-/// message from its recipient, on every try.
-fn readable_envelopes(rows: &[sqlx::any::AnyRow]) -> Vec<Envelope> {
-    use sqlx::{FromRow, Row};
-    rows.iter()
-        .filter_map(|row| match EnvelopeRow::from_row(row) {
-            Ok(row) => Some(row.into_envelope()),
-            Err(err) => {
-                let id: Option<String> = row.try_get("id").ok();
-                tracing::warn!(
-                    message_id = id.as_deref().unwrap_or("(unreadable)"),
-                    error = %err,
-                    "broker: skipping a stored message this build cannot read"
-                );
-                crate::metrics::METRICS.broker_unreadable_messages.inc();
-                None
-            }
-        })
-        .collect()
+    Ok(rows.into_iter().map(EnvelopeRow::into_envelope).collect())
 }
 
 /// Recipient key, member id, member name, delivered at, expires at.

@@ -74,20 +74,22 @@ impl Writer {
         stored: impl Fn(Vec<Arc<NewMessage>>) + Send + 'static,
     ) -> Self {
         let (tx, rx) = mpsc::channel(8 * MAX_BATCH);
-        let (backend, checkpointer) = match sqlite_file
-            .map(|file| (open_sqlite(file.clone()), file))
-        {
-            Some((Ok((conn, checkpointer)), _)) => (
-                Backend::Sqlite(Arc::new(std::sync::Mutex::new(conn))),
-                checkpointer,
-            ),
-            Some((Err(err), file)) => {
+        // Whichever connection writes, the log is left to this thread (the
+        // pool's connections checkpoint only far past it, see `db::pool`).
+        let checkpointer = sqlite_file.clone().and_then(|file| {
+            Checkpointer::start(file)
+                .map_err(|err| {
+                    tracing::warn!(error = %err, "broker: no checkpointing thread; SQLite's own checkpoints");
+                })
+                .ok()
+        });
+        let backend = match sqlite_file.map(|file| open_sqlite(file, checkpointer.is_some())) {
+            Some(Ok(conn)) => Backend::Sqlite(Arc::new(std::sync::Mutex::new(conn))),
+            Some(Err(err)) => {
                 tracing::warn!(error = %err, "broker: direct SQLite writer unavailable; using the pool");
-                // The pool's connections leave the log to the checkpointing
-                // thread (`db::pool`): it runs whichever connection writes.
-                (Backend::Pool(pool), Checkpointer::start(file).ok())
+                Backend::Pool(pool)
             }
-            None => (Backend::Pool(pool), None),
+            None => Backend::Pool(pool),
         };
         tokio::spawn(async move {
             // Checkpoints for as long as the writer runs.
@@ -135,26 +137,19 @@ impl Writer {
     }
 }
 
-/// The writer's own connection to a SQLite file, and the thread that
-/// checkpoints the log for it: its commits then never stop to copy the log
-/// into the database file (see [`crate::db::sqlite_checkpointer`]). Should
-/// that thread not start, the connection checkpoints as SQLite does by
-/// default.
+/// The writer's own connection to a SQLite file. With the checkpointing
+/// thread running, its commits never stop to copy the log into the
+/// database file (see [`crate::db::sqlite_checkpointer`]); without it, the
+/// connection checkpoints as SQLite does by default.
 fn open_sqlite(
     file: std::path::PathBuf,
-) -> rusqlite::Result<(rusqlite::Connection, Option<Checkpointer>)> {
-    let conn = store::open_direct(file.clone())?;
-    let checkpointer = match Checkpointer::start(file) {
-        Ok(checkpointer) => {
-            conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
-            Some(checkpointer)
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, "broker: no checkpointing thread; the writer checkpoints");
-            None
-        }
-    };
-    Ok((conn, checkpointer))
+    checkpointed: bool,
+) -> rusqlite::Result<rusqlite::Connection> {
+    let conn = store::open_direct(file)?;
+    if checkpointed {
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+    }
+    Ok(conn)
 }
 
 /// Where batches are written.

@@ -74,24 +74,18 @@ impl Checkpointer {
 }
 
 /// Copies what it can of the log into the database file without waiting
-/// for anyone; then, if the log is past `restart_past` pages, has the
-/// next commit start it again from its beginning. Returns the log's size and
-/// how much of it is copied, in pages.
-fn checkpoint(conn: &Connection, restart_past: i64) -> rusqlite::Result<(i64, i64)> {
-    let run = |mode: &str| {
-        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |row| {
-            Ok((row.get(1)?, row.get(2)?))
-        })
-    };
-    let (log, copied) = run("PASSIVE")?;
-    if log >= restart_past {
+/// for anyone; then, if the log is past `restart_past` pages, has the next
+/// commit start it again from its beginning.
+fn checkpoint(conn: &Connection, restart_past: i64) -> rusqlite::Result<()> {
+    let log_pages: i64 = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))?;
+    if log_pages >= restart_past {
         // Copies what the PASSIVE run could not (little: what came since,
         // or what a reader still needed), then waits for the readers still
         // on the log; new readers read the database file, which by then
         // holds the whole log.
-        return run("RESTART");
+        conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))?;
     }
-    Ok((log, copied))
+    Ok(())
 }
 
 /// How a RESTART waits for the writer's transaction and the readers: a

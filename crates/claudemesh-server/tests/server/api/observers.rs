@@ -45,18 +45,24 @@ async fn observe(server: &TestServer, mesh: &Mesh, who: usize) -> Client {
     .expect("the observer connects")
 }
 
-/// Observers are in no table, so the instance counts them per member,
-/// against the same limit as a member's sessions; a member's sessions and
-/// another member's observers do not count against them.
-async fn a_members_observers_are_bounded_and_one_that_leaves_makes_room(engine: Engine) {
-    let server = TestServer::start_with(
+/// A server where a member may have two sessions (and two observers) in a
+/// mesh.
+async fn two_sessions_a_member(engine: Engine) -> TestServer {
+    TestServer::start_with(
         engine,
         Options {
             broker_max_connections_per_member: Some(2),
             ..Options::default()
         },
     )
-    .await;
+    .await
+}
+
+/// Observers are in no table, so the instance counts them per member,
+/// against the same limit as a member's sessions; a member's sessions and
+/// another member's observers do not count against them.
+async fn a_members_observers_are_bounded_and_one_that_leaves_makes_room(engine: Engine) {
+    let server = two_sessions_a_member(engine).await;
     let mesh = server.mesh(&["Alice", "Bob"]).await;
     let _alice = mesh.connect(0).await;
     let _bob_watching = observe(&server, &mesh, 1).await;
@@ -96,14 +102,7 @@ async fn a_members_observers_are_bounded_and_one_that_leaves_makes_room(engine: 
 /// to the limit and no further: each takes its place as it is counted, not
 /// once it is registered after the database's answers.
 async fn observers_connecting_at_once_cannot_pass_the_limit_together(engine: Engine) {
-    let server = TestServer::start_with(
-        engine,
-        Options {
-            broker_max_connections_per_member: Some(2),
-            ..Options::default()
-        },
-    )
-    .await;
+    let server = two_sessions_a_member(engine).await;
     let mesh = server.mesh(&["Alice"]).await;
     let attempts =
         (0..6).map(|_| Client::observe(&server.base_url, mesh.identity(0), mesh.presence(0, &[])));
